@@ -1,0 +1,177 @@
+"""Audio decoding: any rate, any channel count, WAV/FLAC/OGG/MP3 (libsndfile) with PyAV as the
+fallback for containers libsndfile does not read. Mono mix and resampling with soxr."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MediaError
+
+__all__ = ["AudioInfo", "probe_audio", "load_audio", "resample", "to_mono"]
+
+_EXT_FORMAT = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aiff": "AIFF",
+               ".aif": "AIFF"}
+
+
+@dataclass
+class AudioInfo:
+    """What a file holds. ``quirks`` lists oddities that do not stop decoding."""
+
+    path: str
+    samplerate: int
+    channels: int
+    frames: int
+    format: str
+    quirks: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.samplerate if self.samplerate else 0.0
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(path, "file does not exist")
+    if path.is_dir():
+        raise MediaError(path, "is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "file is empty (0 bytes)")
+
+
+def _sf_error(path: Path, exc: Exception) -> MediaError:
+    head = path.read_bytes()[:64]
+    if head[:1] in (b"{", b"<", b"#") or all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return MediaError(path, "not audio: the file holds text")
+    return MediaError(path, f"cannot decode audio ({str(exc).splitlines()[0]})")
+
+
+def probe_audio(path: str | Path, *, decode: bool = True) -> AudioInfo:
+    """Header facts of an audio file; with ``decode`` also read it all to catch truncation.
+
+    Raises :class:`MediaError` naming the file and the problem (empty, text, truncated, ...).
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    _check_exists(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile cannot open it: try PyAV (e.g. AAC, odd MP3)
+        try:
+            y, sr = _load_av(path)
+        except MediaError:
+            raise _sf_error(path, exc) from None
+        return AudioInfo(str(path), sr, 1, len(y), "AV", [])
+    quirks: list[str] = []
+    expected = _EXT_FORMAT.get(path.suffix.lower())
+    if expected and info.format != expected and not (expected == "AIFF" and info.format == "AIFF"):
+        quirks.append(f"container is {info.format} although the extension is {path.suffix}")
+    if info.channels > 1:
+        quirks.append(f"{info.channels} channels (mixed to mono on load)")
+    frames = int(info.frames)
+    if decode:
+        try:
+            data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise MediaError(path, f"truncated or corrupt audio ({str(exc).splitlines()[0]})") from None
+        if frames > 0 and data.shape[0] < frames:
+            raise MediaError(path, f"truncated: header says {frames} frames, only "
+                                   f"{data.shape[0]} decode")
+        frames = data.shape[0]
+    if frames == 0:
+        raise MediaError(path, "audio holds no samples")
+    return AudioInfo(str(path), int(info.samplerate), int(info.channels), frames, info.format,
+                     quirks)
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average channels: ``(n, ch)`` -> ``(n,)``."""
+    return y.mean(axis=1) if y.ndim == 2 else y
+
+
+def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample with soxr (high quality). No-op when the rates match."""
+    if sr_in == sr_out:
+        return y
+    import soxr
+
+    return soxr.resample(y, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
+
+
+def _load_av(path: Path) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of any container with PyAV, mono float32."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            streams = [s for s in c.streams if s.type == "audio"]
+            if not streams:
+                raise MediaError(path, "no audio stream in the file")
+            st = streams[0]
+            chunks = []
+            sr = st.codec_context.sample_rate or st.rate
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+            for frame in c.decode(st):
+                for f in resampler.resample(frame):
+                    chunks.append(f.to_ndarray().reshape(-1))
+            for f in resampler.resample(None):
+                chunks.append(f.to_ndarray().reshape(-1))
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise MediaError(path, f"cannot decode audio ({str(exc).splitlines()[0]})") from None
+    if not chunks:
+        raise MediaError(path, "audio stream holds no samples")
+    return np.concatenate(chunks).astype(np.float32), int(sr)
+
+
+def load_audio(path: str | Path, *, sr: int | None = 16000, mono: bool = True,
+               offset: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
+    """Load audio as float32 in [-1, 1].
+
+    Parameters
+    ----------
+    path
+        WAV, FLAC, OGG, MP3 (libsndfile) or any container with an audio stream (PyAV).
+    sr
+        Target rate; ``None`` keeps the file's rate.
+    mono
+        Mix channels down to one (the default); else return ``(n, channels)``.
+    offset, duration
+        Seconds to skip and to read (``None``: to the end), so long files are read in windows.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    _check_exists(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            file_sr = f.samplerate
+            start = int(round(offset * file_sr))
+            if start:
+                f.seek(min(start, f.frames))
+            n = -1 if duration is None else int(round(duration * file_sr))
+            y = f.read(n, dtype="float32", always_2d=True)
+    except sf.LibsndfileError as exc:
+        try:
+            y1, file_sr = _load_av(path)
+        except MediaError:
+            raise _sf_error(path, exc) from None
+        y = y1[:, None]
+        start = int(round(offset * file_sr))
+        y = y[start: None if duration is None else start + int(round(duration * file_sr))]
+    except Exception as exc:
+        raise MediaError(path, f"truncated or corrupt audio ({str(exc).splitlines()[0]})") from None
+    if y.shape[0] == 0 and offset == 0:
+        raise MediaError(path, "audio holds no samples")
+    if mono:
+        y = to_mono(y)
+    if not np.all(np.isfinite(y)):
+        y = np.nan_to_num(y, nan=0.0, posinf=1.0, neginf=-1.0)
+    if sr is not None and sr != file_sr:
+        y = resample(y, file_sr, sr)
+        file_sr = sr
+    return np.ascontiguousarray(y, dtype=np.float32), int(file_sr)

@@ -1,0 +1,44 @@
+"""Where emofuse finds data and keeps its caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["data_root", "protocols_root", "cache_dir", "repo_root"]
+
+_PKG = Path(__file__).resolve().parent
+
+
+def repo_root() -> Path:
+    """Root of the source checkout (two levels above the package), used for defaults."""
+    return _PKG.parent.parent
+
+
+def data_root() -> Path:
+    """Root of the corpora: ``$EMOFUSE_DATA`` or ``../shared/data`` next to the checkout."""
+    env = os.environ.get("EMOFUSE_DATA")
+    if env:
+        return Path(env).expanduser()
+    for base in (Path.cwd(), repo_root()):
+        cand = base.parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return repo_root().parent / "shared" / "data"
+
+
+def protocols_root() -> Path:
+    """Folder of shared benchmark folds: ``$EMOFUSE_PROTOCOLS`` or ``<data_root>/../protocols``."""
+    env = os.environ.get("EMOFUSE_PROTOCOLS")
+    if env:
+        return Path(env).expanduser()
+    return data_root().parent / "protocols"
+
+
+def cache_dir() -> Path:
+    """Feature and model cache: ``$EMOFUSE_CACHE`` or ``~/.cache/emofuse``. Safe to delete."""
+    env = os.environ.get("EMOFUSE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg).expanduser() / "emofuse" if xdg else Path.home() / ".cache" / "emofuse"

@@ -1,0 +1,1 @@
+"""emofuse.serve"""
