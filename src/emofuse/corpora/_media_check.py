@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 from pathlib import Path
 
 from ..errors import MediaError
@@ -20,6 +21,7 @@ class AudioChecker:
         self.anomalies = anomalies
         self.decode = decode
         self.rates: dict[str, int] = {}
+        self.hashes: dict[str, str] = {}
 
     def check(self, path: Path) -> bool:
         from ..media.audio import probe_audio
@@ -32,9 +34,22 @@ class AudioChecker:
         for q in info.quirks:
             self.anomalies.append(Anomaly(str(path), q, skipped=False))
         self.rates[str(path)] = info.samplerate
+        self.hashes[str(path)] = hashlib.sha1(path.read_bytes()).hexdigest()
         return True
 
+    def content_hash(self, path: Path | str) -> str | None:
+        """SHA-1 of the bytes of a file that passed :meth:`check` (for duplicate/leakage checks)."""
+        return self.hashes.get(str(path))
+
     def finish(self) -> None:
+        """Report sample-rate outliers and byte-identical files (all kept)."""
+        first: dict[str, str] = {}
+        for p, h in self.hashes.items():
+            if h in first:
+                self.anomalies.append(Anomaly(p, f"identical content to {first[h]}",
+                                              skipped=False))
+            else:
+                first[h] = p
         if not self.rates:
             return
         majority, _ = collections.Counter(self.rates.values()).most_common(1)[0]

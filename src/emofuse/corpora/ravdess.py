@@ -77,6 +77,8 @@ class Ravdess(Corpus):
                                              f"(kept {rec.audio})"))
                     continue
                 rec.audio = str(path)
+                if checker.content_hash(path):
+                    rec.extra["content_hash"] = checker.content_hash(path)
             elif mod == "01" or rec.video is None:
                 # full AV beats video-only as the clip's video; keep the other in extra
                 if rec.video:

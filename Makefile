@@ -1,0 +1,38 @@
+# emofuse: every target bootstraps itself on a bare machine (Python >= 3.11 and pip required).
+#   make demo   - the main job
+#   make test   - the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.emofuse-installed
+
+.PHONY: demo test setup apt clean-venv report lint
+
+demo: setup
+	$(BIN)/emofuse demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+report: setup
+	$(BIN)/emofuse report
+
+setup: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Debian packages the project needs (scripts/apt-packages.txt), installed only when absent.
+apt:
+	@scripts/ensure-apt.sh scripts/apt-packages.txt
+
+$(STAMP): pyproject.toml scripts/apt-packages.txt | $(BIN)/python
+	@scripts/ensure-apt.sh scripts/apt-packages.txt
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# CPU build of torch from local disk first, so nothing pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[all]"
+	@touch $(STAMP)
+
+clean-venv:
+	rm -rf $(VENV)
