@@ -113,21 +113,38 @@ def data_folds(corpus: CorpusOpt, root: RootOpt = None,
                seed: Annotated[int, typer.Option(help="Seed for speaker-kfold and random.")] = 0,
                out_dir: Annotated[Path, typer.Option("--out", help="Folder for the fold file.")] = Path("folds"),
                allow_leak: Annotated[bool, typer.Option("--allow-leak", help="Write a split even if it leaks (random split).")] = False,
+               drop_duplicates: Annotated[bool, typer.Option("--drop-duplicates", help="Drop val/test items whose content also occurs in an earlier part (FER2013).")] = False,
                ) -> None:
     """Write a fold file (CSV: fold,split,id,label) after the leakage check."""
     from . import protocols
     from .corpora import load_corpus
 
     scan = load_corpus(corpus, root, check_media=False)
-    splits = protocols.make_splits(protocol, scan.records, corpus=scan.corpus, k=k, seed=seed,
-                                   allow_leak=allow_leak)
-    for s in splits:
-        protocols.check_leakage(s, scan.records, allow_leak=allow_leak)
+    key = protocol.lower().replace("_", "-")
+    options: dict = {}
+    if key in ("speaker-kfold", "kfold"):
+        options = {"k": k, "seed": seed, "allow_leak": allow_leak}
+    elif key == "random":
+        if not allow_leak:
+            raise EmofuseError("the random split leaks speakers; pass --allow-leak to write it "
+                               "for a leakage audit")
+        options = {"seed": seed}
+    elif key in ("emobox", "loso", "official"):
+        options = {"allow_leak": allow_leak}
+    if drop_duplicates and "allow_leak" in options:
+        options["allow_leak"] = True
+    splits = protocols.make_splits(protocol, scan.records, corpus=scan.corpus, **options)
+    if drop_duplicates:
+        splits = [protocols.drop_cross_duplicates(s, scan.records, allow_leak=allow_leak)
+                  for s in splits]
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{scan.corpus}_{protocol}_folds.csv"
-    protocols.write_folds(path, splits, scan.records)
+    path = protocols.write_folds(splits, out_dir / f"{scan.corpus}_{key}_folds.csv",
+                                 records=scan.records)
+    leaking = any(s.leaking for s in splits)
     out.print(f"wrote {len(splits)} fold(s) to {path}"
-              + (" [red](leaking split: for a leakage audit only)[/red]" if any(s.leaking for s in splits) else ""))
+              + (" [red](leaking split: for a leakage audit only)[/red]" if leaking else ""))
+    for s in splits:
+        out.print(f"  {s.name}: " + ", ".join(f"{p} {len(v)}" for p, v in s.parts().items()))
 
 
 @config_app.command("validate")
@@ -142,6 +159,76 @@ def config_validate(file: Annotated[Path, typer.Argument(help="YAML run configur
             err.print(f"  - {p}")
         raise typer.Exit(2)
     out.print(f"{file}: valid")
+
+
+@app.command("bench")
+def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. ser-ravdess; omit to list suites.")] = None,
+          config: Annotated[Optional[Path], typer.Option(help="Run configuration (default: configs/<suite>.yaml).")] = None,
+          results: Annotated[Path, typer.Option(help="Folder for <suite>.json and .md.")] = Path("benchmarks/results"),
+          quick: Annotated[bool, typer.Option("--quick", help="Smoke run: tiny subset, few epochs; results go to a 'quick' suite name.")] = False,
+          ) -> None:
+    """Run a benchmark suite from its committed config and write its results JSON + Markdown."""
+    from .config import load_config
+    from .evaluate.results import write_result
+    from .recipes import config_path, get_suite, list_suites
+
+    if name is None:
+        t = Table("suite", "modality", "description")
+        for s in list_suites():
+            t.add_row(s.name, s.modality, s.description)
+        out.print(t)
+        return
+    s = get_suite(name)
+    cfg = load_config(config or config_path(name))
+    result = s.run(cfg, quick=quick)
+    if quick:
+        result["suite"] = f"{result['suite']}-quick"
+    jpath, mpath = write_result(result, results)
+    keys = [k for k in result["metrics"] if not k.endswith(("_s", "_ms"))][:6]
+    out.print(f"[bold]{result['suite']}[/bold] ({result['protocol']}): " + "; ".join(
+        f"{k} {100 * result['metrics'][k]['mean']:.2f} ± {100 * result['metrics'][k]['std']:.2f}"
+        for k in keys))
+    out.print(f"wrote {jpath} and {mpath}")
+
+
+@app.command("train")
+def train(config: Annotated[Path, typer.Option(help="Run configuration (YAML).")],
+          out_dir: Annotated[Optional[Path], typer.Option("--out", help="Model folder (default: output.dir of the config).")] = None,
+          quick: Annotated[bool, typer.Option("--quick", help="Smoke run on a tiny subset.")] = False,
+          ) -> None:
+    """Train a model on a whole corpus (validation inside it) and save safetensors + card."""
+    from .config import load_config
+    from .recipes import get_modality
+
+    cfg = load_config(config)
+    path = get_modality(cfg.task.modality).train(cfg, out_dir=out_dir or cfg.output.dir, quick=quick)
+    out.print(f"model saved to {path}")
+
+
+@app.command("evaluate")
+def evaluate(model: Annotated[Path, typer.Option(help="Model folder (model.safetensors + card.json).")],
+             corpus: CorpusOpt, root: RootOpt = None,
+             as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+             ) -> None:
+    """Measure a trained model on any corpus, in the labels both share."""
+    from .corpora import load_corpus
+    from .recipes import get_modality
+    from .train.checkpoint import read_card
+
+    card = read_card(model)
+    modality = card.get("task") or card.get("modality")
+    if not modality:
+        raise EmofuseError(f"{model}: card.json does not say which modality the model is for")
+    scan = load_corpus(corpus, root)
+    res = get_modality(modality).evaluate(model, scan.records, corpus=scan.corpus)
+    res.setdefault("skipped", [])
+    res["skipped"] = [a.to_dict() for a in scan.anomalies if a.skipped] + list(res["skipped"])
+    if as_json:
+        print(json.dumps(res, ensure_ascii=False))
+        return
+    out.print(f"{model} on {scan.corpus}: {res['items']} items, {len(res['skipped'])} skipped")
+    for k, m in res["metrics"].items():
+        out.print(f"  {k}: {100 * m['mean']:.2f}")
 
 
 @app.command("report")

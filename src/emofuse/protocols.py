@@ -189,8 +189,8 @@ class LeakageReport:
 
     @property
     def n_duplicates(self) -> int:
-        """Held-out items identical to an item on the other side, over all pairs."""
-        return sum(len(v) for v in self.duplicates.values())
+        """Distinct held-out items identical to an item on the other side (any pair)."""
+        return len({held for pairs in self.duplicates.values() for held, _ in pairs})
 
     @property
     def n_shared_ids(self) -> int:
@@ -276,12 +276,11 @@ def check_leakage(split: Split, records: Iterable[Record], *,
         if a not in parts or b not in parts:
             continue
         pair = f"{a}/{b}"
-        shared_groups[pair] = sorted(groups[a].keys() & groups[b].keys())
+        shared_groups[pair] = sorted(groups[a][g] for g in groups[a].keys() & groups[b].keys())
         shared_ids[pair] = [i for i in parts[b] if i in id_sets[a]]
-        duplicates[pair] = [(i, hashes[a][h]) for h, ids_b in hashes[b].items()
+        duplicates[pair] = [(i, hashes[a][h][0]) for h, ids_b in hashes[b].items()
                             if h in hashes[a] for i in ids_b if i not in id_sets[a]]
-    report = LeakageReport(split.name, shared_groups, shared_ids,
-                           {k: v for k, v in duplicates.items()})
+    report = LeakageReport(split.name, shared_groups, shared_ids, duplicates)
     if not report.ok and not (allow_leak or split.leaking):
         raise LeakageError(f"split {split.name!r} leaks between its parts (pass "
                            f"allow_leak=True to accept it knowingly):\n{report.message()}")
@@ -658,8 +657,9 @@ def _read_fold_rows(path: Path) -> dict[int, dict[str, list[tuple[str, str]]]]:
         id_col = next((c for c in ("id", "utterance") if c in cols), None)
         label_col = next((c for c in ("label", "emotion") if c in cols), None)
         if not {"fold", "split"} <= cols or id_col is None:
+            found = ",".join(reader.fieldnames or [])
             raise DataError(path, f"expected columns fold,split,id[,label] (or EmoBox's "
-                            f"fold,split,utterance,emotion), found {','.join(reader.fieldnames or [])}")
+                            f"fold,split,utterance,emotion), found {found}")
         for line, row in enumerate(reader, start=2):
             part = _PART_NAMES.get((row["split"] or "").strip().lower())
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,11 +11,17 @@ from typing import Any
 from ..errors import DataError
 
 __all__ = ["Record", "Anomaly", "CorpusScan", "Corpus", "register", "get_corpus",
-           "list_corpora", "AUDIO_EXTS", "VIDEO_EXTS", "IMAGE_EXTS"]
+           "list_corpora", "iter_files", "find_file", "read_bytes", "modality_of",
+           "normalise_gender", "AUDIO_EXTS", "VIDEO_EXTS", "IMAGE_EXTS", "TEXT_EXTS"]
 
 AUDIO_EXTS = (".wav", ".flac", ".mp3", ".ogg")
 VIDEO_EXTS = (".mp4", ".flv", ".avi", ".webm", ".mkv", ".mov")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+TEXT_EXTS = (".txt",)
+_MODALITY_EXTS = (("audio", AUDIO_EXTS), ("video", VIDEO_EXTS), ("image", IMAGE_EXTS),
+                  ("text", TEXT_EXTS))
+_GENDERS = {"m": "male", "male": "male", "man": "male", "f": "female", "female": "female",
+            "woman": "female"}
 
 
 @dataclass
@@ -25,7 +31,8 @@ class Record:
     ``audio``/``video``/``image``/``au`` are file paths (``au``: a table whose row ``au_id`` in
     ``extra`` belongs to this item); ``text`` is the text itself. ``label`` is the canonical label
     (see :mod:`emofuse.labels`), ``label_native`` the corpus' own. Multi-label corpora put the
-    full label list in ``extra["labels"]``.
+    full label list in ``extra["labels"]``. ``extra["group"]`` (e.g. IEMOCAP's session) and
+    ``extra["dialogue"]`` (MELD, IEMOCAP) feed :attr:`group`.
     """
 
     id: str
@@ -44,8 +51,9 @@ class Record:
 
     @property
     def group(self) -> str | None:
-        """The unit that must not cross a split: dialogue where defined, else speaker."""
-        return self.extra.get("dialogue") or self.speaker
+        """The unit that must not cross a split: ``extra["group"]`` where set, else
+        ``extra["dialogue"]``, else the speaker."""
+        return self.extra.get("group") or self.extra.get("dialogue") or self.speaker
 
     def modalities(self) -> list[str]:
         """Modalities present on this record."""
@@ -187,4 +195,36 @@ def iter_files(root: Path, exts: Iterable[str]) -> list[Path]:
     return sorted(p for p in out if p.is_file())
 
 
-Checker = Callable[[Path], "str | None"]
+def find_file(root: Path, name: str, subdirs: Iterable[str] = ()) -> Path | None:
+    """``root/<subdir>/name`` for the first subdir that has it (``""`` = root), else the
+    shallowest match anywhere below ``root``; ``None`` when absent."""
+    for sub in ("", *subdirs):
+        cand = root / sub / name
+        if cand.is_file():
+            return cand
+    found = sorted(root.rglob(name), key=lambda p: (len(p.parts), str(p)))
+    return next((p for p in found if p.is_file()), None)
+
+
+def read_bytes(path: Path, anomalies: list[Anomaly]) -> bytes | None:
+    """The content of ``path``; ``None`` after reporting an unreadable file (skipped)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        anomalies.append(Anomaly(str(path), f"cannot read file ({exc.strerror})"))
+        return None
+
+
+def modality_of(path: str | Path) -> str | None:
+    """``"audio"``, ``"video"``, ``"image"`` or ``"text"`` from the extension (any case)."""
+    ext = Path(path).suffix.lower()
+    return next((m for m, exts in _MODALITY_EXTS if ext in exts), None)
+
+
+def normalise_gender(value: str | None) -> str | None:
+    """``"M"``, ``"Male"``, ``"f"`` ... -> ``"male"``/``"female"``; other values lower-cased."""
+    if value is None or not value.strip():
+        return None
+    v = value.strip().lower()
+    return _GENDERS.get(v, v)
+
