@@ -29,8 +29,9 @@ def tone(path: str | Path, *, sr: int = 16000, seconds: float = 0.1, channels: i
     unless ``fmt`` is given (e.g. AIFF written under a ``.wav`` name)."""
     path = _parent(Path(path))
     t = np.arange(int(sr * seconds)) / sr
-    # pitch from the file name, so that no two fixtures are byte-identical (loaders flag those)
-    y = (0.2 * np.sin(2 * np.pi * (100 + zlib.crc32(str(path).encode()) % 2000) * t))
+    # pitch from the whole path's CRC-32 (100-2100 Hz, not rounded to whole hertz), so that no
+    # two fixtures are byte-identical (loaders flag those)
+    y = (0.2 * np.sin(2 * np.pi * (100 + zlib.crc32(str(path).encode()) / 2**32 * 2000) * t))
     y = y.astype(np.float32)
     if channels > 1:
         y = np.repeat(y[:, None], channels, axis=1)

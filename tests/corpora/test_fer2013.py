@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from emofuse.corpora import load_corpus
-from emofuse.corpora.fer2013 import duplicate_groups, inspect_image, parse_pixels
+from emofuse.corpora._image import inspect_image
+from emofuse.corpora.fer2013 import duplicate_groups, parse_pixels
 from emofuse.errors import ConfigError, DataError
 from emofuse.paths import data_root
 

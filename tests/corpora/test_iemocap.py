@@ -51,8 +51,9 @@ def test_layout_labels_speakers_and_text(tmp_path, level):
     assert (r.label_native, r.label, r.speaker, r.gender) == ("fru", "frustrated", "Ses01_M",
                                                               "male")
     assert r.text == "Do you have your forms?"
-    assert r.extra["session"] == "Ses01" and r.group == "Ses01"
-    assert r.extra["conversation"] == "Ses01F_impro01" and r.extra["scenario"] == "improvised"
+    assert r.extra["session"] == r.extra["group"] == "Ses01" and r.group == "Ses01"
+    assert r.extra["dialogue"] == "Ses01F_impro01" and r.extra["scenario"] == "improvised"
+    assert "conversation" not in r.extra
     assert (r.extra["valence"], r.extra["activation"], r.extra["dominance"]) == (2.5, 3.0, 3.5)
     assert (r.extra["start"], r.extra["end"]) == (4.5, 6.25)
     assert r.modalities() == ["audio", "text"]
@@ -61,7 +62,8 @@ def test_layout_labels_speakers_and_text(tmp_path, level):
         return
     x = by_id["Ses02M_script01_1_F003"]
     assert (x.label_native, x.label, x.speaker) == ("xxx", None, "Ses02_F")
-    assert x.extra["scenario"] == "scripted"
+    assert x.extra["dialogue"] == "Ses02M_script01_1" and x.extra["scenario"] == "scripted"
+    assert x.group == "Ses02"          # the session, not the dialogue, keeps folds honest
     untranscribed = by_id["Ses02M_script01_1_M010"]
     assert untranscribed.text is None
     (note,) = scan.anomalies

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from emofuse.corpora import load_corpus
-from emofuse.corpora.meld import clean_text, decode_utf8, repair_mojibake
+from emofuse.corpora._text import clean_text, decode_utf8, repair_mojibake
 from emofuse.errors import DataError
 from emofuse.paths import data_root
 

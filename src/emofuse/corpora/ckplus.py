@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..labels import CORPUS_LABELS, unify
 from ._base import IMAGE_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from .fer2013 import content_hash, inspect_image
+from ._image import content_hash, read_image
 
 __all__ = ["CKPlus"]
 
@@ -69,15 +69,10 @@ class CKPlus(Corpus):
             anomalies.append(Anomaly(str(path), "name does not follow CK+ "
                                      "S<subject>_<sequence>_<frame> (e.g. S010_004_00000017)"))
             return None
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            anomalies.append(Anomaly(str(path), f"cannot read file ({exc.strerror})"))
+        image = read_image(path, anomalies, decode=decode)
+        if image is None:
             return None
-        problem, _ = inspect_image(data, decode=decode)
-        if problem:
-            anomalies.append(Anomaly(str(path), problem))
-            return None
+        data, _ = image
         subject, seq, frame = m.groups()
         return Record(id=path.stem, corpus=self.name, label_native=emotion,
                       label=unify(self.name, emotion), speaker=subject, image=str(path),

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..labels import unify
-from ._base import AUDIO_EXTS, VIDEO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from .generic import MediaChecks, find_file, modality_of, normalise_gender
+from ._base import (AUDIO_EXTS, VIDEO_EXTS, Anomaly, Corpus, CorpusScan, Record, find_file,
+                    iter_files, modality_of, normalise_gender, register)
+from ._media_check import MediaChecks
 
 SENTENCES: dict[str, str] = {
     "IEO": "It's eleven o'clock.",

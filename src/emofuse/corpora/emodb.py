@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..labels import unify
 from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from .generic import scan_audio_files
+from ._media_check import scan_audio_files
 
 #: Speaker -> (gender, age in years), from the corpus' documentation.
 SPEAKERS: dict[str, tuple[str, int]] = {

@@ -17,16 +17,13 @@
 ``split`` is the usage, as the corpus names it. Every record carries ``extra["content_hash"]``:
 a hash of the decoded pixels (CSV) or of the file bytes (images). About 1,850 images repeat
 another image's pixels, often across usages and sometimes with another label;
-:func:`duplicate_groups` finds them. The image and hash helpers here serve the other face
-corpora too.
+:func:`duplicate_groups` finds them.
 """
 
 from __future__ import annotations
 
 import collections
 import csv
-import hashlib
-import io
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,9 +33,12 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..labels import CORPUS_LABELS, unify
 from ._base import IMAGE_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
+from ._image import content_hash, read_image
 
-__all__ = ["Fer2013", "EMOTIONS", "USAGES", "content_hash", "inspect_image", "parse_pixels",
-           "duplicate_groups"]
+# Lived here before; still importable from this module for existing callers.
+from ._image import inspect_image  # noqa: F401
+
+__all__ = ["Fer2013", "EMOTIONS", "USAGES", "parse_pixels", "duplicate_groups"]
 
 #: Native label of each CSV emotion id (index = id).
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -50,62 +50,6 @@ CSV_NAMES = ("fer2013.csv", "fer2013/fer2013.csv", "icml_face_data.csv")
 _FOLDER_USAGE = {"train": "Training", "training": "Training", "test": "PublicTest",
                  "publictest": "PublicTest", "privatetest": "PrivateTest"}
 _GUESSED_FOLDERS = frozenset({"test"})
-_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"),
-          (b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
-
-
-def content_hash(data: bytes) -> str:
-    """Short hex digest identifying identical content (128-bit BLAKE2b)."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _image_kind(data: bytes) -> str | None:
-    for magic, kind in _MAGIC:
-        if data.startswith(magic):
-            return kind
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
-def _looks_like_text(data: bytes) -> bool:
-    head = data[:256]
-    return all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-
-
-def inspect_image(data: bytes, *, decode: bool = True) -> tuple[str | None, tuple[int, int] | None]:
-    """Cheap validity check of an image file's bytes.
-
-    Checks the signature and, for JPEG and PNG, the end marker; with ``decode`` also decodes
-    the image (a few tens of microseconds for a small face crop).
-
-    Returns
-    -------
-    problem, size
-        ``problem`` is ``None`` for a good image, else what is wrong; ``size`` is (width,
-        height) when the image was decoded.
-    """
-    if not data:
-        return "file is empty (0 bytes)", None
-    kind = _image_kind(data)
-    if kind is None:
-        if _looks_like_text(data):
-            return "not an image: the file holds text", None
-        return "not an image (unrecognised format)", None
-    if kind == "JPEG" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        return "truncated JPEG (no end-of-image marker)", None
-    if kind == "PNG" and b"IEND" not in data[-32:]:
-        return "truncated PNG (no IEND chunk)", None
-    if not decode:
-        return None, None
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return None, img.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return f"corrupt {kind} image ({exc})", None
 
 
 def parse_pixels(text: str) -> np.ndarray:
@@ -235,15 +179,10 @@ class Fer2013(Corpus):
                 anomalies.append(Anomaly(str(path), f"folder {path.parent.name!r} is not a "
                                          f"FER2013 emotion ({', '.join(EMOTIONS)})"))
                 continue
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                anomalies.append(Anomaly(str(path), f"cannot read file ({exc.strerror})"))
+            image = read_image(path, anomalies, decode=decode)
+            if image is None:
                 continue
-            problem, size = inspect_image(data, decode=decode)
-            if problem:
-                anomalies.append(Anomaly(str(path), problem))
-                continue
+            data, size = image
             if size is not None and size != (SIDE, SIDE):
                 anomalies.append(Anomaly(str(path), f"image is {size[0]}x{size[1]}, not "
                                          f"{SIDE}x{SIDE} (resized on load)", skipped=False))

@@ -15,9 +15,11 @@ plus that last gender (``Ses01_F``): each session has one actor of each gender. 
 the folder holding ``IEMOCAP_full_release`` or the release folder itself (or one session).
 
 Splits: IEMOCAP is evaluated leave-one-session-out. Both speakers of a session share its
-dialogues, so the session is the unit that must stay on one side of a split; it is stored as
-``extra["dialogue"]`` (what :attr:`Record.group` uses), with the dialogue itself in
-``extra["conversation"]``. Label ``xxx`` (no consensus) maps to ``None``.
+dialogues, so the session is the unit that must stay on one side of a split: it is
+``extra["group"]`` (what :attr:`Record.group` returns) and ``extra["session"]``. The dialogue
+itself (``Ses01F_impro01``, the utterance id without its ``_<g><NNN>`` tail) is
+``extra["dialogue"]``; ``extra["scenario"]`` says whether it is improvised or scripted. Label
+``xxx`` (no consensus) maps to ``None``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..labels import CORPUS_LABELS, unify
 from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from .generic import scan_audio_files
+from ._media_check import scan_audio_files
 
 _UTT = re.compile(r"^Ses(?P<ses>\d{2})[FM]_(?P<part>.+)_(?P<g>[FM])(?P<num>[0-9]{3})$")
 _NUM = r"\s*([\d.]+)\s*"
@@ -132,10 +134,10 @@ class Iemocap(Corpus):
         if folder and int(folder.group(1)) != int(m["ses"]):
             notes.append(Anomaly(str(path), f"utterance of {session} lies in folder "
                                             f"Session{folder.group(1)}", skipped=False))
-        conversation = utt.rsplit("_", 1)[0]
+        dialogue = utt.rsplit("_", 1)[0]
         extra: dict[str, object] = {
-            "session": session, "dialogue": session, "conversation": conversation,
-            "scenario": "scripted" if "_script" in conversation else "improvised",
+            "session": session, "group": session, "dialogue": dialogue,
+            "scenario": "scripted" if "_script" in dialogue else "improvised",
             **{k: ev[k] for k in ("start", "end", "valence", "activation", "dominance")},
         }
         gender = m["g"]

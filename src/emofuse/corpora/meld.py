@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..labels import CORPUS_LABELS, unify
-from ._base import Anomaly, Corpus, CorpusScan, Record, register
+from ._base import Anomaly, Corpus, CorpusScan, Record, read_bytes, register
 from ._text import clean_text, decode_utf8, invalid_bytes_anomaly
 
 # Lived here before; still importable from this module for existing callers.
@@ -92,12 +92,10 @@ class Meld(Corpus):
         return CorpusScan(self.name, str(root), records, anomalies)
 
     def _read_split(self, path: Path, split: str, anomalies: list[Anomaly]) -> list[Record]:
-        try:
-            text = decode_utf8(path.read_bytes())
-        except OSError as exc:
-            anomalies.append(Anomaly(str(path), f"cannot read file ({exc.strerror})"))
+        data = read_bytes(path, anomalies)
+        if data is None:
             return []
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.DictReader(io.StringIO(decode_utf8(data), newline=""))
         missing = [c for c in _REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
             anomalies.append(Anomaly(str(path), f"not a MELD CSV: no column "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..labels import unify
 from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from .generic import scan_audio_files
+from ._media_check import scan_audio_files
 
 SPEAKERS = ("DC", "JE", "JK", "KL")
 #: Sentences per emotion code (neutral has twice as many).

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..labels import unify
 from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from .generic import scan_audio_files
+from ._media_check import scan_audio_files
 
 #: Speaker -> age in years.
 SPEAKERS = {"OAF": 64, "YAF": 26}

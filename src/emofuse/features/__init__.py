@@ -1,1 +1,61 @@
-"""emofuse.features"""
+"""Feature extractors (registered by name) and the on-disk feature cache.
+
+An extractor is a function ``fn(x, **params) -> np.ndarray``; :func:`extract_cached` computes it
+for a file once and keeps the result in :class:`~emofuse.features.cache.FeatureCache`, keyed by
+the file's content, the extractor's name and version, and its parameters.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["register_feature", "get_feature", "list_features", "Feature"]
+
+_MODULES = ("speech", "face", "text", "video")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    fn: Callable[..., Any]
+    modality: str
+    version: str
+
+
+_REGISTRY: dict[str, Feature] = {}
+
+
+def register_feature(name: str, *, modality: str, version: str = "1") -> Callable:
+    """Decorator registering an extractor under ``name`` (bump ``version`` when outputs change)."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _REGISTRY[name] = Feature(name, fn, modality, version)
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    for mod in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{mod}":
+                raise
+
+
+def list_features() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_feature(name: str) -> Feature:
+    _load_all()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown feature {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]

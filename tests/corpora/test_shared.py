@@ -1,0 +1,79 @@
+"""Helpers shared by the loaders: Record.group, byte sniffing and hashing, image reading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emofuse.corpora import Record
+from emofuse.corpora._image import SNIFF_BYTES, content_hash, looks_like_text, read_image
+from emofuse.corpora._media_check import AudioChecker, MediaChecks
+
+from ._audio_fixtures import image, tone
+
+
+def _rec(speaker: str | None = "spk", **extra: object) -> Record:
+    return Record("r1", "test", "a", "a", speaker=speaker, extra=dict(extra))
+
+
+def test_group_prefers_group_then_dialogue_then_speaker() -> None:
+    assert _rec(group="Ses01", dialogue="Ses01F_impro01").group == "Ses01"
+    assert _rec(dialogue="train:3").group == "train:3"
+    assert _rec(group="", dialogue="train:3").group == "train:3"   # empty means unset
+    assert _rec().group == "spk"
+    assert _rec(speaker=None).group is None
+
+
+def test_looks_like_text_reads_only_the_head() -> None:
+    assert looks_like_text(b"a note\r\n\twith tabs")
+    assert not looks_like_text(b"")
+    assert not looks_like_text(b"\x89PNG\r\n\x1a\n")
+    assert not looks_like_text("café".encode())                  # not plain ASCII
+    assert looks_like_text(b"x" * SNIFF_BYTES + b"\x00\xff")     # binary after the head
+
+
+def test_read_image_reports_and_skips(tmp_path: Path) -> None:
+    anomalies: list = []
+    good = image(tmp_path / "good.png")
+    data, size = read_image(good, anomalies)
+    assert data == good.read_bytes() and size == (8, 8) and anomalies == []
+    assert read_image(good, anomalies, decode=False)[1] is None
+    note = tmp_path / "note.png"
+    note.write_text("not a picture\n")
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    assert read_image(note, anomalies) is None and read_image(folder, anomalies) is None
+    assert [(Path(a.path).name, a.skipped) for a in anomalies] == [("note.png", True),
+                                                                   ("folder.png", True)]
+    assert "holds text" in anomalies[0].reason
+    assert anomalies[1].reason.startswith("cannot read file")
+
+
+def test_media_checks_spot_text_without_decoding(tmp_path: Path) -> None:
+    note = tmp_path / "clip.mp4"
+    note.write_text("a note, not a video\n")
+    anomalies: list = []
+    checks = MediaChecks(anomalies, decode=False)
+    assert checks.load(note, "video") is None
+    assert checks.load(image(tmp_path / "face.png"), "image") == str(tmp_path / "face.png")
+    (bad,) = anomalies
+    assert bad.skipped and bad.reason == "not video: the file holds text"
+
+
+def test_audio_and_images_share_one_content_hash(tmp_path: Path) -> None:
+    wav = tone(tmp_path / "a.wav")
+    checker = AudioChecker([], decode=False)
+    assert checker.check(wav)
+    assert checker.content_hash(wav) == content_hash(wav.read_bytes())
+    assert len(content_hash(b"x")) == 32
+
+
+def test_moved_helpers_stay_importable_from_their_old_modules() -> None:
+    from emofuse.corpora import _base, _image, _media_check, _text, fer2013, generic, meld
+
+    assert meld.repair_mojibake is _text.repair_mojibake and meld.clean_text is _text.clean_text
+    assert fer2013.inspect_image is _image.inspect_image
+    assert fer2013.content_hash is _image.content_hash
+    assert generic.scan_audio_files is _media_check.scan_audio_files
+    assert generic.MediaChecks is _media_check.MediaChecks
+    assert generic.find_file is _base.find_file and generic.modality_of is _base.modality_of
+    assert generic.__all__ == ["Folder", "Manifest"]
