@@ -384,3 +384,17 @@ def test_fer2013_official_split_duplicates_are_refused_then_dropped():
     assert split.info["leakage"]["per_pair"]["train/test"]["duplicates"] > 100
     clean = drop_cross_duplicates(split, recs)
     assert clean.info["leakage"]["ok"] and len(clean.train) == 28709
+
+
+def test_leave_one_group_out_holds_out_sessions():
+    from emofuse.corpora import Record
+    from emofuse.protocols import check_leakage, leave_one_speaker_out
+
+    recs = [Record(id=f"{s}{g}{i}", corpus="iemocap", label_native="neu", label="neutral",
+                   speaker=f"Ses0{s}_{g}", extra={"group": f"Ses0{s}"})
+            for s in (1, 2, 3) for g in "FM" for i in range(4)]
+    folds = leave_one_speaker_out(recs, by="group")
+    assert [f.info["test_groups"] for f in folds] == [["Ses01"], ["Ses02"], ["Ses03"]]
+    assert all(len(f.test) == 8 for f in folds)
+    for f in folds:
+        assert check_leakage(f, recs).ok

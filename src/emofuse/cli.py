@@ -108,7 +108,7 @@ def _print_summary(s: dict) -> None:
 
 @data_app.command("folds")
 def data_folds(corpus: CorpusOpt, root: RootOpt = None,
-               protocol: Annotated[str, typer.Option(help="emobox | speaker-kfold | loso | official | random")] = "speaker-kfold",
+               protocol: Annotated[str, typer.Option(help="emobox | speaker-kfold | loso | logo (leave one group out, e.g. IEMOCAP session) | official | random")] = "speaker-kfold",
                k: Annotated[int, typer.Option(help="Folds for speaker-kfold.")] = 5,
                seed: Annotated[int, typer.Option(help="Seed for speaker-kfold and random.")] = 0,
                out_dir: Annotated[Path, typer.Option("--out", help="Folder for the fold file.")] = Path("folds"),
@@ -129,7 +129,7 @@ def data_folds(corpus: CorpusOpt, root: RootOpt = None,
             raise EmofuseError("the random split leaks speakers; pass --allow-leak to write it "
                                "for a leakage audit")
         options = {"seed": seed}
-    elif key in ("emobox", "loso", "official"):
+    elif key in ("emobox", "loso", "logo", "official"):
         options = {"allow_leak": allow_leak}
     if drop_duplicates and "allow_leak" in options:
         options["allow_leak"] = True

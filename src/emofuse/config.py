@@ -31,7 +31,8 @@ __all__ = ["RunConfig", "TaskConfig", "DataConfig", "ProtocolConfig", "FeaturesC
            "explain_config_errors", "dump_config", "MODALITIES", "PROTOCOL_KINDS"]
 
 Modality = Literal["speech", "face", "text", "fusion"]
-ProtocolKind = Literal["emobox", "speaker_kfold", "loso", "official", "cross_corpus", "random"]
+ProtocolKind = Literal["emobox", "speaker_kfold", "loso", "logo", "official", "cross_corpus",
+                       "random"]
 Accelerator = Literal["cpu", "gpu", "cuda", "mps", "auto"]
 MODALITIES: tuple[str, ...] = Modality.__args__
 PROTOCOL_KINDS: tuple[str, ...] = ProtocolKind.__args__

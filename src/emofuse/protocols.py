@@ -397,25 +397,34 @@ def speaker_kfold(records: Sequence[Record], *, k: int = 5, seed: int = 0,
     return out
 
 
-def leave_one_speaker_out(records: Sequence[Record], *, allow_leak: bool = False) -> list[Split]:
+def leave_one_speaker_out(records: Sequence[Record], *, by: str = "speaker",
+                          allow_leak: bool = False) -> list[Split]:
     """One fold per speaker (sorted by name): that speaker is the test part, the rest train.
+
+    ``by="group"`` holds out one :attr:`Record.group` per fold instead, e.g. one IEMOCAP session
+    (leave-one-session-out), where both speakers of a session share its dialogues.
 
     Raises
     ------
     DataError
-        If a record has no speaker or there are fewer than two speakers.
+        If a record has no speaker (group) or there are fewer than two.
     """
+    if by not in ("speaker", "group"):
+        raise ConfigError(f"leave-one-out by {by!r}: expected 'speaker' or 'group'")
     records = list(records)
-    speakers = _require_groups(records, "leave-one-speaker-out", lambda r: r.speaker)
+    what = "leave-one-speaker-out" if by == "speaker" else "leave-one-group-out"
+    key = (lambda r: r.speaker) if by == "speaker" else (lambda r: r.group)
+    speakers = _require_groups(records, what, key)
     unique = sorted(set(speakers))
     if len(unique) < 2:
-        raise DataError(None, f"{_corpus_name(records)}: leave-one-speaker-out needs at least "
-                        f"two speakers, found {len(unique)}")
+        raise DataError(None, f"{_corpus_name(records)}: {what} needs at least two "
+                        f"{by}s, found {len(unique)}")
     name = _corpus_name(records)
+    tag = "loso" if by == "speaker" else "logo"
     out = []
     for fold, spk in enumerate(unique, start=1):
         test = {i for i, s in enumerate(speakers) if s == spk}
-        split = _partition(f"{name}/loso/{spk}", records, test, "loso", fold,
+        split = _partition(f"{name}/{tag}/{spk}", records, test, tag, fold,
                            info={"test_groups": [spk]})
         out.append(_checked(split, records, allow_leak))
     return out
@@ -604,6 +613,7 @@ def make_splits(protocol: str, records: Sequence[Record], *, corpus: str | None 
         "speaker-kfold": lambda: speaker_kfold(records, **options),
         "kfold": lambda: speaker_kfold(records, **options),
         "loso": lambda: leave_one_speaker_out(records, **options),
+        "logo": lambda: leave_one_speaker_out(records, by="group", **options),
         "official": lambda: official_split(records, **options),
         "random": lambda: random_split(records, **options),
     }

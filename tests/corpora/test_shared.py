@@ -59,21 +59,23 @@ def test_media_checks_spot_text_without_decoding(tmp_path: Path) -> None:
     assert bad.skipped and bad.reason == "not video: the file holds text"
 
 
+def test_media_checks_report_a_decoder_error_without_message(tmp_path: Path, monkeypatch) -> None:
+    from emofuse.corpora import _media_check
+
+    def fails(path: Path) -> str | None:
+        raise ValueError()
+
+    monkeypatch.setattr(_media_check, "_video_problem", fails)
+    anomalies: list = []
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 32)
+    assert not MediaChecks(anomalies).video(clip)
+    assert [a.reason for a in anomalies] == ["cannot open video (ValueError)"]
+
+
 def test_audio_and_images_share_one_content_hash(tmp_path: Path) -> None:
     wav = tone(tmp_path / "a.wav")
     checker = AudioChecker([], decode=False)
     assert checker.check(wav)
     assert checker.content_hash(wav) == content_hash(wav.read_bytes())
     assert len(content_hash(b"x")) == 32
-
-
-def test_moved_helpers_stay_importable_from_their_old_modules() -> None:
-    from emofuse.corpora import _base, _image, _media_check, _text, fer2013, generic, meld
-
-    assert meld.repair_mojibake is _text.repair_mojibake and meld.clean_text is _text.clean_text
-    assert fer2013.inspect_image is _image.inspect_image
-    assert fer2013.content_hash is _image.content_hash
-    assert generic.scan_audio_files is _media_check.scan_audio_files
-    assert generic.MediaChecks is _media_check.MediaChecks
-    assert generic.find_file is _base.find_file and generic.modality_of is _base.modality_of
-    assert generic.__all__ == ["Folder", "Manifest"]

@@ -187,7 +187,7 @@ def list_corpora() -> list[str]:
 
 
 def iter_files(root: Path, exts: Iterable[str]) -> list[Path]:
-    """All files under ``root`` whose suffix (lower-cased) is in ``exts``, sorted, hidden skipped."""
+    """Files under ``root`` whose suffix (lower-cased) is in ``exts``, sorted, hidden skipped."""
     exts = tuple(e.lower() for e in exts)
     out = [p for p in root.rglob("*")
            if p.suffix.lower() in exts and not any(part.startswith(".") for part in

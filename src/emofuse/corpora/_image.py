@@ -11,12 +11,11 @@ import hashlib
 import io
 from pathlib import Path
 
+from ..media._util import SNIFF_BYTES, looks_like_text
 from ._base import Anomaly, read_bytes
 
 __all__ = ["content_hash", "looks_like_text", "inspect_image", "read_image", "SNIFF_BYTES"]
 
-#: How many leading bytes :func:`looks_like_text` looks at.
-SNIFF_BYTES = 64
 _MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"),
           (b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
@@ -24,15 +23,6 @@ _MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP
 def content_hash(data: bytes) -> str:
     """Short hex digest identifying identical content (128-bit BLAKE2b)."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def looks_like_text(data: bytes) -> bool:
-    """Whether the first :data:`SNIFF_BYTES` bytes of a file are printable ASCII (or tab/CR/LF).
-
-    ``False`` for empty data.
-    """
-    head = data[:SNIFF_BYTES]
-    return bool(head) and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
 
 
 def _image_kind(data: bytes) -> str | None:

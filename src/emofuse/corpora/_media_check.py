@@ -1,9 +1,10 @@
 """Checks of media files during a scan, and the scan loop of the one-file-per-utterance corpora.
 
 :class:`AudioChecker` probes audio files and flags sample-rate outliers and byte-identical
-files; :class:`MediaChecks` checks audio (one :class:`AudioChecker` per format), video, images
-and text files; :func:`scan_audio_files` is the shared loop of the SAVEE, TESS, EmoDB and IEMOCAP
-loaders. Every problem becomes an :class:`~emofuse.corpora.Anomaly`, never an exception.
+files (RAVDESS uses it directly); :class:`MediaChecks` checks audio (one :class:`AudioChecker`
+per format), video, images and text files (CREMA-D, ``folder``, ``manifest``);
+:func:`scan_audio_files` is the shared loop of the SAVEE, TESS, EmoDB and IEMOCAP loaders.
+Every problem becomes an :class:`~emofuse.corpora.Anomaly`, never an exception.
 """
 
 from __future__ import annotations
@@ -74,8 +75,20 @@ class AudioChecker:
                        "(resampled on load)", skipped=False))
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0]
+def _video_problem(path: Path) -> str | None:
+    import av
+
+    with av.open(str(path)) as c:
+        has_video = any(s.type == "video" for s in c.streams)
+    return None if has_video else "no video stream in the file"
+
+
+def _image_problem(path: Path) -> str | None:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.verify()
+    return None
 
 
 class MediaChecks:
@@ -110,35 +123,27 @@ class MediaChecks:
             return self._bad(path, f"not {kind}: the file holds text")
         return True
 
-    def video(self, path: Path) -> bool:
-        """``True`` when ``path`` is a container with a video stream."""
-        if not self._nonempty(path, "video"):
+    def _decodes(self, path: Path, kind: str, problem: Callable[[Path], str | None],
+                 failure: str) -> bool:
+        """Cheap checks, then (with ``decode``) ``problem``: what is wrong, or an exception."""
+        if not self._nonempty(path, kind):
             return False
         if not self.decode:
             return True
-        import av
-
         try:
-            with av.open(str(path)) as c:
-                has_video = any(s.type == "video" for s in c.streams)
+            reason = problem(path)
         except Exception as exc:
-            return self._bad(path, f"cannot open video ({_first_line(exc)})")
-        return has_video or self._bad(path, "no video stream in the file")
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            reason = f"{failure} ({first})"
+        return self._bad(path, reason) if reason else True
+
+    def video(self, path: Path) -> bool:
+        """``True`` when ``path`` is a container with a video stream (opened with PyAV)."""
+        return self._decodes(path, "video", _video_problem, "cannot open video")
 
     def image(self, path: Path) -> bool:
         """``True`` when Pillow can read ``path``."""
-        if not self._nonempty(path, "an image"):
-            return False
-        if not self.decode:
-            return True
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                im.verify()
-        except Exception as exc:
-            return self._bad(path, f"cannot decode image ({_first_line(exc)})")
-        return True
+        return self._decodes(path, "an image", _image_problem, "cannot decode image")
 
     def text(self, path: Path) -> str | None:
         """The stripped UTF-8 content of a text file, or ``None`` (reported) when unusable."""

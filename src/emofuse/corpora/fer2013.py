@@ -36,7 +36,6 @@ from ._base import IMAGE_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, 
 from ._image import content_hash, read_image
 
 # Lived here before; still importable from this module for existing callers.
-from ._image import inspect_image  # noqa: F401
 
 __all__ = ["Fer2013", "EMOTIONS", "USAGES", "parse_pixels", "duplicate_groups"]
 

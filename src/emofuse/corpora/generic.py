@@ -37,8 +37,6 @@ from ._base import (AUDIO_EXTS, IMAGE_EXTS, TEXT_EXTS, VIDEO_EXTS, Anomaly, Corp
 from ._media_check import MediaChecks
 
 # Lived here before; still importable from this module for existing callers.
-from ._base import find_file  # noqa: F401
-from ._media_check import scan_audio_files  # noqa: F401
 
 __all__ = ["Folder", "Manifest"]
 

@@ -28,7 +28,6 @@ from ._base import Anomaly, Corpus, CorpusScan, Record, read_bytes, register
 from ._text import clean_text, decode_utf8, invalid_bytes_anomaly
 
 # Lived here before; still importable from this module for existing callers.
-from ._text import repair_mojibake  # noqa: F401
 
 __all__ = ["Meld", "SPLIT_FILES", "CLIP_DIRS"]
 

@@ -2,21 +2,49 @@
 
 Frame-level outputs are ``(n_features, n_frames)``; utterance-level outputs are 1-D vectors.
 Defaults: 16 kHz, 25 ms windows (512-point FFT), 10 ms hop.
+
+Every extractor is registered by name (``modality="speech"``) and called as
+``fn(y, sr=..., **params)``; :func:`extract` computes one for an audio file through the
+:class:`~emofuse.features.cache.FeatureCache`:
+
+>>> x = extract("a.flac", "egemaps")                                  # doctest: +SKIP
+>>> xs, errors = extract_many(paths, "fused", params={"n_mfcc": 20})  # doctest: +SKIP
+
+=================  ================================================================  ==========
+name               what                                                              shape
+=================  ================================================================  ==========
+``logmel``         log-mel spectrogram in dB (``n_mels`` 64 or 128)                  (M, T)
+``mfcc``           MFCCs with first and second deltas                                (3 K, T)
+``prosody``        RMS energy, zero-crossing rate, F0 (autocorrelation or pYIN),     (4, T)
+                   voicing
+``egemaps``        the 88 eGeMAPS v02 functionals (openSMILE)                        (88,)
+``lld_stats``      utterance statistics of MFCC (+ deltas) and prosody LLDs          (8 K'+17,)
+``fused``          ``egemaps`` + ``lld_stats``: the fused hand-crafted vector        (88+...,)
+=================  ================================================================  ==========
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["logmel", "mfcc", "prosody", "egemaps", "utterance_stats", "EGEMAPS_DIM",
-           "pitch_autocorr"]
+from ..errors import EmofuseError
+from . import get_feature, register_feature
+from .cache import FeatureCache
+
+__all__ = ["logmel", "mfcc", "prosody", "egemaps", "utterance_stats", "lld_stats", "fused",
+           "prosody_stats", "EGEMAPS_DIM", "pitch_autocorr", "extract", "extract_many",
+           "feature_settings", "stack_features"]
 
 EGEMAPS_DIM = 88
 _EPS = 1e-10
 
 
+@register_feature("logmel", modality="speech")
 def logmel(y: np.ndarray, *, sr: int = 16000, n_mels: int = 64, n_fft: int = 512,
            hop_length: int = 160, fmin: float = 20.0, fmax: float | None = None,
            top_db: float | None = 80.0) -> np.ndarray:
@@ -28,6 +56,7 @@ def logmel(y: np.ndarray, *, sr: int = 16000, n_mels: int = 64, n_fft: int = 512
     return librosa.power_to_db(m, ref=1.0, amin=_EPS, top_db=top_db).astype(np.float32)
 
 
+@register_feature("mfcc", modality="speech")
 def mfcc(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 40, n_mels: int = 64,
          n_fft: int = 512, hop_length: int = 160, deltas: bool = True) -> np.ndarray:
     """MFCCs, with first and second deltas stacked when ``deltas`` (``(3 * n_mfcc, frames)``)."""
@@ -71,6 +100,7 @@ def pitch_autocorr(y: np.ndarray, *, sr: int = 16000, frame_length: int = 640,
     return f0.astype(np.float32), np.clip(peak, 0, 1).astype(np.float32)
 
 
+@register_feature("prosody", modality="speech")
 def prosody(y: np.ndarray, *, sr: int = 16000, hop_length: int = 160,
             pitch: Literal["autocorr", "pyin"] = "autocorr", fmin: float = 60.0,
             fmax: float = 500.0) -> np.ndarray:
@@ -94,6 +124,7 @@ def prosody(y: np.ndarray, *, sr: int = 16000, hop_length: int = 160,
 _SMILE = None
 
 
+@register_feature("egemaps", modality="speech")
 def egemaps(y: np.ndarray, *, sr: int = 16000) -> np.ndarray:
     """The 88 eGeMAPS v02 functionals computed by openSMILE, ``(88,)`` float32."""
     global _SMILE
@@ -119,3 +150,115 @@ def utterance_stats(lld: np.ndarray) -> np.ndarray:
     out = np.concatenate([x.mean(1), x.std(1), x.min(1), x.max(1), p[0], p[1], p[2],
                           np.abs(d).mean(1)])
     return out.astype(np.float32)
+
+
+def prosody_stats(lld: np.ndarray) -> np.ndarray:
+    """17 utterance statistics of :func:`prosody` LLDs ``(4, frames)``.
+
+    RMS energy (dB): mean, std, 10/50/90th percentiles, mean absolute delta; zero-crossing rate:
+    mean, std; F0 over voiced frames only, in semitones re 27.5 Hz: mean, std, 10/50/90th
+    percentiles, mean absolute delta; voiced-frame ratio; voicing: mean, std.
+    """
+    x = np.asarray(lld, dtype=np.float64)
+    out = np.zeros(17)
+    if x.ndim != 2 or x.shape[0] != 4 or x.shape[1] == 0:
+        return out.astype(np.float32)
+    rms, zcr, f0, vp = x
+    out[0:2] = rms.mean(), rms.std()
+    out[2:5] = np.percentile(rms, [10, 50, 90])
+    out[5] = np.abs(np.diff(rms)).mean() if len(rms) > 1 else 0.0
+    out[6:8] = zcr.mean(), zcr.std()
+    voiced = f0 > 0
+    if voiced.any():
+        st = 12 * np.log2(f0[voiced] / 27.5)
+        out[8:10] = st.mean(), st.std()
+        out[10:13] = np.percentile(st, [10, 50, 90])
+        out[13] = np.abs(np.diff(st)).mean() if len(st) > 1 else 0.0
+    out[14] = voiced.mean()
+    out[15:17] = vp.mean(), vp.std()
+    return out.astype(np.float32)
+
+
+@register_feature("lld_stats", modality="speech")
+def lld_stats(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int = 64,
+              pitch: Literal["autocorr", "pyin"] = "autocorr") -> np.ndarray:
+    """Utterance statistics of low-level descriptors: :func:`utterance_stats` of MFCCs with
+    deltas (``8 * 3 * n_mfcc``) and :func:`prosody_stats` (17); ``(24 * n_mfcc + 17,)``."""
+    c = mfcc(y, sr=sr, n_mfcc=n_mfcc, n_mels=n_mels, deltas=True)
+    return np.concatenate([utterance_stats(c),
+                           prosody_stats(prosody(y, sr=sr, pitch=pitch))]).astype(np.float32)
+
+
+@register_feature("fused", modality="speech")
+def fused(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int = 64,
+          pitch: Literal["autocorr", "pyin"] = "autocorr") -> np.ndarray:
+    """The fused hand-crafted vector: :func:`egemaps` then :func:`lld_stats`
+    (``(88 + 24 * n_mfcc + 17,)``, 585 with the defaults)."""
+    return np.concatenate([egemaps(y, sr=sr),
+                           lld_stats(y, sr=sr, n_mfcc=n_mfcc, n_mels=n_mels, pitch=pitch)])
+
+
+# --------------------------------------------------------------------------------------------
+# Cached extraction from files
+
+
+def feature_settings(name: str, params: Mapping[str, Any] | None = None, *,
+                     sr: int = 16000) -> dict[str, Any]:
+    """The cache settings (and model-card ``features`` entry) of extractor ``name``."""
+    feat = get_feature(name)
+    if feat.modality != "speech":
+        raise EmofuseError(f"feature {name!r} is a {feat.modality} feature, not a speech one")
+    return {"feature": name, "version": feat.version, "sr": int(sr),
+            "params": dict(params or {})}
+
+
+def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | None = None,
+            sr: int = 16000, cache: FeatureCache | None = None) -> np.ndarray:
+    """Feature ``name`` of the audio file ``path`` (decoded mono at ``sr``), cached.
+
+    Raises
+    ------
+    MediaError
+        When the file cannot be decoded; :class:`~emofuse.errors.DataError` when the
+        extractor fails on its content.
+    """
+    from ..errors import DataError
+    from ..media import load_audio
+
+    settings = feature_settings(name, params, sr=sr)
+    fn: Callable[..., Any] = get_feature(name).fn
+    kwargs = settings["params"]
+
+    def compute(p: str | os.PathLike) -> np.ndarray:
+        y, _ = load_audio(p, sr=sr)
+        try:
+            return fn(y, sr=sr, **kwargs)
+        except TypeError:
+            raise
+        except Exception as exc:  # a library failing on odd content: report this one file
+            raise DataError(p, f"feature {name!r} failed ({type(exc).__name__}: {exc})") from exc
+
+    return (cache or FeatureCache()).get_or_compute(path, settings, compute)
+
+
+def extract_many(paths: Iterable[str | os.PathLike], name: str, *,
+                 params: Mapping[str, Any] | None = None, sr: int = 16000,
+                 cache: FeatureCache | None = None
+                 ) -> tuple[list[np.ndarray | None], list[dict[str, str]]]:
+    """:func:`extract` for many files; a file that fails gives ``None`` and an entry
+    ``{"path", "reason"}`` in the second list, and the batch goes on."""
+    cache = cache or FeatureCache()
+    out: list[np.ndarray | None] = []
+    errors: list[dict[str, str]] = []
+    for p in paths:
+        try:
+            out.append(extract(p, name, params=params, sr=sr, cache=cache))
+        except EmofuseError as exc:
+            out.append(None)
+            errors.append({"path": str(p), "reason": getattr(exc, "problem", str(exc))})
+    return out, errors
+
+
+def stack_features(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack equal-shaped feature vectors into ``(n, d)`` float32."""
+    return np.stack([np.asarray(a, dtype=np.float32) for a in arrays])

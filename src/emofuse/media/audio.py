@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
+from ._util import describe, looks_like_text
 
 __all__ = ["AudioInfo", "probe_audio", "load_audio", "resample", "to_mono"]
 
@@ -42,10 +43,11 @@ def _check_exists(path: Path) -> None:
 
 
 def _sf_error(path: Path, exc: Exception) -> MediaError:
-    head = path.read_bytes()[:64]
-    if head[:1] in (b"{", b"<", b"#") or all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+    with path.open("rb") as f:
+        head = f.read(64)
+    if looks_like_text(head):
         return MediaError(path, "not audio: the file holds text")
-    return MediaError(path, f"cannot decode audio ({str(exc).splitlines()[0]})")
+    return MediaError(path, f"cannot decode audio ({describe(exc)})")
 
 
 def probe_audio(path: str | Path, *, decode: bool = True) -> AudioInfo:
@@ -76,7 +78,7 @@ def probe_audio(path: str | Path, *, decode: bool = True) -> AudioInfo:
         try:
             data, _ = sf.read(str(path), dtype="float32", always_2d=True)
         except Exception as exc:
-            raise MediaError(path, f"truncated or corrupt audio ({str(exc).splitlines()[0]})") from None
+            raise MediaError(path, f"truncated or corrupt audio ({describe(exc)})") from None
         if frames > 0 and data.shape[0] < frames:
             raise MediaError(path, f"truncated: header says {frames} frames, only "
                                    f"{data.shape[0]} decode")
@@ -122,7 +124,7 @@ def _load_av(path: Path) -> tuple[np.ndarray, int]:
     except MediaError:
         raise
     except Exception as exc:
-        raise MediaError(path, f"cannot decode audio ({str(exc).splitlines()[0]})") from None
+        raise MediaError(path, f"cannot decode audio ({describe(exc)})") from None
     if not chunks:
         raise MediaError(path, "audio stream holds no samples")
     return np.concatenate(chunks).astype(np.float32), int(sr)
@@ -164,7 +166,7 @@ def load_audio(path: str | Path, *, sr: int | None = 16000, mono: bool = True,
         start = int(round(offset * file_sr))
         y = y[start: None if duration is None else start + int(round(duration * file_sr))]
     except Exception as exc:
-        raise MediaError(path, f"truncated or corrupt audio ({str(exc).splitlines()[0]})") from None
+        raise MediaError(path, f"truncated or corrupt audio ({describe(exc)})") from None
     if y.shape[0] == 0 and offset == 0:
         raise MediaError(path, "audio holds no samples")
     if mono:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
+from ._util import describe
 
 __all__ = ["VideoInfo", "probe_video", "iter_frames", "read_frames", "read_audio_track"]
 
@@ -36,7 +37,7 @@ def _open(path: Path):
     try:
         return av.open(str(path))
     except Exception as exc:
-        raise MediaError(path, f"cannot open video ({str(exc).splitlines()[0]})") from None
+        raise MediaError(path, f"cannot open video ({describe(exc)})") from None
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -90,7 +91,7 @@ def iter_frames(path: str | Path, *, fps: float | None = None, max_frames: int |
             raise
         except Exception as exc:
             if n == 0:
-                raise MediaError(path, f"cannot decode video ({str(exc).splitlines()[0]})") from None
+                raise MediaError(path, f"cannot decode video ({describe(exc)})") from None
             # a damaged tail: keep the frames decoded so far
 
 
