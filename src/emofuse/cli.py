@@ -271,6 +271,23 @@ def demo(root: Annotated[Optional[Path], typer.Option(help="Data root (default $
         out.print(f"no corpora found under {base}; set EMOFUSE_DATA or pass --root")
 
 
+def _register_extensions() -> None:
+    """Commands defined in other modules (``predict``, ``serve``, ``export``, ``augment``)."""
+    import importlib
+
+    for mod in ("cli_product", "cli_augment"):
+        try:
+            m = importlib.import_module(f"{__package__}.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{mod}":
+                raise
+            continue
+        m.register(app)
+
+
+_register_extensions()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning emofuse errors into one clear line and exit code 2."""
     try:
