@@ -26,8 +26,9 @@ config_app = typer.Typer(no_args_is_help=True, help="Check run configuration fil
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 
-out = Console()
-err = Console(stderr=True)
+# Pipes and CI logs get 120 columns rather than rich's default 80.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 CorpusOpt = Annotated[str, typer.Option("--corpus", "-c", help="Corpus name (see `emofuse data list`).")]
 RootOpt = Annotated[Optional[Path], typer.Option("--root", "-r", help="Corpus folder (default: its folder under $EMOFUSE_DATA or ../shared/data).")]
