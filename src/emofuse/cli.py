@@ -274,16 +274,14 @@ def demo(root: Annotated[Optional[Path], typer.Option(help="Data root (default $
 
 def _register_extensions() -> None:
     """Commands defined in other modules (``predict``, ``serve``, ``export``, ``augment``)."""
-    import importlib
+
+    from ._plugins import import_present
 
     for mod in ("cli_product", "cli_augment"):
-        try:
-            m = importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{mod}":
-                raise
-            continue
-        m.register(app)
+        import_present(__package__, [mod])
+        m = sys.modules.get(f"{__package__}.{mod}")
+        if m is not None:
+            m.register(app)
 
 
 _register_extensions()

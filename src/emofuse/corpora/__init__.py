@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+from .._plugins import import_present
 from ._base import Anomaly, Corpus, CorpusScan, Record, get_corpus, list_corpora, register
 
 __all__ = ["Record", "Anomaly", "CorpusScan", "Corpus", "register", "get_corpus",
@@ -25,12 +25,7 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    for mod in _MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:  # a loader not written yet must not break the rest
-            if exc.name != f"{__name__}.{mod}":
-                raise
+    import_present(__name__, _MODULES)
     _loaded = True
 
 

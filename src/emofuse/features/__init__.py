@@ -7,11 +7,11 @@ the file's content, the extractor's name and version, and its parameters.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._plugins import import_present
 from ..errors import ConfigError
 
 __all__ = ["register_feature", "get_feature", "list_features", "Feature"]
@@ -41,12 +41,7 @@ def register_feature(name: str, *, modality: str, version: str = "1") -> Callabl
 
 
 def _load_all() -> None:
-    for mod in _MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{mod}":
-                raise
+    import_present(__name__, _MODULES)
 
 
 def list_features() -> list[str]:

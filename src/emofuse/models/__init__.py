@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
+from .._plugins import import_present
 from ..errors import ConfigError
 
 __all__ = ["register_model", "build_model", "list_models"]
@@ -29,12 +29,7 @@ def register_model(name: str) -> Callable:
 
 
 def _load_all() -> None:
-    for mod in _MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{mod}":
-                raise
+    import_present(__name__, _MODULES)
 
 
 def list_models() -> list[str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .._plugins import import_present
 from ..errors import ConfigError
 
 __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config_path"]
@@ -55,12 +56,7 @@ def suite(name: str, *, modality: str, description: str = "") -> Callable:
 
 
 def _load_all() -> None:
-    for mod in MODALITY_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{mod}":
-                raise
+    import_present(__name__, MODALITY_MODULES)
 
 
 def list_suites() -> list[Suite]:

@@ -1,0 +1,18 @@
+"""Import the optional sub-modules of a package that register things on import."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+
+
+def import_present(package: str, modules: Iterable[str]) -> None:
+    """Import ``package.<m>`` for each ``m`` that exists; a module not written (or not
+    installed) yet is skipped, while an import error *inside* a present module propagates."""
+    for mod in modules:
+        name = f"{package}.{mod}"
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
