@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.emofuse-installed
+NODEPS := mediapipe==0.10.21 facenet-pytorch==2.6.0 fer==25.10.3 NRCLex==4.1.0
 
 .PHONY: demo test setup apt clean-venv report lint
 
@@ -32,6 +33,8 @@ $(STAMP): pyproject.toml scripts/apt-packages.txt | $(BIN)/python
 	# CPU build of torch from local disk first, so nothing pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[all]"
+	# These pin old numpy/torch in their metadata but work with ours: no dependencies pulled.
+	$(BIN)/python -m pip install --quiet --no-deps $(NODEPS)
 	@touch $(STAMP)
 
 clean-venv:

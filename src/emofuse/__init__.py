@@ -10,7 +10,17 @@ from .errors import ConfigError, DataError, EmofuseError, LabelError, LeakageErr
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "EmofuseError", "DataError", "MediaError", "ConfigError",
-           "LeakageError", "LabelError", "load_corpus", "list_corpora"]
+           "LeakageError", "LabelError", "load_corpus", "list_corpora", "Recognizer",
+           "Prediction"]
+
+
+def __getattr__(name: str):
+    # the inference API is imported on first use so that ``import emofuse`` stays light
+    if name in ("Recognizer", "Prediction"):
+        from . import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'emofuse' has no attribute {name!r}")
 
 
 def load_corpus(*args, **kwargs):

@@ -207,7 +207,7 @@ def train(config: Annotated[Path, typer.Option(help="Run configuration (YAML).")
 
 
 @app.command("evaluate")
-def evaluate(model: Annotated[Path, typer.Option(help="Model folder (model.safetensors + card.json).")],
+def evaluate(model: Annotated[str, typer.Option(help="Bundled model name (speech, face, text, fusion) or a model folder.")],
              corpus: CorpusOpt, root: RootOpt = None,
              as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
              ) -> None:
@@ -216,6 +216,9 @@ def evaluate(model: Annotated[Path, typer.Option(help="Model folder (model.safet
     from .recipes import get_modality
     from .train.checkpoint import read_card
 
+    from .inference import model_path
+
+    model = model_path(model)
     card = read_card(model)
     modality = card.get("task") or card.get("modality")
     if not modality:
