@@ -19,7 +19,9 @@ name               what                                                         
                    voicing
 ``egemaps``        the 88 eGeMAPS v02 functionals (openSMILE)                        (88,)
 ``lld_stats``      utterance statistics of MFCC (+ deltas) and prosody LLDs          (8 K'+17,)
-``fused``          ``egemaps`` + ``lld_stats``: the fused hand-crafted vector        (88+...,)
+``logmel_stats``   statistics of log-mel bands (raw and loudness-removed)            (16 M,)
+``fused``          ``egemaps`` + ``lld_stats`` (+ ``logmel_stats``): the fused       (88+...,)
+                   hand-crafted vector
 =================  ================================================================  ==========
 """
 
@@ -37,6 +39,7 @@ from . import get_feature, register_feature
 from .cache import FeatureCache
 
 __all__ = ["logmel", "mfcc", "prosody", "egemaps", "utterance_stats", "lld_stats", "fused",
+           "logmel_stats",
            "prosody_stats", "EGEMAPS_DIM", "pitch_autocorr", "extract", "extract_many",
            "feature_settings", "stack_features"]
 
@@ -189,13 +192,24 @@ def lld_stats(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int =
                            prosody_stats(prosody(y, sr=sr, pitch=pitch))]).astype(np.float32)
 
 
+@register_feature("logmel_stats", modality="speech")
+def logmel_stats(y: np.ndarray, *, sr: int = 16000, n_mels: int = 64) -> np.ndarray:
+    """Spectral-envelope statistics: :func:`utterance_stats` of the log-mel bands and of the
+    log-mel bands minus each frame's mean over bands (loudness removed); ``(16 * n_mels,)``."""
+    m = logmel(y, sr=sr, n_mels=n_mels)
+    return np.concatenate([utterance_stats(m), utterance_stats(m - m.mean(axis=0, keepdims=True))])
+
+
 @register_feature("fused", modality="speech")
 def fused(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int = 64,
-          pitch: Literal["autocorr", "pyin"] = "autocorr") -> np.ndarray:
-    """The fused hand-crafted vector: :func:`egemaps` then :func:`lld_stats`
-    (``(88 + 24 * n_mfcc + 17,)``, 585 with the defaults)."""
-    return np.concatenate([egemaps(y, sr=sr),
-                           lld_stats(y, sr=sr, n_mfcc=n_mfcc, n_mels=n_mels, pitch=pitch)])
+          pitch: Literal["autocorr", "pyin"] = "autocorr", logmel_bands: int = 0) -> np.ndarray:
+    """The fused hand-crafted vector: :func:`egemaps`, :func:`lld_stats` and, when
+    ``logmel_bands`` > 0, :func:`logmel_stats` with that many bands
+    (``(88 + 24 * n_mfcc + 17 + 16 * logmel_bands,)``; 585 with the defaults)."""
+    parts = [egemaps(y, sr=sr), lld_stats(y, sr=sr, n_mfcc=n_mfcc, n_mels=n_mels, pitch=pitch)]
+    if logmel_bands:
+        parts.append(logmel_stats(y, sr=sr, n_mels=logmel_bands))
+    return np.concatenate(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +236,7 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
         When the file cannot be decoded; :class:`~emofuse.errors.DataError` when the
         extractor fails on its content.
     """
-    from ..errors import DataError
+    from ..errors import DataError, MediaError
     from ..media import load_audio
 
     settings = feature_settings(name, params, sr=sr)
@@ -238,7 +252,13 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
         except Exception as exc:  # a library failing on odd content: report this one file
             raise DataError(p, f"feature {name!r} failed ({type(exc).__name__}: {exc})") from exc
 
-    return (cache or FeatureCache()).get_or_compute(path, settings, compute)
+    if not Path(path).is_file():
+        raise MediaError(path, "file does not exist" if not Path(path).exists()
+                         else "not a file")
+    try:
+        return (cache or FeatureCache()).get_or_compute(path, settings, compute)
+    except OSError as exc:  # unreadable while hashing
+        raise MediaError(path, f"cannot be read ({exc.strerror or exc})") from None
 
 
 def extract_many(paths: Iterable[str | os.PathLike], name: str, *,
