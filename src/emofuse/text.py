@@ -1,0 +1,250 @@
+"""Predict emotions from text with a trained model folder (``emofuse train`` on a text config).
+
+>>> from emofuse.text import TextPredictor
+>>> p = TextPredictor.load("runs/ter-dair")                      # doctest: +SKIP
+>>> [r.label for r in p.predict(["I can't believe we won!"])]      # doctest: +SKIP
+['happy']
+
+Bad input never crashes a batch: empty or whitespace-only text, text over ``max_chars`` (1 MB
+pasted in: truncated with a notice), invalid UTF-8 bytes (replaced), emoji only (read as
+words) and mostly non-Latin scripts (the encoder was trained on English) each give a prediction
+with a warning in :attr:`TextPrediction.warnings`.
+
+Command line: ``python -m emofuse.text --model DIR "some text"`` or ``--file lines.txt``
+(one utterance per line), ``--json`` for JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import unicodedata
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, EmofuseError
+
+__all__ = ["TextPrediction", "TextPredictor", "predict_texts", "check_text", "main",
+           "MAX_CHARS"]
+
+_SPEAKER = re.compile(r"^[^:|]{1,40}: ")
+#: Longest input passed on to the model; the encoder reads at most its ``max_len`` tokens.
+MAX_CHARS = 5_000
+
+
+@dataclass
+class TextPrediction:
+    """One prediction: ``label`` (top class), ``scores`` (label -> probability), for
+    multi-label models ``labels`` (those over their thresholds), and ``warnings``."""
+
+    text: str
+    label: str
+    scores: dict[str, float]
+    labels: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _decode(item: str | bytes, notes: list[str]) -> str:
+    if isinstance(item, (bytes, bytearray)):
+        try:
+            return bytes(item).decode("utf-8")
+        except UnicodeDecodeError:
+            notes.append("invalid UTF-8 bytes were replaced")
+            return bytes(item).decode("utf-8", errors="replace")
+    if not isinstance(item, str):
+        raise DataError(None, f"expected text, got {type(item).__name__}")
+    if any("\udc80" <= ch <= "\udcff" for ch in item):  # surrogate-escaped bytes
+        notes.append("invalid UTF-8 bytes were replaced")
+        item = item.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+    return item
+
+
+def check_text(item: str | bytes, *, max_chars: int = MAX_CHARS) -> tuple[str, list[str]]:
+    """Decode and bound one input; return the text to use and warnings about it."""
+    notes: list[str] = []
+    text = _decode(item, notes)
+    if len(text) > max_chars:
+        notes.append(f"text of {len(text)} characters truncated to the first {max_chars}")
+        text = text[:max_chars]
+    if not text.strip():
+        notes.append("empty text: the prediction carries no information")
+        return "", notes
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        import emoji
+
+        if emoji.emoji_count(text):
+            notes.append("emoji only: read through their names")
+        else:
+            notes.append("no letters in the text: the prediction is unreliable")
+    else:
+        other = 1 - sum("LATIN" in unicodedata.name(ch, "") for ch in letters) / len(letters)
+        if other > 0.5:
+            notes.append("mostly non-Latin script: the model was trained on English text")
+        elif other >= 0.1:
+            notes.append("mixed scripts: the non-Latin part is read poorly (the model was "
+                         "trained on English text)")
+    return text, notes
+
+
+class TextPredictor:
+    """A saved text model (``minilm_finetune`` or ``minilm_mlp``) ready to predict."""
+
+    def __init__(self, module: Any, card: dict[str, Any]) -> None:
+        self.module = module.eval()
+        self.card = card
+        self.labels: list[str] = list(card["labels"])
+        self.multilabel = bool(card.get("multilabel"))
+        self.thresholds = np.asarray(card.get("thresholds") or [0.5] * len(self.labels))
+        self.features: dict[str, Any] = dict(card.get("features") or {})
+        self.max_len = int(card.get("max_len", 128))
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> TextPredictor:
+        """Read ``model.safetensors`` + ``card.json`` (no network, no pickle)."""
+        from .models import build_model
+        from .train import load_model
+
+        state, card = load_model(model_dir)
+        if card.get("task") != "text":
+            raise DataError(model_dir, f"not a text model (card task: {card.get('task')!r})")
+        spec = card.get("model") or {}
+        name, params = spec.get("name"), dict(spec.get("params") or {})
+        if name not in ("minilm_finetune", "minilm_mlp"):
+            raise DataError(Path(model_dir) / "card.json", f"unknown text model {name!r}")
+        if name == "minilm_finetune":
+            params["pretrained"] = False  # the weights come from the folder
+        module = build_model(name, **params)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            raise DataError(Path(model_dir) / "model.safetensors",
+                            f"weights do not fit the model in card.json ({exc})") from None
+        return cls(module, card)
+
+    def _clean(self, texts: Sequence[str]) -> list[str]:
+        from .features.text import clean_text
+
+        opts = {k: self.features[k] for k in ("urls", "mentions", "markup", "emoji")
+                if k in self.features}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return [clean_text(t, max_chars=MAX_CHARS, **opts) for t in texts]
+
+    def predict_proba(self, texts: Sequence[str], *, contexts: Sequence[str] | None = None
+                      ) -> np.ndarray:
+        """Probabilities ``(n, labels)`` of already checked texts.
+
+        ``contexts`` (models trained with ``context_turns``): for each text, its dialogue's
+        previous utterances, most recent first, as ``"Speaker: text | Speaker: text"``.
+        """
+        from .models.text import array_loader, predict_module, token_loader, tokenize
+
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        clean = self._clean(texts)
+        if self.card["model"]["name"] == "minilm_finetune":
+            ctx = self._clean(contexts) if contexts and self.features.get("context_turns") \
+                else None
+            ids = tokenize(clean, contexts=ctx, max_len=self.max_len)
+            return predict_module(self.module, token_loader(ids, batch_size=64))
+        from .features.text import minilm
+
+        emb = minilm(clean, max_len=self.max_len)
+        if self.module.hparams.in_dim > emb.shape[1]:  # trained with dialogue context
+            emb = np.concatenate([emb, self._context_embeddings(contexts, len(clean))], axis=1)
+        return predict_module(self.module, array_loader(emb, batch_size=256))
+
+    def _context_embeddings(self, contexts: Sequence[str] | None, n: int) -> np.ndarray:
+        """Mean embedding of each context's utterances (``" | "``-separated, an optional
+        ``"Speaker: "`` prefix dropped), as the MLP saw them in training; zeros when none."""
+        from .features.text import MINILM_DIM, minilm
+
+        out = np.zeros((n, MINILM_DIM), np.float32)
+        for i, c in enumerate(contexts or []):
+            turns = [_SPEAKER.sub("", t).strip() for t in (c or "").split(" | ")]
+            turns = self._clean([t for t in turns if t])
+            if turns:
+                out[i] = minilm(turns, max_len=self.max_len).mean(0)
+        return out
+
+    def predict(self, items: Sequence[str | bytes], *,
+                contexts: Sequence[str] | None = None) -> list[TextPrediction]:
+        """Predictions for each item (str or bytes); bad input gets a warning, never a crash."""
+        checked = [check_text(it) for it in items]
+        proba = self.predict_proba([t for t, _ in checked], contexts=contexts)
+        out = []
+        for (text, notes), p in zip(checked, proba):
+            top = int(np.argmax(p))
+            labels = ([c for c, v, t in zip(self.labels, p, self.thresholds) if v >= t]
+                      if self.multilabel else [self.labels[top]])
+            out.append(TextPrediction(text[:200], self.labels[top],
+                                      {c: round(float(v), 4) for c, v in zip(self.labels, p)},
+                                      labels, notes))
+        return out
+
+    def predict_file(self, path: str | Path, *, max_bytes: int = 50_000_000
+                     ) -> list[TextPrediction]:
+        """Predictions for each non-empty line of a text file (one utterance per line); a
+        line with invalid UTF-8 bytes is predicted with a warning."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, "file does not exist")
+        if path.stat().st_size > max_bytes:
+            raise DataError(path, f"file of {path.stat().st_size} bytes exceeds the "
+                            f"{max_bytes}-byte limit")
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        if b"\x00" in data[:8192]:
+            raise DataError(path, "binary data (or UTF-16), not UTF-8 text")
+        lines = [ln for ln in data.splitlines() if ln.strip()]
+        if not lines:
+            raise DataError(path, "no non-empty line to predict on")
+        return self.predict(lines)
+
+
+def predict_texts(model_dir: str | Path, items: Sequence[str | bytes]) -> list[TextPrediction]:
+    """Shortcut: load ``model_dir`` and predict ``items``."""
+    return TextPredictor.load(model_dir).predict(items)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m emofuse.text --model DIR [TEXT ...] [--file F] [--json]``."""
+    ap = argparse.ArgumentParser(prog="python -m emofuse.text",
+                                 description="Predict emotions of texts with a saved model.")
+    ap.add_argument("--model", required=True, type=Path, help="model folder")
+    ap.add_argument("text", nargs="*", help="text(s) to classify")
+    ap.add_argument("--file", type=Path, help="text file, one utterance per line")
+    ap.add_argument("--json", action="store_true", help="print one JSON object per line")
+    args = ap.parse_args(argv)
+    try:
+        predictor = TextPredictor.load(args.model)
+        preds = predictor.predict(args.text) if args.text else []
+        if args.file:
+            preds += predictor.predict_file(args.file)
+        if not args.text and not args.file:
+            raise DataError(None, "give a text or --file")
+    except EmofuseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for p in preds:
+        if args.json:
+            print(json.dumps(p.to_dict(), ensure_ascii=False))
+        else:
+            shown = ", ".join(p.labels) if predictor.multilabel else p.label
+            print(f"{shown}\t{p.scores[p.label]:.2f}\t{p.text[:80]}"
+                  + "".join(f"\n  warning: {w}" for w in p.warnings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
