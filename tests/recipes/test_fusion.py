@@ -1,0 +1,149 @@
+"""Fusion recipe: noisy-audio features, modality tables, the av-ravdess --quick smoke run and
+``train`` / ``evaluate`` of the attention fusion."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emofuse.config import load_config
+from emofuse.corpora import Record
+from emofuse.errors import ConfigError
+from emofuse.evaluate.results import validate_result
+from emofuse.features.cache import FeatureCache
+from emofuse.paths import repo_root
+from emofuse.recipes import get_suite
+from emofuse.recipes.fusion import add_white_noise, modality_data
+
+CONFIG = repo_root() / "configs" / "av-ravdess.yaml"
+
+
+def test_white_noise_hits_the_requested_snr():
+    rng = np.random.default_rng(0)
+    y = np.sin(np.linspace(0, 400, 32000)).astype(np.float32)
+    for snr in (0, 10):
+        noisy = add_white_noise(y, snr_db=snr, rng=np.random.default_rng(1))
+        measured = 10 * np.log10(np.mean(y ** 2) / np.mean((noisy - y) ** 2))
+        assert abs(measured - snr) < 0.2
+    a = add_white_noise(y, snr_db=0, rng=np.random.default_rng(5))
+    assert np.array_equal(a, add_white_noise(y, snr_db=0, rng=np.random.default_rng(5)))
+    assert np.all(add_white_noise(np.zeros(10), snr_db=0, rng=rng) == 0)
+
+
+def _records(root: Path) -> list[Record]:
+    """Three clips: two with audio and AUs, one with AUs but a broken audio file."""
+    t = np.arange(8000) / 16000
+    au = root / "au.csv"
+    with au.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip_id", "AU01_r", "AU12_r", "AU45_c"])
+        for i in range(3):
+            w.writerow([f"c{i}", 0.1 * i, 1.0, 0.5])
+    recs = []
+    for i in range(3):
+        path = root / f"c{i}.wav"
+        if i < 2:
+            sf.write(path, (0.3 * np.sin(2 * np.pi * (150 + 50 * i) * t)).astype(np.float32),
+                     16000)
+        else:
+            path.write_text("not audio")
+        recs.append(Record(id=f"c{i}", corpus="ravdess", label_native="happy", label="happy",
+                           speaker=f"s{i % 2}", audio=str(path), au=str(au),
+                           extra={"au_id": f"c{i}"}))
+    recs.append(Record(id="c3", corpus="ravdess", label_native="sad", label="sad", speaker="s1",
+                       audio=str(root / "c0.wav")))       # no AU table: face absent
+    return recs
+
+
+def test_modality_data_blocks_masks_and_noise(tmp_path):
+    recs = _records(tmp_path)
+    cache = FeatureCache(tmp_path / "cache")
+    mods = {"audio": ["lld_stats"], "face": ["openface_au"]}
+    d = modality_data(recs, mods, block_params={"lld_stats": {"n_mfcc": 5}}, cache=cache)
+    assert d.X["audio"].shape == (4, 24 * 5 + 17) and d.X["face"].shape == (4, 3)
+    assert d.present["audio"].tolist() == [True, True, False, True]
+    assert d.present["face"].tolist() == [True, True, True, False]
+    assert d.slices["openface_au"] == ("face", slice(0, 3))
+    assert np.allclose(d.X["face"][2], [0.2, 1.0, 0.5])
+    assert np.all(d.X["audio"][2] == 0)
+    assert [p["id"] for p in d.problems] == ["c2"] and "c2.wav" in d.problems[0]["path"]
+    assert d.mask().shape == (4, 2)
+    noisy = modality_data(recs, mods, block_params={"lld_stats": {"n_mfcc": 5}},
+                          noise={"snr_db": 0, "seed": 0}, cache=cache)
+    assert not np.allclose(noisy.X["audio"][0], d.X["audio"][0])
+    assert np.array_equal(noisy.X["face"], d.X["face"])          # noise touches audio only
+    hits = cache.hits
+    again = modality_data(recs, mods, block_params={"lld_stats": {"n_mfcc": 5}},
+                          noise={"snr_db": 0, "seed": 0}, cache=cache)
+    assert cache.hits > hits and np.array_equal(again.X["audio"], noisy.X["audio"])
+    with pytest.raises(ConfigError):
+        modality_data(recs, {})
+
+
+@pytest.fixture(scope="module")
+def fusion_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fusion-cache")
+
+
+def test_quick_suite_runs(shared_data: Path, fusion_cache: Path, tmp_path: Path,
+                          monkeypatch) -> None:
+    monkeypatch.setenv("EMOFUSE_CACHE", str(fusion_cache))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(CONFIG)
+    result = get_suite("av-ravdess").run(cfg, quick=True)
+    validate_result(result)
+    m = result["metrics"]
+    for suffix in ("", "_spknorm"):
+        assert 0.0 <= m[f"ua{suffix}"]["mean"] <= 1.0
+        for cond in ("audio_masked", "face_masked", "audio_noise"):
+            assert f"ua_{cond}{suffix}" in m
+        assert f"svm_ref_early.ua{suffix}" in m
+    assert set(result["models"]) >= {"attention", "svm_ref_face", "mfa_fercnn", "intermediate"}
+    w = result["conditions"]["inductive"]["clean"]["weights"]
+    assert abs(sum(w["mean"].values()) - 1) < 1e-5 and set(w["by_class"]) <= set(result["classes"])
+    masked = result["conditions"]["inductive"]["audio_masked"]["weights"]["mean"]
+    assert masked["audio"] == 0 and masked["face"] == pytest.approx(1)
+    assert all(Path(p).is_file() for p in result["plots"])
+    assert Path(result["confusion_png"]).is_file()
+    assert result["targets"] and "inductive" in result["notes"]
+
+
+def test_train_then_evaluate(shared_data: Path, fusion_cache: Path, tmp_path: Path,
+                             monkeypatch) -> None:
+    from emofuse.corpora import load_corpus
+    from emofuse.recipes.fusion import _quick_records, evaluate, predict_records, train
+
+    monkeypatch.setenv("EMOFUSE_CACHE", str(fusion_cache))
+    cfg = load_config(CONFIG)
+    model = train(cfg, out_dir=tmp_path / "model", quick=True)
+    card = json.loads((model / "card.json").read_text())
+    assert card["task"] == "fusion" and len(card["labels"]) == 8
+    recs = _quick_records(load_corpus("ravdess", check_media=False).records)[:12]
+    recs[0].au = None                                  # one clip without its face
+    res = evaluate(model, recs, corpus="ravdess")
+    assert res["items"] == 12 and 0 <= res["metrics"]["ua"]["mean"] <= 1
+    assert abs(sum(res["attention_weights"]["mean"].values()) - 1) < 1e-5
+    pred = predict_records(model, recs[:2])
+    assert pred["weights"][0].tolist() == [1.0, 0.0]   # face absent: all weight on audio
+
+
+def test_ensemble_averages_members_fold_by_fold():
+    from emofuse.recipes._common import FoldOutput
+    from emofuse.recipes.fusion import ensemble_outputs
+
+    ids, y = ["a", "b"], np.array([0, 1])
+    nn = [FoldOutput(1, s, ids, y, np.array([[0.8, 0.2], [0.6, 0.4]]) + 0.1 * s * np.array(
+        [[-1, 1], [-1, 1]])) for s in (0, 1)]
+    svm = [FoldOutput(1, 0, ids, y, np.array([[0.2, 0.8], [0.0, 1.0]]))]      # one seed only
+    out = ensemble_outputs([nn, svm])
+    assert [o.seed for o in out] == [0, 1]
+    assert np.allclose(out[0].proba, [[0.5, 0.5], [0.3, 0.7]])
+    assert np.allclose(out[1].proba, [[0.45, 0.55], [0.25, 0.75]])
+    assert np.allclose(ensemble_outputs([nn, svm], weights=[3, 1])[0].proba[0], [0.65, 0.35])
+    with pytest.raises(ValueError, match="disagree"):
+        ensemble_outputs([nn, [FoldOutput(1, 0, ["b", "a"], y, np.eye(2))]])
