@@ -1,0 +1,271 @@
+"""The product commands of ``emofuse``: ``predict``, ``serve`` and ``export``.
+
+:func:`register` adds them to the main Typer app (``emofuse.cli`` calls it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import EmofuseError
+
+__all__ = ["register", "expand_inputs"]
+
+out = Console()
+err = Console(stderr=True)
+
+ModelOpt = Annotated[list[str] | None, typer.Option(
+    "--model", "-m", help="Bundled name (default, speech, face, text, fusion) or model folder; "
+                          "repeat to combine.")]
+
+
+def expand_inputs(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to predict: files as given, folders walked recursively (media and ``.txt`` files
+    only, sorted). Returns ``(files, problems)`` where a problem is ``(path, reason)``."""
+    from .inference import MEDIA_EXTENSIONS
+
+    known = frozenset().union(*MEDIA_EXTENSIONS.values())
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in known
+                           and not f.name.startswith("."))
+            if not found:
+                problems.append((str(p), "folder holds no audio, video, image or .txt file"))
+            files += found
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append((str(p), "file does not exist"))
+    return files, problems
+
+
+def _fmt_probs(probs: dict[str, float], k: int = 3) -> str:
+    return ", ".join(f"{lab} {100 * p:.0f}%" for lab, p in list(probs.items())[:k])
+
+
+def _quote(text: str, n: int = 60) -> str:
+    text = " ".join(text.split())
+    return f'"{text if len(text) <= n else text[: n - 1] + "…"}"'
+
+
+def _print_table(results: list, *, latency: dict[str, float]) -> None:
+    from .inference import Prediction
+
+    t = Table("input", "emotion", "top probabilities", "modalities (weight: emotion)", "notes")
+    t.columns[0].no_wrap = True
+    if latency:
+        t.add_column("latency", no_wrap=True)
+    for r in results:
+        if not isinstance(r, Prediction):
+            continue
+        per = "\n".join(f"{m} {r.weights.get(m, 0):.2f}: {next(iter(p))}"
+                        for m, p in r.modalities.items())
+        notes = list(r.warnings)
+        if r.faces and r.kind == "image":
+            notes.insert(0, f"{len(r.faces)} face(s)")
+        name = r.source if r.kind == "text" and not Path(r.source).is_file() \
+            else Path(r.source).name
+        row = [f"{name}\n[dim]{r.kind}[/dim]", f"[bold]{r.label}[/bold] {100 * r.confidence:.0f}%",
+               _fmt_probs(r.probabilities), per, "\n".join(notes)]
+        if latency:
+            row.append(f"{latency.get(r.source, float('nan')):.1f} ms")
+        t.add_row(*row)
+    out.print(t)
+
+
+def _print_timeline(r) -> None:
+    if not r.timeline:
+        return
+    t = Table("start", "end", "modality", "emotion", "top probabilities",
+              title=f"timeline of {Path(r.source).name}")
+    for s in r.timeline:
+        t.add_row(f"{s.start:.2f}", f"{s.end:.2f}", s.modality, s.label,
+                  _fmt_probs(dict(sorted(s.probabilities.items(), key=lambda kv: -kv[1]))))
+    out.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``predict``, ``serve`` and ``export`` to ``app``."""
+
+    @app.command("predict")
+    def predict(
+        files: Annotated[list[Path] | None, typer.Argument(
+            help="Audio, image, video or text files, or folders (walked recursively).")] = None,
+        text: Annotated[list[str] | None, typer.Option(
+            "--text", "-t", help="Text to classify (repeatable).")] = None,
+        text_file: Annotated[Path | None, typer.Option(
+            "--text-file", help="Classify each non-empty line of this file.")] = None,
+        model: ModelOpt = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+        as_jsonl: Annotated[bool, typer.Option("--jsonl", help="Print one JSON object per line.")] = False,
+        timeline: Annotated[bool, typer.Option(
+            "--timeline", help="Per-segment speech and per-frame face predictions.")] = False,
+        plot: Annotated[Path | None, typer.Option(
+            help="With --timeline: PNG to write (a folder when several inputs).")] = None,
+        segmentation: Annotated[str, typer.Option(
+            help="Speech segments for the timeline: vad (silero-vad) or windows.")] = "vad",
+        window: Annotated[float, typer.Option(help="Window length in seconds (windows).")] = 3.0,
+        frame_rate: Annotated[float, typer.Option(help="Video frames per second for faces.")] = 2.0,
+        repeat: Annotated[int, typer.Option(
+            help="Time N warm predictions per input and report the median latency.")] = 0,
+        threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
+    ) -> None:
+        """Predict emotions from files, folders or text; one bad file is reported and skipped."""
+        from .inference import PredictionFailure, PredictOptions, Recognizer
+
+        if as_json and as_jsonl:
+            raise EmofuseError("choose one of --json and --jsonl")
+        if segmentation not in ("vad", "windows"):
+            raise EmofuseError(f"--segmentation must be vad or windows, not {segmentation!r}")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        paths, problems = expand_inputs(list(files or []))
+        items: list[tuple[object, str | None]] = [(p, None) for p in paths]
+        items += [(t, "text") for t in text or []]
+        if text_file is not None:
+            from .media import read_lines
+
+            items += [(line, "text") for line in read_lines(text_file)]
+        if not items and not problems:
+            raise EmofuseError("nothing to predict: give files, folders, --text or --text-file")
+        opts = PredictOptions(timeline=timeline, segmentation=segmentation,  # type: ignore[arg-type]
+                              window=window, frame_rate=frame_rate)
+        rec = Recognizer.load(*(model or ["default"]), options=opts)
+        results: list = [PredictionFailure(source=s, error=f"{s}: {why}", error_type="MediaError")
+                         for s, why in problems]
+        latency: dict[str, float] = {}
+
+        def run_all() -> Iterator:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            show = len(items) > 1 and err.is_terminal
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=err, transient=True,
+                          disable=not show) as bar:
+                task = bar.add_task("predicting", total=len(items))
+                for x, kind in items:
+                    src = str(x) if kind != "text" else _quote(str(x))
+                    bar.update(task, description=f"predicting {Path(src).name[:40]}")
+                    try:
+                        r = rec.predict(x, kind=kind,  # type: ignore[arg-type]
+                                        source=src if kind == "text" else None)
+                        if repeat > 0:
+                            times = []
+                            for _ in range(repeat):
+                                t0 = time.perf_counter()
+                                rec.predict(x, kind=kind)  # type: ignore[arg-type]
+                                times.append(1000 * (time.perf_counter() - t0))
+                            latency[r.source] = float(sorted(times)[len(times) // 2])
+                    except (EmofuseError, OSError) as exc:
+                        r = PredictionFailure(source=src, error=str(exc),
+                                              error_type=type(exc).__name__)
+                    bar.advance(task)
+                    yield r
+
+        for r in run_all():
+            results.append(r)
+            if isinstance(r, PredictionFailure):
+                err.print(f"[red]skipped[/red] {r.error}", soft_wrap=True, highlight=False)
+            if as_jsonl:
+                d = r.model_dump(mode="json")
+                if r.source in latency:
+                    d["latency_ms"] = round(latency[r.source], 3)
+                print(json.dumps(d, ensure_ascii=False), flush=True)
+        good = [r for r in results if not isinstance(r, PredictionFailure)]
+        if as_json:
+            docs = []
+            for r in results:
+                d = r.model_dump(mode="json")
+                if r.source in latency:
+                    d["latency_ms"] = round(latency[r.source], 3)
+                docs.append(d)
+            print(json.dumps(docs, ensure_ascii=False, indent=2))
+        elif not as_jsonl and good:
+            _print_table(results, latency=latency)
+            if timeline:
+                for r in good:
+                    _print_timeline(r)
+        if plot is not None and timeline:
+            from .timeline import plot_timeline
+
+            with_tl = [r for r in good if r.timeline]
+            for r in with_tl:
+                target = plot if len(with_tl) == 1 and plot.suffix.lower() == ".png" else \
+                    plot / f"{Path(r.source).stem}_timeline.png"
+                written = plot_timeline(r, target)
+                err.print(f"timeline plot: {written}")
+        elif plot is not None:
+            err.print("--plot needs --timeline; no plot written")
+        n_bad = len(results) - len(good)
+        if n_bad and not (as_json or as_jsonl):
+            err.print(f"{len(good)} predicted, {n_bad} skipped")
+        if not good:
+            raise typer.Exit(2)
+
+    @app.command("serve")
+    def serve(
+        model: ModelOpt = None,
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port.")] = 8000,
+        max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted (MB).")] = 50.0,
+        timeout: Annotated[float, typer.Option(help="Longest a prediction may take (s).")] = 60.0,
+        workers: Annotated[int, typer.Option(help="Predictions run at once (threads).")] = 1,
+        threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
+    ) -> None:
+        """Serve the models over HTTP (POST /predict, GET /health, GET /models) with a web page."""
+        import uvicorn
+
+        from .serve import create_app
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        app_ = create_app(model or ["default"], max_upload_mb=max_upload_mb, timeout_s=timeout,
+                          workers=workers)
+        err.print(f"models loaded in {time.perf_counter() - t0:.1f} s; page at "
+                  f"http://{host}:{port}/")
+        uvicorn.run(app_, host=host, port=port, log_level="info", timeout_keep_alive=5)
+
+    @app.command("export")
+    def export(
+        model: Annotated[str, typer.Option(
+            "--model", "-m", help="Bundled name (default, speech, face, text) or model folder.")] = "default",
+        fmt: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
+        out_dir: Annotated[Path, typer.Option("--out", help="Folder for the exported files.")] = Path("exported"),
+        opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+        check: Annotated[bool, typer.Option(help="Compare onnxruntime with PyTorch (1e-4).")] = True,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+    ) -> None:
+        """Export models to ONNX and check that onnxruntime gives PyTorch's probabilities."""
+        from .export import export_models
+
+        if fmt.lower() != "onnx":
+            raise EmofuseError(f"unknown export format {fmt!r}; supported: onnx")
+        reports = export_models(model, out_dir, opset=opset, check=check)
+        if as_json:
+            print(json.dumps([r.to_dict() for r in reports], indent=2))
+        else:
+            t = Table("modality", "model", "file", "max |Δp| vs PyTorch", "status")
+            for r in reports:
+                t.add_row(r.modality, r.name, str(r.path or "–"),
+                          "–" if r.max_abs_diff is None else f"{r.max_abs_diff:.2e}",
+                          r.skipped or ("ok" if r.ok else "unchecked"))
+            out.print(t)
+        if not any(r.path for r in reports):
+            raise typer.Exit(2)
+

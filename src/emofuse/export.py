@@ -1,0 +1,171 @@
+"""ONNX export of trained models, with a parity check against PyTorch in onnxruntime.
+
+>>> reports = export_models("default", "onnx/")           # doctest: +SKIP
+>>> [(r.modality, r.path.name, r.max_abs_diff) for r in reports]   # doctest: +SKIP
+
+A model can be exported when its predictor exposes ``module`` (a ``torch.nn.Module`` mapping
+the model input to logits) and ``example_input()`` (a batch of that input); feature extraction
+stays in Python. A predictor may also give ``onnx_module()`` (an export-friendly equivalent of
+``module``, checked against it) and ``onnx_dynamic_axes`` (``{"input": {axis: name}}``).
+The exported graph returns the logits under the output name ``logits``; the parity check
+compares softmax probabilities of PyTorch and onnxruntime on the example, on perturbed copies
+of it and on other lengths along dynamic axes, and fails above ``atol`` (1e-4 by default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import EmofuseError
+
+__all__ = ["ExportReport", "export_onnx", "check_onnx_parity", "export_models", "PARITY_ATOL"]
+
+#: Largest difference of probabilities allowed between PyTorch and onnxruntime.
+PARITY_ATOL = 1e-4
+
+
+@dataclass
+class ExportReport:
+    """One exported model: where it went and how closely onnxruntime matches PyTorch."""
+
+    modality: str
+    name: str
+    path: Path | None
+    max_abs_diff: float | None = None
+    ok: bool = False
+    skipped: str | None = None
+    inputs: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = None if self.path is None else str(self.path)
+        return d
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def export_onnx(module: Any, example: Any, path: str | os.PathLike, *, opset: int = 17,
+                dynamic_axes: dict[int, str] | None = None) -> Path:
+    """Write ``module`` (eval mode) as ONNX, input ``input`` and output ``logits``.
+
+    ``dynamic_axes`` names the input axes that may change size (default: the batch axis 0).
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    axes = {"input": dict(dynamic_axes or {0: "batch"}), "logits": {0: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, not gone
+        try:
+            torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=["input"],
+                              output_names=["logits"], dynamic_axes=axes, opset_version=opset)
+        except Exception as exc:
+            raise EmofuseError(f"{path}: ONNX export failed ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    return path
+
+
+def check_onnx_parity(module: Any, path: str | os.PathLike, inputs: list[Any], *,
+                      atol: float = PARITY_ATOL) -> float:
+    """Largest absolute difference of softmax probabilities, PyTorch vs onnxruntime.
+
+    Raises :class:`EmofuseError` when it exceeds ``atol``.
+    """
+    import onnxruntime as ort
+    import torch
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    module = module.eval()
+    for x in inputs:
+        with torch.inference_mode():
+            ref = _softmax(module(x).numpy())
+        got = _softmax(sess.run(["logits"], {"input": x.numpy()})[0])
+        worst = max(worst, float(np.abs(ref - got).max()))
+    if worst > atol:
+        raise EmofuseError(f"{path}: onnxruntime differs from PyTorch by {worst:.2e} "
+                           f"(allowed {atol:.0e})")
+    return worst
+
+
+def _parity_inputs(example: Any, axes: dict[int, str], n: int = 4) -> list[Any]:
+    """The example, the first item alone, a batch of perturbed copies and, for each other
+    dynamic axis, the example cut to two thirds and repeated to twice its length."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    out = [example, example[:1]]
+    if example.is_floating_point():
+        scale = example.std().clamp_min(1e-3)
+        out.append(torch.cat([example + 0.1 * scale * torch.randn(example.shape, generator=g)
+                              for _ in range(n)]))
+    for axis in axes:
+        if axis == 0:
+            continue
+        size = example.shape[axis]
+        out.append(example.narrow(axis, 0, max(1, 2 * size // 3)))
+        out.append(torch.cat([example, example.flip(axis)], dim=axis))
+    return out
+
+
+def export_models(model: str | os.PathLike, out_dir: str | os.PathLike, *,
+                  opset: int = 17, check: bool = True,
+                  atol: float = PARITY_ATOL) -> list[ExportReport]:
+    """Export every exportable model behind ``model`` (a bundled name or a model folder).
+
+    Writes ``<out_dir>/<modality>.onnx`` and ``<modality>.card.json`` (the model card plus an
+    ``onnx`` section: opset, input shape and the parity figure). Models without an exportable
+    module are reported as skipped.
+    """
+    from .inference import Recognizer
+
+    rec = Recognizer.load(model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for modality, info in rec.models.items():
+        pred = rec.predictor(modality)
+        module = getattr(pred, "module", None)
+        make_example = getattr(pred, "example_input", None)
+        if module is None or make_example is None:
+            reports.append(ExportReport(modality, info.name, None,
+                                        skipped="the predictor has no torch module to export"))
+            continue
+        example = make_example()
+        axes = dict((getattr(pred, "onnx_dynamic_axes", None) or {}).get("input")
+                    or {0: "batch"})
+        to_export = pred.onnx_module() if hasattr(pred, "onnx_module") else module
+        path = export_onnx(to_export, example, out / f"{modality}.onnx", opset=opset,
+                           dynamic_axes=axes)
+        report = ExportReport(modality, info.name, path, ok=not check)
+        if check:
+            inputs = _parity_inputs(example, axes)
+            report.max_abs_diff = check_onnx_parity(module, path, inputs, atol=atol)
+            report.ok, report.inputs = True, sum(int(x.shape[0]) for x in inputs)
+        report.details = {"opset": opset, "input_shape": list(example.shape),
+                          "dynamic_axes": {str(k): v for k, v in axes.items()},
+                          "input_dtype": str(example.dtype).replace("torch.", "")}
+        card = {**info.card, "onnx": {**report.details, "input": "input", "output": "logits",
+                                      "parity_max_abs_diff": report.max_abs_diff,
+                                      "parity_atol": atol if check else None}}
+        (out / f"{modality}.card.json").write_text(json.dumps(card, indent=2,
+                                                              ensure_ascii=False) + "\n")
+        reports.append(report)
+    return reports
