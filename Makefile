@@ -1,19 +1,31 @@
 # emofuse: every target bootstraps itself on a bare machine (Python >= 3.11 and pip required).
 #   make demo   - the main job
 #   make test   - the test suite
+#   make models - rebuild the bundled models (src/emofuse/bundled) from configs/models/*.yaml
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.emofuse-installed
 NODEPS := mediapipe==0.10.21 facenet-pytorch==2.6.0 fer==25.10.3 NRCLex==4.1.0
 
-.PHONY: demo test setup apt clean-venv report lint
+.PHONY: demo test setup apt clean-venv report lint models
 
 demo: setup
 	$(BIN)/emofuse demo
 
 test: setup
 	$(BIN)/python -m pytest
+
+# One config per bundled model; trained on the corpora under $$EMOFUSE_DATA (../shared/data).
+MODELS := speech face text fusion
+models: setup
+	@for m in $(MODELS); do \
+	  echo "== $$m"; \
+	  $(BIN)/emofuse train --config configs/models/$$m.yaml --out src/emofuse/bundled/$$m.new \
+	    && rm -rf src/emofuse/bundled/$$m && mv src/emofuse/bundled/$$m.new src/emofuse/bundled/$$m \
+	    || exit 1; \
+	done
+	@du -sh src/emofuse/bundled
 
 report: setup
 	$(BIN)/emofuse report

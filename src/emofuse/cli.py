@@ -193,15 +193,37 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
 
 
 @app.command("train")
-def train(config: Annotated[Path, typer.Option(help="Run configuration (YAML).")],
+def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration (YAML).")] = None,
           out_dir: Annotated[Optional[Path], typer.Option("--out", help="Model folder (default: output.dir of the config).")] = None,
+          data: Annotated[Optional[Path], typer.Option(help="Your own data instead of --config: a folder with one sub-folder per class, or a CSV manifest.")] = None,
+          modality: Annotated[Optional[str], typer.Option(help="With --data: speech, face or text.")] = None,
+          speaker_regex: Annotated[Optional[str], typer.Option(help="With --data FOLDER: read speakers from file paths ('prefix' = the <speaker>_ file-name prefix) for speaker-independent validation.")] = None,
+          epochs: Annotated[Optional[int], typer.Option(help="With --data: override the number of training epochs.")] = None,
           quick: Annotated[bool, typer.Option("--quick", help="Smoke run on a tiny subset.")] = False,
           ) -> None:
-    """Train a model on a whole corpus (validation inside it) and save safetensors + card."""
+    """Train a model on a whole corpus (validation inside it) and save safetensors + card.
+
+    Either a run configuration (--config), or your own data (--data with --modality), which
+    trains the recipe of that modality's bundled model; the folder can then be used by
+    `emofuse predict --model`, `emofuse serve --model` and `emofuse evaluate --model`.
+    """
     from .config import load_config
     from .recipes import get_modality
 
-    cfg = load_config(config)
+    if (config is None) == (data is None):
+        raise EmofuseError("give either --config FILE or --data DIR_OR_CSV (with --modality)")
+    if data is not None:
+        from .recipes.own_data import own_data_config
+
+        if not modality or out_dir is None:
+            raise EmofuseError("--data needs --modality (speech, face or text) and --out FOLDER")
+        cfg = own_data_config(data, modality, out_dir=out_dir, speaker_regex=speaker_regex,
+                              max_epochs=epochs)
+    else:
+        if modality or speaker_regex or epochs:
+            raise EmofuseError("--modality, --speaker-regex and --epochs go with --data; "
+                               "with --config, set them in the configuration")
+        cfg = load_config(config)
     path = get_modality(cfg.task.modality).train(cfg, out_dir=out_dir or cfg.output.dir, quick=quick)
     out.print(f"model saved to {path}")
 
@@ -246,14 +268,48 @@ def report(results: Annotated[Path, typer.Option(help="Folder of result JSON fil
     out.print(f"wrote {path}")
 
 
+def _examples_dir() -> Path | None:
+    """The repository's ``examples/`` folder: in the working directory or beside ``src/``."""
+    for cand in (Path("examples"), Path(__file__).resolve().parents[2] / "examples"):
+        if (cand / "ATTRIBUTION.md").is_file():
+            return cand
+    return None
+
+
 @app.command("demo")
-def demo(root: Annotated[Optional[Path], typer.Option(help="Data root (default $EMOFUSE_DATA or ../shared/data).")] = None) -> None:
-    """The main job: summarise the corpora found under the data root."""
+def demo(examples: Annotated[Optional[Path], typer.Option(help="Folder of example files (default: the repository's examples/).")] = None,
+         corpora: Annotated[bool, typer.Option(help="Also summarise the corpora under the data root.")] = False,
+         root: Annotated[Optional[Path], typer.Option(help="Data root for --corpora (default $EMOFUSE_DATA or ../shared/data).")] = None) -> None:
+    """The main job: predict emotions on the example files (speech, video, face image,
+    sentence) with the bundled models."""
+    from .inference import resolve_models
+
+    ex = examples or _examples_dir()
+    if ex is None or not ex.is_dir():
+        raise EmofuseError("no examples folder found: run from the repository root or pass "
+                           "--examples DIR")
+    models = resolve_models("default")
+    out.print(f"emofuse {__version__}: bundled models "
+              + ", ".join(f"{m.name} ({m.modality})" for m in models)
+              + f"; examples in {ex}")
+    media = sorted(p for p in ex.iterdir() if p.is_file() and p.suffix.lower() in
+                   (".wav", ".flac", ".mp3", ".ogg", ".mp4", ".avi", ".webm", ".flv",
+                    ".jpg", ".jpeg", ".png"))
+    texts = sorted(ex.glob("*.txt"))
+    from .cli_product import run_predict
+
+    run_predict(files=media, text_file=texts[0] if texts else None)
+    if corpora:
+        _corpora_summary(root)
+
+
+def _corpora_summary(root: Path | None) -> None:
+    """Print the corpora found under the data root."""
     from .corpora import get_corpus, list_corpora
     from .paths import data_root
 
     base = root or data_root()
-    out.print(f"emofuse {__version__}: corpora under {base}")
+    out.print(f"corpora under {base}")
     t = Table("corpus", "items", "speakers", "classes", "splits", "anomalies", "seconds")
     found = 0
     for name in list_corpora():

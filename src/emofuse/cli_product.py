@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .errors import EmofuseError
 
-__all__ = ["register", "expand_inputs"]
+__all__ = ["register", "expand_inputs", "run_predict"]
 
 out = Console()
 err = Console(stderr=True)
@@ -94,6 +94,107 @@ def _print_timeline(r) -> None:
     out.print(t)
 
 
+def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
+                text_file: Path | None = None, model: list[str] | None = None,
+                as_json: bool = False, as_jsonl: bool = False, timeline: bool = False,
+                plot: Path | None = None, segmentation: str = "vad", window: float = 3.0,
+                frame_rate: float = 2.0, repeat: int = 0, threads: int | None = None) -> None:
+    """Predict emotions from files, folders or text; one bad file is reported and skipped."""
+    from .inference import PredictionFailure, PredictOptions, Recognizer
+
+    if as_json and as_jsonl:
+        raise EmofuseError("choose one of --json and --jsonl")
+    if segmentation not in ("vad", "windows"):
+        raise EmofuseError(f"--segmentation must be vad or windows, not {segmentation!r}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    paths, problems = expand_inputs(list(files or []))
+    items: list[tuple[object, str | None]] = [(p, None) for p in paths]
+    items += [(t, "text") for t in text or []]
+    if text_file is not None:
+        from .media import read_lines
+
+        items += [(line, "text") for line in read_lines(text_file)]
+    if not items and not problems:
+        raise EmofuseError("nothing to predict: give files, folders, --text or --text-file")
+    opts = PredictOptions(timeline=timeline, segmentation=segmentation,  # type: ignore[arg-type]
+                          window=window, frame_rate=frame_rate)
+    rec = Recognizer.load(*(model or ["default"]), options=opts)
+    results: list = [PredictionFailure(source=s, error=f"{s}: {why}", error_type="MediaError")
+                     for s, why in problems]
+    latency: dict[str, float] = {}
+
+    def run_all() -> Iterator:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+
+        show = len(items) > 1 and err.is_terminal
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err, transient=True,
+                      disable=not show) as bar:
+            task = bar.add_task("predicting", total=len(items))
+            for x, kind in items:
+                src = str(x) if kind != "text" else _quote(str(x))
+                bar.update(task, description=f"predicting {Path(src).name[:40]}")
+                try:
+                    r = rec.predict(x, kind=kind,  # type: ignore[arg-type]
+                                    source=src if kind == "text" else None)
+                    if repeat > 0:
+                        times = []
+                        for _ in range(repeat):
+                            t0 = time.perf_counter()
+                            rec.predict(x, kind=kind)  # type: ignore[arg-type]
+                            times.append(1000 * (time.perf_counter() - t0))
+                        latency[r.source] = float(sorted(times)[len(times) // 2])
+                except (EmofuseError, OSError) as exc:
+                    r = PredictionFailure(source=src, error=str(exc),
+                                          error_type=type(exc).__name__)
+                bar.advance(task)
+                yield r
+
+    for r in run_all():
+        results.append(r)
+        if isinstance(r, PredictionFailure):
+            err.print(f"[red]skipped[/red] {r.error}", soft_wrap=True, highlight=False)
+        if as_jsonl:
+            d = r.model_dump(mode="json")
+            if r.source in latency:
+                d["latency_ms"] = round(latency[r.source], 3)
+            print(json.dumps(d, ensure_ascii=False), flush=True)
+    good = [r for r in results if not isinstance(r, PredictionFailure)]
+    if as_json:
+        docs = []
+        for r in results:
+            d = r.model_dump(mode="json")
+            if r.source in latency:
+                d["latency_ms"] = round(latency[r.source], 3)
+            docs.append(d)
+        print(json.dumps(docs, ensure_ascii=False, indent=2))
+    elif not as_jsonl and good:
+        _print_table(results, latency=latency)
+        if timeline:
+            for r in good:
+                _print_timeline(r)
+    if plot is not None and timeline:
+        from .timeline import plot_timeline
+
+        with_tl = [r for r in good if r.timeline]
+        for r in with_tl:
+            target = plot if len(with_tl) == 1 and plot.suffix.lower() == ".png" else \
+                plot / f"{Path(r.source).stem}_timeline.png"
+            written = plot_timeline(r, target)
+            err.print(f"timeline plot: {written}")
+    elif plot is not None:
+        err.print("--plot needs --timeline; no plot written")
+    n_bad = len(results) - len(good)
+    if n_bad and not (as_json or as_jsonl):
+        err.print(f"{len(good)} predicted, {n_bad} skipped")
+    if not good:
+        raise typer.Exit(2)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``predict``, ``serve`` and ``export`` to ``app``."""
 
@@ -121,99 +222,9 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
     ) -> None:
         """Predict emotions from files, folders or text; one bad file is reported and skipped."""
-        from .inference import PredictionFailure, PredictOptions, Recognizer
-
-        if as_json and as_jsonl:
-            raise EmofuseError("choose one of --json and --jsonl")
-        if segmentation not in ("vad", "windows"):
-            raise EmofuseError(f"--segmentation must be vad or windows, not {segmentation!r}")
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        paths, problems = expand_inputs(list(files or []))
-        items: list[tuple[object, str | None]] = [(p, None) for p in paths]
-        items += [(t, "text") for t in text or []]
-        if text_file is not None:
-            from .media import read_lines
-
-            items += [(line, "text") for line in read_lines(text_file)]
-        if not items and not problems:
-            raise EmofuseError("nothing to predict: give files, folders, --text or --text-file")
-        opts = PredictOptions(timeline=timeline, segmentation=segmentation,  # type: ignore[arg-type]
-                              window=window, frame_rate=frame_rate)
-        rec = Recognizer.load(*(model or ["default"]), options=opts)
-        results: list = [PredictionFailure(source=s, error=f"{s}: {why}", error_type="MediaError")
-                         for s, why in problems]
-        latency: dict[str, float] = {}
-
-        def run_all() -> Iterator:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
-
-            show = len(items) > 1 and err.is_terminal
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=err, transient=True,
-                          disable=not show) as bar:
-                task = bar.add_task("predicting", total=len(items))
-                for x, kind in items:
-                    src = str(x) if kind != "text" else _quote(str(x))
-                    bar.update(task, description=f"predicting {Path(src).name[:40]}")
-                    try:
-                        r = rec.predict(x, kind=kind,  # type: ignore[arg-type]
-                                        source=src if kind == "text" else None)
-                        if repeat > 0:
-                            times = []
-                            for _ in range(repeat):
-                                t0 = time.perf_counter()
-                                rec.predict(x, kind=kind)  # type: ignore[arg-type]
-                                times.append(1000 * (time.perf_counter() - t0))
-                            latency[r.source] = float(sorted(times)[len(times) // 2])
-                    except (EmofuseError, OSError) as exc:
-                        r = PredictionFailure(source=src, error=str(exc),
-                                              error_type=type(exc).__name__)
-                    bar.advance(task)
-                    yield r
-
-        for r in run_all():
-            results.append(r)
-            if isinstance(r, PredictionFailure):
-                err.print(f"[red]skipped[/red] {r.error}", soft_wrap=True, highlight=False)
-            if as_jsonl:
-                d = r.model_dump(mode="json")
-                if r.source in latency:
-                    d["latency_ms"] = round(latency[r.source], 3)
-                print(json.dumps(d, ensure_ascii=False), flush=True)
-        good = [r for r in results if not isinstance(r, PredictionFailure)]
-        if as_json:
-            docs = []
-            for r in results:
-                d = r.model_dump(mode="json")
-                if r.source in latency:
-                    d["latency_ms"] = round(latency[r.source], 3)
-                docs.append(d)
-            print(json.dumps(docs, ensure_ascii=False, indent=2))
-        elif not as_jsonl and good:
-            _print_table(results, latency=latency)
-            if timeline:
-                for r in good:
-                    _print_timeline(r)
-        if plot is not None and timeline:
-            from .timeline import plot_timeline
-
-            with_tl = [r for r in good if r.timeline]
-            for r in with_tl:
-                target = plot if len(with_tl) == 1 and plot.suffix.lower() == ".png" else \
-                    plot / f"{Path(r.source).stem}_timeline.png"
-                written = plot_timeline(r, target)
-                err.print(f"timeline plot: {written}")
-        elif plot is not None:
-            err.print("--plot needs --timeline; no plot written")
-        n_bad = len(results) - len(good)
-        if n_bad and not (as_json or as_jsonl):
-            err.print(f"{len(good)} predicted, {n_bad} skipped")
-        if not good:
-            raise typer.Exit(2)
+        run_predict(files=files, text=text, text_file=text_file, model=model, as_json=as_json,
+                    as_jsonl=as_jsonl, timeline=timeline, plot=plot, segmentation=segmentation,
+                    window=window, frame_rate=frame_rate, repeat=repeat, threads=threads)
 
     @app.command("serve")
     def serve(

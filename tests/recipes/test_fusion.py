@@ -147,3 +147,17 @@ def test_ensemble_averages_members_fold_by_fold():
     assert np.allclose(ensemble_outputs([nn, svm], weights=[3, 1])[0].proba[0], [0.65, 0.35])
     with pytest.raises(ValueError, match="disagree"):
         ensemble_outputs([nn, [FoldOutput(1, 0, ["b", "a"], y, np.eye(2))]])
+
+
+def test_fixed_late_fusion_model_from_config(tmp_path: Path) -> None:
+    from emofuse.config import load_config
+    from emofuse.inference import Recognizer
+    from emofuse.recipes import fusion as recipe
+
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "models" / "fusion.yaml")
+    out = recipe.train(cfg, out_dir=tmp_path / "fusion")
+    rec = Recognizer.load(out)
+    fuser = rec.predictor("fusion")
+    fused, w = fuser.fuse({"speech": {"happy": 0.8, "calm": 0.2}, "face": {"happy": 0.4, "sad": 0.6}})
+    assert w == {"speech": 0.5, "face": 0.5}
+    assert abs(fused["happy"] - 0.6) < 1e-9 and abs(sum(fused.values()) - 1) < 1e-9

@@ -44,13 +44,22 @@ def _load_all() -> None:
     import_present(__name__, _MODULES)
 
 
+def _find(name: str) -> None:
+    """Import the registering modules one at a time until ``name`` is registered, so looking
+    up one feature does not import every modality's dependencies (fast cold start)."""
+    for mod in _MODULES:
+        if name in _REGISTRY:
+            return
+        import_present(__name__, [mod])
+
+
 def list_features() -> list[str]:
     _load_all()
     return sorted(_REGISTRY)
 
 
 def get_feature(name: str) -> Feature:
-    _load_all()
+    _find(name)
     if name not in _REGISTRY:
         raise ConfigError(f"unknown feature {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

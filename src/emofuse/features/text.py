@@ -276,7 +276,9 @@ def load_encoder(path: str | None = None) -> Any:
     (default :func:`minilm_path`)."""
     _offline()
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every cold start
     model = SentenceTransformer(str(path or minilm_path()), device="cpu", local_files_only=True)
     model.eval()
     return model

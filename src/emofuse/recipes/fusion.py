@@ -1055,6 +1055,23 @@ def av_ravdess(cfg: Any, *, quick: bool = False) -> dict[str, Any]:
 # train / evaluate (``emofuse train`` and ``emofuse evaluate``)
 
 
+def _save_late_fusion(cfg: Any, out_dir: Path) -> Path:
+    """A ``late-fusion`` model folder: fixed modality weights from ``model.params.weights``
+    over the labels in ``data.labels`` (nothing is fitted)."""
+    from ..adapters import LateFusion
+
+    weights = dict((cfg.model.params or {}).get("weights") or {})
+    labels = list(cfg.data.labels or [])
+    if not weights or not labels:
+        raise ConfigError("model late_fusion needs model.params.weights ({modality: weight}) "
+                          "and data.labels")
+    note = str((cfg.model.params or {}).get("note", ""))
+    return LateFusion.save(out_dir, weights, labels=labels,
+                           data={"corpus": None, "note": note},
+                           protocol={"kind": "none", "note": "weights fixed, not fitted"},
+                           metrics={})
+
+
 def train(cfg: Any, *, out_dir: str | Path, quick: bool = False) -> Path:
     """Train the attention fusion on the corpus of ``cfg`` (``val_fraction`` of its speakers
     held out for the card's validation figures, and for early stopping when it is on) and save
@@ -1071,6 +1088,8 @@ def train(cfg: Any, *, out_dir: str | Path, quick: bool = False) -> Path:
     from ..train.checkpoint import save_model
     from ._common import class_list, load_records
 
+    if cfg.model.name == "late_fusion":
+        return _save_late_fusion(cfg, Path(out_dir))
     fparams = _feature_params(cfg)
     params, _ = _compare_specs(cfg)
     if cfg.model.name != "attention_fusion":

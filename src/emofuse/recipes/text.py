@@ -137,7 +137,10 @@ def load_task(cfg: RunConfig, *, quick: bool = False) -> TextTask:
         _, records = load_records(cfg)
         records = [r for r in records if r.text]
         classes = class_list(records, cfg.data.labels)
-    split = protocols.official_split(records, allow_leak=cfg.protocol.allow_leak)
+    if records and not any(r.split for r in records):
+        records, split = _with_dev_part(records, cfg)
+    else:
+        split = protocols.official_split(records, allow_leak=cfg.protocol.allow_leak)
     if not split.val:
         raise DataError(None, f"{cfg.data.corpus}: the official split has no dev part, which "
                         "the text recipe needs for early stopping and tuning")
@@ -148,6 +151,21 @@ def load_task(cfg: RunConfig, *, quick: bool = False) -> TextTask:
         parts = {p: _quick(rs, multilabel, sizes[p]) for p, rs in parts.items()}
     y = {p: _targets(rs, classes, multilabel) for p, rs in parts.items()}
     return TextTask(cfg.data.corpus, classes, multilabel, parts, y, split)
+
+
+def _with_dev_part(records: list[Record], cfg: RunConfig
+                   ) -> tuple[list[Record], protocols.Split]:
+    """A user's data without any split: a group-aware dev part (speakers or dialogues kept
+    on one side) for early stopping; everything else is training data; no test part."""
+    import dataclasses
+
+    fit_ids, val_ids = protocols.validation_split(records, fraction=cfg.train.val_fraction,
+                                                  seed=cfg.protocol.seed)
+    held = set(val_ids)
+    records = [dataclasses.replace(r, split="val" if r.id in held else "train")
+               for r in records]
+    return records, protocols.Split(f"{cfg.data.corpus}/validation", list(fit_ids), [],
+                                    list(val_ids), "validation")
 
 
 def _goemotions_order(names: Sequence[str]) -> list[str]:

@@ -205,6 +205,7 @@ def _atomic(target: Path, write) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; models are shared and packaged
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
