@@ -1,0 +1,60 @@
+"""The bundled models (``make models``): complete cards, package size, offline loading, and
+``emofuse demo`` predicting every example file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from emofuse.cli import app
+from emofuse.inference import BUNDLED_NAMES, Recognizer, bundled_dir
+from emofuse.train.checkpoint import read_card
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+BUNDLED = bundled_dir()
+
+
+@pytest.fixture(autouse=True)
+def _bundled_only(monkeypatch):
+    monkeypatch.delenv("EMOFUSE_MODELS", raising=False)
+    monkeypatch.setenv("COLUMNS", "220")
+
+
+@pytest.mark.parametrize("name", BUNDLED_NAMES)
+def test_bundled_model_has_a_complete_card(name):
+    card = read_card(BUNDLED / name)
+    assert card["task"] == name
+    assert len(card["labels"]) >= 6
+    for key in ("data", "protocol", "metrics", "weights_sha256", "emofuse_version"):
+        assert key in card, f"{name}: card lacks {key!r}"
+    assert (BUNDLED / name / "model.safetensors").stat().st_mode & 0o044 == 0o044  # readable
+
+
+def test_bundle_is_small_and_has_no_checkpoints():
+    files = [p for p in BUNDLED.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 30 * 2**20
+    assert not [p for p in files if p.suffix in (".ckpt", ".pt", ".pth", ".pkl")]
+
+
+def test_default_recognizer_loads_every_modality():
+    rec = Recognizer.load("default")
+    assert set(rec.modalities) >= {"speech", "face", "text"}
+    assert set(rec.models) == set(BUNDLED_NAMES)
+
+
+def test_demo_predicts_every_example():
+    r = CliRunner().invoke(app, ["demo", "--examples", str(EXAMPLES)])
+    assert r.exit_code == 0, r.output
+    for name in ("speech.flac", "video.mp4", "face.jpg", "we finally won"):
+        assert name in r.output
+    assert "skipped" not in r.output
+
+
+def test_sensible_predictions_on_the_examples():
+    rec = Recognizer.load("default")
+    assert rec.predict_text("I can't believe we finally won, this is the best day of my "
+                            "life!").label == "happy"
+    face = rec.predict(EXAMPLES / "face.jpg")
+    assert face.faces and face.label == "surprise"
