@@ -31,7 +31,7 @@ from ..errors import ConfigError
 
 __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config_path"]
 
-MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment")
+MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment", "fusion3", "product")
 
 
 @dataclass(frozen=True)
