@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 def import_present(package: str, modules: Iterable[str]) -> None:
@@ -16,3 +16,12 @@ def import_present(package: str, modules: Iterable[str]) -> None:
         except ModuleNotFoundError as exc:
             if exc.name != name:
                 raise
+
+
+def import_until(package: str, modules: Iterable[str], done: Callable[[], bool]) -> None:
+    """Import ``package.<m>`` one module at a time until ``done()`` is true, so looking up one
+    registered name does not import every modality's dependencies (fast cold start)."""
+    for mod in modules:
+        if done():
+            return
+        import_present(package, [mod])

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._plugins import import_present
+from .._plugins import import_present, import_until
 from ..errors import ConfigError
 
 __all__ = ["register_feature", "get_feature", "list_features", "Feature"]
@@ -45,12 +45,7 @@ def _load_all() -> None:
 
 
 def _find(name: str) -> None:
-    """Import the registering modules one at a time until ``name`` is registered, so looking
-    up one feature does not import every modality's dependencies (fast cold start)."""
-    for mod in _MODULES:
-        if name in _REGISTRY:
-            return
-        import_present(__name__, [mod])
+    import_until(__name__, _MODULES, lambda: name in _REGISTRY)
 
 
 def list_features() -> list[str]:

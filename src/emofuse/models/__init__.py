@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._plugins import import_present
+from .._plugins import import_present, import_until
 from ..errors import ConfigError
 
 __all__ = ["register_model", "build_model", "list_models"]
@@ -33,12 +33,7 @@ def _load_all() -> None:
 
 
 def _find(name: str) -> None:
-    """Import the registering modules one at a time until ``name`` is registered, so looking
-    up one model does not import every modality's dependencies (fast cold start)."""
-    for mod in _MODULES:
-        if name in _REGISTRY:
-            return
-        import_present(__name__, [mod])
+    import_until(__name__, _MODULES, lambda: name in _REGISTRY)
 
 
 def list_models() -> list[str]:
