@@ -125,3 +125,32 @@ def test_not_a_text_model(tmp_path):
     save_model(tmp_path, build_model("minilm_mlp", in_dim=4, n_classes=3), card)
     with pytest.raises(DataError, match="not a text model"):
         TextPredictor.load(tmp_path)
+
+
+@pytest.mark.parametrize("hidden, multilabel", [(8, False), (0, False), (8, True)])
+def test_numpy_head_matches_the_torch_module(tmp_path, hidden, multilabel):
+    import numpy as np
+    import torch
+
+    from emofuse.models.text import array_loader, predict_module
+
+    torch.manual_seed(1)
+    params = {"in_dim": 384, "n_classes": 3, "hidden": hidden, "multilabel": multilabel}
+    save_model(tmp_path, build_model("minilm_mlp", **params), _card("minilm_mlp", params))
+    p = TextPredictor.load(tmp_path)
+    assert p.head is not None and p._module is None            # no torch module built
+    x = np.random.default_rng(0).standard_normal((20, 384)).astype(np.float32) * 3
+    want = predict_module(p.module, array_loader(x))           # built on first use
+    assert np.abs(p.head.proba(x) - want).max() < 1e-5
+    assert p.module.hparams.in_dim == p.in_dim == 384
+
+
+def test_weights_that_do_not_fit_the_card(tmp_path):
+    params = {"in_dim": 384, "n_classes": 3, "hidden": 8}
+    save_model(tmp_path, build_model("minilm_mlp", in_dim=384, n_classes=3, hidden=16),
+               _card("minilm_mlp", params))
+    with pytest.raises(DataError, match="do not fit.*net.1.weight"):
+        TextPredictor.load(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(DataError, match="checksum"):
+        TextPredictor.load(tmp_path)

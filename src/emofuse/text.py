@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import DataError, EmofuseError
 
-__all__ = ["TextPrediction", "TextPredictor", "predict_texts", "check_text", "main",
+__all__ = ["TextPrediction", "TextPredictor", "MLPHead", "predict_texts", "check_text", "main",
            "MAX_CHARS"]
 
 _SPEAKER = re.compile(r"^[^:|]{1,40}: ")
@@ -97,11 +97,102 @@ def check_text(item: str | bytes, *, max_chars: int = MAX_CHARS) -> tuple[str, l
     return text, notes
 
 
-class TextPredictor:
-    """A saved text model (``minilm_finetune`` or ``minilm_mlp``) ready to predict."""
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Error function, elementwise (float64; relative error below 1.2e-7: Numerical Recipes'
+    Chebyshev fit of erfc), so that the GELU of the MLP head needs neither torch nor scipy."""
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    erfc = t * np.exp(-z * z + poly)
+    return np.where(x >= 0, 1.0 - erfc, erfc - 1.0)
 
-    def __init__(self, module: Any, card: dict[str, Any]) -> None:
-        self.module = module.eval()
+
+class MLPHead:
+    """The ``minilm_mlp`` network (:class:`emofuse.models.text.EmbeddingMLP`) at inference, in
+    numpy: ``Linear -> GELU -> Linear`` (or one ``Linear`` when ``hidden`` is 0; dropout is the
+    identity), then softmax, or sigmoid for a multi-label model. No torch needed."""
+
+    def __init__(self, state: dict[str, np.ndarray], params: dict[str, Any]) -> None:
+        in_dim, n_classes = int(params["in_dim"]), int(params["n_classes"])
+        hidden = int(params.get("hidden", 256) or 0)
+        dims = [in_dim, hidden, n_classes] if hidden else [in_dim, n_classes]
+        names = [1, 4] if hidden else [1]
+        want = {}
+        for i, (a, b) in zip(names, zip(dims, dims[1:])):
+            want[f"net.{i}.weight"], want[f"net.{i}.bias"] = (b, a), (b,)
+        have = {k: tuple(v.shape) for k, v in state.items()}
+        if have != want:
+            missing = sorted(set(want) - set(have))
+            extra = sorted(set(have) - set(want))
+            bad = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+            raise ValueError("; ".join(
+                [f"missing {', '.join(missing)}"] * bool(missing)
+                + [f"unexpected {', '.join(extra)}"] * bool(extra)
+                + [f"{k}: shape {list(have[k])}, expected {list(want[k])}" for k in bad]))
+        self.layers = [(np.asarray(state[f"net.{i}.weight"], np.float64).T,
+                        np.asarray(state[f"net.{i}.bias"], np.float64)) for i in names]
+        self.in_dim, self.n_classes = in_dim, n_classes
+        self.multilabel = bool(params.get("multilabel"))
+        self.state = state
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        h = np.asarray(x, np.float64)
+        for k, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if k < len(self.layers) - 1:
+                h = 0.5 * h * (1.0 + _erf(h / np.sqrt(2.0)))  # exact GELU, as nn.GELU()
+        return h
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        z = self.logits(x)
+        if self.multilabel:
+            return 1.0 / (1.0 + np.exp(-z))
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _load_numpy(model_dir: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """:func:`emofuse.train.load_model` with numpy arrays (safetensors without torch): the
+    same checks of the card, the file and its checksum."""
+    import hashlib
+
+    from safetensors.numpy import load_file
+
+    from .train.checkpoint import MODEL_FILE, read_card
+
+    card = read_card(model_dir)
+    model_path = Path(model_dir) / MODEL_FILE
+    if not model_path.is_file():
+        raise DataError(model_path, "weights file missing")
+    data = model_path.read_bytes()
+    expected = card.get("weights_sha256")
+    if expected and hashlib.sha256(data).hexdigest() != expected:
+        raise DataError(model_path, "weights do not match the checksum in card.json (the file "
+                        "was changed or is corrupt)")
+    try:
+        state = load_file(str(model_path))
+    except Exception as exc:  # safetensors raises its own error type for every kind of damage
+        raise DataError(model_path, f"not a readable safetensors file ({exc})") from exc
+    return state, card
+
+
+class TextPredictor:
+    """A saved text model (``minilm_finetune`` or ``minilm_mlp``) ready to predict.
+
+    A ``minilm_mlp`` model runs without torch: its head in numpy (:class:`MLPHead`) on the
+    embeddings of :func:`emofuse.features.text.minilm` (onnxruntime when the fast encoder is
+    available); :attr:`module`, the torch network, is built on first use (ONNX export).
+    """
+
+    def __init__(self, module: Any, card: dict[str, Any], *, head: MLPHead | None = None
+                 ) -> None:
+        if module is None and head is None:
+            raise ValueError("TextPredictor needs a torch module or an MLPHead")
+        self._module = None if module is None else module.eval()
+        self.head = head
         self.card = card
         self.labels: list[str] = list(card["labels"])
         self.multilabel = bool(card.get("multilabel"))
@@ -109,21 +200,61 @@ class TextPredictor:
         self.features: dict[str, Any] = dict(card.get("features") or {})
         self.max_len = int(card.get("max_len", 128))
 
+    @property
+    def module(self) -> Any:
+        """The torch network (built from the head's weights on first use for ``minilm_mlp``)."""
+        if self._module is None:
+            import torch
+
+            from .models import build_model
+
+            assert self.head is not None
+            module = build_model("minilm_mlp", **dict(self.card["model"].get("params") or {}))
+            module.load_state_dict({k: torch.from_numpy(np.array(v))
+                                    for k, v in self.head.state.items()})
+            self._module = module.eval()
+        return self._module
+
+    @property
+    def in_dim(self) -> int:
+        """Width of the head's input (384, or 768 with dialogue context)."""
+        if self.head is not None:
+            return self.head.in_dim
+        return int(self.module.hparams.in_dim)
+
     @classmethod
     def load(cls, model_dir: str | Path) -> TextPredictor:
-        """Read ``model.safetensors`` + ``card.json`` (no network, no pickle)."""
-        from .models import build_model
-        from .train import load_model
+        """Read ``model.safetensors`` + ``card.json`` (no network, no pickle; no torch for a
+        ``minilm_mlp`` model)."""
+        from .train.checkpoint import read_card
 
-        state, card = load_model(model_dir)
+        spec = read_card(model_dir).get("model") or {}
+        if spec.get("name") == "minilm_mlp":
+            state, card = _load_numpy(model_dir)
+        else:
+            from .train import load_model
+
+            state, card = load_model(model_dir)
         if card.get("task") != "text":
             raise DataError(model_dir, f"not a text model (card task: {card.get('task')!r})")
         spec = card.get("model") or {}
         name, params = spec.get("name"), dict(spec.get("params") or {})
         if name not in ("minilm_finetune", "minilm_mlp"):
             raise DataError(Path(model_dir) / "card.json", f"unknown text model {name!r}")
-        if name == "minilm_finetune":
-            params["pretrained"] = False  # the weights come from the folder
+        if name == "minilm_mlp":
+            for key in ("in_dim", "n_classes"):
+                if key not in params:
+                    raise DataError(Path(model_dir) / "card.json",
+                                    f"minilm_mlp needs model.params.{key}")
+            try:
+                head = MLPHead(state, params)
+            except (ValueError, TypeError) as exc:
+                raise DataError(Path(model_dir) / "model.safetensors",
+                                f"weights do not fit the model in card.json ({exc})") from None
+            return cls(None, card, head=head)
+        from .models import build_model
+
+        params["pretrained"] = False  # the weights come from the folder
         module = build_model(name, **params)
         try:
             module.load_state_dict(state)
@@ -148,12 +279,12 @@ class TextPredictor:
         ``contexts`` (models trained with ``context_turns``): for each text, its dialogue's
         previous utterances, most recent first, as ``"Speaker: text | Speaker: text"``.
         """
-        from .models.text import array_loader, predict_module, token_loader, tokenize
-
         if not texts:
             return np.zeros((0, len(self.labels)))
         clean = self._clean(texts)
         if self.card["model"]["name"] == "minilm_finetune":
+            from .models.text import predict_module, token_loader, tokenize
+
             ctx = self._clean(contexts) if contexts and self.features.get("context_turns") \
                 else None
             ids = tokenize(clean, contexts=ctx, max_len=self.max_len)
@@ -161,8 +292,12 @@ class TextPredictor:
         from .features.text import minilm
 
         emb = minilm(clean, max_len=self.max_len)
-        if self.module.hparams.in_dim > emb.shape[1]:  # trained with dialogue context
+        if self.in_dim > emb.shape[1]:  # trained with dialogue context
             emb = np.concatenate([emb, self._context_embeddings(contexts, len(clean))], axis=1)
+        if self.head is not None:
+            return self.head.proba(emb)
+        from .models.text import array_loader, predict_module
+
         return predict_module(self.module, array_loader(emb, batch_size=256))
 
     def _context_embeddings(self, contexts: Sequence[str] | None, n: int) -> np.ndarray:

@@ -19,13 +19,13 @@ import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["save_model", "load_model", "read_card", "MODEL_FILE", "CARD_FILE", "REQUIRED_CARD_KEYS",
            "CARD_FORMAT"]
@@ -62,6 +62,9 @@ def save_model(path_dir: str | os.PathLike, module_or_state_dict: Any,
         When the card lacks a required key, has a malformed one, is not JSON-serialisable, or
         the state dict holds something other than tensors.
     """
+    import torch
+    from safetensors.torch import save_file
+
     state = module_or_state_dict.state_dict() if isinstance(module_or_state_dict,
                                                            torch.nn.Module) \
         else module_or_state_dict
@@ -111,6 +114,8 @@ def load_model(path_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
     if expected and _sha256(model_path) != expected:
         raise DataError(model_path, "weights do not match the checksum in card.json (the file "
                         "was changed or is corrupt)")
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(model_path), device="cpu")
     except Exception as exc:  # safetensors raises its own error type for every kind of damage
@@ -182,6 +187,8 @@ def _is_metric(v: Any) -> bool:
 
 
 def _tensors(state: Any) -> dict[str, torch.Tensor]:
+    import torch
+
     if not isinstance(state, Mapping) or not state:
         raise ValueError("expected a torch module or a non-empty mapping of names to tensors")
     out = {}
