@@ -58,3 +58,33 @@ def test_sensible_predictions_on_the_examples():
                             "life!").label == "happy"
     face = rec.predict(EXAMPLES / "face.jpg")
     assert face.faces and face.label == "surprise"
+
+
+def test_face_runs_on_its_onnx_copy_like_pytorch(monkeypatch):
+    import numpy as np
+
+    from emofuse._onnx import OnnxNet
+    from emofuse.recipes import face as recipe
+
+    net, card = recipe.load_fast(BUNDLED / "face")
+    assert isinstance(net, OnnxNet) and card["onnx"]["parity_max_abs"] < 1e-4
+    torch_net, _ = recipe.load_predictor(BUNDLED / "face")
+    crops = np.random.default_rng(0).integers(0, 256, (5, 64, 64), dtype=np.uint8)
+    tta = {"flip": True, "shift": 3}
+    assert np.abs(recipe.predict_proba(net, crops, tta=tta)
+                  - recipe.predict_proba(torch_net, crops, tta=tta)).max() < 1e-4
+    monkeypatch.setenv("EMOFUSE_ONNX", "0")
+    assert recipe.load_fast(BUNDLED / "face") is None
+
+
+def test_image_and_text_predictions_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom emofuse import Recognizer\nr = Recognizer.load('face', 'text')\n"
+            f"r.predict({str(EXAMPLES / 'face.jpg')!r})\nr.predict_text('what a day')\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

