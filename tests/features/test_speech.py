@@ -99,6 +99,19 @@ def test_extract_is_cached_by_content_and_settings(tmp_path: Path, wav: Path) ->
     assert S.feature_settings("mfcc", {"n_mfcc": 13})["version"] == get_feature("mfcc").version
 
 
+def test_speed_perturbation_scales_length_and_pitch(tmp_path: Path, wav: Path) -> None:
+    y = tone(220.0)
+    fast = S.speed_perturb(y, 1.1)
+    assert len(fast) == pytest.approx(len(y) / 1.1, abs=2)
+    assert S.speed_perturb(y, 1.0) is y
+    f0 = S.prosody_stats(S.prosody(fast))[8]
+    assert f0 == pytest.approx(12 * np.log2(220.0 * 1.1 / 27.5), abs=0.5)
+    cache = FeatureCache(tmp_path / "c")
+    a = S.extract(wav, "mfcc", params={"n_mfcc": 13}, cache=cache)
+    b = S.extract(wav, "mfcc", params={"n_mfcc": 13, "speed": 0.9}, cache=cache)
+    assert cache.misses == 2 and b.shape[1] > a.shape[1]
+
+
 def test_extract_many_reports_a_bad_file_and_goes_on(tmp_path: Path, wav: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio at all")

@@ -24,7 +24,7 @@ def waves(batch: int, seconds: float, seed: int = 0) -> torch.Tensor:
 
 
 def test_registered() -> None:
-    assert {*WAVE, "fercnn", "svm", "logreg"} <= set(list_models())
+    assert {*WAVE, "fercnn", "svm", "logreg", "lda"} <= set(list_models())
 
 
 @pytest.mark.parametrize("name", WAVE)
@@ -137,10 +137,11 @@ def _data(n: int = 120, d: int = 6, seed: int = 0):
     return x, y, groups
 
 
-@pytest.mark.parametrize("name", ["svm", "logreg"])
-def test_classical_models_round_trip_without_pickle(name: str) -> None:
+@pytest.mark.parametrize("name, params", [("svm", {"C": 1.0}), ("logreg", {"C": 1.0}),
+                                          ("lda", {"shrinkage": 0.5})])
+def test_classical_models_round_trip_without_pickle(name: str, params: dict) -> None:
     x, y, _ = _data()
-    clf = build_model(name, C=1.0).fit(x, y)
+    clf = build_model(name, **params).fit(x, y)
     arrays, tree = to_tensors(clf)
     assert all(isinstance(a, np.ndarray) for a in arrays.values())
     import json
@@ -166,3 +167,13 @@ def test_grid_search_is_grouped_and_returns_base_params() -> None:
     assert params["max_iter"] == 500 and params["C"] in (0.01, 1.0) and score > 0.6
     with pytest.raises(DataError):
         grid_search("logreg", x, y, np.zeros(len(y)), grid={"C": [1.0]})
+
+
+def test_lda_equal_priors_favour_the_rare_class() -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (90, 3)), rng.normal(1, 1, (10, 3))])
+    y = np.array([0] * 90 + [1] * 10)
+    probe = np.full((1, 3), 0.5)
+    p_bal = build_model("lda", shrinkage=0.1).fit(x, y).predict_proba(probe)[0, 1]
+    p_freq = build_model("lda", shrinkage=0.1, balanced=False).fit(x, y).predict_proba(probe)[0, 1]
+    assert p_bal > p_freq

@@ -48,6 +48,8 @@ def test_parse_single_model_and_ensemble() -> None:
         {"name": "fercnn", "features": {"name": "fused", "params": {"n_mfcc": 13}}}]}}))
     assert [m.kind for m in run.members] == ["classical", "vector"]
     assert run.members[0].feature == "egemaps" and run.members[1].feature_params == {"n_mfcc": 13}
+    (m,) = parse_run(_cfg({"name": "lda", "params": {"fit": {"speeds": [0.9, 1.1]}}})).members
+    assert m.kind == "classical" and m.speeds == [0.9, 1.1]
 
 
 @pytest.mark.parametrize("model, match", [
@@ -58,6 +60,8 @@ def test_parse_single_model_and_ensemble() -> None:
     ({"name": "ensemble", "params": {"members": [{"name": "svm", "colour": 1}]}}, "colour"),
     ({"name": "ensemble", "params": {"members": [{"name": "svm"}], "weights": [1, 2]}}, "weight"),
     ({"name": "resnet", "params": {}}, "not a speech model"),
+    ({"name": "cnn2d", "params": {"fit": {"speeds": [0.9]}}}, "speeds"),
+    ({"name": "svm", "params": {"fit": {"speeds": [0.0]}}}, "speeds"),
 ])
 def test_bad_configs_are_explained(model: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):

@@ -41,7 +41,7 @@ from .cache import FeatureCache
 __all__ = ["logmel", "mfcc", "prosody", "egemaps", "utterance_stats", "lld_stats", "fused",
            "logmel_stats",
            "prosody_stats", "EGEMAPS_DIM", "pitch_autocorr", "extract", "extract_many",
-           "feature_settings", "stack_features"]
+           "feature_settings", "stack_features", "speed_perturb"]
 
 EGEMAPS_DIM = 88
 _EPS = 1e-10
@@ -212,6 +212,23 @@ def fused(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int = 64,
     return np.concatenate(parts)
 
 
+def speed_perturb(y: np.ndarray, speed: float) -> np.ndarray:
+    """The waveform played ``speed`` times faster (resampled, Kaldi-style speed perturbation):
+    tempo, pitch and formants all scale by ``speed``, which mimics a speaker with a shorter
+    (``> 1``) or longer (``< 1``) vocal tract. ``speed == 1`` returns ``y`` unchanged."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    if speed <= 0:
+        raise ValueError(f"speed must be positive, got {speed}")
+    if speed == 1:
+        return y
+    ratio = Fraction(1 / float(speed)).limit_denominator(100)
+    return resample_poly(np.asarray(y, np.float32), ratio.numerator,
+                         ratio.denominator).astype(np.float32)
+
+
 # --------------------------------------------------------------------------------------------
 # Cached extraction from files
 
@@ -230,6 +247,9 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
             sr: int = 16000, cache: FeatureCache | None = None) -> np.ndarray:
     """Feature ``name`` of the audio file ``path`` (decoded mono at ``sr``), cached.
 
+    ``params`` may hold ``speed`` (default 1): the feature of the speed-perturbed waveform
+    (:func:`speed_perturb`), used for training copies that simulate other speakers.
+
     Raises
     ------
     MediaError
@@ -241,12 +261,13 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
 
     settings = feature_settings(name, params, sr=sr)
     fn: Callable[..., Any] = get_feature(name).fn
-    kwargs = settings["params"]
+    kwargs = dict(settings["params"])
+    speed = float(kwargs.pop("speed", 1.0))
 
     def compute(p: str | os.PathLike) -> np.ndarray:
         y, _ = load_audio(p, sr=sr)
         try:
-            return fn(y, sr=sr, **kwargs)
+            return fn(speed_perturb(y, speed), sr=sr, **kwargs)
         except TypeError:
             raise
         except Exception as exc:  # a library failing on odd content: report this one file

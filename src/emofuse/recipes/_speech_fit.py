@@ -69,6 +69,15 @@ class MemberSpec:
         log-probabilities are standardised per speaker). Classical members: always ``input``.
     epochs
         Override of ``train.max_epochs`` for this member.
+    speeds
+        Classical members: speed-perturbation factors (e.g. ``[0.9, 1.1]``); each training
+        utterance adds one feature vector per factor, extracted from its resampled waveform
+        (tempo, pitch and formants scaled together: a simulated new speaker). In ``spknorm``,
+        each (speaker, factor) pair is standardised by its own statistics, as a speaker of its
+        own. Test utterances are never perturbed.
+    settings
+        The settings this member takes part in (default: all of the run's); an ensemble's
+        weights are renormalised over the members of each setting.
     """
 
     name: str
@@ -85,9 +94,15 @@ class MemberSpec:
     refit: bool = False
     epochs: int | None = None
     spknorm: str = "input"
+    speeds: list[float] = field(default_factory=list)
+    settings: list[str] | None = None
 
     _FIT_KEYS = ("crop_s", "window_s", "augment", "spec_augment", "mixup", "n_models", "refit",
-                 "epochs", "spknorm")
+                 "epochs", "spknorm", "speeds", "settings")
+
+    def active(self, setting: str) -> bool:
+        """Whether this member takes part in ``setting``."""
+        return not self.settings or setting in self.settings
 
     @property
     def kind(self) -> str:
@@ -126,6 +141,16 @@ class MemberSpec:
         if spec.spknorm == "output" and spec.kind == "classical":
             raise ConfigError(f"{where}.fit.spknorm: classical models are normalised at the "
                               "input only")
+        spec.speeds = [float(v) for v in (spec.speeds or [])]
+        if spec.settings is not None:
+            spec.settings = [spec.settings] if isinstance(spec.settings, str) \
+                else list(spec.settings)
+            if bad := [v for v in spec.settings if v not in SETTINGS] or not spec.settings:
+                raise ConfigError(f"{where}.fit.settings: unknown {bad or 'empty'}; choose "
+                                  f"from {', '.join(SETTINGS)}")
+        if spec.speeds and (spec.kind != "classical" or any(v <= 0 for v in spec.speeds)):
+            raise ConfigError(f"{where}.fit.speeds: positive speed factors, for classical "
+                              "members only")
         if spec.kind == "waveform" and spec.params.get("norm") == "speaker":
             raise ConfigError(f"{where}.params.norm: 'speaker' is set by the spknorm setting; "
                               "give the inductive normalisation (utterance, "
@@ -196,6 +221,31 @@ class SpeechData:
                     self.skipped.append({"id": r.id, "path": str(r.audio), "reason": str(exc)})
             self._vectors[key] = out
         return self._vectors[key]
+
+    def speed_vectors(self, feature: str, params: Mapping[str, Any], speed: float
+                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Cached feature vectors of every record's waveform perturbed to ``speed``
+        (:func:`~emofuse.features.speech.speed_perturb`) and the per-speaker statistics of
+        those vectors; a record that fails is left out (it only loses its training copy)."""
+        from ..features.speech import extract
+
+        key = ("speed", feature, repr(sorted(params.items())), float(speed))
+        if key not in self._vectors:
+            out = {}
+            for r in self.records:
+                try:
+                    out[r.id] = np.asarray(extract(r.audio, feature,
+                                                   params={**params, "speed": float(speed)},
+                                                   sr=self.sr, cache=self.cache), np.float32)
+                except EmofuseError:
+                    continue
+            groups: dict[str, list[str]] = {}
+            for rid in out:
+                groups.setdefault(self.speaker_of(rid), []).append(rid)
+            self._vectors[key] = out
+            self._stats[key] = {s: vector_stats(np.stack([out[i] for i in ids]))
+                                for s, ids in groups.items()}
+        return self._vectors[key], self._stats[key]
 
     def speaker_stats(self, spec: MemberSpec, net: Any = None) -> dict[str, np.ndarray]:
         """Per-speaker normalisation statistics for ``spec`` (``(2, d)`` each) from every
@@ -382,6 +432,34 @@ def _matrix(spec: MemberSpec, data: SpeechData, records: Sequence[Record], setti
     return x.astype(np.float32), recs
 
 
+def _speed_copies(spec: MemberSpec, data: SpeechData, records: Sequence[Record],
+                  setting: str, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Training vectors of the speed-perturbed copies of ``records`` (``spec.speeds``) and
+    their labels; ``spknorm``: each (speaker, speed) standardised by its own statistics."""
+    xs, ys = [], []
+    for speed in spec.speeds:
+        vec, stats = data.speed_vectors(spec.feature or "", spec.feature_params, speed)
+        recs = [r for r in records if r.id in vec]
+        if not recs:
+            continue
+        x = np.stack([vec[r.id] for r in recs])
+        if setting == "spknorm":
+            x = np.stack([(x[i] - stats[data.speaker_of(r.id)][0])
+                          / stats[data.speaker_of(r.id)][1] for i, r in enumerate(recs)])
+        xs.append(x.astype(np.float32))
+        ys.append(_labels(recs, classes))
+    if not xs:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _with_copies(x: np.ndarray, y: np.ndarray, copies: tuple[np.ndarray, np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    if not len(copies[1]):
+        return x, y
+    return np.concatenate([x, copies[0]]), np.concatenate([y, copies[1]])
+
+
 def _fit_classical(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
                    val: Sequence[Record], *, classes: Sequence[str], setting: str) -> Fitted:
     import warnings
@@ -389,6 +467,8 @@ def _fit_classical(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
     xt, rt = _matrix(spec, data, train, setting)
     xv, rv = _matrix(spec, data, val, setting)
     yt, yv = _labels(rt, classes), _labels(rv, classes)
+    ct = _speed_copies(spec, data, rt, setting, classes)
+    cv = _speed_copies(spec, data, rv, setting, classes)
     params, info = dict(spec.params), {}
     if spec.grid:
         x_all, y_all = np.concatenate([xt, xv]), np.concatenate([yt, yv])
@@ -396,12 +476,15 @@ def _fit_classical(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
         params, score = grid_search(spec.name, x_all, y_all, groups, grid=spec.grid,
                                     base=spec.params)
         info = {"chosen": params, "inner_cv_ua": round(score, 4)}
+    if spec.speeds:
+        info["speed_copies"] = {"speeds": spec.speeds, "train": len(ct[1]), "val": len(cv[1])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        first = build_model(spec.name, **params).fit(xt, yt)  # for validation probabilities
+        # for validation probabilities
+        first = build_model(spec.name, **params).fit(*_with_copies(xt, yt, ct))
         val_p = _full_proba(first, xv, len(classes))
-        final = build_model(spec.name, **params).fit(np.concatenate([xt, xv]),
-                                                     np.concatenate([yt, yv]))
+        both = _with_copies(np.concatenate([xt, xv]), np.concatenate([yt, yv]), ct)
+        final = build_model(spec.name, **params).fit(*_with_copies(*both, cv))
     feature = _feature_card(spec, data.sr)
     member = Member("classical", list(classes), final, {"name": spec.name, "params": params},
                     feature, setting, data.sr)

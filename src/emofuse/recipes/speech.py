@@ -16,7 +16,9 @@ may hold these recipe keys:
     Training options of a network: ``crop_s``, ``window_s``, ``augment`` (``copies`` + the
     fields of :class:`~emofuse.train.augment_audio.WaveAugment`), ``spec_augment``, ``mixup``,
     ``n_models`` (seed ensemble), ``refit`` (retrain on training + validation data for the
-    best epoch count), ``epochs``.
+    best epoch count), ``epochs``; for classical members ``speeds``: speed-perturbation
+    factors whose feature vectors are added as training copies (simulated speakers);
+    ``settings``: the settings a member takes part in (default all).
 ``grid``
     Classical models: the hyper-parameter grid searched by speaker-grouped CV inside the
     training fold.
@@ -110,7 +112,7 @@ def _quick(spec: RunSpec) -> RunSpec:
     members = []
     for m in spec.members:
         members.append(dataclasses.replace(
-            m, n_models=1, refit=False, crop_s=min(m.crop_s, 1.0),
+            m, n_models=1, refit=False, crop_s=min(m.crop_s, 1.0), speeds=m.speeds[:1],
             augment={**m.augment, "copies": min(1, int(m.augment.get("copies", 0)))}
             if m.augment else None,
             grid={k: list(v)[:1] for k, v in m.grid.items()} if m.grid else None))
@@ -262,13 +264,15 @@ def _fold_runner(spec: RunSpec, data: SpeechData, classes: Sequence[str], settin
             train_cfg=cfg.train, quick=quick)
         return as_output_norm(f, [data.speaker_of(r.id) for r in val])
 
+    active = [i for i, m in enumerate(spec.members) if m.active(setting)]
+
     def fit_predict(train: list[Record], val: list[Record], test: list[Record], seed: int):
         key = (tuple(sorted(r.id for r in test)), seed)
-        fitted = [(fit_one(i, m, train, val, seed, key), m)
-                  for i, m in enumerate(spec.members)]
+        fitted = [(fit_one(i, spec.members[i], train, val, seed, key), spec.members[i])
+                  for i in active]
         yv = np.array([classes.index(r.label) for r in val])
         weights = (choose_weights([f.val_proba for f, _ in fitted], yv)
-                   if spec.weights == "val" else [float(w) for w in spec.weights])
+                   if spec.weights == "val" else _renormalised(spec.weights, active))
         proba = np.zeros((len(test), len(classes)))
         y = np.array([classes.index(r.label) for r in test])
         alone = []
@@ -285,6 +289,13 @@ def _fold_runner(spec: RunSpec, data: SpeechData, classes: Sequence[str], settin
         return proba, info
 
     return fit_predict, runs, last
+
+
+def _renormalised(weights: Sequence[float], active: Sequence[int]) -> list[float]:
+    """The fixed weights of the members taking part in a setting, summing to one."""
+    w = [float(weights[i]) for i in active]
+    total = sum(w)
+    return [x / total for x in w] if total > 0 else [1.0 / len(w)] * len(w)
 
 
 def _stats(member: Any, spec: MemberSpec, data: SpeechData, records: Sequence[Record]
@@ -331,6 +342,10 @@ def _inference_ms(fitted: list[tuple[Fitted, MemberSpec]], data: SpeechData
 
 def _notes(spec: RunSpec, cfg: RunConfig) -> str:
     members = ", ".join(f"{m.name}" + (f" on {m.feature}" if m.kind != "waveform" else "")
+                        + (f" (columns {m.params['columns']})" if m.params.get("columns") else "")
+                        + (f" (+ speed-perturbed training copies x{m.speeds})" if m.speeds
+                           else "")
+                        + (f" [{'/'.join(m.settings)} only]" if m.settings else "")
                         for m in spec.members)
     return (
         f"Model: {members}" + (f" (weights: {spec.weights})" if len(spec.members) > 1 else "")
@@ -379,7 +394,10 @@ def train(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> Path:
     va = [r for r in recs if r.id in held]
     seed = cfg.train.seeds[0]
     fitted = []
-    for m in spec.members:
+    members = [m for m in spec.members if m.active(setting)]
+    if not members:
+        raise ConfigError(f"no member of the ensemble takes part in setting {setting!r}")
+    for m in members:
         output = setting == "spknorm" and m.spknorm == "output" and m.kind != "classical"
         f = fit_member(m, data, tr, va, classes=classes,
                        setting="inductive" if output else setting, seed=seed,
@@ -387,7 +405,8 @@ def train(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> Path:
         fitted.append(as_output_norm(f, [data.speaker_of(r.id) for r in va]) if output else f)
     yv = np.array([classes.index(r.label) for r in va])
     weights = (choose_weights([f.val_proba for f in fitted], yv) if spec.weights == "val"
-               else [float(w) for w in spec.weights])
+               else _renormalised(spec.weights, [i for i, m in enumerate(spec.members)
+                                                 if m.active(setting)]))
     val_p = sum(w * f.val_proba for w, f in zip(weights, fitted))
     val_m = classification_metrics(yv, val_p.argmax(1), classes=classes)
     card = {"data": {"corpus": cfg.data.corpus, "items": len(recs),
