@@ -77,12 +77,14 @@ def test_face_runs_on_its_onnx_copy_like_pytorch(monkeypatch):
     assert recipe.load_fast(BUNDLED / "face") is None
 
 
-def test_image_and_text_predictions_do_not_import_torch():
+def test_speech_image_and_text_predictions_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom emofuse import Recognizer\nr = Recognizer.load('face', 'text')\n"
+    code = ("import sys\nfrom emofuse import Recognizer\n"
+            "r = Recognizer.load('speech', 'face', 'text')\n"
             f"r.predict({str(EXAMPLES / 'face.jpg')!r})\nr.predict_text('what a day')\n"
+            f"r.predict({str(EXAMPLES / 'speech.flac')!r})\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)

@@ -151,8 +151,6 @@ class Member:
 
     def _raw_proba(self, waves: Sequence[np.ndarray], *, stats: np.ndarray | None = None,
                    vectors: np.ndarray | None = None) -> np.ndarray:
-        import torch
-
         if self.kind == "waveform":
             return waveform_proba(self.model, waves, stats=stats)
         x = self.vectors(waves) if vectors is None else np.asarray(vectors, np.float32)
@@ -160,6 +158,8 @@ class Member:
             x = (x - stats[0]) / stats[1]
         if self.kind == "classical":
             return np.asarray(self.model.predict_proba(x), dtype=np.float64)
+        import torch
+
         self.model.eval()
         with torch.inference_mode():
             return torch.softmax(self.model(torch.from_numpy(x)), dim=1).double().numpy()
@@ -258,10 +258,12 @@ def load_member(path_dir: str | os.PathLike) -> tuple[list[Member], list[float],
     DataError
         Naming the file, when the folder is not a speech model or is damaged.
     """
-    from .train.checkpoint import load_model
+    from .train.checkpoint import load_model, read_card
 
     folder = Path(path_dir)
-    state, card = load_model(folder)
+    # classical members are numpy arrays: reading them without torch keeps cold starts short
+    state, card = load_model(folder, numpy=read_card(folder).get("kind") in ("classical",
+                                                                             "ensemble"))
     kind = card.get("kind")
     if card.get("task") != "speech" or kind not in KINDS:
         raise DataError(folder / "card.json", f"not a speech model (task {card.get('task')!r}, "
@@ -348,6 +350,7 @@ class SpeechPredictor:
         self.window_s = float(window_s or self.card.get("window_s") or 6.0)
         self.hop_s = float(hop_s or self.window_s / 2)
         self.setting = self.card.get("setting", "inductive")
+        self.temperature = float(self.card.get("temperature") or 1.0)
         self.cache = cache
 
     def __repr__(self) -> str:
@@ -461,6 +464,10 @@ class SpeechPredictor:
             p = w * m.proba(windows, stats=s, vectors=v)
             total = p if total is None else total + p
         assert total is not None
+        if self.temperature != 1.0:  # calibration fitted on validation data (card)
+            z = np.log(np.clip(total, 1e-300, None)) / self.temperature
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            total = z / z.sum(axis=1, keepdims=True)
         return total
 
     def _short(self, path: str | os.PathLike) -> bool:

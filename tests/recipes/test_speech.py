@@ -153,3 +153,18 @@ def test_train_then_evaluate_on_another_corpus(shared_data: Path, shared_cache: 
     reasons = [s["reason"] for s in res["skipped"]]
     assert sum("'calm'" in r for r in reasons) == 2
     assert any("broken.wav" in s.get("path", "") for s in res["skipped"])
+
+
+def test_fit_temperature_calibrates_without_changing_the_argmax():
+    import numpy as np
+
+    from emofuse.recipes.speech import fit_temperature
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    logits = rng.normal(0, 1, (200, 4))
+    logits[np.arange(200), y] += 1.0
+    p = np.exp(8 * logits)  # far too confident
+    p /= p.sum(1, keepdims=True)
+    t, nll = fit_temperature(p, y)
+    assert t > 2 and nll["val_nll_calibrated"] < nll["val_nll"]

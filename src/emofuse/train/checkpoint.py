@@ -93,8 +93,10 @@ def save_model(path_dir: str | os.PathLike, module_or_state_dict: Any,
     return out
 
 
-def load_model(path_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a folder written by :func:`save_model`: ``(state_dict, card)`` (tensors on CPU).
+def load_model(path_dir: str | os.PathLike, *, numpy: bool = False
+               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a folder written by :func:`save_model`: ``(state_dict, card)`` (tensors on CPU;
+    numpy arrays with ``numpy=True``, which does not import torch).
 
     Raises
     ------
@@ -114,10 +116,15 @@ def load_model(path_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
     if expected and _sha256(model_path) != expected:
         raise DataError(model_path, "weights do not match the checksum in card.json (the file "
                         "was changed or is corrupt)")
-    from safetensors.torch import load_file
-
     try:
-        state = load_file(str(model_path), device="cpu")
+        if numpy:
+            from safetensors.numpy import load_file as load_np
+
+            state = load_np(str(model_path))
+        else:
+            from safetensors.torch import load_file
+
+            state = load_file(str(model_path), device="cpu")
     except Exception as exc:  # safetensors raises its own error type for every kind of damage
         raise DataError(model_path, f"not a readable safetensors file ({exc})") from exc
     return state, card
