@@ -1,0 +1,173 @@
+"""``emofuse augment``: synthetic training data (balancing plan, text generation, set summaries).
+
+:func:`register` adds the sub-app to the main Typer app (``emofuse.cli`` calls it)::
+
+    emofuse augment plan --corpus dair --plot plan.png
+    emofuse augment text --corpus dair --fraction 0.1 --per-class 50 --out synthetic/dair-llm
+    emofuse augment show synthetic/dair-llm
+    emofuse augment list
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import ConfigError, DataError
+
+__all__ = ["register", "augment_app"]
+
+out = Console(width=None if sys.stdout.isatty() else 120)
+
+augment_app = typer.Typer(no_args_is_help=True,
+                          help="Generative augmentation: balancing plans and synthetic sets.")
+
+CorpusOpt = Annotated[str, typer.Option("--corpus", "-c", help="Corpus name (see `emofuse data list`).")]
+RootOpt = Annotated[Optional[Path], typer.Option("--root", "-r", help="Corpus folder (default: its folder under $EMOFUSE_DATA or ../shared/data).")]
+StrategyOpt = Annotated[str, typer.Option(help="Balancing: max (raise every class to the largest x --target), fraction, fixed (--per-class each), budget.")]
+TargetOpt = Annotated[float, typer.Option("--target", help="With max/fraction: the share of the largest class every class is raised to.")]
+
+
+def _train_records(corpus: str, root: Path | None) -> list:
+    """The labelled training records of a corpus (its official train part when it has one)."""
+    from .corpora import load_corpus
+
+    scan = load_corpus(corpus, root, check_media=False)
+    recs = [r for r in scan.records if r.label is not None]
+    if any(r.split for r in recs):
+        recs = [r for r in recs if r.split == "train"]
+    if not recs:
+        raise DataError(root, f"{corpus}: no labelled training records")
+    return recs
+
+
+def _subset(recs: list, fraction: float, seed: int) -> list:
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"--fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return recs
+    import numpy as np
+
+    from .recipes.augment import stratified_subset
+
+    labels = sorted({r.label for r in recs})
+    y = np.array([labels.index(r.label) for r in recs])
+    idx = stratified_subset(y, fraction, core=np.zeros(0, int), seed=seed)
+    return [recs[i] for i in idx]
+
+
+@augment_app.command("list")
+def list_cmd() -> None:
+    """List the registered generators."""
+    from .augment import list_generators
+
+    for name in list_generators():
+        out.print(name)
+
+
+@augment_app.command("plan")
+def plan_cmd(corpus: CorpusOpt, root: RootOpt = None, strategy: StrategyOpt = "max",
+             target: TargetOpt = 1.0,
+             per_class: Annotated[Optional[int], typer.Option(help="At most this many synthetic items per class (fixed: exactly this many).")] = None,
+             budget: Annotated[Optional[int], typer.Option(help="With --strategy budget: the total to share out.")] = None,
+             fraction: Annotated[float, typer.Option(help="Plan for a class-stratified share of the training data.")] = 1.0,
+             seed: Annotated[int, typer.Option(help="Seed of the training subset.")] = 0,
+             plot: Annotated[Optional[Path], typer.Option(help="Write a bar chart of the class counts before/after (PNG).")] = None,
+             ) -> None:
+    """Print the class-balancing plan of a corpus' training part (and plot it)."""
+    from .augment import class_counts, plan_balance, plot_plan
+    from .recipes._common import class_list
+
+    recs = _subset(_train_records(corpus, root), fraction, seed)
+    counts = class_counts(recs, class_list(recs))
+    plan = plan_balance(counts, strategy=strategy, fraction=target, per_class=per_class,
+                        budget=budget)
+    out.print(f"{corpus}: {len(recs)} training items; strategy {strategy}; "
+              f"{plan.total_needed} synthetic items needed")
+    out.print(plan.table(), soft_wrap=True, markup=False)
+    if plot:
+        plot_plan(plan, plot, title=f"{corpus} ({strategy})")
+        out.print(f"wrote {plot}")
+
+
+@augment_app.command("text")
+def text_cmd(corpus: CorpusOpt,
+             out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (manifest.json, items.csv, plan.png).")],
+             root: RootOpt = None,
+             generator: Annotated[str, typer.Option(help="llm (SmolLM2 generation), paraphrase (SmolLM2 paraphrase) or eda (control, no model).")] = "llm",
+             fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 1.0,
+             per_class: Annotated[int, typer.Option(help="At most this many synthetic items per class.")] = 50,
+             strategy: StrategyOpt = "max", target: TargetOpt = 1.0,
+             seed: Annotated[int, typer.Option(help="Seed of the subset and the sampling.")] = 0,
+             shots: Annotated[int, typer.Option(help="Few-shot training examples per prompt (llm).")] = 5,
+             min_confidence: Annotated[float, typer.Option(help="Filter: least probability of the intended class from a classifier trained on the real training data.")] = 0.0,
+             filter_model: Annotated[str, typer.Option("--filter", help="Filter classifier: balanced (class-weighted, keeps rare classes) or real (fitted as the data is).")] = "balanced",
+             ) -> None:
+    """Generate a filtered synthetic text set from the training part only, with its manifest."""
+    from .augment import build_generator, class_counts, plan_balance, plot_plan, write_set
+    from .augment.text import make_text_set
+    from .recipes._common import class_list
+    from .recipes.augment import _embed
+
+    kinds = {"llm": ("llm_text", {"mode": "generate", "shots": shots}),
+             "paraphrase": ("llm_text", {"mode": "paraphrase"}), "eda": ("eda_text", {})}
+    if filter_model not in ("balanced", "real"):
+        raise ConfigError(f"--filter must be balanced or real, not {filter_model!r}")
+    if generator not in kinds:
+        raise ConfigError(f"--generator must be one of {', '.join(kinds)}, not {generator!r}")
+    recs = [r for r in _subset(_train_records(corpus, root), fraction, seed) if r.text]
+    classes = class_list(recs)
+    plan = plan_balance(class_counts(recs, classes), strategy=strategy, fraction=target,
+                        per_class=per_class)
+    out.print(plan.table(), markup=False)
+    name, params = kinds[generator]
+    gen = build_generator(name, **params)
+    sset = make_text_set(gen, recs, plan.needed, classes, seed=seed, corpus=corpus,
+                         part=f"train (fraction {fraction:g}, seed {seed})", embed=_embed,
+                         min_confidence=min_confidence, log=out.print,
+                         filter_class_weight="balanced" if filter_model == "balanced" else None)
+    sset.settings["plan"] = plan.to_dict()
+    write_set(sset, out_dir)
+    plot_plan(plan, out_dir / "plan.png", added=sset.counts(),
+              title=f"{corpus}: real vs real + {sset.generator}")
+    _summary(sset)
+    out.print(f"wrote {out_dir / 'manifest.json'}, {out_dir / 'items.csv'}, {out_dir / 'plan.png'}")
+
+
+def _summary(sset) -> None:
+    kept, allc = sset.counts(), sset.counts(kept_only=False)
+    out.print(f"{sset.generator}: {len(sset.items)} candidates, {sum(kept.values())} kept "
+              f"({sset.seconds} s); per class kept/candidates: " + ", ".join(
+                  f"{c} {kept.get(c, 0)}/{n}" for c, n in allc.items()))
+    o = (sset.quality.get("kept") or sset.quality.get("candidates") or {}).get("overall") or {}
+    if o:
+        out.print("quality: " + ", ".join(f"{k} {v:.3f}" for k, v in o.items()
+                                          if isinstance(v, float)))
+
+
+@augment_app.command("show")
+def show_cmd(folder: Annotated[Path, typer.Argument(help="A synthetic set folder.")],
+             n: Annotated[int, typer.Option(help="Examples to print per class.")] = 3) -> None:
+    """Summarise a synthetic set: provenance, counts, quality gates and a few examples."""
+    from .augment import load_set
+
+    sset = load_set(folder)
+    f = sset.fitted_on
+    out.print(f"{folder}: generator {sset.generator} ({sset.modality}), seed {sset.seed}; "
+              f"fitted on {f.get('corpus')} {f.get('part')} ({f.get('n')} items, "
+              f"sha256 {str(f.get('sha256'))[:12]})")
+    _summary(sset)
+    shown: dict[str, int] = {}
+    for it in sset.kept():
+        if shown.get(it.label, 0) < n:
+            shown[it.label] = shown.get(it.label, 0) + 1
+            out.print(f"  [{it.label}] {it.text or it.path}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``augment`` to the main app."""
+    app.add_typer(augment_app, name="augment")
