@@ -161,3 +161,60 @@ def test_fixed_late_fusion_model_from_config(tmp_path: Path) -> None:
     fused, w = fuser.fuse({"speech": {"happy": 0.8, "calm": 0.2}, "face": {"happy": 0.4, "sad": 0.6}})
     assert w == {"speech": 0.5, "face": 0.5}
     assert abs(fused["happy"] - 0.6) < 1e-9 and abs(sum(fused.values()) - 1) < 1e-9
+
+
+def test_ensemble_conditions_drop_members_that_need_a_removed_modality():
+    from emofuse.recipes._common import FoldOutput
+    from emofuse.recipes.fusion import ensemble_outputs
+
+    ids, y = ["a", "b"], np.array([0, 1])
+    c = lambda *rows: {"proba": np.array(rows, float)}  # noqa: E731
+    att = [FoldOutput(1, 0, ids, y, np.array([[.6, .4], [.4, .6]]), {"conditions": {
+        "clean": c([.6, .4], [.4, .6]), "audio_masked": c([.7, .3], [.7, .3]),
+        "face_masked": c([.5, .5], [.5, .5]), "audio_noise": c([.9, .1], [.1, .9])}})]
+    early = [FoldOutput(1, 0, ids, y, np.array([[1., 0], [0, 1.]]), {"conditions": {
+        "clean": c([1, 0], [0, 1]), "audio_noise": c([0, 1], [1, 0])}})]
+    audio = [FoldOutput(1, 0, ids, y, np.array([[.2, .8], [.2, .8]]))]
+    kw = {"member_modalities": [["audio", "face"], ["audio", "face"], ["audio"]],
+          "modalities": ["audio", "face"]}
+    pooled = ensemble_outputs([att, early, audio], **kw)[0]
+    cond = pooled.info["conditions"]
+    assert cond["clean"]["members"] == 3 and np.allclose(pooled.proba, cond["clean"]["proba"])
+    assert cond["audio_masked"]["members"] == 1                    # only the attention fusion
+    assert np.allclose(cond["face_masked"]["proba"][0], [0.35, 0.65])
+    assert cond["audio_noise"]["members"] == 2                     # audio-only lacks noisy output
+    assert np.allclose(cond["audio_noise"]["proba"][0], [0.45, 0.55])
+    experts = ensemble_outputs([att, early, audio], subset_experts=True, **kw)[0]
+    assert experts.info["conditions"]["clean"]["members"] == 2     # audio-only sits out
+    assert experts.info["conditions"]["face_masked"]["members"] == 2
+    with pytest.raises(ValueError, match="weights"):
+        ensemble_outputs([att, early], weights=[1, 2, 3])
+    # average_seeds: a two-seed member is averaged first, one output per fold
+    att2 = att + [FoldOutput(1, 1, ids, y, np.array([[.2, .8], [.2, .8]]), {"conditions": {
+        k: c([.1, .9], [.1, .9]) for k in ("clean", "audio_masked", "face_masked",
+                                            "audio_noise")}})]
+    avg = ensemble_outputs([att2, early], average_seeds=True, weights=[1, 0],
+                           member_modalities=kw["member_modalities"][:2],
+                           modalities=kw["modalities"])
+    assert len(avg) == 1 and np.allclose(avg[0].proba, [[0.35, 0.65], [0.25, 0.75]])
+    assert np.allclose(avg[0].info["conditions"]["audio_masked"]["proba"][0], [0.4, 0.6])
+
+
+def test_classical_member_with_multi_condition_training_and_noisy_condition(tmp_path):
+    from emofuse.config import load_config as _load
+    from emofuse.recipes.fusion import load_av_data, make_runner
+
+    recs = _records(tmp_path)
+    fparams = {"modalities": {"audio": ["lld_stats"], "face": ["openface_au"]},
+               "block_params": {"lld_stats": {"n_mfcc": 5}}, "noise": {"snr_db": 0, "seed": 0},
+               "augment": {"snr_db": [5], "seed": 1}}
+    data = load_av_data(recs, ["happy", "sad"], fparams, cache=FeatureCache(tmp_path / "c"),
+                        log=None)
+    tcfg = _load(CONFIG).train
+    spec = {"kind": "linear", "modalities": ["audio", "face"], "C": 1.0, "augment": True}
+    fp = make_runner("linear", data, "inductive", spec, tcfg)
+    proba, info = fp(recs, [], recs, 0)
+    assert proba.shape == (4, 2) and np.allclose(proba.sum(1), 1)
+    cond = info["conditions"]
+    assert set(cond) == {"clean", "audio_noise"}
+    assert not np.allclose(cond["audio_noise"]["proba"], proba)
