@@ -90,7 +90,8 @@ def test_minilm_uses_the_fast_path(onnx_cache, monkeypatch):
         ft.fast_encoder()
 
 
-def test_falls_back_without_onnxruntime(monkeypatch):
+def test_falls_back_without_onnxruntime(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMOFUSE_CACHE", str(tmp_path))          # no shared ONNX export here
     monkeypatch.setattr(ft, "_FAST", {})
     monkeypatch.setitem(sys.modules, "onnxruntime", None)      # import fails
     assert ft.fast_encoder() is None
@@ -103,7 +104,8 @@ def test_falls_back_without_onnxruntime(monkeypatch):
         ft.fast_encoder()
 
 
-def test_failed_export_falls_back_and_is_remembered(monkeypatch):
+def test_failed_export_falls_back_and_is_remembered(monkeypatch, tmp_path):
+    monkeypatch.setenv("EMOFUSE_CACHE", str(tmp_path))          # no shared ONNX export here
     calls = []
 
     def broken(folder, target):
