@@ -77,16 +77,20 @@ def test_face_runs_on_its_onnx_copy_like_pytorch(monkeypatch):
     assert recipe.load_fast(BUNDLED / "face") is None
 
 
-def test_speech_image_and_text_predictions_do_not_import_torch():
+def test_speech_image_and_text_predictions_do_not_import_torch_or_sklearn():
     import subprocess
     import sys
 
+    from emofuse.features.text import prepare_fast_encoder
+
+    prepare_fast_encoder()            # the one-off ONNX export of the text encoder uses torch
     code = ("import sys\nfrom emofuse import Recognizer\n"
             "r = Recognizer.load('speech', 'face', 'text')\n"
             f"r.predict({str(EXAMPLES / 'face.jpg')!r})\nr.predict_text('what a day')\n"
             f"r.predict({str(EXAMPLES / 'speech.flac')!r})\n"
-            "print('torch' in sys.modules)")
+            "print('torch' in sys.modules, 'sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    # neither torch nor scikit-learn (the LDA runs on numpy): both cost seconds of cold start
+    assert out.stdout.strip().splitlines()[-1] == "False False"

@@ -285,9 +285,13 @@ def load_member(path_dir: str | os.PathLike) -> tuple[list[Member], list[float],
     labels = list(card["labels"])
     try:
         if kind == "classical":
-            from .models.classical import from_tensors
+            from .models._linear import fast_linear
 
-            model = from_tensors(state, card["classical"])
+            model = fast_linear(state, card["classical"])
+            if model is None:                  # not a linear pipeline: rebuild scikit-learn's
+                from .models.classical import from_tensors
+
+                model = from_tensors(state, card["classical"])
         else:
             from .models import build_model
 
