@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,9 @@ from .errors import EmofuseError
 
 __all__ = ["register", "expand_inputs", "run_predict"]
 
-out = Console()
-err = Console(stderr=True)
+# a fixed width when piped (logs, CI): rich would otherwise assume 80 columns and squash tables
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 ModelOpt = Annotated[list[str] | None, typer.Option(
     "--model", "-m", help="Bundled name (default, speech, face, text, fusion) or model folder; "
@@ -62,7 +64,7 @@ def _print_table(results: list, *, latency: dict[str, float]) -> None:
     from .inference import Prediction
 
     t = Table("input", "emotion", "top probabilities", "modalities (weight: emotion)", "notes")
-    t.columns[0].no_wrap = True
+    t.columns[0].max_width = 46            # long sentences wrap; file names stay whole
     if latency:
         t.add_column("latency", no_wrap=True)
     for r in results:
