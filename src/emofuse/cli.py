@@ -170,7 +170,7 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
           ) -> None:
     """Run a benchmark suite from its committed config and write its results JSON + Markdown."""
     from .config import load_config
-    from .evaluate.results import write_result
+    from .evaluate.results import results_to, write_result
     from .recipes import config_path, get_suite, list_suites
 
     if name is None:
@@ -181,7 +181,8 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
         return
     s = get_suite(name)
     cfg = load_config(config or config_path(name))
-    result = s.run(cfg, quick=quick)
+    with results_to(results):
+        result = s.run(cfg, quick=quick)
     if quick:
         result["suite"] = f"{result['suite']}-quick"
     jpath, mpath = write_result(result, results)

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from emofuse.config import load_config, parse_config
 from emofuse.errors import ConfigError
-from emofuse.evaluate.results import validate_result
+from emofuse.evaluate.results import results_to, validate_result
 from emofuse.paths import repo_root
 from emofuse.recipes import get_suite, list_suites
 from emofuse.recipes.speech import choose_weights, parse_run
@@ -91,13 +91,16 @@ def test_quick_suite_runs(name: str, shared_data: Path, shared_cache: Path, tmp_
     monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache))
     monkeypatch.chdir(tmp_path)
     cfg = load_config(CONFIGS / f"{name}.yaml")
-    result = get_suite(name).run(cfg, quick=True)
+    with results_to(tmp_path / "out"):                 # emofuse bench --results out
+        result = get_suite(name).run(cfg, quick=True)
     validate_result(result)
+    assert not (tmp_path / "benchmarks").exists()
     for s in parse_run(cfg).settings:
         suffix = "" if s == "inductive" else "_spknorm"
         assert 0.0 <= result["metrics"][f"ua{suffix}"]["mean"] <= 1.0
         assert f"macro_f1{suffix}" in result["metrics"]
         assert Path(result[f"confusion_png{suffix}"]).is_file()
+        assert Path(result[f"confusion_png{suffix}"]).parent == tmp_path / "out"
     assert result["metrics"]["infer_3s_ms"]["mean"] > 0
     assert set(result["per_class"]) == set(result["classes"])
     assert "inductive" in result["notes"] and "speaker-normalised" in result["notes"]

@@ -16,7 +16,9 @@ import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,27 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines += ["", "## Environment", "", f"- machine: {result.get('machine')}",
               "- versions: " + ", ".join(f"{k} {x}" for k, x in v.items()), ""]
     return "\n".join(lines)
+
+
+_RESULTS_DIR: ContextVar[Path] = ContextVar("emofuse_results_dir",
+                                           default=Path("benchmarks/results"))
+
+
+def results_dir() -> Path:
+    """Where the running benchmark writes its results and plots (``benchmarks/results`` unless
+    :func:`results_to` says otherwise)."""
+    return _RESULTS_DIR.get()
+
+
+@contextmanager
+def results_to(path: str | Path) -> Iterator[Path]:
+    """Send the plots of the suites run inside the block to ``path`` (``emofuse bench
+    --results``)."""
+    token = _RESULTS_DIR.set(Path(path))
+    try:
+        yield Path(path)
+    finally:
+        _RESULTS_DIR.reset(token)
 
 
 def write_result(result: dict[str, Any], out_dir: str | Path = "benchmarks/results"

@@ -674,6 +674,7 @@ def _fer_result(cfg: RunConfig, *, classes: Sequence[str], test: list[Record],
                 dedup_ids: set[str], proba: np.ndarray, y: np.ndarray, seed: int,
                 timer: Timer, info: dict[str, Any], quick: bool, **extra: Any) -> dict[str, Any]:
     from ..evaluate.plots import plot_confusion
+    from ..evaluate.results import results_dir
 
     ids = [r.id for r in test]
     keep = np.array([i in dedup_ids for i in ids])
@@ -683,7 +684,7 @@ def _fer_result(cfg: RunConfig, *, classes: Sequence[str], test: list[Record],
     result = make_result(cfg, protocol="official (Training / PublicTest / PrivateTest)",
                          classes=classes, parts=outs, started=timer.started,
                          duration_s=timer.elapsed, notes=_FER_NOTES, **extra)
-    png = Path("benchmarks/results") / f"{cfg.suite}{'-quick' if quick else ''}-confusion.png"
+    png = results_dir() / f"{cfg.suite}{'-quick' if quick else ''}-confusion.png"
     plot_confusion(result["confusion"], classes, png,
                    title=f"{cfg.suite}: FER2013 PrivateTest (n={len(y)})")
     result["confusion_png"] = str(png)

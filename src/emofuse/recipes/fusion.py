@@ -35,6 +35,7 @@ import numpy as np
 
 from ..corpora import Record
 from ..errors import ConfigError, DataError, EmofuseError
+from ..evaluate.results import results_dir as default_results_dir
 from ..features.cache import FeatureCache, content_hash
 
 __all__ = ["FACE_BLOCKS", "ModalityData", "modality_data", "add_white_noise", "block_features"]
@@ -868,7 +869,7 @@ def run_av_suite(cfg: Any, *, quick: bool = False, results_dir: str | Path | Non
     for name, m in extra["metrics"].items():
         result["metrics"][name] = m
     suite_name = f"{cfg.suite}-quick" if quick else cfg.suite
-    out_dir = Path(results_dir) if results_dir is not None else Path("benchmarks/results")
+    out_dir = Path(results_dir) if results_dir is not None else default_results_dir()
     result.update(_suite_plots(result, out_dir, suite_name, data.modalities))
     result["notes"] = _notes(result, data.modalities)
     return result

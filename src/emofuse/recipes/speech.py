@@ -46,6 +46,7 @@ from ..config import RunConfig, dump_config
 from ..corpora import Record
 from ..errors import ConfigError, DataError, EmofuseError
 from ..evaluate.metrics import classification_metrics
+from ..evaluate.results import results_dir
 from . import suite
 from ._common import Timer, class_list, load_records, make_result, make_splits, run_folds
 from ._speech_fit import (SETTINGS, Fitted, MemberSpec, SpeechData, as_output_norm, fit_member,
@@ -53,7 +54,6 @@ from ._speech_fit import (SETTINGS, Fitted, MemberSpec, SpeechData, as_output_no
 
 __all__ = ["train", "evaluate", "run_benchmark", "RunSpec", "parse_run", "choose_weights"]
 
-_RESULTS = Path("benchmarks/results")
 _RECIPE_KEYS = ("settings", "fit", "grid", "features")
 
 
@@ -225,7 +225,7 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     result["metrics"].update(metrics_extra)
     for suffix in parts:
         conf = _confusion(parts[suffix], classes)
-        png_path = _RESULTS / f"{suite_name}{suffix.replace('_', '-')}.png"
+        png_path = results_dir() / f"{suite_name}{suffix.replace('_', '-')}.png"
         png = plot_confusion(conf, classes, png_path,
                              title=f"{suite_name} ({'inductive' if not suffix else suffix[1:]})")
         result["confusion_png" + suffix] = str(png)

@@ -47,7 +47,7 @@ from ..config import RunConfig
 from ..corpora import Record, load_corpus
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import classification_metrics, summarise
-from ..evaluate.results import build_result
+from ..evaluate.results import build_result, results_dir
 from ..labels import GOEMOTIONS_EKMAN
 from ..paths import cache_dir
 from . import suite
@@ -721,7 +721,7 @@ def run_suite(cfg: RunConfig, *, quick: bool = False, title: str = "") -> dict[s
                              if not k.startswith(("wa_", "roc_auc_"))}
         result["metrics"].update(_time_metrics(results[primary]))
     suite_name = f"{cfg.suite}-quick" if quick else cfg.suite
-    png = Path("benchmarks/results") / f"{suite_name}.png"
+    png = results_dir() / f"{suite_name}.png"
     plot_confusion(result["confusion"], task.classes, png,
                    title=title or f"{suite_name} ({primary})")
     result["confusion_png"] = png.name
