@@ -9,12 +9,13 @@ back to PyTorch otherwise.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .paths import file_sha256
 
 __all__ = ["OnnxNet", "write_onnx_copy", "load_onnx", "session_options", "ONNX_FILE"]
 
@@ -65,14 +66,6 @@ class OnnxNet:
         return self
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_onnx_copy(module: Any, example: Any, folder: str | os.PathLike, *,
                     dynamic_axes: dict[int, str] | None = None) -> dict[str, Any]:
     """Export ``module`` to ``folder/model.onnx``, check its parity with PyTorch on the example
@@ -85,7 +78,7 @@ def write_onnx_copy(module: Any, example: Any, folder: str | os.PathLike, *,
     worst = check_onnx_parity(module, path, _parity_inputs(example, dict(dynamic_axes or
                                                                           {0: "batch"})))
     os.chmod(path, 0o644)
-    return {"file": ONNX_FILE, "sha256": _sha256(path), "parity_max_abs": float(worst)}
+    return {"file": ONNX_FILE, "sha256": file_sha256(path), "parity_max_abs": float(worst)}
 
 
 def load_onnx(folder: str | os.PathLike, card: dict[str, Any]) -> OnnxNet | None:
@@ -99,6 +92,6 @@ def load_onnx(folder: str | os.PathLike, card: dict[str, Any]) -> OnnxNet | None
     if importlib.util.find_spec("onnxruntime") is None:
         return None
     path = Path(folder) / str(entry.get("file", ONNX_FILE))
-    if not path.is_file() or _sha256(path) != entry.get("sha256"):
+    if not path.is_file() or file_sha256(path) != entry.get("sha256"):
         return None
     return OnnxNet(path)

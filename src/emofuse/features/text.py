@@ -414,7 +414,7 @@ def _fast_dir() -> Path:
 def _weights_sha256(weights: Path) -> str:
     """sha256 of the encoder's ``model.safetensors``, remembered in the cache against the file's
     size and modification time (hashing 90 MB costs a few tenths of a second)."""
-    import hashlib
+    from ..paths import file_sha256
 
     st = weights.stat()
     stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -429,16 +429,13 @@ def _weights_sha256(weights: Path) -> str:
     if isinstance(entry, dict) and {k: entry.get(k) for k in stamp} == stamp \
             and isinstance(entry.get("sha256"), str):
         return entry["sha256"]
-    h = hashlib.sha256()
-    with weights.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    known[str(weights)] = {**stamp, "sha256": h.hexdigest()}
+    sha = file_sha256(weights)
+    known[str(weights)] = {**stamp, "sha256": sha}
     try:
         _atomic_write(index, json.dumps(known, indent=1).encode())
     except OSError:
         pass  # a read-only cache only costs the hashing next time
-    return h.hexdigest()
+    return sha
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from ..config import RunConfig
-from ..corpora import Record
 from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import build_result

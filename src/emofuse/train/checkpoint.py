@@ -13,7 +13,6 @@ and JSON, so a model folder from anyone is safe to open.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import DataError
+from ..paths import file_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -84,7 +84,7 @@ def save_model(path_dir: str | os.PathLike, module_or_state_dict: Any,
             "torch_version": torch.__version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "num_parameters": int(sum(t.numel() for t in tensors.values())),
-            "weights_sha256": _sha256(model_path)}
+            "weights_sha256": file_sha256(model_path)}
     try:
         text = json.dumps(full, indent=2, ensure_ascii=False, allow_nan=True)
     except (TypeError, ValueError) as exc:
@@ -113,7 +113,7 @@ def load_model(path_dir: str | os.PathLike, *, numpy: bool = False
     if not model_path.is_file():
         raise DataError(model_path, "weights file missing")
     expected = card.get("weights_sha256")
-    if expected and _sha256(model_path) != expected:
+    if expected and file_sha256(model_path) != expected:
         raise DataError(model_path, "weights do not match the checksum in card.json (the file "
                         "was changed or is corrupt)")
     try:
@@ -205,14 +205,6 @@ def _tensors(state: Any) -> dict[str, torch.Tensor]:
         # own contiguous CPU copies: safetensors refuses tensors that share memory
         out[str(k)] = v.detach().to("cpu", copy=True).contiguous()
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic(target: Path, write) -> None:
