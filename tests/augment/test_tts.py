@@ -146,3 +146,35 @@ def test_quick_suite_on_ravdess(shared_data, tmp_path):
     jpath, mpath = write_result(result, tmp_path)
     assert json.loads(jpath.read_text())["arms"]["tts"]["engines"] == ["espeak"]
     assert "Quality gates" in mpath.read_text()
+
+
+def test_suite_pieces_subsets_normalisation_and_arms():
+    from emofuse.config import load_config
+    from emofuse.corpora import Record
+    from emofuse.recipes import config_path
+    from emofuse.recipes.aug_tts import _params, _speaker_normalised, speaker_stratified
+
+    recs = [Record(id=f"{s}-{c}-{i}", corpus="x", label_native=c, label=c, speaker=s)
+            for s in ("a", "b", "c", "d") for c in ("neutral", "angry")
+            for i in range(4 if c == "neutral" else 8)]
+    sub = speaker_stratified(recs, ["neutral", "angry"], 0.25, seed=0)
+    assert {r.label for r in sub} == {"neutral", "angry"}
+    assert sum(r.label == "angry" for r in sub) == 8          # 2 of 8 in each speaker's cell
+    assert 1 <= sum(r.label == "neutral" for r in sub) <= 8
+    assert speaker_stratified(recs, ["neutral", "angry"], 1.0, seed=0) == recs
+    rng = np.random.default_rng(0)
+    vec = {f"{s}{i}": rng.normal(5 if s == "x" else -5, 2, 3) for s in "xy" for i in range(20)}
+    out = _speaker_normalised(vec, {k: k[0] for k in vec})
+    for s in "xy":
+        z = np.stack([out[k] for k in out if k[0] == s])
+        assert np.allclose(z.mean(0), 0, atol=1e-5) and np.allclose(z.std(0), 1, atol=1e-3)
+    cfg = load_config(config_path("aug-speech-tts"))
+    p = _params(cfg)
+    assert p["arms"]["real"]["engines"] == [] and p["arms"]["tts"]["per_class"] == 40
+    assert p["arms"]["tts_spknorm"]["baseline"] == "real_spknorm"
+    cfg.model.params["arms"] = {"real": {}, "x": {"setting": "spknorm", "baseline": "nope"}}
+    with pytest.raises(ConfigError, match="baseline"):
+        _params(cfg)
+    cfg.model.params["arms"] = {"real": {}, "x": {"engines": ["festival"]}}
+    with pytest.raises(ConfigError, match="engines"):
+        _params(cfg)

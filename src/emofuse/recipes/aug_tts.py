@@ -15,8 +15,12 @@ Design (``configs/aug-speech-tts.yaml``), RAVDESS speech on the EmoBox folds:
 3. **Runs.** For every fold, fraction and seed: a speaker-stratified subset of the training
    fold (each speaker x class cell keeps ``fraction`` of its clips, randomised rounding, at
    least one clip per class) trains "real"; every other arm adds ``per_class`` synthetic clips
-   per class (drawn per seed from its engines' pools, shared out between the engines) and is
-   fitted on real + synthetic. Both are scored once on the test fold.
+   per class (drawn per seed from its engines' pools, shared out between the engines; only to
+   ``classes`` when an arm names them) and is fitted on real + synthetic. Both are scored once
+   on the test fold. An arm's ``setting: spknorm`` standardises every speaker's vectors by that
+   speaker's mean and std over all its clips (unlabelled, test speakers included, as in the
+   speech recipe; each TTS voice or piper pseudo-speaker counts as a speaker); ``baseline``
+   names the arm it is compared with (default ``real``).
 
 Metrics ``<metric>_<arm>_f<percent>`` (``per_fold`` = per fold, mean over seeds; ``per_seed`` =
 per seed, mean over folds); the unsuffixed metrics are the primary arm at the primary fraction.
@@ -75,21 +79,32 @@ def _params(cfg: RunConfig) -> dict[str, Any]:
                           f"{', '.join(DEFAULTS)}")
     p = {**DEFAULTS, **cfg.model.params}
     p["pool"] = {**DEFAULTS["pool"], **p["pool"]}
-    if "real" not in p["arms"] or p["arms"]["real"]:
+    if "real" not in p["arms"] or p["arms"]["real"] not in ({}, None):
         raise ConfigError("model.params.arms needs 'real: {}' (real data only)")
     arms = {}
     for arm, spec in p["arms"].items():
         spec = dict(spec or {})
-        if extra := sorted(set(spec) - {"engines", "per_class", "classes"}):
+        if extra := sorted(set(spec) - {"engines", "per_class", "classes", "setting",
+                                        "baseline"}):
             raise ConfigError(f"model.params.arms.{arm}: unknown key(s) {extra}; an arm is "
-                              "{engines: [piper, espeak], per_class: N, classes: [...]}")
-        spec.setdefault("engines", [] if arm == "real" else list(ENGINES))
-        spec.setdefault("per_class", 0 if arm == "real" else 40)
+                              "{engines: [piper, espeak], per_class: N, classes: [...], "
+                              "setting: inductive|spknorm, baseline: ARM}")
+        spec.setdefault("setting", "inductive")
+        spec.setdefault("baseline", "real")
+        if spec["setting"] not in ("inductive", "spknorm"):
+            raise ConfigError(f"model.params.arms.{arm}.setting: 'inductive' or 'spknorm', not "
+                              f"{spec['setting']!r}")
+        spec.setdefault("engines", [] if arm == "real" else list(ENGINES))   # [] = real only
+        spec.setdefault("per_class", 40 if spec["engines"] else 0)
         spec.setdefault("classes", None)       # None: every class gets synthetic clips
         if bad := [e for e in spec["engines"] if e not in ENGINES]:
             raise ConfigError(f"model.params.arms.{arm}.engines: unknown {bad}; known: "
                               f"{', '.join(ENGINES)}")
         arms[arm] = spec
+    for arm, spec in arms.items():
+        if spec["baseline"] not in arms:
+            raise ConfigError(f"model.params.arms.{arm}.baseline: {spec['baseline']!r} is not "
+                              "an arm")
     p["arms"] = arms
     if not all(0 < f <= 1 for f in p["fractions"]):
         raise ConfigError("model.params.fractions must be in (0, 1]")
@@ -225,6 +240,14 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
                         "feature_s": round(time.perf_counter() - t1, 2),
                         "feature_cpu_s": round(time.process_time() - c1, 2)}
             log(f"pool {e}: {len(y)} clips, features {pools[e]['feature_s']} s")
+        spk = any(a["setting"] == "spknorm" for a in p["arms"].values())
+        vec_n = _speaker_normalised(vec, {i: str(r.speaker) for i, r in by_id.items()}) \
+            if spk else {}
+        for e, pl in pools.items():
+            if spk:
+                who = {it.id: f"{e}:{it.extra.get('speaker')}" for it in pl["set"].items}
+                xn = _speaker_normalised(dict(zip(pl["ids"], pl["X"])), who)
+                pl["Xn"] = np.stack([xn[i] for i in pl["ids"]])
 
         lda = dict(p["lda"])
         memo: dict[str, Any] = {}
@@ -240,31 +263,37 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
             return memo[key]
 
         runs: dict[tuple[str, float], list[dict[str, Any]]] = {}
-        real_full: dict[int, Any] = {}
+        real_full: dict[tuple[int, str], Any] = {}
         for split in splits:
             train = [by_id[i] for i in split.train]
             test = [by_id[i] for i in split.test]
-            X_te = np.stack([vec[r.id] for r in test])
+            X_tes = {"inductive": np.stack([vec[r.id] for r in test])}
+            if vec_n:
+                X_tes["spknorm"] = np.stack([vec_n[r.id] for r in test])
             y_te = np.array([classes.index(r.label) for r in test])
             for frac in fracs:
                 for seed in seeds:
                     sub = speaker_stratified(train, classes, frac, seed * 1000 + split.fold)
-                    Xs = np.stack([vec[r.id] for r in sub])
                     ys = np.array([classes.index(r.label) for r in sub])
                     sub_key = hashlib.sha256("|".join(r.id for r in sub).encode()).hexdigest()
                     for arm, spec in p["arms"].items():
+                        setting = spec["setting"]
+                        src = vec_n if setting == "spknorm" else vec
+                        Xs = np.stack([src[r.id] for r in sub])
+                        key = f"{setting}|{sub_key}"
                         if not spec["engines"]:
-                            model = fit(Xs, ys, sub_key)
+                            model = fit(Xs, ys, key)
                             added = {c: 0 for c in classes}
                             if frac == 1.0:
-                                real_full[split.fold] = model
+                                real_full[(split.fold, setting)] = model
                         else:
-                            Xa, ya, added, chosen = _draw(pools, spec, classes, seed, arm,
-                                                          quick=quick,
-                                                          quick_n=int(p["quick"]["per_class"]))
+                            Xa, ya, added, chosen = _draw(
+                                pools, spec, classes, seed, arm, quick=quick,
+                                quick_n=int(p["quick"]["per_class"]),
+                                x_key="Xn" if setting == "spknorm" else "X")
                             model = fit(np.concatenate([Xs, Xa]), np.concatenate([ys, ya]),
-                                        sub_key + "|" + ",".join(chosen))
-                        pred = _full_proba(model, X_te, len(classes)).argmax(1)
+                                        key + "|" + ",".join(chosen))
+                        pred = _full_proba(model, X_tes[setting], len(classes)).argmax(1)
                         m = classification_metrics(y_te, pred, classes=classes)
                         runs.setdefault((arm, frac), []).append(
                             {"fold": split.fold, "seed": seed, "pred": pred, "y": y_te,
@@ -273,8 +302,13 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
                 log(f"  fold {split.fold} fraction {frac:g}: " + "; ".join(
                     f"{a} UA {100 * _fold_mean(runs[(a, frac)], split.fold):.2f}"
                     for a in p["arms"]))
-        quality = _quality(pools, splits[0], by_id, vec, classes, real_full.get(splits[0].fold),
-                           n_pca=int(p["pca"]))
+        f1 = splits[0].fold
+        quality = _quality(pools, splits[0], by_id, vec, classes,
+                           real_full.get((f1, "inductive")), n_pca=int(p["pca"]))
+        if vec_n:
+            quality["spknorm"] = _quality(pools, splits[0], by_id, vec_n, classes,
+                                          real_full.get((f1, "spknorm")), n_pca=int(p["pca"]),
+                                          x_key="Xn")
     return _result(cfg, p, classes, runs, pools, quality, seeds, fracs, splits, timer,
                    fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
 
@@ -283,8 +317,25 @@ def _fold_mean(rs: Sequence[Mapping[str, Any]], fold: int) -> float:
     return float(np.mean([r["metrics"]["ua"] for r in rs if r["fold"] == fold]))
 
 
+def _speaker_normalised(vectors: Mapping[str, np.ndarray], speaker: Mapping[str, str]
+                        ) -> dict[str, np.ndarray]:
+    """Every vector standardised by the mean and std of all its speaker's vectors (unlabelled;
+    the ``spknorm`` setting of the speech recipe; a TTS voice counts as a speaker)."""
+    from ..speech import vector_stats
+
+    groups: dict[str, list[str]] = {}
+    for i in vectors:
+        groups.setdefault(speaker[i], []).append(i)
+    out = {}
+    for ids in groups.values():
+        st = vector_stats(np.stack([vectors[i] for i in ids]))
+        for i in ids:
+            out[i] = ((vectors[i] - st[0]) / st[1]).astype(np.float32)
+    return out
+
+
 def _draw(pools: Mapping[str, Any], spec: Mapping[str, Any], classes: Sequence[str], seed: int,
-          arm: str, *, quick: bool, quick_n: int
+          arm: str, *, quick: bool, quick_n: int, x_key: str = "X"
           ) -> tuple[np.ndarray, np.ndarray, dict[str, int], list[str]]:
     """``per_class`` synthetic clips per class (of ``classes`` when the arm names them), shared
     out between the arm's engines in turn, drawn per seed (the same for every fold and
@@ -306,7 +357,7 @@ def _draw(pools: Mapping[str, Any], spec: Mapping[str, Any], classes: Sequence[s
             if n <= 0:
                 continue
             pick = rng.choice(idx, n, replace=False)
-            Xa.append(pools[e]["X"][pick])
+            Xa.append(pools[e][x_key][pick])
             ya.append(pools[e]["y"][pick])
             chosen += [pools[e]["ids"][i] for i in pick]
             added[c] += int(n)
@@ -324,7 +375,7 @@ def _full_proba(clf: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
 
 def _quality(pools: Mapping[str, Any], split: Any, by_id: Mapping[str, Record],
              vec: Mapping[str, np.ndarray], classes: Sequence[str], real_model: Any, *,
-             n_pca: int) -> dict[str, Any]:
+             n_pca: int, x_key: str = "X") -> dict[str, Any]:
     """Quality gates of each engine's pool (and of both) against the first fold's training
     part, in PCA space of the standardised fused vector; confidence from that fold's 100 %
     real-data model, plus what it predicts for the synthetic clips of each class."""
@@ -342,9 +393,9 @@ def _quality(pools: Mapping[str, Any], split: Any, by_id: Mapping[str, Record],
     def emb(X: np.ndarray) -> np.ndarray:
         return ((np.asarray(X, np.float64) - mu) / sd - Z.mean(0)) @ W
 
-    sets = {e: (pl["X"], pl["y"]) for e, pl in pools.items()}
+    sets = {e: (pl[x_key], pl["y"]) for e, pl in pools.items()}
     if len(pools) > 1:
-        sets["all"] = (np.concatenate([pl["X"] for pl in pools.values()]),
+        sets["all"] = (np.concatenate([pl[x_key] for pl in pools.values()]),
                        np.concatenate([pl["y"] for pl in pools.values()]))
     out: dict[str, Any] = {"space": f"first {k} principal components of the standardised "
                            f"fused vector (fold {split.fold} training part)",
@@ -405,8 +456,8 @@ def _result(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str],
     recall: dict[str, Any] = {}
     K = len(classes)
     for frac in fracs:
-        base = runs[("real", frac)]
         for arm in arms:
+            base = runs[(p["arms"][arm]["baseline"], frac)]
             rs = runs[(arm, frac)]
             recall[_tag(arm, frac)] = {
                 c: float(np.mean([r["metrics"]["per_class"][c]["recall"] for r in rs]))
@@ -432,6 +483,7 @@ def _result(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str],
             comp["n_real_mean"] = float(np.mean([r["n_real"] for r in rs]))
             comp["n_synthetic"] = float(np.mean([r["n_synthetic"] for r in rs]))
             comp["added_per_class"] = rs[0]["added"]
+            comp["baseline"] = p["arms"][arm]["baseline"]
             comparisons[_tag(arm, frac)] = comp
     prim = runs[(prim_arm, prim_frac)]
     conf = np.sum([r["metrics"]["confusion"] for r in prim], axis=0).tolist()
@@ -493,15 +545,20 @@ def render_notes(result: Mapping[str, Any]) -> str:
          "sentences, prosody per emotion): it depends on no training or test item, so one pool "
          "serves every fold and cannot leak the test fold.", "",
          f"## Ablation (test %, folds {result['folds']}, seeds {result['seeds']})", "",
-         "Mean ± std over seeds (each seed's value = mean over the folds). Arms: " + "; ".join(
+         "Mean ± std over seeds (each seed's value = mean over the folds); Δ against the arm "
+         "in column *vs*. Setting *spknorm*: every speaker's vectors (a TTS voice or "
+         "pseudo-speaker counts as one) standardised by that speaker's mean and std over all "
+         "its clips, unlabelled, test speakers included (the speech recipe's spknorm). Arms: "
+         + "; ".join(
              f"**{a}** = " + ("real only" if not s["engines"] else
                               f"real + {s['per_class']} TTS clips per class "
                               + (f"of {', '.join(s['classes'])} " if s.get("classes") else "")
                               + f"({' + '.join(s['engines'])})")
+             + (", spknorm" if s.get("setting") == "spknorm" else "")
              for a, s in result["arms"].items()) + ".", "",
          "| train data | arm | n real | + synthetic | UA | accuracy | macro-F1 | **neutral "
-         "recall** | ΔUA (t p / Wilcoxon p, seeds) | p fold x seed (t / W) | ΔUA bootstrap "
-         "95 % CI |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+         "recall** | vs | ΔUA (t p / Wilcoxon p, seeds) | p fold x seed (t / W) | ΔUA "
+         "bootstrap 95 % CI |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for frac in fracs:
         for arm in arms:
             t = _tag(arm, frac)
@@ -513,14 +570,16 @@ def render_notes(result: Mapping[str, Any]) -> str:
                 pfs = f"{pv(fs['t_p'])} / {pv(fs['wilcoxon_p'])}"
                 ci = f"[{100 * b['ua_ci_low']:+.2f}, {100 * b['ua_ci_high']:+.2f}]"
                 nreal, nsyn = f"{comp['n_real_mean']:.0f}", f"{comp['n_synthetic']:.0f}"
+                vs = comp.get("baseline", "real")
             else:
-                delta = pfs = ci = "–"
+                delta = pfs = ci = vs = "–"
                 nsyn = "0"
                 nreal = next((f"{c['n_real_mean']:.0f}" for k, c in C.items()
                               if k.endswith(f"_f{int(round(100 * frac))}")), "")
             L.append(f"| {100 * frac:g} % | {arm} | {nreal} | {nsyn} | {pm(f'ua_{t}')} | "
                      f"{pm(f'accuracy_{t}')} | {pm(f'macro_f1_{t}')} | "
-                     f"{'–' if nr is None else f'{100 * nr:.1f}'} | {delta} | {pfs} | {ci} |")
+                     f"{'–' if nr is None else f'{100 * nr:.1f}'} | {vs} | {delta} | {pfs} | "
+                     f"{ci} |")
     L += ["", "## Per-class recall (test %, mean over folds and seeds; RAVDESS **neutral** is "
           "the smallest class: 96 clips vs 192)", "",
           "| train data | arm | " + " | ".join(f"**{c}**" if c == "neutral" else c
@@ -541,12 +600,23 @@ def render_notes(result: Mapping[str, Any]) -> str:
         L.append(f"| {e} | {x['clips']} | {x['audio_s']} | {x['synthesis_wall_s']} "
                  f"({x['synthesis_cpu_s']}) | {x['feature_s']} ({x['feature_cpu_s']}) |")
     q = result["quality"]
+    L += _quality_tables(q, classes, "")
+    if isinstance(q.get("spknorm"), dict):
+        L += _quality_tables(q["spknorm"], classes, ", speaker-normalised vectors (spknorm)")
+    t = result["timing"]
+    L += ["", f"LDA fits: {t['lda_fits']} ({t['lda_fit_mean_s']} s each on average); real "
+          f"features from the cache in {t['real_features_s']} s."]
+    return "\n".join(L)
+
+
+def _quality_tables(q: Mapping[str, Any], classes: Sequence[str], title: str) -> list[str]:
+    """The quality-gate tables of one space."""
 
     def f3(x: Any) -> str:
         return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
-    L += ["", f"## Quality gates ({q.get('space', '')}; confidence = the fold-{q.get('fold')} "
-          "real-data model at 100 %)", "",
+    L = ["", f"## Quality gates{title} ({q.get('space', '')}; confidence = the "
+          f"fold-{q.get('fold')} real-data model at 100 %)", "",
           "| pool | n | confidence | agreement | diversity (real) | nearest-real dist. mean / "
           "p05 | near copies | Fréchet (real vs real) |", "|---|---|---|---|---|---|---|---|"]
     for name, rep in q.items():
@@ -572,7 +642,4 @@ def render_notes(result: Mapping[str, Any]) -> str:
                          if top[i] > 0)
         L.append(f"| {name} | " + " | ".join(f3((pc.get(c) or {}).get("agreement"))
                                              for c in classes) + f" | {most} |")
-    t = result["timing"]
-    L += ["", f"LDA fits: {t['lda_fits']} ({t['lda_fit_mean_s']} s each on average); real "
-          f"features from the cache in {t['real_features_s']} s."]
-    return "\n".join(L)
+    return L
