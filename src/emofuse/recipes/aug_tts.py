@@ -194,7 +194,7 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
     from ..augment.manifest import to_records
     from ..models import build_model
     from ._speech_fit import SpeechData
-    from .speech import _quick_records, _restrict
+    from .speech import _quick_records, _usable_folds
 
     if cfg.task.modality != "speech":
         raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
@@ -216,13 +216,7 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
         vec = data.vectors(feature, fparams)
         real_feat_s = time.perf_counter() - t0
         kept = set(vec)
-        splits = [s for s in (_restrict(s, kept) for s in splits) if s.test and s.train]
-        if p["folds"] and not quick:
-            splits = [s for s in splits if s.fold in set(p["folds"])]
-        if quick:
-            splits = splits[:1]
-        if not splits:
-            raise ConfigError("no fold left (model.params.folds?)")
+        splits = _usable_folds(splits, kept, folds=p["folds"], quick=quick)
         by_id = {r.id: r for r in data.records if r.id in kept}
         log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
             f" seeds {seeds}, fractions {fracs}; real features {real_feat_s:.0f} s")

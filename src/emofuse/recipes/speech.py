@@ -159,6 +159,21 @@ def _restrict(split: protocols.Split, kept: set[str]) -> protocols.Split:
                                test=[i for i in split.test if i in kept])
 
 
+def _usable_folds(splits: Sequence[protocols.Split], kept: set[str], *,
+                  folds: Sequence[int] | None, quick: bool) -> list[protocols.Split]:
+    """The folds restricted to the ``kept`` ids, those with training and test items left,
+    only ``folds`` when given (the first one in a quick run). Raises ``ConfigError`` when none
+    is left."""
+    out = [s for s in (_restrict(s, kept) for s in splits) if s.test and s.train]
+    if folds and not quick:
+        out = [s for s in out if s.fold in set(folds)]
+    if quick:
+        out = out[:1]
+    if not out:
+        raise ConfigError("no fold left (model.params.folds?)")
+    return out
+
+
 def _quick_records(records: Sequence[Record], splits: Sequence[protocols.Split]) -> list[Record]:
     """One utterance per speaker and class, from two of the first fold's test speakers and
     three training speakers."""
