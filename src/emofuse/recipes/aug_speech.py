@@ -38,8 +38,7 @@ from ..corpora import Record
 from ..errors import ConfigError
 from ..evaluate.metrics import summarise
 from . import suite
-from ._common import FoldOutput, Timer, class_list, load_records, make_result, make_splits, \
-    run_folds
+from ._common import FoldOutput, Timer, make_result, run_folds
 
 __all__ = ["aug_speech_aaec", "DEFAULTS", "render_notes"]
 
@@ -100,7 +99,7 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
     import torch
 
     from ..augment.aaec import AAECGenerator, sequence_features
-    from .speech import _quick_records, _usable_folds
+    from .speech import _fold_records, _usable_folds
 
     if cfg.task.modality != "speech":
         raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
@@ -110,11 +109,7 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
     torch.set_num_threads(threads)
     gen_params = {**p["aaec"], **(p["quick"] if quick else {})}
     with Timer() as timer:
-        _, records = load_records(cfg)
-        classes = class_list(records, cfg.data.labels)
-        splits = make_splits(cfg, records)
-        if quick:
-            records = _quick_records(records, splits)
+        records, classes, splits = _fold_records(cfg, quick=quick)
         t0 = time.perf_counter()
         seqs, skipped = sequence_features(records, feature=cfg.features.name,
                                           params=cfg.features.params, steps=int(p["steps"]),

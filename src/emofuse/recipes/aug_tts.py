@@ -51,7 +51,7 @@ from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import build_result
 from . import suite
-from ._common import Timer, class_list, load_records, make_splits
+from ._common import Timer
 
 __all__ = ["aug_speech_tts", "speaker_stratified", "DEFAULTS", "render_notes"]
 
@@ -194,7 +194,7 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
     from ..augment.manifest import to_records
     from ..models import build_model
     from ._speech_fit import SpeechData
-    from .speech import _quick_records, _usable_folds
+    from .speech import _fold_records, _usable_folds
 
     if cfg.task.modality != "speech":
         raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
@@ -206,11 +206,7 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
         fracs = list(p["quick"]["fractions"])
     feature, fparams = cfg.features.name, dict(cfg.features.params)
     with Timer() as timer:
-        _, records = load_records(cfg)
-        classes = class_list(records, cfg.data.labels)
-        splits = make_splits(cfg, records)
-        if quick:
-            records = _quick_records(records, splits)
+        records, classes, splits = _fold_records(cfg, quick=quick)
         data = SpeechData(records)
         t0 = time.perf_counter()
         vec = data.vectors(feature, fparams)

@@ -159,6 +159,18 @@ def _restrict(split: protocols.Split, kept: set[str]) -> protocols.Split:
                                test=[i for i in split.test if i in kept])
 
 
+def _fold_records(cfg: RunConfig, *, quick: bool
+                  ) -> tuple[list[Record], list[str], list[protocols.Split]]:
+    """The corpus' records, classes and folds of ``cfg`` (in a quick run: the few records
+    :func:`_quick_records` keeps)."""
+    _, records = load_records(cfg)
+    classes = class_list(records, cfg.data.labels)
+    splits = make_splits(cfg, records)
+    if quick:
+        records = _quick_records(records, splits)
+    return list(records), classes, list(splits)
+
+
 def _usable_folds(splits: Sequence[protocols.Split], kept: set[str], *,
                   folds: Sequence[int] | None, quick: bool) -> list[protocols.Split]:
     """The folds restricted to the ``kept`` ids, those with training and test items left,
