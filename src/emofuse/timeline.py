@@ -173,9 +173,6 @@ def plot_timeline(prediction: Prediction, path: str | Path, *,
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(f"{Path(prediction.source).name}: {prediction.label}", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from .evaluate.plots import save_figure
+
+    return save_figure(fig, path, dpi=110)

@@ -158,25 +158,8 @@ def allocate(needed: Mapping[str, int], weights: Mapping[str, float], *,
 def plot_plan(plan: Plan, path: str | Path, *, added: Mapping[str, int] | None = None,
               title: str = "") -> Path:
     """Bar chart of the class counts before (real) and after (real + synthetic)."""
-    import matplotlib
+    from ..evaluate.plots import plot_class_counts
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    after = plan.after(added)
-    classes = list(plan.counts)
-    x = range(len(classes))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(classes) + 2), 3.2))
-    ax.bar([i - 0.2 for i in x], [plan.counts[c] for c in classes], width=0.4, label="real")
-    ax.bar([i + 0.2 for i in x], [after[c] for c in classes], width=0.4,
-           label="real + synthetic")
-    ax.set_xticks(list(x), classes, rotation=30, ha="right")
-    ax.set_ylabel("items")
-    ax.set_title(title or f"class balance ({plan.strategy})")
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_class_counts({"real": plan.counts, "real + synthetic": plan.after(added)}, path,
+                             title=title or f"class balance ({plan.strategy})",
+                             classes=list(plan.counts))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_confusion", "plot_class_counts"]
+__all__ = ["plot_confusion", "plot_class_counts", "save_figure"]
 
 
 def _plt():
@@ -17,6 +17,18 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 120) -> Path:
+    """Lay out ``fig``, write it to ``path`` (folders created) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path,
@@ -38,20 +50,17 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
     if title:
         ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_class_counts(counts: Mapping[str, Mapping[str, int]], path: str | Path, *,
-                      title: str = "") -> Path:
-    """Grouped bar chart of class counts, one group per series (e.g. before / after balancing)."""
+                      title: str = "", classes: Sequence[str] | None = None) -> Path:
+    """Grouped bar chart of class counts, one group per series (e.g. before / after balancing);
+    ``classes`` fixes the order (default: sorted)."""
     plt = _plt()
     series = list(counts)
-    classes = sorted({c for s in counts.values() for c in s})
+    classes = list(classes) if classes is not None else \
+        sorted({c for s in counts.values() for c in s})
     x = np.arange(len(classes))
     width = 0.8 / max(1, len(series))
     fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(classes)), 3.2))
@@ -63,9 +72,4 @@ def plot_class_counts(counts: Mapping[str, Mapping[str, int]], path: str | Path,
         ax.set_title(title)
     if len(series) > 1:
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

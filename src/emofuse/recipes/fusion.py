@@ -1031,7 +1031,7 @@ def _plt() -> Any:
 def _suite_plots(result: Mapping[str, Any], out_dir: Path, suite: str,
                  modalities: Sequence[str]) -> dict[str, Any]:
     """Confusion matrices, UA per model and attention weights; returns the result keys."""
-    from ..evaluate.plots import plot_confusion
+    from ..evaluate.plots import plot_confusion, save_figure
 
     plt = _plt()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1062,10 +1062,7 @@ def _suite_plots(result: Mapping[str, Any], out_dir: Path, suite: str,
     ax.set_ylabel("UA (%)")
     ax.set_title(f"{suite}: UA per model (mean ± std over folds)")
     ax.legend()
-    fig.tight_layout()
-    path = out_dir / f"{suite}_models.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save_figure(fig, out_dir / f"{suite}_models.png")
     plots.append(str(path))
     # attention weights per condition and by class
     conds = result.get("conditions", {})
@@ -1092,10 +1089,7 @@ def _suite_plots(result: Mapping[str, Any], out_dir: Path, suite: str,
             axes[row, 1].set_ylim(0, 1)
             axes[row, 1].legend(fontsize=8)
             axes[row, 1].tick_params(axis="x", rotation=30)
-        fig.tight_layout()
-        path = out_dir / f"{suite}_attention.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        path = save_figure(fig, out_dir / f"{suite}_attention.png")
         plots.append(str(path))
     return {**keys, "plots": plots}
 
