@@ -70,3 +70,18 @@ def test_ensemble_suite_quick_on_a_generated_tree(fer_tree, tmp_path, monkeypatc
     assert (tmp_path / res["confusion_png"]).is_file()
     assert "allow_leak" in res["notes"] and "chosen on PublicTest only" in res["notes"]
     assert (tmp_path / "runs" / "quick" / "finetuned_fer" / "card.json").is_file()
+
+
+@needs_fer
+def test_several_resnet_seeds_are_averaged_into_one_member(fer_tree, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(fer_tree, tmp_path / "runs", {"grid_step": 0.5})
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seeds": [0, 1]})})
+    res = get_suite("fer-fer2013-ensemble").run(cfg, quick=True)
+    assert res["ensemble"]["members"] == ["resnet", "fer_pretrained"]
+    assert {"resnet_seed0", "resnet_seed1"} <= set(res["members"])
+    quick = tmp_path / "runs" / "quick"
+    p0, p1 = (np.load(quick / f) for f in ("probas_resnet.npz", "probas_resnet_seed1.npz"))
+    assert not np.allclose(p0["val"], p1["val"])  # different seeds, different nets
+    assert (quick / "model_seed1" / "card.json").is_file()
+    assert "resnet_seed1" in res["training"]

