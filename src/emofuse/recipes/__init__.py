@@ -32,7 +32,8 @@ from ..errors import ConfigError
 __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config_path"]
 
 MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment", "fusion3", "product",
-                    "face_ensemble", "aug_speech", "aug_tts")
+                    "face_ensemble", "aug_speech", "aug_tts", "aug_face",
+                    "aug_diffusion")
 
 
 @dataclass(frozen=True)
