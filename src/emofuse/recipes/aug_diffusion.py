@@ -1,0 +1,316 @@
+"""Generative augmentation with a class-conditional log-mel diffusion model: suite
+``aug-speech-diffusion``.
+
+Design (``configs/aug-speech-diffusion.yaml``), RAVDESS speech on the EmoBox folds, the
+classifier, subsets, statistics and result tables of ``aug-speech-tts``
+(:mod:`emofuse.recipes.aug_tts`):
+
+1. **Core and generator.** Per fold, a fixed speaker-stratified ``core`` share of the
+   *training* fold (seed ``pool.seed``) is the only data the ``ddpm_logmel`` generator
+   (:mod:`emofuse.augment.speech`) is fitted on; every run's training subset contains it, so
+   the generator never sees a clip its run's classifier does not (and never a test clip: the
+   pool's manifest is checked against the test fold). The generator (safetensors + card) and
+   its pool (``pool.per_class`` Griffin-Lim WAV clips per class, manifest) are cached on disk,
+   keyed by the settings and the core's ids.
+2. **Runs.** For every fold, fraction and seed: the core plus a speaker-stratified share of
+   the rest of the training fold (``fraction`` of the whole; the smallest fraction equal to
+   ``core`` means the core alone, the same for every seed); arms add ``per_class`` clips per
+   class (of ``classes`` only when given) drawn per seed from the fold's pool.
+3. **Quality** on the first fold's pool (the gates of :mod:`emofuse.augment.quality` in the PCA
+   space of the fused vector, confidence of that fold's 100 % real-data model); nearest-real
+   distances are also taken to the core alone (the generator's training data: memorisation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import RunConfig
+from ..corpora import Record
+from ..errors import ConfigError
+from ..evaluate.metrics import classification_metrics
+from . import suite
+from ._common import Timer
+from .aug_tts import (_draw, _fold_mean, _full_proba, _pool_features, _quality, _result, _tag,
+                      speaker_stratified)
+
+__all__ = ["aug_speech_diffusion", "with_core", "DEFAULTS"]
+
+DEFAULTS: dict[str, Any] = {
+    "lda": {"shrinkage": 0.5, "balanced": True},
+    "fractions": [0.1, 0.25, 1.0],
+    "core": 0.1,
+    "folds": None,
+    "generator": {},
+    "pool": {"per_class": 20, "seed": 0},
+    "arms": {"real": {}, "ddpm": {"per_class": 10}},
+    "primary": {"arm": "ddpm", "fraction": 0.1},
+    "bootstrap": 1000,
+    "pca": 64,
+    "quick": {"pool_per_class": 2, "per_class": 2, "fractions": [0.5, 1.0], "seeds": 2,
+              "generator": {"steps": 3, "griffin_lim_iter": 2, "ddim_steps": 3,
+                            "crops": 1}},
+    "pool_dir": None,
+}
+POOL = "ddpm"
+
+
+def _params(cfg: RunConfig) -> dict[str, Any]:
+    unknown = sorted(set(cfg.model.params) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"model.params: unknown key(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(DEFAULTS)}")
+    p = {**DEFAULTS, **cfg.model.params}
+    p["pool"] = {**DEFAULTS["pool"], **p["pool"]}
+    p["quick"] = {**DEFAULTS["quick"], **p["quick"]}
+    if p["arms"].get("real", 0) not in ({}, None):
+        raise ConfigError("model.params.arms needs 'real: {}' (real data only)")
+    arms = {}
+    for arm, spec in p["arms"].items():
+        spec = dict(spec or {})
+        if extra := sorted(set(spec) - {"per_class", "classes"}):
+            raise ConfigError(f"model.params.arms.{arm}: unknown key(s) {extra}; an arm is "
+                              "{per_class: N, classes: [...]}")
+        real = arm == "real"
+        arms[arm] = {"engines": [] if real else [POOL], "per_class": 0 if real else
+                     int(spec.get("per_class", 10)), "classes": spec.get("classes"),
+                     "setting": "inductive", "baseline": "real"}
+    p["arms"] = arms
+    if not 0 < float(p["core"]) <= min(p["fractions"]) <= max(p["fractions"]) <= 1:
+        raise ConfigError("model.params: need 0 < core <= every fraction <= 1")
+    return p
+
+
+def with_core(train: Sequence[Record], core: Sequence[Record], classes: Sequence[str],
+              fraction: float, core_fraction: float, seed: int) -> list[Record]:
+    """The ``core`` plus a speaker-stratified share of the rest of ``train``, about
+    ``fraction`` of ``train`` in all (the core alone when ``fraction <= core_fraction``)."""
+    if fraction >= 1:
+        return list(train)
+    ids = {r.id for r in core}
+    rest = [r for r in train if r.id not in ids]
+    share = (fraction - core_fraction) / (1 - core_fraction)
+    more = speaker_stratified(rest, classes, share, seed) if share > 1e-9 else []
+    return list(core) + more
+
+
+def _fold_pool(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], core: list[Record],
+               split: Any, *, quick: bool, log: Callable[[str], None]) -> tuple[Any, Path]:
+    """Fit the generator on ``core`` and generate the fold's pool (from the cache when
+    there)."""
+    from ..augment import build_generator, load_set
+    from ..augment.manifest import ids_digest
+    from ..augment.speech import make_ddpm_set
+    from ..paths import cache_dir
+
+    n = int(p["quick"]["pool_per_class"]) if quick else int(p["pool"]["per_class"])
+    seed = int(p["pool"]["seed"])
+    gparams = {**p["generator"], **(p["quick"]["generator"] if quick else {})}
+    key = json.dumps({"params": gparams, "n": n, "seed": seed, "classes": list(classes),
+                      "core": ids_digest(r.id for r in core), "version": 1}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    root = Path(p["pool_dir"]) if p["pool_dir"] else cache_dir() / "augment"
+    folder = (root / f"{cfg.data.corpus}-ddpm{'-quick' if quick else ''}"
+              / f"fold{split.fold}-{digest}")
+    if (folder / "manifest.json").is_file():
+        sset = load_set(folder)
+        log(f"fold {split.fold}: pool of {len(sset.items)} clips reused from {folder}")
+        return sset, folder
+    gen = build_generator("ddpm_logmel", **gparams)
+    gen.fit(core, seed=seed, log=log)
+    log(f"fold {split.fold}: generator fitted on {len(core)} core clips in "
+        f"{gen.info['fit_s']} s ({gen.info['parameters']} parameters)")
+    sset = make_ddpm_set(gen, {c: n for c in classes}, folder, seed=seed,
+                         corpus=cfg.data.corpus,
+                         part=f"fold {split.fold} training part, core {p['core']:g} "
+                              f"(speaker-stratified, seed {seed})", log=log)
+    gen.save(folder / "generator", data={"corpus": cfg.data.corpus, "fold": split.fold,
+                                         "part": sset.fitted_on["part"]})
+    return sset, folder
+
+
+@suite("aug-speech-diffusion", modality="speech",
+       description="RAVDESS speech: real data only vs real + class-conditional log-mel DDPM "
+                   "(DDIM, Griffin-Lim) fitted per fold on a training core, at 10/25/100 % of "
+                   "each training fold, shrinkage LDA on the fused vector, EmoBox folds")
+def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
+                         log: Callable[[str], None] = print) -> dict[str, Any]:
+    from ..augment.manifest import to_records
+    from ._speech_fit import SpeechData
+    from .speech import _fold_records, _usable_folds
+
+    if cfg.task.modality != "speech":
+        raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
+    p = _params(cfg)
+    seeds, fracs = list(cfg.train.seeds), list(p["fractions"])
+    if quick:
+        seeds, fracs = seeds[: int(p["quick"]["seeds"])], list(p["quick"]["fractions"])
+    feature, fparams = cfg.features.name, dict(cfg.features.params)
+    with Timer() as timer:
+        records, classes, splits = _fold_records(cfg, quick=quick)
+        data = SpeechData(records)
+        t0 = time.perf_counter()
+        vec = data.vectors(feature, fparams)
+        real_feat_s = time.perf_counter() - t0
+        splits = _usable_folds(splits, set(vec), folds=p["folds"], quick=quick)
+        by_id = {r.id: r for r in data.records if r.id in vec}
+        log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
+            f" seeds {seeds}, fractions {fracs}, core {p['core']:g}")
+        memo: dict[str, Any] = {}
+        fit_s: list[float] = []
+        runs: dict[tuple[str, float], list[dict[str, Any]]] = {}
+        generation: dict[str, Any] = {}
+        first: dict[str, Any] = {}
+        for split in splits:
+            train = [by_id[i] for i in split.train]
+            core = speaker_stratified(train, classes, float(p["core"]),
+                                      int(p["pool"]["seed"]) * 1000 + split.fold)
+            sset, folder = _fold_pool(cfg, p, classes, core, split, quick=quick, log=log)
+            to_records(sset, folder=folder, test_ids=split.test)    # refuses a leaking set
+            t1, c1 = time.perf_counter(), time.process_time()
+            X, y, ids = _pool_features(sset, folder, feature, fparams, classes, data.cache)
+            pools = {POOL: {"set": sset, "X": X, "y": y, "ids": ids}}
+            generation[f"fold{split.fold}"] = {
+                "clips": len(sset.items), "core_clips": len(core), "folder": str(folder),
+                "fit_s": sset.extra.get("fit_s"), "fit_cpu_s": sset.extra.get("fit_cpu_s"),
+                "parameters": sset.extra.get("parameters"),
+                "final_loss": sset.extra.get("final_loss"),
+                "ddim_s": sset.extra.get("sample_s"),
+                "griffin_lim_s": sset.extra.get("griffin_lim_s"),
+                "feature_s": round(time.perf_counter() - t1, 2),
+                "feature_cpu_s": round(time.process_time() - c1, 2),
+                "fitted_on_n": sset.fitted_on["n"], "created": sset.created}
+            X_te = np.stack([vec[i] for i in split.test])
+            y_te = np.array([classes.index(by_id[i].label) for i in split.test])
+            for frac in fracs:
+                for seed in seeds:
+                    sub = with_core(train, core, classes, frac, float(p["core"]),
+                                    seed * 1000 + split.fold)
+                    _arms(p, classes, sub, vec, pools, seed, frac, split.fold, X_te, y_te,
+                          runs, memo, fit_s, quick=quick)
+                log(f"  fold {split.fold} fraction {frac:g}: " + "; ".join(
+                    f"{a} UA {100 * _fold_mean(runs[(a, frac)], split.fold):.2f}"
+                    for a in p["arms"]))
+            if not first:
+                first = {"split": split, "pools": pools, "core": core}
+        quality = _diffusion_quality(first, by_id, vec, classes, runs, memo, n_pca=int(p["pca"]))
+    result = _result(cfg, p, classes, runs, {}, quality, seeds, fracs, splits, timer,
+                     fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
+    result["generation"] = generation
+    result["settings"]["generator"] = {**first["pools"][POOL]["set"].settings}
+    result["settings"]["core"] = p["core"]
+    result["protocol"] = result["protocol"].replace(
+        "synthetic clips from text only (no corpus data), the same pool for every fold",
+        f"synthetic clips from a DDPM fitted per fold on a fixed speaker-stratified "
+        f"{100 * p['core']:g} % core of the training fold that every subset contains")
+    result["notes"] = render_notes(result)
+    return result
+
+
+def _arms(p: Mapping[str, Any], classes: Sequence[str], sub: Sequence[Record],
+          vec: Mapping[str, np.ndarray], pools: Mapping[str, Any], seed: int, frac: float,
+          fold: int, X_te: np.ndarray, y_te: np.ndarray,
+          runs: dict[tuple[str, float], list[dict[str, Any]]], memo: dict[str, Any],
+          fit_s: list[float], *, quick: bool) -> None:
+    """Fit and score every arm on one subset (real LDA fits shared between folds' arms by the
+    subset's ids)."""
+    from ..models import build_model
+
+    Xs = np.stack([vec[r.id] for r in sub])
+    ys = np.array([classes.index(r.label) for r in sub])
+    base = f"{fold}|" + hashlib.sha256("|".join(r.id for r in sub).encode()).hexdigest()
+    for arm, spec in p["arms"].items():
+        X, y, key, added = Xs, ys, base, {c: 0 for c in classes}
+        if spec["engines"]:
+            Xa, ya, added, chosen = _draw(pools, spec, classes, seed, arm, quick=quick,
+                                          quick_n=int(p["quick"]["per_class"]))
+            if len(ya):
+                X, y = np.concatenate([Xs, Xa]), np.concatenate([ys, ya])
+            key = base + "|" + ",".join(chosen)
+        if key not in memo:
+            t1 = time.perf_counter()
+            with warnings.catch_warnings():   # one-clip classes in tiny subsets
+                warnings.simplefilter("ignore")
+                memo[key] = build_model("lda", **dict(p["lda"])).fit(X, y)
+            fit_s.append(time.perf_counter() - t1)
+        if arm == "real" and frac >= 1:
+            memo[f"real_full|{fold}"] = memo[key]
+        pred = _full_proba(memo[key], X_te, len(classes)).argmax(1)
+        runs.setdefault((arm, frac), []).append(
+            {"fold": fold, "seed": seed, "pred": pred, "y": y_te,
+             "metrics": classification_metrics(y_te, pred, classes=classes), "added": added,
+             "n_real": len(sub), "n_synthetic": int(sum(added.values()))})
+
+
+def _diffusion_quality(first: Mapping[str, Any], by_id: Mapping[str, Record],
+                       vec: Mapping[str, np.ndarray], classes: Sequence[str],
+                       runs: Any, memo: Mapping[str, Any], *, n_pca: int) -> dict[str, Any]:
+    """The gates of the first fold's pool (vs that fold's training part), plus nearest
+    distances to the core alone (the generator's training data: memorisation check)."""
+    from ..augment.quality import nearest_real
+
+    split, pools, core = first["split"], first["pools"], first["core"]
+    out = _quality(pools, split, by_id, vec, classes, memo.get(f"real_full|{split.fold}"),
+                   n_pca=n_pca)
+    R = np.stack([vec[r.id] for r in by_id.values() if r.id in set(split.train)]).astype(float)
+    mu, sd = R.mean(0), R.std(0) + 1e-8
+    C = (np.stack([vec[r.id] for r in core]) - mu) / sd
+    S = (pools[POOL]["X"] - mu) / sd
+    others = (np.stack([vec[i] for i in split.train if i not in {r.id for r in core}]) - mu) / sd
+    out["memorisation"] = {
+        "space": "standardised fused vector (fold training statistics)",
+        "synthetic_to_core_mean": float(nearest_real(S, C).mean()),
+        "rest_of_train_to_core_mean": float(nearest_real(others, C).mean()),
+        "note": "synthetic clips much closer to the core than real held-out training clips "
+                "are would indicate copies of the generator's training data"}
+    return out
+
+
+def render_notes(result: Mapping[str, Any]) -> str:
+    """The aug-speech-tts tables with the diffusion's own intro and generation table."""
+    from .aug_tts import render_notes as tts_notes
+
+    text = tts_notes({**result, "generation": {}})
+    core = result["settings"]["core"]
+    text = text.replace(
+        "The synthetic speech is generated from text alone (built-in neutral carrier "
+        "sentences, prosody per emotion): it depends on no training or test item, so one pool "
+        "serves every fold and cannot leak the test fold.",
+        f"The synthetic speech comes from a class-conditional DDPM over log-mel segments "
+        f"(DDIM sampling, Griffin-Lim inversion to WAV), fitted per fold on a fixed "
+        f"speaker-stratified {100 * core:g} % core of the training fold only; every run's "
+        f"training subset contains that core (at {100 * core:g} % the subset *is* the core, "
+        "the same for every seed: there the seeds vary only the synthetic draw). No test "
+        "clip reaches the generator (checked against each test fold's ids).")
+    text = text.replace("TTS clips", "DDPM clips").replace(" (ddpm)", "")
+    head, _, tail = text.partition("## Generation")
+    _, _, tail = tail.partition("## Quality gates")
+    g = result["generation"]
+    gs = result["settings"].get("generator", {})
+    L = ["## Generation (per fold, one thread; the machine's 2 cores shared with other jobs)",
+         "", f"Generator: {next(iter(g.values()), {}).get('parameters')} parameters, "
+             f"{gs.get('steps')} AdamW steps of batch {gs.get('batch')}, T = {gs.get('T')} "
+             f"(cosine), DDIM {gs.get('ddim_steps')} steps (eta {gs.get('eta')}), "
+             f"classifier-free guidance {gs.get('guidance')}, {gs.get('n_mels')} mel bands x "
+             f"{gs.get('frames')} frames (hop {gs.get('hop')}), Griffin-Lim "
+             f"{gs.get('griffin_lim_iter')} iterations.", "",
+         "| fold | core clips | fit wall s (CPU s) | final loss | clips | DDIM s | "
+         "Griffin-Lim s | features s |", "|---|---|---|---|---|---|---|---|"]
+    for f, x in g.items():
+        L.append(f"| {f} | {x['core_clips']} | {x['fit_s']} ({x['fit_cpu_s']}) | "
+                 f"{x['final_loss']} | {x['clips']} | {x['ddim_s']} | {x['griffin_lim_s']} | "
+                 f"{x['feature_s']} |")
+    m = result["quality"].get("memorisation") or {}
+    if m:
+        L += ["", f"Memorisation check ({m['space']}): mean distance of a synthetic clip to "
+                  f"its nearest core clip {m['synthetic_to_core_mean']:.2f}, of a real "
+                  f"non-core training clip {m['rest_of_train_to_core_mean']:.2f}."]
+    return head + "\n".join(L) + "\n\n## Quality gates" + tail
