@@ -76,3 +76,15 @@ def test_speaker_normalise_uses_each_speakers_own_rows():
     assert np.allclose(out[:, 0], [-1, 1, -1, 1, 0])
     out = speaker_normalise(X, spk, present=np.array([True, True, True, False, True]))
     assert out[3, 0] == 0 and out[2, 0] == 0            # b: one present row, absent row zero
+
+
+def test_speaker_normalise_with_clean_reference_keeps_a_condition_shift():
+    clean = np.array([[1.0], [3.0], [10.0], [30.0]])
+    noisy = clean + 5.0                                  # every clip shifted by the noise
+    spk = ["a", "a", "b", "b"]
+    own = speaker_normalise(noisy, spk)                  # its own statistics: shift removed
+    assert np.allclose(own, speaker_normalise(clean, spk))
+    enrol = speaker_normalise(noisy, spk, reference=clean)
+    assert np.allclose(enrol[:2, 0], [4.0, 6.0]) and np.allclose(enrol[2:, 0], [-0.5, 1.5])
+    with pytest.raises(ValueError):
+        speaker_normalise(noisy, spk, reference=clean[:3])

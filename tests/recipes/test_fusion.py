@@ -111,6 +111,12 @@ def test_quick_suite_runs(shared_data: Path, fusion_cache: Path, tmp_path: Path,
     assert all(Path(p).is_file() for p in result["plots"])
     assert Path(result["confusion_png"]).is_file()
     assert result["targets"] and "inductive" in result["notes"]
+    sel = result["models"]["fusion_ensemble"]["selection"]
+    assert set(sel) == {"inductive", "spknorm"}
+    for choice in sel.values():
+        assert set(choice["weights"]) - {"linear_audio", "linear_face"} <= set(choice["candidates"])
+        assert choice["experts"] and 0 <= choice["val_ua"] <= 1
+    assert "chosen per setting on validation actors" in result["notes"]
 
 
 def test_train_then_evaluate(shared_data: Path, fusion_cache: Path, tmp_path: Path,
@@ -218,3 +224,35 @@ def test_classical_member_with_multi_condition_training_and_noisy_condition(tmp_
     cond = info["conditions"]
     assert set(cond) == {"clean", "audio_noise"}
     assert not np.allclose(cond["audio_noise"]["proba"], proba)
+
+
+def test_select_ensemble_greedy_on_validation_outputs():
+    from emofuse.recipes._common import FoldOutput
+    from emofuse.recipes.fusion import select_ensemble
+
+    y = np.array([0, 0, 1, 1])
+    good = np.array([[0.9, 0.1], [0.6, 0.4], [0.4, 0.6], [0.45, 0.55]])
+    half = np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1], [0.2, 0.8]])   # UA 0.75
+    bad = good[:, ::-1]
+    outs = {n: [FoldOutput(f, 0, list("abcd"), y, p) for f in (1, 2)]
+            for n, p in (("bad", bad), ("half", half), ("good", good))}
+    sel = select_ensemble(outs, 2, max_steps=4)
+    assert sel["weights"] == {"good": 1} and sel["val_ua"] == 1.0
+    assert [h["added"] for h in sel["history"]][0] == "good" and len(sel["history"]) == 4
+
+
+def test_validation_splits_hold_out_training_actors_only():
+    from emofuse.corpora import Record
+    from emofuse.protocols import Split
+    from emofuse.recipes.fusion import validation_splits
+
+    recs = [Record(id=f"{s}-{i}", corpus="x", label="happy" if i % 2 else "sad",
+                   label_native="h" if i % 2 else "s", speaker=s, audio=None)
+            for s in "abcdefghij" for i in range(4)]
+    test = [r.id for r in recs if r.speaker in "ij"]
+    split = Split("x/1", train=[r.id for r in recs if r.speaker not in "ij"], test=test)
+    (v,) = validation_splits([split], recs, fraction=0.25)
+    spk = {r.id: r.speaker for r in recs}
+    assert not set(v.test) & set(test) and not set(v.train) & set(test)
+    assert {spk[i] for i in v.test}.isdisjoint({spk[i] for i in v.train})
+    assert set(v.train) | set(v.test) == set(split.train) and v.test

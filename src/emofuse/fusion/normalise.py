@@ -54,17 +54,29 @@ class Standardiser:
 
 
 def speaker_normalise(X: np.ndarray, speakers: Sequence[str], *,
-                      present: np.ndarray | None = None) -> np.ndarray:
+                      present: np.ndarray | None = None, reference: np.ndarray | None = None,
+                      reference_present: np.ndarray | None = None) -> np.ndarray:
     """Z-score each speaker's rows with the mean and standard deviation of that speaker's
-    present rows (absent rows stay zero). A speaker with one row keeps a zero vector."""
+    present rows (absent rows stay zero). A speaker with one row keeps a zero vector.
+
+    With ``reference`` (the same rows under other conditions, e.g. the clean recordings of
+    noisy ``X``) the statistics come from the speaker's present ``reference`` rows instead:
+    enrolment statistics, so that a change of condition stays visible after normalisation."""
     X = np.asarray(X, np.float64)
     ok = np.ones(len(X), bool) if present is None else np.asarray(present, bool)
+    ref = X if reference is None else np.asarray(reference, np.float64)
+    if ref.shape != X.shape:
+        raise ValueError(f"reference has shape {ref.shape}, X {X.shape}")
+    ref_ok = ok if reference is None else (
+        np.ones(len(ref), bool) if reference_present is None
+        else np.asarray(reference_present, bool))
     spk = np.asarray(speakers, dtype=object)
     out = np.zeros_like(X)
     for s in dict.fromkeys(spk.tolist()):
         rows = (spk == s) & ok
-        if not rows.any():
+        stat_rows = (spk == s) & ref_ok
+        if not rows.any() or not stat_rows.any():
             continue
-        mu, sd = X[rows].mean(0), X[rows].std(0)
+        mu, sd = ref[stat_rows].mean(0), ref[stat_rows].std(0)
         out[rows] = (X[rows] - mu) / np.where(sd > _EPS, sd, 1.0)
     return out.astype(np.float32)

@@ -260,6 +260,9 @@ class AVData:
     noisy: ModalityData | None
     augment: list[ModalityData]
     index: dict[str, int]
+    #: ``own``: noisy/augmented copies are speaker-normalised with their own statistics;
+    #: ``clean``: with the speaker's clean clips (enrolment statistics)
+    spk_reference: str = "own"
     _spk: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
@@ -277,8 +280,12 @@ class AVData:
         if which not in self._spk:
             from ..fusion.normalise import speaker_normalise
 
-            self._spk[which] = {m: speaker_normalise(x, self.speakers, present=data.present[m])
-                                for m, x in data.X.items()}
+            clean = which != "clean" and self.spk_reference == "clean"
+            self._spk[which] = {
+                m: speaker_normalise(x, self.speakers, present=data.present[m],
+                                     reference=self.clean.X[m] if clean else None,
+                                     reference_present=self.clean.present[m] if clean else None)
+                for m, x in data.X.items()}
         return self._spk[which]
 
     def view(self, setting: str, fit_rows: np.ndarray) -> dict[str, Any]:
@@ -343,10 +350,14 @@ def load_av_data(records: Sequence[Record], classes: Sequence[str], fparams: Map
         log(f"features: {', '.join(f'{m} {x.shape[1]}' for m, x in clean.X.items())}; "
             f"{len(clean.problems)} problems; noisy test copy: {noisy is not None}; "
             f"augmentation copies: {len(augment)}")
+    reference = str(fparams.get("spknorm_reference", "own"))
+    if reference not in ("own", "clean"):
+        raise ConfigError("features.params.spknorm_reference: 'own' (each condition's own "
+                          f"statistics) or 'clean' (the speaker's clean clips), got {reference!r}")
     index = {c: i for i, c in enumerate(classes)}
     return AVData(list(records), list(classes), np.array([index[r.label] for r in records]),
                   np.array([r.speaker or r.id for r in records], dtype=object), clean, noisy,
-                  augment, {r.id: i for i, r in enumerate(records)})
+                  augment, {r.id: i for i, r in enumerate(records)}, reference)
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,6 +709,59 @@ def ensemble_outputs(members: Sequence[Sequence[Any]], *,
     return out
 
 
+def validation_splits(splits: Sequence[Any], records: Sequence[Record], *,
+                      fraction: float) -> list[Any]:
+    """Each fold's training part split into fitting and validation actors (grouped by
+    speaker, stratified; :func:`~emofuse.protocols.validation_split`): the validation actors
+    play the test fold's part. The test folds are not used."""
+    import dataclasses
+
+    from .. import protocols
+
+    by_id = {r.id: r for r in records}
+    out = []
+    for sp in splits:
+        train = [by_id[i] for i in sp.train if i in by_id]
+        fit_ids, val_ids = protocols.validation_split(train, fraction=fraction,
+                                                      seed=sp.fold or 0)
+        out.append(dataclasses.replace(sp, train=list(fit_ids), val=[], test=list(val_ids)))
+    return out
+
+
+def select_ensemble(candidates: Mapping[str, Sequence[Any]], n_classes: int, *,
+                    max_steps: int = 12) -> dict[str, Any]:
+    """Greedy forward selection with replacement (Caruana et al., 2004) on validation outputs:
+    at each step add the candidate that gives the highest mean UA over folds of the averaged
+    probabilities (ties: the earlier candidate); the best prefix wins. Each candidate's seeds
+    are averaged first. Returns ``weights`` (selection counts), ``val_ua`` and ``history``."""
+    avg = {n: {o.fold: o for o in _seed_average(outs)} for n, outs in candidates.items()}
+    names = list(avg)
+    folds = sorted(avg[names[0]])
+
+    def score(counts: Mapping[str, int]) -> float:
+        uas = []
+        for f in folds:
+            p = sum(c * avg[n][f].proba for n, c in counts.items() if c)
+            y = avg[names[0]][f].y_true
+            pred = np.asarray(p).argmax(1)
+            uas.append(np.mean([np.mean(pred[y == k] == k) for k in range(n_classes)
+                                if np.any(y == k)]))
+        return float(np.mean(uas))
+
+    counts = {n: 0 for n in names}
+    best: tuple[float, dict[str, int]] = (-1.0, dict(counts))
+    history = []
+    for _ in range(max_steps):
+        scored = [(score({**counts, n: counts[n] + 1}), -i, n) for i, n in enumerate(names)]
+        sc, _, pick = max(scored)
+        counts[pick] += 1
+        history.append({"added": pick, "val_ua": round(sc, 5)})
+        if sc > best[0] + 1e-12:
+            best = (sc, dict(counts))
+    return {"weights": {n: c for n, c in best[1].items() if c}, "val_ua": best[0],
+            "history": history}
+
+
 def make_runner(kind: str, data: AVData, setting: str, spec: Mapping[str, Any],
                 tcfg: Any) -> Any:
     """The ``fit_predict`` of one model kind (see :data:`KINDS`) in one setting."""
@@ -811,8 +875,8 @@ def run_av_suite(cfg: Any, *, quick: bool = False, results_dir: str | Path | Non
         _, records = load_records(cfg)
         records = [r for r in records if r.audio or r.au]
         classes = class_list(records, cfg.data.labels)
-        if quick:
-            records = _quick_records(records)
+        if quick:  # 6 actors: 3 per training fold leave room for validation actors
+            records = _quick_records(records, n_speakers=6)
             splits = protocols.speaker_kfold(records, k=2, seed=cfg.protocol.seed)
             tcfg.max_epochs, tcfg.patience = 2, 1
             seeds = list(cfg.train.seeds[:1])
@@ -829,6 +893,7 @@ def run_av_suite(cfg: Any, *, quick: bool = False, results_dir: str | Path | Non
             models = {n: {k: v for k, v in s.items() if k != "n_ensemble"}
                       for n, s in models.items()}
         outputs: dict[str, dict[str, list[Any]]] = {}
+        val_outputs: dict[str, dict[str, list[Any]]] = {}   # validation passes (selection)
         seconds: dict[str, float] = {}
         for name, spec in models.items():
             if spec["kind"] == "ensemble":
@@ -837,11 +902,16 @@ def run_av_suite(cfg: Any, *, quick: bool = False, results_dir: str | Path | Non
                     raise ConfigError(f"model.params.compare.{name}.members: list models run "
                                       f"before it (unknown: {missing})")
                 for setting in settings:
+                    members, weights = list(spec["members"]), spec.get("weights")
+                    if weights == "validation":
+                        members, weights = _validation_choice(
+                            name, spec, setting, models, data, records, classes, splits, seeds,
+                            tcfg, val_outputs, log)
                     outputs.setdefault(name, {})[setting] = ensemble_outputs(
-                        [outputs[m][setting] for m in spec["members"]],
-                        weights=spec.get("weights"),
+                        [outputs[m][setting] for m in members],
+                        weights=weights,
                         member_modalities=[list(models[m].get("modalities") or data.modalities)
-                                           for m in spec["members"]],
+                                           for m in members],
                         modalities=data.modalities,
                         subset_experts=bool(spec.get("subset_experts", False)),
                         average_seeds=bool(spec.get("average_seeds", False)))
@@ -875,6 +945,52 @@ def run_av_suite(cfg: Any, *, quick: bool = False, results_dir: str | Path | Non
     return result
 
 
+def _validation_choice(name: str, spec: dict[str, Any], setting: str,
+                       models: Mapping[str, Any], data: AVData, records: Sequence[Record],
+                       classes: Sequence[str], splits: Sequence[Any], seeds: Sequence[int],
+                       tcfg: Any, val_outputs: dict[str, dict[str, list[Any]]],
+                       log: Any) -> tuple[list[str], list[float]]:
+    """Members and weights of an ensemble with ``weights: validation`` in one setting: its
+    candidate ``members`` are run once more on validation actors held out of each training
+    fold (first seed only), :func:`select_ensemble` picks them, and the ``experts`` (models
+    that vote only when a modality is missing) join with ``factor`` x the selected total.
+    The choice is recorded in ``spec["selection"]``."""
+    from ._common import run_folds
+
+    if not spec.get("subset_experts") and spec.get("experts"):
+        raise ConfigError(f"model.params.compare.{name}.experts needs subset_experts: true")
+    vsplits = validation_splits(splits, records, fraction=float(spec.get("val_fraction", 0.2)))
+    for m in spec["members"]:
+        if setting in val_outputs.get(m, {}):
+            continue
+        if log:
+            log(f"[{m} / {setting} / validation actors, for {name}]")
+        fp = make_runner(models[m]["kind"], data, setting, models[m], tcfg)
+        val_outputs.setdefault(m, {})[setting] = run_folds(
+            vsplits, records, classes, fp, seeds=_model_seeds(models[m], seeds)[:1],
+            val_fraction=tcfg.val_fraction, log=log)
+    sel = select_ensemble({m: val_outputs[m][setting] for m in spec["members"]}, len(classes),
+                          max_steps=int(spec.get("max_steps", 12)))
+    chosen = list(sel["weights"])
+    weights = [float(sel["weights"][m]) for m in chosen]
+    total = sum(weights)
+    experts = dict(spec.get("experts") or {})
+    for m, factor in experts.items():
+        if m not in models:
+            raise ConfigError(f"model.params.compare.{name}.experts: unknown model {m!r}")
+        chosen.append(m)
+        weights.append(float(factor) * total)
+    spec.setdefault("selection", {})[setting] = {
+        "weights": dict(zip(chosen, [round(w, 3) for w in weights])),
+        "val_ua": round(sel["val_ua"], 5), "history": sel["history"],
+        "candidates": list(spec["members"]), "experts": experts,
+        "val_fraction": float(spec.get("val_fraction", 0.2))}
+    if log:
+        log(f"{name} ({setting}): validation UA {100 * sel['val_ua']:.2f} with "
+            + ", ".join(f"{m} x{w:g}" for m, w in zip(chosen, weights)))
+    return chosen, weights
+
+
 def _suite_extras(cfg: Any, data: AVData, classes: Sequence[str],
                   outputs: Mapping[str, Mapping[str, list[Any]]], models: Mapping[str, Any],
                   settings: Sequence[str], seconds: Mapping[str, float], seeds: Sequence[int],
@@ -888,6 +1004,8 @@ def _suite_extras(cfg: Any, data: AVData, classes: Sequence[str],
                                  "seeds": ("averaged: " if spec.get("average_seeds") else "") + str(_model_seeds(spec, seeds)) if spec["kind"] == "ensemble" else _model_seeds(spec, seeds)}
         if spec.get("blocks"):
             entry["blocks"] = list(spec["blocks"])
+        if spec.get("selection"):
+            entry["selection"] = spec["selection"]
         for setting, outs in per_setting.items():
             suffix = SETTINGS[setting]
             agg = summarise(outs, classes, suffix=suffix)
@@ -1182,7 +1300,21 @@ def _notes(result: Mapping[str, Any], modalities: Sequence[str]) -> str:
     compare = ((result.get("config") or {}).get("model") or {}).get("params", {}).get(
         "compare") or {}
     for name, spec in compare.items():
-        if isinstance(spec, Mapping) and spec.get("kind") == "ensemble":
+        sel = (models.get(name) or {}).get("selection")
+        if isinstance(spec, Mapping) and spec.get("kind") == "ensemble" and sel:
+            lines += ["", f"**{name}**: members and weights chosen per setting on validation "
+                      f"actors held out of each training fold ({100 * next(iter(sel.values()))['val_fraction']:.0f} % of its "
+                      "actors; candidates refitted on the rest, first seed; greedy forward "
+                      "selection with replacement by mean validation UA); the test folds were "
+                      "not used. " + "; ".join(
+                          f"{st}: " + ", ".join(f"{m} x{w:g}" for m, w in v["weights"].items())
+                          + f" (validation UA {100 * v['val_ua']:.2f})" for st, v in sel.items())
+                      + (f"; experts (vote only when a modality is missing, weight = factor x "
+                         f"the selected total): {next(iter(sel.values()))['experts']}"
+                         if next(iter(sel.values()))["experts"] else "")
+                      + ("; each member averaged over its seeds first"
+                         if spec.get("average_seeds") else "") + "."]
+        elif isinstance(spec, Mapping) and spec.get("kind") == "ensemble":
             lines += ["", f"**{name}**: " + ", ".join(
                 f"{m} x{w}" for m, w in zip(spec.get("members", []),
                                             spec.get("weights") or [1] * 99)) + (
