@@ -85,7 +85,9 @@ def test_fit_generate_manifest_and_determinism(tmp_path):
     Xs, labels = read_features(back, folder)
     assert Xs.shape == (7, 8, 6) and labels.count("sad") == 5
     assert np.allclose(Xs[0], again[0].extra["features"])
-    assert len(to_records(back, folder=folder, test_ids=["unrelated"])) == 7
+    recs = to_records(back, folder=folder, test_ids=["unrelated"])
+    assert len(recs) == 7 and recs[0].audio is None
+    assert np.allclose(np.load(recs[0].extra["features_path"]), Xs[0])
     with pytest.raises(DataError, match="test item"):
         to_records(back, folder=folder, test_ids=[ids[0]])
 

@@ -160,8 +160,9 @@ def to_records(sset: SyntheticSet, *, folder: str | Path | None = None, corpus: 
     """The set's items as training :class:`~emofuse.corpora.Record`s.
 
     ``label`` and ``label_native`` are the intended class; ``split`` is ``train``; media paths
-    are resolved against ``folder``; ``extra`` holds ``synthetic``, ``generator``, ``kind``,
-    ``seed``, ``source_ids``. Raises :class:`DataError` when the set was fitted on (or made
+    (``image``/``audio``/``video`` sets) are resolved against ``folder``; ``extra`` holds
+    ``synthetic``, ``generator``, ``kind``, ``seed``, ``source_ids`` and, for a ``features``
+    set, ``features_path`` (the item's ``.npy``; no media field). Raises :class:`DataError` when the set was fitted on (or made
     from) any of ``test_ids``.
     """
     from ..corpora import Record
@@ -178,15 +179,17 @@ def to_records(sset: SyntheticSet, *, folder: str | Path | None = None, corpus: 
     recs = []
     for it in (sset.kept() if kept_only else sset.items):
         media: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         if it.path:
             p = str(base / it.path) if base else it.path
-            key = {"image": "image", "audio": "audio", "video": "video"}.get(sset.modality,
-                                                                              "audio")
-            media[key] = p
+            if sset.modality in ("image", "audio", "video"):
+                media[sset.modality] = p
+            else:  # feature arrays (.npy) are not media a loader could decode
+                extra["features_path"] = p
         recs.append(Record(id=it.id, corpus=corpus or sset.fitted_on.get("corpus", "synthetic"),
                            label_native=it.label, label=it.label, split="train", text=it.text,
                            extra={"synthetic": True, "generator": it.generator, "kind": it.kind,
                                   "seed": it.seed, "source_ids": list(it.source_ids),
-                                  "group": f"synthetic:{it.generator}"},
+                                  "group": f"synthetic:{it.generator}", **extra},
                            **media))
     return recs
