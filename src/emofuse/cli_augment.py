@@ -1,9 +1,11 @@
-"""``emofuse augment``: synthetic training data (balancing plan, text generation, set summaries).
+"""``emofuse augment``: synthetic training data (balancing plan, text and face generation, set
+summaries).
 
 :func:`register` adds the sub-app to the main Typer app (``emofuse.cli`` calls it)::
 
     emofuse augment plan --corpus dair --plot plan.png
     emofuse augment text --corpus dair --fraction 0.1 --per-class 50 --out synthetic/dair-llm
+    emofuse augment face --fraction 0.1 --per-class 100 --out synthetic/fer-cgan
     emofuse augment show synthetic/dair-llm
     emofuse augment list
 """
@@ -138,6 +140,59 @@ def text_cmd(corpus: CorpusOpt,
     out.print(f"wrote {out_dir / 'manifest.json'}, {out_dir / 'items.csv'}, {out_dir / 'plan.png'}")
 
 
+@augment_app.command("face")
+def face_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (files/*.png, manifest.json, items.csv, grid.png, generator/).")],
+             corpus: Annotated[str, typer.Option("--corpus", "-c", help="A face corpus with an official Training part.")] = "fer2013",
+             root: RootOpt = None,
+             fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 0.1,
+             per_class: Annotated[int, typer.Option(help="Faces to generate per class.")] = 100,
+             iterations: Annotated[int, typer.Option(help="Training steps of the cGAN.")] = 2500,
+             width: Annotated[int, typer.Option(help="Base channel count of the cGAN.")] = 16,
+             seed: Annotated[int, typer.Option(help="Seed of the subset, the fit and the sampling.")] = 0,
+             ) -> None:
+    """Fit the face cGAN (cgan_face) on training faces only and write a synthetic set with its
+    manifest, a sample grid (rows = classes) and quality gates (HOG-PCA space)."""
+    import numpy as np
+
+    from .augment import build_generator
+    from .augment.face import make_face_set
+    from .augment.quality import quality_report
+    from .corpora import load_corpus
+    from .recipes.aug_face import DEFAULTS, _Encoder, _fit
+    from .recipes.face import load_faces
+
+    scan = load_corpus(corpus, root, check_media=False)
+    recs = [r for r in scan.records if r.label is not None
+            and (r.split or "train").lower() in ("train", "training")]
+    if not recs:
+        raise DataError(root, f"{corpus}: no labelled training faces")
+    recs = _subset(recs, fraction, seed)
+    x, kept, skipped = load_faces(recs, detect=False)
+    if not len(x):
+        raise DataError(root, f"{corpus}: no readable training faces")
+    classes = sorted({r.label for r in kept})
+    y = np.array([classes.index(r.label) for r in kept])
+    gen = build_generator("cgan_face", iterations=iterations, width=width)
+    out.print(f"{corpus}: fitting cgan_face on {len(x)} training faces ({iterations} steps)")
+    gen.fit_arrays(x, y, classes, ids=[r.id for r in kept], seed=seed,
+                   log=lambda m: out.print(m, markup=False))
+    sset = make_face_set(gen, {c: per_class for c in classes}, out_dir, seed=seed, corpus=corpus,
+                         part=f"Training (fraction {fraction:g}, seed {seed})")
+    p = {**DEFAULTS, "pca": min(int(DEFAULTS["pca"]), max(1, len(x) // 2))}
+    enc = _Encoder(p, x)
+    er, es = enc(x), enc(gen.last_images)
+    sy = np.array([classes.index(it.label) for it in sset.items])
+    clf = _fit(er, y, len(classes), p, None)
+    sset.quality = {"candidates": quality_report(es, sy, er, y, classes,
+                                                 proba=clf.predict_proba(es))}
+    from .augment import write_set
+
+    write_set(sset, out_dir)
+    _summary(sset)
+    out.print(f"wrote {out_dir / 'manifest.json'}, {out_dir / 'grid.png'} "
+              f"(fit {gen.fit_seconds} s)")
+
+
 def _summary(sset) -> None:
     kept, allc = sset.counts(), sset.counts(kept_only=False)
     out.print(f"{sset.generator}: {len(sset.items)} candidates, {sum(kept.values())} kept "
@@ -147,6 +202,41 @@ def _summary(sset) -> None:
     if o:
         out.print("quality: " + ", ".join(f"{k} {v:.3f}" for k, v in o.items()
                                           if isinstance(v, float)))
+
+
+@augment_app.command("speech")
+def speech_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (files/*.wav, manifest.json, items.csv, mels.png, generator/).")],
+               corpus: Annotated[str, typer.Option("--corpus", "-c", help="A speech corpus (see `emofuse data list`).")] = "ravdess",
+               root: RootOpt = None,
+               holdout: Annotated[str, typer.Option(help="Comma-separated speakers left out of the fit (a test fold's speakers, e.g. Actor_01,Actor_02).")] = "",
+               fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 0.1,
+               per_class: Annotated[int, typer.Option(help="Clips to generate per class.")] = 10,
+               steps: Annotated[int, typer.Option(help="Training steps of the diffusion model.")] = 600,
+               ddim_steps: Annotated[int, typer.Option(help="DDIM sampling steps.")] = 25,
+               seed: Annotated[int, typer.Option(help="Seed of the subset, the fit and the sampling.")] = 0,
+               ) -> None:
+    """Fit the log-mel diffusion model (ddpm_logmel) on training speech only and write Griffin-Lim
+    WAV clips with their manifest, a log-mel grid (mels.png) and the weights (generator/)."""
+    from .augment import build_generator
+    from .augment.speech import make_ddpm_set, plot_mels
+
+    gone = {s.strip() for s in holdout.split(",") if s.strip()}
+    recs = [r for r in _train_records(corpus, root) if r.audio and str(r.speaker) not in gone]
+    if not recs:
+        raise DataError(root, f"{corpus}: no labelled training speech left")
+    recs = _subset(recs, fraction, seed)
+    gen = build_generator("ddpm_logmel", steps=steps, ddim_steps=ddim_steps)
+    out.print(f"{corpus}: fitting ddpm_logmel on {len(recs)} training clips ({steps} steps)")
+    gen.fit(recs, seed=seed, log=lambda m: out.print(m, markup=False))
+    part = (f"train (fraction {fraction:g}, seed {seed}"
+            + (f"; held out: {', '.join(sorted(gone))}" if gone else "") + ")")
+    sset = make_ddpm_set(gen, {c: per_class for c in gen.classes}, out_dir, seed=seed,
+                         corpus=corpus, part=part)
+    gen.save(Path(out_dir) / "generator", data={"corpus": corpus, "part": part})
+    plot_mels(gen, Path(out_dir) / "mels.png", seed=seed)
+    _summary(sset)
+    out.print(f"wrote {out_dir / 'manifest.json'}, {out_dir / 'mels.png'} (fit "
+              f"{gen.info['fit_s']} s)")
 
 
 @augment_app.command("show")
