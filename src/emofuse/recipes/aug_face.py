@@ -270,7 +270,8 @@ def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                     f"{a} UA {100 * runs[(a, frac)][-1]['metrics']['ua']:.2f}"
                     for a in p["arms"]))
             memo.clear()
-        quality = {"cgan": {"candidates": int(len(pool_y)), "gates_candidates": quality_report(
+        quality = {"cgan": {"candidates": int(len(pool_y)), "kept": int(len(pool_y)),
+                            "gates_candidates": quality_report(
             Epool, pool_y, Etr, ty, classes, proba=real_full.predict_proba(Epool))}}
     from ..evaluate.results import results_dir
 
@@ -315,7 +316,12 @@ def _result(cfg: RunConfig, p: Mapping[str, Any], classes: list[str], y_te: np.n
     result["generator_fit_s"] = sset.extra.get("fit_s")
     result["grid_png"] = grid
     d = "disgust"
-    L = [result["notes"], "", "## Disgust recall (test %, mean ± std over seeds; Δ vs baseline)",
+    notes = result["notes"].replace("Embedding (MiniLM, cached)", "HOG-PCA embedding of every "
+                                    "face (real, flipped, pool)").replace(
+        " | kept: filter real / balanced |", " | kept (no filter) |").replace(
+        "filter = real-data model at the largest fraction, seed of the first run",
+        "no filter; confidence = real-data model at the largest fraction, first seed")
+    L = [notes, "", "## Disgust recall (test %, mean ± std over seeds; Δ vs baseline)",
          "", "| fraction | arm | disgust recall | Δ |", "|---|---|---|---|"]
     if d in classes:
         for frac in fracs:
