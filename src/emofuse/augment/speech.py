@@ -2,8 +2,9 @@
 ``ddpm_logmel``.
 
 A small 1-D U-Net (mel bands as channels, convolutions over time; sinusoidal time embedding
-plus a class embedding, added per block) predicts the noise of a DDPM (cosine schedule,
-``T`` = 1000 training steps) over normalised log-mel segments (``n_mels`` bands x ``frames``
+plus a class embedding, added per block) is the denoiser of a DDPM (cosine schedule,
+``T`` = 1000 training steps; the network predicts the clean segment, ``prediction="x0"``, or
+the noise) over normalised log-mel segments (``n_mels`` bands x ``frames``
 frames, hop ``hop`` at 16 kHz; 64 x 128 x 256 = 2.05 s). Segments are random crops of the
 training clips' log-mels (dB, ``power_to_db(ref=1)``, top 80 dB), normalised per band with the
 training statistics. Classifier-free guidance: the class is dropped (replaced by a null
@@ -36,7 +37,7 @@ from ..errors import ConfigError, DataError
 from . import register_generator
 from .manifest import SyntheticItem, SyntheticSet, write_set
 
-__all__ = ["DDPMLogMel", "make_ddpm_set", "cosine_alphas_bar", "ddim_timesteps", "SR"]
+__all__ = ["DDPMLogMel", "make_ddpm_set", "plot_mels", "cosine_alphas_bar", "ddim_timesteps", "SR"]
 
 SR = 16000
 
@@ -57,7 +58,8 @@ def ddim_timesteps(T: int, steps: int) -> np.ndarray:
 
 
 def _net(n_mels: int, n_classes: int, width: int) -> Any:
-    """The 1-D U-Net: in conv, two down levels, a middle block, two up levels with skips."""
+    """The 1-D U-Net: in conv, two down levels, a middle block, two up levels with skips, and
+    the input concatenated before the output conv."""
     import torch
     from torch import nn
 
@@ -90,8 +92,11 @@ def _net(n_mels: int, n_classes: int, width: int) -> Any:
             self.u2 = Res(4 * w, w, emb)
             self.up1 = nn.ConvTranspose1d(w, w, 4, stride=2, padding=1)
             self.u1 = Res(2 * w, w, emb)
-            self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv1d(w, n_mels, 3,
-                                                                              padding=1))
+            self.out_norm = nn.GroupNorm(8, w)
+            # the input is concatenated before the last conv: at high noise levels the noise
+            # estimate is nearly the input itself, which a first level narrower than n_mels
+            # could not carry through
+            self.out = nn.Conv1d(w + n_mels, n_mels, 3, padding=1)
 
         def forward(self, x: Any, t: Any, c: Any) -> Any:
             half = self.emb_dim // 2
@@ -103,7 +108,7 @@ def _net(n_mels: int, n_classes: int, width: int) -> Any:
             h = self.mid(self.down2(h1), e)                   # (B, 2w, T/4)
             h = self.u2(torch.cat([self.up2(h), h1], 1), e)   # (B, w, T/2)
             h = self.u1(torch.cat([self.up1(h), h0], 1), e)   # (B, w, T)
-            return self.out(h)
+            return self.out(torch.cat([torch.nn.functional.silu(self.out_norm(h)), x], 1))
 
     return UNet()
 
@@ -126,6 +131,9 @@ class DDPMLogMel:
         Label dropout in training; classifier-free guidance weight at sampling (0: none).
     ddim_steps, eta
         DDIM sampling steps and stochasticity (0: deterministic).
+    prediction
+        What the network predicts: ``x0`` (the clean segment; smoother samples after a short
+        fit) or ``epsilon`` (the noise).
     griffin_lim_iter
         Griffin-Lim iterations of the inversion to audio.
     num_threads
@@ -139,12 +147,16 @@ class DDPMLogMel:
                  width: int = 48, T: int = 1000, steps: int = 600, batch: int = 32,
                  lr: float = 1e-3, crops: int = 8, cond_drop: float = 0.1,
                  guidance: float = 1.0, ddim_steps: int = 25, eta: float = 0.0,
-                 griffin_lim_iter: int = 32, ema: float = 0.99, num_threads: int = 1) -> None:
+                 griffin_lim_iter: int = 32, ema: float = 0.99, prediction: str = "x0",
+                 num_threads: int = 1) -> None:
         if frames % 4:
             raise ConfigError(f"ddpm_logmel: frames must be a multiple of 4, got {frames}")
         if width % 8:
             raise ConfigError(f"ddpm_logmel: width must be a multiple of 8, got {width}")
         ddim_timesteps(T, ddim_steps)
+        if prediction not in ("x0", "epsilon"):
+            raise ConfigError(f"ddpm_logmel: prediction must be x0 or epsilon, not {prediction!r}")
+        self.prediction = prediction
         self.n_mels, self.frames, self.hop, self.n_fft = n_mels, frames, hop, n_fft
         self.width, self.T, self.steps, self.batch, self.lr = width, T, steps, batch, lr
         self.crops, self.cond_drop, self.guidance = crops, cond_drop, guidance
@@ -163,7 +175,7 @@ class DDPMLogMel:
                 "schedule": "cosine", "steps": self.steps, "batch": self.batch, "lr": self.lr,
                 "crops": self.crops, "cond_drop": self.cond_drop, "guidance": self.guidance,
                 "ddim_steps": self.ddim_steps, "eta": self.eta, "ema": self.ema,
-                "griffin_lim_iter": self.griffin_lim_iter, "prediction": "epsilon",
+                "griffin_lim_iter": self.griffin_lim_iter, "prediction": self.prediction,
                 "inversion": "mel pseudo-inverse + Griffin-Lim (librosa)"}
 
     # -- data -------------------------------------------------------------------------------
@@ -244,8 +256,8 @@ class DDPMLogMel:
             t = torch.randint(0, self.T, (len(x0),), generator=g)
             noise = torch.randn(x0.shape, generator=g)
             a = ab[t][:, None, None]
-            loss = torch.nn.functional.mse_loss(net(a.sqrt() * x0 + (1 - a).sqrt() * noise,
-                                                    t, c), noise)
+            out = net(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, c)
+            loss = torch.nn.functional.mse_loss(out, x0 if self.prediction == "x0" else noise)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -292,12 +304,17 @@ class DDPMLogMel:
                         e = self.net(torch.cat([x, x]), torch.cat([tt, tt]),
                                      torch.cat([c, torch.full_like(c, K)]))
                         ec, eu = e.chunk(2)
-                        eps = eu + (1 + self.guidance) * (ec - eu)
+                        pred = eu + (1 + self.guidance) * (ec - eu)
                     else:
-                        eps = self.net(x, tt, c)
+                        pred = self.net(x, tt, c)
                     a = float(ab[t])
                     a_prev = float(ab[ts[i + 1]]) if i + 1 < len(ts) else 1.0
-                    x0 = ((x - math.sqrt(1 - a) * eps) / math.sqrt(a)).clamp(-5, 5)
+                    if self.prediction == "x0":
+                        x0 = pred.clamp(-5, 5)
+                        eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
+                    else:
+                        eps = pred
+                        x0 = ((x - math.sqrt(1 - a) * eps) / math.sqrt(a)).clamp(-5, 5)
                     sig = self.eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
                     x = (math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sig ** 2, 0)) * eps
                          + (sig * torch.randn(x.shape, generator=g) if sig else 0))
@@ -379,7 +396,7 @@ class DDPMLogMel:
         keep = {k: v for k, v in card["settings"].items()
                 if k in ("n_mels", "frames", "hop", "n_fft", "width", "T", "steps", "batch",
                          "lr", "crops", "cond_drop", "guidance", "ddim_steps", "eta",
-                         "griffin_lim_iter", "ema")}
+                         "griffin_lim_iter", "ema", "prediction")}
         gen = cls(**{**keep, **overrides})
         gen.classes, gen.fitted_on, gen.info = list(card["labels"]), list(card["fitted_on"]), \
             dict(card.get("info") or {})
@@ -411,3 +428,37 @@ def make_ddpm_set(generator: DDPMLogMel, counts: Mapping[str, int],
                                **generator.info})
     write_set(sset, out_dir)
     return sset
+
+
+def plot_mels(generator: DDPMLogMel, path: str | os.PathLike, *, per_class: int = 3,
+              seed: int = 0, real: Mapping[str, Sequence[np.ndarray]] | None = None) -> Path:
+    """A grid of DDIM samples (rows = classes, ``per_class`` columns; a first column of real
+    segments when ``real`` maps classes to log-mels), written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..evaluate.plots import save_figure
+
+    classes = generator.classes
+    mels = generator.sample([c for c in classes for _ in range(per_class)], seed=seed)
+    n_real = 1 if real else 0
+    cols = per_class + n_real
+    fig, axes = plt.subplots(len(classes), cols, figsize=(1.6 * cols, 1.0 * len(classes)),
+                             squeeze=False)
+    lo, hi = float(np.percentile(mels, 1)), float(np.percentile(mels, 99))
+    for i, c in enumerate(classes):
+        row = ([np.asarray(real[c][0])[:, :generator.frames]] if real and real.get(c) else
+               [None] * n_real) + list(mels[i * per_class:(i + 1) * per_class])
+        for j, m in enumerate(row):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if m is not None:
+                ax.imshow(m, origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma")
+            if j == 0:
+                ax.set_ylabel(c, fontsize=7)
+            if i == 0:
+                ax.set_title("real" if j < n_real else f"DDIM {j - n_real + 1}", fontsize=7)
+    return save_figure(fig, path)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -115,7 +116,7 @@ def _fold_pool(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], cor
     seed = int(p["pool"]["seed"])
     gparams = {**p["generator"], **(p["quick"]["generator"] if quick else {})}
     key = json.dumps({"params": gparams, "n": n, "seed": seed, "classes": list(classes),
-                      "core": ids_digest(r.id for r in core), "version": 1}, sort_keys=True)
+                      "core": ids_digest(r.id for r in core), "version": 2}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     root = Path(p["pool_dir"]) if p["pool_dir"] else cache_dir() / "augment"
     folder = (root / f"{cfg.data.corpus}-ddpm{'-quick' if quick else ''}"
@@ -290,6 +291,7 @@ def render_notes(result: Mapping[str, Any]) -> str:
         f"training subset contains that core (at {100 * core:g} % the subset *is* the core, "
         "the same for every seed: there the seeds vary only the synthetic draw). No test "
         "clip reaches the generator (checked against each test fold's ids).")
+    text = re.sub(r" Setting \*spknorm\*:.*?\(the speech recipe's spknorm\)\.", "", text)
     text = text.replace("TTS clips", "DDPM clips").replace(" (ddpm)", "")
     head, _, tail = text.partition("## Generation")
     _, _, tail = tail.partition("## Quality gates")

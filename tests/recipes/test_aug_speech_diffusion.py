@@ -1,0 +1,66 @@
+"""``aug-speech-diffusion``: the core-containing subsets, the arm settings, and a --quick run
+on the real RAVDESS subset (skipped without the data)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emofuse.errors import ConfigError
+
+
+def test_subsets_contain_the_core_and_params():
+    from emofuse.config import load_config
+    from emofuse.corpora import Record
+    from emofuse.recipes import config_path
+    from emofuse.recipes.aug_diffusion import _params, with_core
+    from emofuse.recipes.aug_tts import speaker_stratified
+
+    classes = ["neutral", "angry"]
+    recs = [Record(id=f"{s}-{c}-{i}", corpus="x", label_native=c, label=c, speaker=s)
+            for s in "abcd" for c in classes for i in range(10)]
+    core = speaker_stratified(recs, classes, 0.1, seed=0)
+    assert with_core(recs, core, classes, 0.1, 0.1, seed=3) == core
+    for seed in range(3):
+        sub = with_core(recs, core, classes, 0.5, 0.1, seed=seed)
+        assert {r.id for r in core} <= {r.id for r in sub} and len(sub) == 40
+    assert with_core(recs, core, classes, 1.0, 0.1, seed=0) == recs
+    cfg = load_config(config_path("aug-speech-diffusion"))
+    p = _params(cfg)
+    assert p["arms"]["ddpm"]["engines"] == ["ddpm"] and p["arms"]["real"]["engines"] == []
+    assert p["arms"]["ddpm_neutral"]["classes"] == ["neutral"]
+    cfg.model.params["arms"] = {"real": {}, "x": {"engines": ["piper"]}}
+    with pytest.raises(ConfigError, match="unknown key"):
+        _params(cfg)
+    cfg.model.params["arms"] = {"real": {}}
+    cfg.model.params["core"] = 0.5
+    with pytest.raises(ConfigError, match="core"):
+        _params(cfg)
+
+
+def test_quick_suite_on_ravdess(shared_data, tmp_path):
+    from emofuse.config import load_config
+    from emofuse.evaluate.results import write_result
+    from emofuse.recipes import config_path, get_suite
+
+    cfg = load_config(config_path("aug-speech-diffusion"))
+    cfg.model.params["pool_dir"] = str(tmp_path / "pools")
+    result = get_suite("aug-speech-diffusion").run(cfg, quick=True, log=lambda m: None)
+    M = result["metrics"]
+    for f in ("f50", "f100"):
+        for arm in ("real", "ddpm", "ddpm_neutral"):
+            assert 0 <= M[f"ua_{arm}_{f}"]["mean"] <= 1
+        assert "t_p" in result["comparisons"][f"ddpm_{f}"]["ua"]
+    g = result["generation"]["fold1"]
+    assert g["clips"] == 16 and 0 < g["fitted_on_n"] == g["core_clips"]
+    q = result["quality"]
+    assert {"confidence", "diversity", "nearest_real_mean", "frechet"} <= set(q["ddpm"]["overall"])
+    assert q["memorisation"]["synthetic_to_core_mean"] > 0
+    assert "real + 10 DDPM clips per class" in result["notes"]
+    result["suite"] += "-quick"
+    jpath, mpath = write_result(result, tmp_path)
+    assert json.loads(jpath.read_text())["settings"]["generator"]["ddim_steps"] == 3
+    assert "Memorisation" in mpath.read_text()
+    again = get_suite("aug-speech-diffusion").run(cfg, quick=True, log=lambda m: None)
+    assert again["generation"]["fold1"]["created"] == g["created"]      # pool from the cache
