@@ -6,6 +6,7 @@ summaries).
     emofuse augment plan --corpus dair --plot plan.png
     emofuse augment text --corpus dair --fraction 0.1 --per-class 50 --out synthetic/dair-llm
     emofuse augment face --fraction 0.1 --per-class 100 --out synthetic/fer-cgan
+    emofuse augment speech --holdout Actor_01,Actor_02 --per-class 10 --out synthetic/ravdess-ddpm
     emofuse augment show synthetic/dair-llm
     emofuse augment list
 """
@@ -202,6 +203,41 @@ def _summary(sset) -> None:
     if o:
         out.print("quality: " + ", ".join(f"{k} {v:.3f}" for k, v in o.items()
                                           if isinstance(v, float)))
+
+
+@augment_app.command("speech")
+def speech_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (files/*.wav, manifest.json, items.csv, mels.png, generator/).")],
+               corpus: Annotated[str, typer.Option("--corpus", "-c", help="A speech corpus (see `emofuse data list`).")] = "ravdess",
+               root: RootOpt = None,
+               holdout: Annotated[str, typer.Option(help="Comma-separated speakers left out of the fit (a test fold's speakers, e.g. Actor_01,Actor_02).")] = "",
+               fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 0.1,
+               per_class: Annotated[int, typer.Option(help="Clips to generate per class.")] = 10,
+               steps: Annotated[int, typer.Option(help="Training steps of the diffusion model.")] = 600,
+               ddim_steps: Annotated[int, typer.Option(help="DDIM sampling steps.")] = 25,
+               seed: Annotated[int, typer.Option(help="Seed of the subset, the fit and the sampling.")] = 0,
+               ) -> None:
+    """Fit the log-mel diffusion model (ddpm_logmel) on training speech only and write Griffin-Lim
+    WAV clips with their manifest, a log-mel grid (mels.png) and the weights (generator/)."""
+    from .augment import build_generator
+    from .augment.speech import make_ddpm_set, plot_mels
+
+    gone = {s.strip() for s in holdout.split(",") if s.strip()}
+    recs = [r for r in _train_records(corpus, root) if r.audio and str(r.speaker) not in gone]
+    if not recs:
+        raise DataError(root, f"{corpus}: no labelled training speech left")
+    recs = _subset(recs, fraction, seed)
+    gen = build_generator("ddpm_logmel", steps=steps, ddim_steps=ddim_steps)
+    out.print(f"{corpus}: fitting ddpm_logmel on {len(recs)} training clips ({steps} steps)")
+    gen.fit(recs, seed=seed, log=lambda m: out.print(m, markup=False))
+    part = (f"train (fraction {fraction:g}, seed {seed}"
+            + (f"; held out: {', '.join(sorted(gone))}" if gone else "") + ")")
+    sset = make_ddpm_set(gen, {c: per_class for c in gen.classes}, out_dir, seed=seed,
+                         corpus=corpus, part=part)
+    gen.save(Path(out_dir) / "generator", data={"corpus": corpus, "part": part})
+    plot_mels(gen, Path(out_dir) / "mels.png", seed=seed)
+    _summary(sset)
+    out.print(f"wrote {out_dir / 'manifest.json'}, {out_dir / 'mels.png'} (fit "
+              f"{gen.info['fit_s']} s)")
 
 
 @augment_app.command("show")
