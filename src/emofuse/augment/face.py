@@ -32,10 +32,47 @@ from ..errors import ConfigError, DataError
 from . import register_generator
 from .manifest import SyntheticItem, SyntheticSet, write_set
 
-__all__ = ["CGANFace", "make_face_set", "save_grid"]
+__all__ = ["CGANFace", "diff_augment", "make_face_set", "save_grid"]
 
 
-def _nets(z_dim: int, width: int, n_classes: int, side: int):
+def diff_augment(x: Any, policy: Sequence[str], gen: Any = None) -> Any:
+    """DiffAugment (Zhao et al. 2020) for grayscale batches in [-1, 1]: the same kind of random,
+    differentiable change applied to real and generated images before the discriminator, so a
+    discriminator fitted on a few thousand faces cannot memorise them.
+
+    ``policy``: any of ``color`` (brightness and contrast), ``translation`` (shift by up to 1/8
+    of the side, zero padding) and ``cutout`` (one square of half the side set to zero)."""
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    dev = x.device
+    if "color" in policy:
+        x = x + (torch.rand(n, 1, 1, 1, generator=gen, device=dev) - 0.5)
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = (x - mean) * (torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 1.0 + 0.5) + mean
+    if "translation" in policy:
+        s = max(1, h // 8)
+        tx = torch.randint(-s, s + 1, (n,), generator=gen, device=dev)
+        ty = torch.randint(-s, s + 1, (n,), generator=gen, device=dev)
+        gy, gx = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev),
+                                indexing="ij")
+        sy = (gy[None] - ty[:, None, None] + 1).clamp(0, h + 1)
+        sx = (gx[None] - tx[:, None, None] + 1).clamp(0, w + 1)
+        padded = F.pad(x, (1, 1, 1, 1))[:, 0]
+        x = padded[torch.arange(n, device=dev)[:, None, None], sy, sx].unsqueeze(1)
+    if "cutout" in policy:
+        ch, cw = h // 2, w // 2
+        oy = torch.randint(0, h - ch + 1, (n, 1, 1), generator=gen, device=dev)
+        ox = torch.randint(0, w - cw + 1, (n, 1, 1), generator=gen, device=dev)
+        gy = torch.arange(h, device=dev)[None, :, None]
+        gx = torch.arange(w, device=dev)[None, None, :]
+        keep = ~(((gy - oy) >= 0) & ((gy - oy) < ch) & ((gx - ox) >= 0) & ((gx - ox) < cw))
+        x = x * keep.unsqueeze(1).to(x.dtype)
+    return x
+
+
+def _nets(z_dim: int, width: int, n_classes: int, side: int, mbstd: bool = False):
     import torch
     from torch import nn
     from torch.nn.utils import spectral_norm as sn
@@ -73,11 +110,18 @@ def _nets(z_dim: int, width: int, n_classes: int, side: int):
                 sn(nn.Conv2d(1, width, 4, 2, 1)), act,
                 sn(nn.Conv2d(width, 2 * width, 4, 2, 1)), act,
                 sn(nn.Conv2d(2 * width, 4 * width, 4, 2, 1)), act)
+            # minibatch standard deviation (Karras et al. 2018): one extra channel holding the
+            # batch's mean feature spread, so a generator that ignores z is easy to spot
+            self.head = sn(nn.Conv2d(4 * width + int(mbstd), 4 * width, 3, 1, 1))
             self.lin = sn(nn.Linear(4 * width, 1))
             self.proj = sn(nn.Embedding(n_classes, 4 * width))
 
         def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            h = self.body(x).sum((2, 3))
+            h = self.body(x)
+            if mbstd:
+                sd = h.std(0, unbiased=False).mean().expand(len(h), 1, *h.shape[2:])
+                h = torch.cat([h, sd], 1)
+            h = nn.functional.leaky_relu(self.head(h), 0.2).sum((2, 3))
             return self.lin(h).squeeze(1) + (self.proj(y) * h).sum(1)
 
     return G(), D()
@@ -101,6 +145,11 @@ class CGANFace:
         Flip real faces horizontally at random while training.
     threads
         torch threads while fitting and sampling (``None``: leave as is).
+    diffaug
+        DiffAugment policy applied to every discriminator input (see :func:`diff_augment`);
+        ``()`` turns it off.
+    mbstd
+        Give the discriminator a minibatch standard-deviation channel (against mode collapse).
     """
 
     name = "cgan_face"
@@ -109,12 +158,19 @@ class CGANFace:
     def __init__(self, *, z_dim: int = 64, width: int = 32, iterations: int = 3000,
                  batch_size: int = 64, lr: float = 2e-4, betas: Sequence[float] = (0.5, 0.999),
                  ema: float = 0.999, side: int = 48, flip: bool = True,
-                 threads: int | None = 1) -> None:
+                 threads: int | None = 1,
+                 diffaug: Sequence[str] = ("color", "translation", "cutout"),
+                 mbstd: bool = True) -> None:
         if iterations < 1 or batch_size < 2 or width < 2:
             raise ConfigError("cgan_face: iterations >= 1, batch_size >= 2 and width >= 2")
         self.z_dim, self.width, self.iterations = int(z_dim), int(width), int(iterations)
         self.batch_size, self.lr, self.betas = int(batch_size), float(lr), tuple(betas)
         self.ema, self.side, self.flip, self.threads = float(ema), int(side), bool(flip), threads
+        bad = sorted(set(diffaug) - {"color", "translation", "cutout"})
+        if bad:
+            raise ConfigError(f"cgan_face: unknown diffaug {bad}; known: color, translation, "
+                              "cutout")
+        self.diffaug, self.mbstd = [str(a) for a in diffaug], bool(mbstd)
         self.classes: list[str] = []
         self.fitted_on: list[str] = []
         self.fit_seconds: float | None = None
@@ -125,7 +181,11 @@ class CGANFace:
     def settings(self) -> dict[str, Any]:
         """Everything that shapes the output (goes into the manifest)."""
         return {"architecture": "projection cGAN (DCGAN-style G, spectral-norm D, hinge loss, "
-                                "EMA generator)",
+                                "EMA generator)"
+                                + (", minibatch-std D" if self.mbstd else "")
+                                + (f", DiffAugment {'+'.join(self.diffaug)}" if self.diffaug
+                                   else ""),
+                "diffaug": self.diffaug, "mbstd": self.mbstd,
                 "z_dim": self.z_dim, "width": self.width, "iterations": self.iterations,
                 "batch_size": self.batch_size, "lr": self.lr, "betas": list(self.betas),
                 "ema": self.ema, "side": self.side, "flip": self.flip, "classes": self.classes,
@@ -168,7 +228,7 @@ class CGANFace:
         self.fitted_on = list(ids)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        g, d = _nets(self.z_dim, self.width, len(self.classes), self.side)
+        g, d = _nets(self.z_dim, self.width, len(self.classes), self.side, self.mbstd)
         g_ema = copy.deepcopy(g).eval()
         for p_ in g_ema.parameters():
             p_.requires_grad_(False)
@@ -177,6 +237,11 @@ class CGANFace:
         real = torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
         ys = torch.from_numpy(y)
         n, bs, K = len(real), self.batch_size, len(self.classes)
+        tgen = torch.Generator().manual_seed(seed + 1)
+
+        def aug(t: torch.Tensor) -> torch.Tensor:
+            return diff_augment(t, self.diffaug, tgen) if self.diffaug else t
+
         t0 = time.perf_counter()
         self.history = []
         for it in range(self.iterations):
@@ -189,11 +254,11 @@ class CGANFace:
             yf = torch.randint(0, K, (bs,))
             with torch.no_grad():
                 xf = g(z, yf)
-            loss_d = F.relu(1 - d(xr, yr)).mean() + F.relu(1 + d(xf, yf)).mean()
+            loss_d = F.relu(1 - d(aug(xr), yr)).mean() + F.relu(1 + d(aug(xf), yf)).mean()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            loss_g = -d(g(torch.randn(bs, self.z_dim), yf), yf).mean()
+            loss_g = -d(aug(g(torch.randn(bs, self.z_dim), yf)), yf).mean()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -283,7 +348,8 @@ class CGANFace:
         s = card["settings"]
         gen = cls(z_dim=s["z_dim"], width=s["width"], iterations=s["iterations"],
                   batch_size=s["batch_size"], lr=s["lr"], betas=s["betas"], ema=s["ema"],
-                  side=s["side"], flip=s["flip"])
+                  side=s["side"], flip=s["flip"], diffaug=s.get("diffaug", ()),
+                  mbstd=s.get("mbstd", False))
         gen.classes, gen.fit_seconds = list(card["labels"]), s.get("fit_seconds")
         gen.history = card.get("history") or []
         g, _ = _nets(gen.z_dim, gen.width, len(gen.classes), gen.side)
