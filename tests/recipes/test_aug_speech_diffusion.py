@@ -30,8 +30,13 @@ def test_subsets_contain_the_core_and_params():
     p = _params(cfg)
     assert p["arms"]["ddpm"]["engines"] == ["ddpm"] and p["arms"]["real"]["engines"] == []
     assert p["arms"]["ddpm_neutral"]["classes"] == ["neutral"]
-    cfg.model.params["arms"] = {"real": {}, "x": {"engines": ["piper"]}}
+    assert p["arms"]["all"]["engines"] == ["ddpm", "piper", "espeak"]
+    assert p["tts_pool"] == {"per_class": 60, "seed": 0, "generator": {}}   # = aug-speech-tts
+    cfg.model.params["arms"] = {"real": {}, "x": {"engine": ["piper"]}}
     with pytest.raises(ConfigError, match="unknown key"):
+        _params(cfg)
+    cfg.model.params["arms"] = {"real": {}, "x": {"engines": ["gan"]}}
+    with pytest.raises(ConfigError, match="engines"):
         _params(cfg)
     cfg.model.params["arms"] = {"real": {}}
     cfg.model.params["core"] = 0.5
@@ -49,15 +54,19 @@ def test_quick_suite_on_ravdess(shared_data, tmp_path):
     result = get_suite("aug-speech-diffusion").run(cfg, quick=True, log=lambda m: None)
     M = result["metrics"]
     for f in ("f50", "f100"):
-        for arm in ("real", "ddpm", "ddpm_neutral"):
+        for arm in ("real", "ddpm", "ddpm_neutral", "tts", "all"):
             assert 0 <= M[f"ua_{arm}_{f}"]["mean"] <= 1
         assert "t_p" in result["comparisons"][f"ddpm_{f}"]["ua"]
+        # + all draws from every generator's pool (quick: 2 per class, one from ddpm, piper)
+        assert result["comparisons"][f"all_{f}"]["n_synthetic"] > 0
     g = result["generation"]["fold1"]
     assert g["clips"] == 16 and 0 < g["fitted_on_n"] == g["core_clips"]
     q = result["quality"]
     assert {"confidence", "diversity", "nearest_real_mean", "frechet"} <= set(q["ddpm"]["overall"])
     assert q["memorisation"]["synthetic_to_core_mean"] > 0
-    assert "real + 10 DDPM clips per class" in result["notes"]
+    assert "real + 10 synthetic clips per class (ddpm)" in result["notes"]
+    assert "(ddpm + piper + espeak)" in result["notes"]
+    assert {"ddpm", "piper", "espeak", "all"} <= set(q)
     result["suite"] += "-quick"
     jpath, mpath = write_result(result, tmp_path)
     assert json.loads(jpath.read_text())["settings"]["generator"]["ddim_steps"] == 3

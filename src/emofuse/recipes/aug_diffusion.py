@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "folds": None,
     "generator": {},
     "pool": {"per_class": 20, "seed": 0},
+    # the emotional-TTS pools of aug-speech-tts (same settings, so its cached pools are reused)
+    "tts_pool": {"per_class": 60, "seed": 0, "generator": {}},
     "arms": {"real": {}, "ddpm": {"per_class": 10}},
     "primary": {"arm": "ddpm", "fraction": 0.1},
     "bootstrap": 1000,
@@ -62,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "pool_dir": None,
 }
 POOL = "ddpm"
+ENGINES = (POOL, "piper", "espeak")
 
 
 def _params(cfg: RunConfig) -> dict[str, Any]:
@@ -71,17 +74,22 @@ def _params(cfg: RunConfig) -> dict[str, Any]:
                           f"{', '.join(DEFAULTS)}")
     p = {**DEFAULTS, **cfg.model.params}
     p["pool"] = {**DEFAULTS["pool"], **p["pool"]}
+    p["tts_pool"] = {**DEFAULTS["tts_pool"], **p["tts_pool"]}
     p["quick"] = {**DEFAULTS["quick"], **p["quick"]}
     if p["arms"].get("real", 0) not in ({}, None):
         raise ConfigError("model.params.arms needs 'real: {}' (real data only)")
     arms = {}
     for arm, spec in p["arms"].items():
         spec = dict(spec or {})
-        if extra := sorted(set(spec) - {"per_class", "classes"}):
+        if extra := sorted(set(spec) - {"per_class", "classes", "engines"}):
             raise ConfigError(f"model.params.arms.{arm}: unknown key(s) {extra}; an arm is "
-                              "{per_class: N, classes: [...]}")
+                              "{per_class: N, classes: [...], engines: [...]}")
         real = arm == "real"
-        arms[arm] = {"engines": [] if real else [POOL], "per_class": 0 if real else
+        engines = [str(e) for e in spec.get("engines", [POOL])]
+        if not real and (not engines or set(engines) - set(ENGINES)):
+            raise ConfigError(f"model.params.arms.{arm}.engines: {engines}; choose from "
+                              f"{', '.join(ENGINES)}")
+        arms[arm] = {"engines": [] if real else engines, "per_class": 0 if real else
                      int(spec.get("per_class", 10)), "classes": spec.get("classes"),
                      "setting": "inductive", "baseline": "real"}
     p["arms"] = arms
@@ -165,6 +173,8 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
         by_id = {r.id: r for r in data.records if r.id in vec}
         log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
             f" seeds {seeds}, fractions {fracs}, core {p['core']:g}")
+        tts_pools = _tts_pools(cfg, p, classes, feature, fparams, data.cache, quick=quick,
+                               log=log)
         memo: dict[str, Any] = {}
         fit_s: list[float] = []
         runs: dict[tuple[str, float], list[dict[str, Any]]] = {}
@@ -178,7 +188,7 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
             to_records(sset, folder=folder, test_ids=split.test)    # refuses a leaking set
             t1, c1 = time.perf_counter(), time.process_time()
             X, y, ids = _pool_features(sset, folder, feature, fparams, classes, data.cache)
-            pools = {POOL: {"set": sset, "X": X, "y": y, "ids": ids}}
+            pools = {POOL: {"set": sset, "X": X, "y": y, "ids": ids}, **tts_pools}
             generation[f"fold{split.fold}"] = {
                 "clips": len(sset.items), "core_clips": len(core), "folder": str(folder),
                 "fit_s": sset.extra.get("fit_s"), "fit_cpu_s": sset.extra.get("fit_cpu_s"),
@@ -214,6 +224,23 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
         f"{100 * p['core']:g} % core of the training fold that every subset contains")
     result["notes"] = render_notes(result)
     return result
+
+
+def _tts_pools(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], feature: str,
+               fparams: Mapping[str, Any], cache: Any, *, quick: bool,
+               log: Callable[[str], None]) -> dict[str, Any]:
+    """The emotional-TTS pools the arms name (text only: one pool serves every fold), with the
+    settings of ``aug-speech-tts`` so that its cached pools are reused."""
+    from .aug_tts import _pool
+
+    wanted = sorted({e for a in p["arms"].values() for e in a["engines"]} - {POOL})
+    spec = {"pool": p["tts_pool"], "quick": p["quick"], "pool_dir": p["pool_dir"]}
+    out = {}
+    for engine in wanted:
+        sset, folder = _pool(cfg, spec, classes, engine, quick=quick, log=log)
+        X, y, ids = _pool_features(sset, folder, feature, fparams, classes, cache)
+        out[engine] = {"set": sset, "X": X, "y": y, "ids": ids}
+    return out
 
 
 def _arms(p: Mapping[str, Any], classes: Sequence[str], sub: Sequence[Record],
@@ -290,9 +317,12 @@ def render_notes(result: Mapping[str, Any]) -> str:
         f"speaker-stratified {100 * core:g} % core of the training fold only; every run's "
         f"training subset contains that core (at {100 * core:g} % the subset *is* the core, "
         "the same for every seed: there the seeds vary only the synthetic draw). No test "
-        "clip reaches the generator (checked against each test fold's ids).")
+        "clip reaches the generator (checked against each test fold's ids)."
+        + (" Arms naming piper or espeak add emotional-TTS clips from the pools of "
+           "aug-speech-tts (text only, one pool for every fold); an arm with several "
+           "generators shares its clips per class between them in turn."
+           if any(set(a["engines"]) - {POOL} for a in result["arms"].values()) else ""))
     text = re.sub(r" Setting \*spknorm\*:.*?\(the speech recipe's spknorm\)\.", "", text)
-    text = text.replace("TTS clips", "DDPM clips").replace(" (ddpm)", "")
     head, _, tail = text.partition("## Generation")
     _, _, tail = tail.partition("## Quality gates")
     g = result["generation"]

@@ -541,7 +541,7 @@ def render_notes(result: Mapping[str, Any]) -> str:
          "its clips, unlabelled, test speakers included (the speech recipe's spknorm). Arms: "
          + "; ".join(
              f"**{a}** = " + ("real only" if not s["engines"] else
-                              f"real + {s['per_class']} TTS clips per class "
+                              f"real + {s['per_class']} synthetic clips per class "
                               + (f"of {', '.join(s['classes'])} " if s.get("classes") else "")
                               + f"({' + '.join(s['engines'])})")
              + (", spknorm" if s.get("setting") == "spknorm" else "")
