@@ -150,6 +150,9 @@ class CGANFace:
         ``()`` turns it off.
     mbstd
         Give the discriminator a minibatch standard-deviation channel (against mode collapse).
+    mode_seeking
+        Weight of the mode-seeking term (Mao et al. 2019) in the generator loss: ``1 / ratio``
+        of image to code distance for two codes of one class; ``0`` turns it off.
     """
 
     name = "cgan_face"
@@ -160,7 +163,7 @@ class CGANFace:
                  ema: float = 0.999, side: int = 48, flip: bool = True,
                  threads: int | None = 1,
                  diffaug: Sequence[str] = ("color", "translation", "cutout"),
-                 mbstd: bool = True) -> None:
+                 mbstd: bool = True, mode_seeking: float = 1.0) -> None:
         if iterations < 1 or batch_size < 2 or width < 2:
             raise ConfigError("cgan_face: iterations >= 1, batch_size >= 2 and width >= 2")
         self.z_dim, self.width, self.iterations = int(z_dim), int(width), int(iterations)
@@ -171,6 +174,9 @@ class CGANFace:
             raise ConfigError(f"cgan_face: unknown diffaug {bad}; known: color, translation, "
                               "cutout")
         self.diffaug, self.mbstd = [str(a) for a in diffaug], bool(mbstd)
+        if mode_seeking < 0:
+            raise ConfigError("cgan_face: mode_seeking >= 0")
+        self.mode_seeking = float(mode_seeking)
         self.classes: list[str] = []
         self.fitted_on: list[str] = []
         self.fit_seconds: float | None = None
@@ -184,8 +190,10 @@ class CGANFace:
                                 "EMA generator)"
                                 + (", minibatch-std D" if self.mbstd else "")
                                 + (f", DiffAugment {'+'.join(self.diffaug)}" if self.diffaug
+                                   else "")
+                                + (f", mode-seeking {self.mode_seeking:g}" if self.mode_seeking
                                    else ""),
-                "diffaug": self.diffaug, "mbstd": self.mbstd,
+                "diffaug": self.diffaug, "mbstd": self.mbstd, "mode_seeking": self.mode_seeking,
                 "z_dim": self.z_dim, "width": self.width, "iterations": self.iterations,
                 "batch_size": self.batch_size, "lr": self.lr, "betas": list(self.betas),
                 "ema": self.ema, "side": self.side, "flip": self.flip, "classes": self.classes,
@@ -258,7 +266,18 @@ class CGANFace:
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            loss_g = -d(aug(g(torch.randn(bs, self.z_dim), yf)), yf).mean()
+            zg = torch.randn(bs, self.z_dim)
+            if self.mode_seeking > 0:       # pairs (z1, z2) of the same class: first/second half
+                h_ = bs // 2
+                yf = torch.cat([yf[:h_], yf[:h_], yf[2 * h_:]])
+            xg = g(zg, yf)
+            loss_g = -d(aug(xg), yf).mean()
+            if self.mode_seeking > 0:
+                # mode seeking (Mao et al. 2019): two codes of one class must give different
+                # faces, against the within-class collapse of a small conditional GAN
+                ratio = ((xg[:h_] - xg[h_:2 * h_]).abs().mean((1, 2, 3))
+                         / (zg[:h_] - zg[h_:2 * h_]).abs().mean(1))
+                loss_g = loss_g + self.mode_seeking / (ratio.mean() + 1e-5)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -349,7 +368,7 @@ class CGANFace:
         gen = cls(z_dim=s["z_dim"], width=s["width"], iterations=s["iterations"],
                   batch_size=s["batch_size"], lr=s["lr"], betas=s["betas"], ema=s["ema"],
                   side=s["side"], flip=s["flip"], diffaug=s.get("diffaug", ()),
-                  mbstd=s.get("mbstd", False))
+                  mbstd=s.get("mbstd", False), mode_seeking=s.get("mode_seeking", 0.0))
         gen.classes, gen.fit_seconds = list(card["labels"]), s.get("fit_seconds")
         gen.history = card.get("history") or []
         g, _ = _nets(gen.z_dim, gen.width, len(gen.classes), gen.side)
