@@ -35,12 +35,16 @@ _VERSIONED = ("emofuse", "numpy", "scipy", "scikit-learn", "torch", "lightning",
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """Current commit hash, with ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
+    """Current commit hash, with ``+dirty`` when the work tree has changes; ``unknown`` outside git.
+
+    Changes under ``benchmarks/results`` do not count: a suite writes its plots there while it
+    runs, before its result records the commit."""
     cwd = Path(cwd) if cwd else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":/", ":(top,exclude)benchmarks/results"], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
