@@ -74,3 +74,28 @@ def test_report_handles_unreadable_file(tmp_path):
     (tmp_path / "r/broken.json").write_text(json.dumps({"suite": "broken"}))
     text = collect_report(tmp_path / "r", tmp_path / "out.md").read_text()
     assert "unreadable" in text
+
+
+def test_git_commit_ignores_benchmark_outputs(tmp_path):
+    import shutil
+    import subprocess
+
+    from emofuse.evaluate.results import git_commit
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "x.md").write_text("a")
+    (tmp_path / "code.py").write_text("a")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    (tmp_path / "benchmarks" / "results" / "x.md").write_text("b")   # a suite's own output
+    assert not git_commit(tmp_path / "benchmarks").endswith("+dirty")
+    (tmp_path / "code.py").write_text("b")
+    assert git_commit(tmp_path / "benchmarks").endswith("+dirty")
