@@ -7,6 +7,8 @@ summaries).
     emofuse augment text --corpus dair --fraction 0.1 --per-class 50 --out synthetic/dair-llm
     emofuse augment face --fraction 0.1 --per-class 100 --out synthetic/fer-cgan
     emofuse augment speech --holdout Actor_01,Actor_02 --per-class 10 --out synthetic/ravdess-ddpm
+    emofuse augment tts --engines piper,espeak --per-class 20 --out synthetic/tts
+    emofuse augment aaec --holdout Actor_01,Actor_02 --per-class 24 --out synthetic/ravdess-aaec
     emofuse augment show synthetic/dair-llm
     emofuse augment list
 """
@@ -199,7 +201,8 @@ def _summary(sset) -> None:
     out.print(f"{sset.generator}: {len(sset.items)} candidates, {sum(kept.values())} kept "
               f"({sset.seconds} s); per class kept/candidates: " + ", ".join(
                   f"{c} {kept.get(c, 0)}/{n}" for c, n in allc.items()))
-    o = (sset.quality.get("kept") or sset.quality.get("candidates") or {}).get("overall") or {}
+    q = sset.quality or {}
+    o = (q.get("kept") or q.get("candidates") or q).get("overall") or {}
     if o:
         out.print("quality: " + ", ".join(f"{k} {v:.3f}" for k, v in o.items()
                                           if isinstance(v, float)))
@@ -238,6 +241,81 @@ def speech_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of th
     _summary(sset)
     out.print(f"wrote {out_dir / 'manifest.json'}, {out_dir / 'mels.png'} (fit "
               f"{gen.info['fit_s']} s)")
+
+
+def _split_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+@augment_app.command("tts")
+def tts_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (files/*.wav, manifest.json, items.csv).")],
+            engines: Annotated[str, typer.Option(help="Comma-separated TTS engines: piper, espeak.")] = "piper,espeak",
+            classes: Annotated[str, typer.Option(help="Comma-separated emotions (default: every emotion of the prosody table).")] = "",
+            per_class: Annotated[int, typer.Option(help="Clips per class, shared out between the engines in turn.")] = 20,
+            llm_per_class: Annotated[int, typer.Option(help="Also speak this many SmolLM2-generated sentences per class (0: the built-in carrier sentences only).")] = 0,
+            seed: Annotated[int, typer.Option(help="Seed of the sentence, speaker and prosody-jitter draws.")] = 0,
+            ) -> None:
+    """Emotional speech from text (piper with the shipped voice, espeak-ng) with prosody set per
+    emotion; needs no corpus data, so it cannot leak a test set."""
+    from .augment import build_generator
+    from .augment.tts import PROSODY, engine_status, make_tts_set
+
+    names = _split_list(engines)
+    bad = {e: why for e, why in engine_status(names).items() if why}
+    if bad:
+        raise ConfigError("; ".join(f"{e}: {why}" for e, why in bad.items()))
+    labels = _split_list(classes) or list(PROSODY)
+    if per_class < 1:
+        raise ConfigError(f"--per-class must be >= 1, got {per_class}")
+    llm = {"per_class": llm_per_class} if llm_per_class > 0 else None
+    gen = build_generator("tts", engines=names, llm=llm)
+    sset = make_tts_set(gen, {c: per_class for c in labels}, out_dir, seed=seed,
+                        log=lambda m: out.print(m, markup=False))
+    _summary(sset)
+    out.print(f"wrote {Path(out_dir) / 'manifest.json'}")
+
+
+@augment_app.command("aaec")
+def aaec_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (files/*.npy feature sequences, manifest.json, items.csv).")],
+             corpus: Annotated[str, typer.Option("--corpus", "-c", help="A speech corpus (see `emofuse data list`).")] = "ravdess",
+             root: RootOpt = None,
+             holdout: Annotated[str, typer.Option(help="Comma-separated speakers left out of the fit (a test fold's speakers).")] = "",
+             fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 1.0,
+             per_class: Annotated[int, typer.Option(help="Feature sequences to generate per class.")] = 24,
+             variant: Annotated[str, typer.Option(help="aaec, aae_c, aae_plus_c or aaec_plain (see docs/augmentation.md).")] = "aaec",
+             epochs: Annotated[int, typer.Option(help="Epochs of alternating AE / discriminator / classifier rounds.")] = 12,
+             seed: Annotated[int, typer.Option(help="Seed of the subset, the fit and the sampling.")] = 0,
+             ) -> None:
+    """Fit the adversarial-autoencoder classifier (AAEC) on training speech only and write
+    generated MFCC sequences X' with their manifest and quality gates."""
+    import time
+
+    import numpy as np
+
+    from .augment.aaec import (AAECGenerator, feature_set_quality, make_feature_set,
+                               write_feature_set)
+
+    gen = AAECGenerator(variant=variant, epochs=epochs)      # bad options fail before any work
+    gone = set(_split_list(holdout))
+    recs = [r for r in _train_records(corpus, root) if r.audio and str(r.speaker) not in gone]
+    if not recs:
+        raise DataError(root, f"{corpus}: no labelled training speech left")
+    recs = _subset(recs, fraction, seed)
+    out.print(f"{corpus}: fitting AAEC ({variant}) on {len(recs)} training clips")
+    gen.fit(recs, seed=seed)
+    t0 = time.perf_counter()
+    items = gen.generate({c: per_class for c in gen.classes}, seed=seed)
+    secs = round(time.perf_counter() - t0, 2)
+    syn = np.stack([it.extra["features"] for it in items])
+    syn_y = np.array([gen.classes.index(it.label) for it in items])
+    real = gen._train["X"] * gen.std + gen.mean
+    part = (f"train (fraction {fraction:g}, seed {seed}"
+            + (f"; held out: {', '.join(sorted(gone))}" if gone else "") + ")")
+    sset = make_feature_set(gen, items, corpus=corpus, part=part, seed=seed, seconds=secs)
+    sset.quality = feature_set_quality(gen, syn, syn_y, real, gen._train["y"], gen.classes)
+    write_feature_set(sset, out_dir)
+    _summary(sset)
+    out.print(f"wrote {Path(out_dir) / 'manifest.json'} (fit {gen.info.get('fit_s')} s)")
 
 
 @augment_app.command("show")

@@ -82,3 +82,50 @@ def test_text_on_a_fraction_and_errors(corpus, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["augment", "show", str(tmp_path / "nothing")])
     assert exc.value.code == 2
+
+
+def test_aaec_writes_feature_sequences_with_manifest_and_gates(tmp_path, monkeypatch, capsys):
+    from emofuse.augment import load_set
+    from emofuse.augment.aaec import read_features
+
+    from .._tiny_models import write_wav
+
+    monkeypatch.setenv("EMOFUSE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "ravdess"
+    for actor in (1, 2, 3):
+        d = root / f"Actor_{actor:02d}"
+        d.mkdir(parents=True)
+        for emo in range(1, 9):
+            write_wav(d / f"03-01-{emo:02d}-01-01-01-{actor:02d}.wav", 0.6,
+                      freq=120.0 + 40 * emo + 5 * actor)
+    out = tmp_path / "aaec"
+    text = _run("augment", "aaec", "--root", str(root), "--holdout", "Actor_03",
+                "--per-class", "2", "--epochs", "1", "--out", str(out))
+    assert "manifest.json" in text
+    sset = load_set(out)
+    assert sset.generator == "aaec" and len(sset.items) == 16
+    assert sset.fitted_on["n"] == 16                       # Actor_03 held out of the fit
+    assert "frechet" in sset.quality["overall"]
+    X, labels = read_features(sset, out)
+    assert X.shape[0] == 16 and X.shape[2] == 40 and len(set(labels)) == 8
+    with pytest.raises(SystemExit) as exc:
+        main(["augment", "aaec", "--root", str(root), "--variant", "nope", "--out",
+              str(tmp_path / "x")])
+    assert exc.value.code == 2 and "unknown variant" in capsys.readouterr().err
+
+
+def test_tts_command(tmp_path, capsys):
+    from emofuse.augment import load_set
+    from emofuse.augment.tts import engine_status
+
+    if engine_status(["espeak"])["espeak"] is not None:
+        pytest.skip("espeak-ng is not installed")
+    out = tmp_path / "tts"
+    _run("augment", "tts", "--engines", "espeak", "--classes", "angry,sad", "--per-class", "1",
+         "--out", str(out))
+    sset = load_set(out)
+    assert sorted(it.label for it in sset.items) == ["angry", "sad"]
+    assert all((out / it.path).is_file() for it in sset.items)
+    with pytest.raises(SystemExit) as exc:
+        main(["augment", "tts", "--engines", "festival", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2 and "festival" in capsys.readouterr().err

@@ -86,7 +86,8 @@ from . import register_generator
 from .manifest import SyntheticItem, SyntheticSet, write_set
 
 __all__ = ["VARIANTS", "pool_sequence", "sequence_features", "AAECNet", "AAECGenerator",
-           "combined_score", "make_feature_set", "write_feature_set", "read_features"]
+           "combined_score", "make_feature_set", "feature_set_quality", "write_feature_set",
+           "read_features"]
 
 #: variant -> (autoencoder, discriminator, joint training, X' averaged with Decoder(eps))
 VARIANTS: dict[str, dict[str, bool]] = {
@@ -619,6 +620,22 @@ def make_feature_set(generator: AAECGenerator, items: Sequence[SyntheticItem], *
                         list(items), seconds=seconds,
                         extra={"fit": {k: v for k, v in generator.info.items()
                                        if k != "val_scores"}})
+
+
+def feature_set_quality(generator: AAECGenerator, syn: np.ndarray, syn_y: np.ndarray,
+                        real: np.ndarray, real_y: np.ndarray, classes: Sequence[str]
+                        ) -> dict[str, Any]:
+    """Quality gates of synthetic sequences ``syn`` against real ones (original units), in the
+    space of per-step mean and std of the sequence standardised by the generator; confidence
+    from the generator's own classifier. ``*_y``: indices into ``classes``."""
+    from .quality import quality_report
+
+    def emb(x: np.ndarray) -> np.ndarray:
+        z = (x - generator.mean) / generator.std
+        return np.concatenate([z.mean(1), z.std(1)], axis=1)
+
+    return quality_report(emb(syn), syn_y, emb(real), real_y, classes,
+                          proba=generator.predict_proba(syn))
 
 
 def write_feature_set(sset: SyntheticSet, folder: str | Path) -> Path:

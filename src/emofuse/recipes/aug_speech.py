@@ -209,9 +209,8 @@ def _synthetic_set(cfg: RunConfig, p: Mapping[str, Any], keep: Mapping[str, Any]
     a synthetic set (manifest, ``files/*.npy``), check ``fitted_on`` against the test fold and
     compute the quality gates (in the space of per-step mean and std of the standardised
     sequence)."""
-    from ..augment.aaec import make_feature_set, write_feature_set
+    from ..augment.aaec import feature_set_quality, make_feature_set, write_feature_set
     from ..augment.manifest import to_records
-    from ..augment.quality import quality_report
     from ..paths import cache_dir
 
     gen = keep.get("gen")
@@ -226,12 +225,7 @@ def _synthetic_set(cfg: RunConfig, p: Mapping[str, Any], keep: Mapping[str, Any]
     real = np.stack([seqs[r.id] for r in keep["train"]])
     real_y = np.array([classes.index(r.label) for r in keep["train"]])
 
-    def emb(x: np.ndarray) -> np.ndarray:
-        z = (x - gen.mean) / gen.std
-        return np.concatenate([z.mean(1), z.std(1)], axis=1)
-
-    proba = gen.predict_proba(syn)
-    quality = quality_report(emb(syn), syn_y, emb(real), real_y, classes, proba=proba)
+    quality = feature_set_quality(gen, syn, syn_y, real, real_y, classes)
     sset = make_feature_set(gen, items, corpus=cfg.data.corpus,
                             part=f"{cfg.protocol.kind} training fold (validation removed)",
                             seed=int(keep["seed"]), seconds=round(secs, 2))
