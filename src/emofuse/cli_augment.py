@@ -65,6 +65,23 @@ def _subset(recs: list, fraction: float, seed: int) -> list:
     return [recs[i] for i in idx]
 
 
+def _split_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _speech_training(corpus: str, root: Path | None, holdout: str, fraction: float,
+                     seed: int) -> tuple[list, str]:
+    """Training speech of ``corpus`` without the ``holdout`` speakers, subsampled; and the
+    description of that part for the manifest."""
+    gone = set(_split_list(holdout))
+    recs = [r for r in _train_records(corpus, root) if r.audio and str(r.speaker) not in gone]
+    if not recs:
+        raise DataError(root, f"{corpus}: no labelled training speech left")
+    part = (f"train (fraction {fraction:g}, seed {seed}"
+            + (f"; held out: {', '.join(sorted(gone))}" if gone else "") + ")")
+    return _subset(recs, fraction, seed), part
+
+
 @augment_app.command("list")
 def list_cmd() -> None:
     """List the registered generators."""
@@ -224,16 +241,10 @@ def speech_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of th
     from .augment import build_generator
     from .augment.speech import make_ddpm_set, plot_mels
 
-    gone = {s.strip() for s in holdout.split(",") if s.strip()}
-    recs = [r for r in _train_records(corpus, root) if r.audio and str(r.speaker) not in gone]
-    if not recs:
-        raise DataError(root, f"{corpus}: no labelled training speech left")
-    recs = _subset(recs, fraction, seed)
     gen = build_generator("ddpm_logmel", steps=steps, ddim_steps=ddim_steps)
+    recs, part = _speech_training(corpus, root, holdout, fraction, seed)
     out.print(f"{corpus}: fitting ddpm_logmel on {len(recs)} training clips ({steps} steps)")
     gen.fit(recs, seed=seed, log=lambda m: out.print(m, markup=False))
-    part = (f"train (fraction {fraction:g}, seed {seed}"
-            + (f"; held out: {', '.join(sorted(gone))}" if gone else "") + ")")
     sset = make_ddpm_set(gen, {c: per_class for c in gen.classes}, out_dir, seed=seed,
                          corpus=corpus, part=part)
     gen.save(Path(out_dir) / "generator", data={"corpus": corpus, "part": part})
@@ -241,10 +252,6 @@ def speech_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of th
     _summary(sset)
     out.print(f"wrote {out_dir / 'manifest.json'}, {out_dir / 'mels.png'} (fit "
               f"{gen.info['fit_s']} s)")
-
-
-def _split_list(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 @augment_app.command("tts")
@@ -296,11 +303,7 @@ def aaec_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the 
                                write_feature_set)
 
     gen = AAECGenerator(variant=variant, epochs=epochs)      # bad options fail before any work
-    gone = set(_split_list(holdout))
-    recs = [r for r in _train_records(corpus, root) if r.audio and str(r.speaker) not in gone]
-    if not recs:
-        raise DataError(root, f"{corpus}: no labelled training speech left")
-    recs = _subset(recs, fraction, seed)
+    recs, part = _speech_training(corpus, root, holdout, fraction, seed)
     out.print(f"{corpus}: fitting AAEC ({variant}) on {len(recs)} training clips")
     gen.fit(recs, seed=seed)
     t0 = time.perf_counter()
@@ -309,8 +312,6 @@ def aaec_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the 
     syn = np.stack([it.extra["features"] for it in items])
     syn_y = np.array([gen.classes.index(it.label) for it in items])
     real = gen._train["X"] * gen.std + gen.mean
-    part = (f"train (fraction {fraction:g}, seed {seed}"
-            + (f"; held out: {', '.join(sorted(gone))}" if gone else "") + ")")
     sset = make_feature_set(gen, items, corpus=corpus, part=part, seed=seed, seconds=secs)
     sset.quality = feature_set_quality(gen, syn, syn_y, real, gen._train["y"], gen.classes)
     write_feature_set(sset, out_dir)
