@@ -35,6 +35,10 @@ from .manifest import SyntheticItem, SyntheticSet, write_set
 __all__ = ["CGANFace", "diff_augment", "make_face_set", "save_grid"]
 
 
+#: the DiffAugment transforms :func:`diff_augment` knows
+DIFFAUG_POLICIES = ("color", "translation", "cutout")
+
+
 def diff_augment(x: Any, policy: Sequence[str], gen: Any = None) -> Any:
     """DiffAugment (Zhao et al. 2020) for grayscale batches in [-1, 1]: the same kind of random,
     differentiable change applied to real and generated images before the discriminator, so a
@@ -162,17 +166,17 @@ class CGANFace:
                  batch_size: int = 64, lr: float = 2e-4, betas: Sequence[float] = (0.5, 0.999),
                  ema: float = 0.999, side: int = 48, flip: bool = True,
                  threads: int | None = 1,
-                 diffaug: Sequence[str] = ("color", "translation", "cutout"),
+                 diffaug: Sequence[str] = DIFFAUG_POLICIES,
                  mbstd: bool = True, mode_seeking: float = 1.0) -> None:
         if iterations < 1 or batch_size < 2 or width < 2:
             raise ConfigError("cgan_face: iterations >= 1, batch_size >= 2 and width >= 2")
         self.z_dim, self.width, self.iterations = int(z_dim), int(width), int(iterations)
         self.batch_size, self.lr, self.betas = int(batch_size), float(lr), tuple(betas)
         self.ema, self.side, self.flip, self.threads = float(ema), int(side), bool(flip), threads
-        bad = sorted(set(diffaug) - {"color", "translation", "cutout"})
+        bad = sorted(set(diffaug) - set(DIFFAUG_POLICIES))
         if bad:
-            raise ConfigError(f"cgan_face: unknown diffaug {bad}; known: color, translation, "
-                              "cutout")
+            raise ConfigError(f"cgan_face: unknown diffaug {bad}; known: "
+                              f"{', '.join(DIFFAUG_POLICIES)}")
         self.diffaug, self.mbstd = [str(a) for a in diffaug], bool(mbstd)
         if mode_seeking < 0:
             raise ConfigError("cgan_face: mode_seeking >= 0")
