@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from emofuse.config import parse_config
+from emofuse.errors import ConfigError
 from emofuse.corpora import load_corpus
 from emofuse.recipes import face as recipe
 from emofuse.recipes import get_suite
@@ -40,6 +41,23 @@ def test_augment_batch_keeps_shape_and_range():
     erased = recipe.augment_batch(torch.ones(4, 1, 48, 48), flip=0, rotate=0, scale=(1, 1),
                                   shift=0, erase=1.0, erase_area=(0.2, 0.2))
     assert ((erased == 0).float().mean((1, 2, 3)) > 0.1).all()
+
+
+def test_tta_zoom_views_match_between_torch_and_numpy():
+    import torch
+
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 1, 48, 48)).astype(np.float32)
+    for scales in ([1.1], [0.9], [0.88, 1.12]):
+        a = recipe.tta_views(torch.from_numpy(x), flip=True, shift=3, scales=scales)
+        b = recipe._tta_views_np(x, flip=True, shift=3, scales=scales)
+        assert len(a) == len(b) == 2 * (5 + len(scales))
+        assert all(v.shape == (2, 1, 48, 48) for v in b)
+        assert max(float(np.abs(u.numpy() - v).max()) for u, v in zip(a, b)) < 1e-4
+    # a zoom in by 1.1 drops 2 rows and columns at each border, then resizes back
+    z = recipe.tta_views(torch.from_numpy(x), flip=False, shift=0, scales=[1.1])[1]
+    assert not torch.allclose(z, torch.from_numpy(x))
+    with pytest.raises(ConfigError):
+        recipe.tta_views(torch.from_numpy(x), scales=[0.0])
 
 
 def test_tta_views_and_probabilities():

