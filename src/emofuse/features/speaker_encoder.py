@@ -120,7 +120,7 @@ def ge2e(y: np.ndarray, *, sr: int = 16000, layers: Sequence[int] = (2,),
             outs.append((h[0], hn[-1]))
         for i in layers:
             o = outs[i][0]
-            feats += [o.mean(0), o.std(0, unbiased=False)]
+            feats += [o.mean(0), o.std(0, unbiased=len(o) > 1)]
         if embedding:
             e = torch.relu(net["linear"](outs[_LAYERS - 1][1]))
             feats.append((e / e.norm().clamp_min(1e-8))[0])

@@ -22,6 +22,8 @@ name               what                                                         
 ``logmel_stats``   statistics of log-mel bands (raw and loudness-removed)            (16 M,)
 ``fused``          ``egemaps`` + ``lld_stats`` (+ ``logmel_stats``): the fused       (88+...,)
                    hand-crafted vector
+``concat``         several utterance-level features side by side (``parts``), e.g.   (sum,)
+                   ``fused`` and the ``ge2e`` speaker-encoder states
 =================  ================================================================  ==========
 """
 
@@ -34,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import EmofuseError
+from ..errors import ConfigError, EmofuseError
 from . import get_feature, register_feature
 from .cache import FeatureCache
 
@@ -212,6 +214,48 @@ def fused(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int = 64,
     return np.concatenate(parts)
 
 
+@register_feature("concat", modality="speech")
+def concat(y: np.ndarray, *, sr: int = 16000,
+           parts: Sequence[Mapping[str, Any]] = ()) -> np.ndarray:
+    """Utterance-level features side by side, in the order of ``parts``
+    (``[{"name": ..., "params": {...}}, ...]``); :func:`extract` caches each part on its own,
+    so a part already computed for another model is reused."""
+    return np.concatenate([_vector(name, get_feature(name).fn(y, sr=sr, **p))
+                           for name, p in concat_parts(parts)])
+
+
+def concat_parts(parts: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, params)`` of each part of a :func:`concat` feature, validated.
+
+    Raises
+    ------
+    ConfigError
+        When ``parts`` is not a non-empty list of ``{name, params}`` speech features.
+    """
+    if not isinstance(parts, Sequence) or isinstance(parts, str) or not parts:
+        raise ConfigError("concat: 'parts' must be a non-empty list of {name, params}")
+    out = []
+    for i, part in enumerate(parts):
+        if not isinstance(part, Mapping) or "name" not in part \
+                or set(part) - {"name", "params"}:
+            raise ConfigError(f"concat: parts[{i}] must be {{name, params}}, got {part!r}")
+        name, params = str(part["name"]), part.get("params") or {}
+        if name == "concat" or get_feature(name).modality != "speech":
+            raise ConfigError(f"concat: parts[{i}] {name!r} is not a speech feature")
+        if not isinstance(params, Mapping) or "speed" in params:
+            raise ConfigError(f"concat: parts[{i}].params must be a mapping without 'speed'")
+        out.append((name, dict(params)))
+    return out
+
+
+def _vector(name: str, x: Any) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    if x.ndim != 1:
+        raise ConfigError(f"concat: part {name!r} is not an utterance-level vector "
+                          f"(shape {x.shape})")
+    return x
+
+
 def speed_perturb(y: np.ndarray, speed: float) -> np.ndarray:
     """The waveform played ``speed`` times faster (resampled, Kaldi-style speed perturbation):
     tempo, pitch and formants all scale by ``speed``, which mimics a speaker with a shorter
@@ -263,6 +307,11 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
     fn: Callable[..., Any] = get_feature(name).fn
     kwargs = dict(settings["params"])
     speed = float(kwargs.pop("speed", 1.0))
+    if fn is concat:  # each part cached on its own (shared with models that use it alone)
+        extra = {"speed": speed} if speed != 1 else {}
+        return np.concatenate([
+            _vector(part, extract(path, part, params={**p, **extra}, sr=sr, cache=cache))
+            for part, p in concat_parts(kwargs.get("parts"))])
 
     def compute(p: str | os.PathLike) -> np.ndarray:
         y, _ = load_audio(p, sr=sr)
