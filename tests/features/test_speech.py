@@ -134,3 +134,50 @@ def test_feature_settings_refuses_other_modalities(monkeypatch) -> None:
                         features.Feature("toy_text", lambda x: x, "text", "1"))
     with pytest.raises(EmofuseError, match="text feature"):
         S.feature_settings("toy_text")
+
+
+def test_concat_puts_parts_side_by_side_and_caches_each(tmp_path: Path, wav: Path) -> None:
+    from emofuse.errors import ConfigError
+
+    parts = [{"name": "egemaps"}, {"name": "lld_stats", "params": {"n_mfcc": 13}}]
+    cache = FeatureCache(tmp_path / "c")
+    alone = S.extract(wav, "egemaps", cache=cache)                       # miss 1
+    both = S.extract(wav, "concat", params={"parts": parts}, cache=cache)  # hit + miss 2
+    assert cache.hits == 1 and cache.misses == 2
+    assert both.shape == (88 + 24 * 13 + 17,) and np.array_equal(both[:88], alone)
+    y, _ = sf.read(wav, dtype="float32")       # the in-memory path gives the same vector
+    assert np.allclose(S.concat(y, parts=parts), both, atol=1e-5)
+    fast = S.extract(wav, "concat", params={"parts": parts, "speed": 1.1}, cache=cache)
+    assert np.array_equal(fast[:88], S.extract(wav, "egemaps", params={"speed": 1.1},
+                                               cache=cache))
+    for bad in ([], "egemaps", [{"name": "concat"}], [{"name": "mfcc", "oops": 1}],
+                [{"name": "egemaps", "params": {"speed": 2}}]):
+        with pytest.raises(ConfigError, match="concat"):
+            S.extract(wav, "concat", params={"parts": bad}, cache=cache)
+    with pytest.raises(ConfigError, match="utterance-level"):
+        S.concat(tone(), parts=[{"name": "mfcc"}])
+
+
+def test_ge2e_speaker_encoder_states(tmp_path: Path, monkeypatch) -> None:
+    from emofuse.errors import ConfigError, DataError
+    from emofuse.features import speaker_encoder as G
+
+    try:
+        G.ge2e_weights_path()
+    except DataError as exc:
+        pytest.skip(f"Resemblyzer weights not installed ({exc})")
+    y = tone(seconds=1.5)
+    full = G.ge2e(y, sr=SR, layers=(0, 2), embedding=True)
+    assert full.shape == (2 * 512 + 256,) and full.dtype == np.float32
+    assert np.isfinite(full).all()
+    assert np.linalg.norm(full[-256:]) == pytest.approx(1.0, abs=1e-4)
+    assert np.allclose(G.ge2e(y, sr=SR, layers=(2,)), full[512:1024], atol=1e-5)
+    resampled = G.ge2e(S.speed_perturb(y, 1.0)[::2].copy(), sr=8000)    # any input rate
+    assert resampled.shape == (512,)
+    assert G.ge2e(np.zeros(800, np.float32), sr=SR).shape == (512,)   # 50 ms of silence
+    for bad in ({"layers": (3,)}, {"layers": (), "embedding": False}):
+        with pytest.raises(ConfigError, match="ge2e"):
+            G.ge2e(y, sr=SR, **bad)
+    monkeypatch.setattr(G.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DataError, match="Resemblyzer"):
+        G.ge2e_weights_path()
