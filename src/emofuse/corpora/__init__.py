@@ -16,8 +16,8 @@ from ._base import Anomaly, Corpus, CorpusScan, Record, get_corpus, list_corpora
 __all__ = ["Record", "Anomaly", "CorpusScan", "Corpus", "register", "get_corpus",
            "list_corpora", "load_corpus"]
 
-_MODULES = ("ravdess", "cremad", "savee", "tess", "emodb", "fer2013", "ckplus", "iemocap",
-            "meld", "goemotions", "dair", "generic")
+_MODULES = ("ravdess", "cremad", "savee", "tess", "emodb", "ased", "nemo", "urdu", "fer2013",
+            "ckplus", "iemocap", "meld", "goemotions", "dair", "generic")
 _loaded = False
 
 
