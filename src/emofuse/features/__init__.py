@@ -16,7 +16,7 @@ from ..errors import ConfigError
 
 __all__ = ["register_feature", "get_feature", "list_features", "Feature"]
 
-_MODULES = ("speech", "speaker_encoder", "face", "text", "video")
+_MODULES = ("speech", "speaker_encoder", "whisper", "face", "text", "video")
 
 
 @dataclass(frozen=True)
