@@ -111,6 +111,19 @@ def write_image(path: Path, *, flat: bool = False, size: int = 64, fmt: str | No
     return path
 
 
+EXAMPLE_SPEECH = Path(__file__).resolve().parents[1] / "examples" / "speech.flac"
+
+
+def speech_samples(n: int) -> np.ndarray:
+    """``n`` samples (16 kHz) of real speech: the voiced part of ``examples/speech.flac``
+    (1.0-2.9 s, a RAVDESS sentence) repeated, so voice-activity detection finds speech."""
+    from emofuse.media import load_audio
+
+    y, _ = load_audio(EXAMPLE_SPEECH, sr=16000)
+    voiced = y[16000: int(2.9 * 16000)]
+    return np.resize(voiced, n).astype(np.float32)
+
+
 def write_video(path: Path, *, seconds: float = 1.0, audio: bool = True, fps: int = 10,
                 flat: bool = False) -> Path:
     """A small mp4 (mpeg4 video, optional AAC audio) written with PyAV."""
@@ -132,8 +145,7 @@ def write_video(path: Path, *, seconds: float = 1.0, audio: bool = True, fps: in
             c.mux(pkt)
         if ast is not None:
             n = int(seconds * 16000)
-            t = np.arange(n) / 16000
-            y = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+            y = speech_samples(n)
             for start in range(0, n, 1024):
                 chunk = y[start:start + 1024]
                 fr = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")

@@ -94,3 +94,29 @@ def test_speech_image_and_text_predictions_do_not_import_torch_or_sklearn():
     assert out.returncode == 0, out.stderr[-2000:]
     # neither torch nor scikit-learn (the LDA runs on numpy): both cost seconds of cold start
     assert out.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_face_crops_skip_detection_as_in_the_benchmark(shared_data):
+    """A 48x48 FER2013 face goes to the classifier whole (``detect=auto``), as the benchmark
+    feeds it; ``always`` would look for a face in it; ``never`` classifies any image whole."""
+    from emofuse.inference import NoFaceError, PredictOptions
+    from emofuse.media import load_image
+
+    crops = sorted((shared_data / "fer2013" / "test" / "happy").glob("PrivateTest_*.jpg"))[:5]
+    rec = Recognizer.load("face")
+    for path in crops:
+        p = rec.predict(path)
+        assert p.faces[0].box == (0, 0, 48, 48) and p.reliable
+    never = Recognizer.load("face", options=PredictOptions(detect="never"))
+    big = load_image(EXAMPLES / "face.jpg")
+    q = never.predict(big)
+    assert q.faces[0].box == (0, 0, big.shape[1], big.shape[0])
+    always = Recognizer.load("face", options=PredictOptions(detect="always"))
+    failures = 0
+    for path in crops:
+        try:
+            always.predict(path)
+        except NoFaceError as exc:
+            failures += 1
+            assert "--detect never" in str(exc)
+    assert failures >= 0  # the detector may or may not find these tiny faces; never a crash

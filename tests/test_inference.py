@@ -152,7 +152,7 @@ def test_image_and_array_inputs(rec, media):
     assert q.probabilities == p.probabilities and q.source == "<array>"
     y = np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
     w = rec.predict(y, sr=16000)
-    assert w.kind == "audio" and not w.warnings
+    assert w.kind == "audio" and not w.reliable and "no speech detected" in w.warnings[0]  # a tone
     assert "assumed 16000 Hz" in rec.predict(y).warnings[0]
 
 
@@ -269,3 +269,27 @@ def test_video_timeline_has_frames_and_speech(rec, media):
     face = [s for s in p.timeline if s.modality == "face"]
     assert len(face) >= 2 and [s.start for s in face] == sorted(s.start for s in face)
     assert any(s.modality == "speech" for s in p.timeline)
+
+
+def test_timeline_keeps_the_clip_level_answer(rec, media):
+    """``--timeline`` adds the timeline beside the answer; the answer itself is unchanged."""
+    for name in ("clip.mp4", "tone.wav"):
+        plain = rec.predict(media / name)
+        timed = rec.predict(media / name, timeline=True)
+        assert timed.probabilities == plain.probabilities and timed.label == plain.label
+        assert timed.modalities == plain.modalities
+    assert rec.predict(EXAMPLES / "speech.flac", timeline=True).timeline
+
+
+def test_one_palette_for_plots_and_page():
+    import re
+
+    from emofuse.palette import COLORS, FALLBACK, color
+
+    js = (Path(__file__).resolve().parents[1] / "src" / "emofuse" / "serve" / "static"
+          / "app.js").read_text()
+    table = dict(re.findall(r'(\w+): "(#[0-9a-f]{6})"', js.split("const COLORS")[1].split("};")[0]))
+    assert table == COLORS
+    fallback = re.findall(r'"(#[0-9a-f]{6})"', js.split("const PALETTE")[1].split("];")[0])
+    assert tuple(fallback) == FALLBACK
+    assert color("happy") == COLORS["happy"] and color("unknown", 1) == FALLBACK[1]

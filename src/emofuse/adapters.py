@@ -220,10 +220,39 @@ class FaceAdapter:
         adapter.model_dir = Path(model_dir)
         return adapter
 
-    def predict(self, rgb: np.ndarray) -> ModalityOutput:
-        from .media.faces import extract_faces
-        from .recipes.face import predict_proba
+    #: the adapter takes ``detect`` (``auto``, ``always``, ``never``) in :meth:`predict`
+    supports_detect = True
 
+    def whole_image_crop(self, rgb: np.ndarray) -> np.ndarray:
+        """The whole image as the benchmark feeds a ready-made crop: grayscale (ITU-R 601
+        luma, as Pillow converts), resized to the model's side (area when shrinking)."""
+        import cv2
+
+        gray = rgb if rgb.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]),
+                                                      cv2.COLOR_RGB2GRAY)
+        if gray.shape != (self.side, self.side):
+            gray = cv2.resize(gray, (self.side, self.side), interpolation=cv2.INTER_AREA
+                              if gray.shape[0] > self.side else cv2.INTER_LINEAR)
+        return np.asarray(gray, dtype=np.uint8)
+
+    def predict(self, rgb: np.ndarray, *, detect: str = "auto") -> ModalityOutput:
+        """Classify the faces of an RGB image.
+
+        ``detect``: ``always`` runs the face detector; ``never`` takes the whole image as the
+        face crop; ``auto`` (default) takes images no larger than ``CROP_MAX_SIDE`` (96 px) as
+        ready-made crops, exactly as the FER2013 benchmark feeds them, and detects in others.
+        """
+        from .media.faces import extract_faces
+        from .recipes.face import CROP_MAX_SIDE, predict_proba
+
+        if detect not in ("auto", "always", "never"):
+            raise ValueError(f"detect must be auto, always or never, not {detect!r}")
+        h, w = rgb.shape[:2]
+        if detect == "never" or (detect == "auto" and max(h, w) <= CROP_MAX_SIDE):
+            p = predict_proba(self.net, self.whole_image_crop(rgb)[None], tta=self.tta)[0]
+            face = Face(box=(0, 0, int(w), int(h)), score=None,
+                        label=self.labels[int(np.argmax(p))], probabilities=_probs(self.labels, p))
+            return ModalityOutput(np.asarray(p, dtype=np.float64), [face])
         found = extract_faces(rgb, detector=self.detector, side=self.side)
         if not found:
             return ModalityOutput(None)

@@ -13,29 +13,32 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import __version__
 from .errors import EmofuseError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="emofuse: multimodal emotion recognition toolkit.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="emofuse: multimodal emotion recognition toolkit.\n\n"
+                       "Exit codes: 0 everything done; 1 some inputs failed (each reported on "
+                       "stderr), the others were predicted; 2 usage mistake, invalid input or "
+                       "configuration, or nothing predicted; 130 interrupted.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect corpora and write evaluation folds.")
 config_app = typer.Typer(no_args_is_help=True, help="Check run configuration files.")
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
 
-# Pipes and CI logs get 120 columns rather than rich's default 80.
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+from .cli_common import QuietOpt, VerboseOpt, err, out, set_verbosity
+from .cli_common import state as _state
 
 CorpusOpt = Annotated[str, typer.Option("--corpus", "-c", help="Corpus name (see `emofuse data list`).")]
 RootOpt = Annotated[Optional[Path], typer.Option("--root", "-r", help="Corpus folder (default: its folder under $EMOFUSE_DATA or ../shared/data).")]
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False):
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+          quiet: QuietOpt = False, verbose: VerboseOpt = False):
+    set_verbosity(quiet=quiet, verbose=verbose)
     if version:
         out.print(f"emofuse {__version__}")
         raise typer.Exit()
@@ -110,7 +113,7 @@ def _print_summary(s: dict) -> None:
 @data_app.command("folds")
 def data_folds(corpus: CorpusOpt, root: RootOpt = None,
                protocol: Annotated[str, typer.Option(help="emobox | speaker-kfold | loso | logo (leave one group out, e.g. IEMOCAP session) | official | random")] = "speaker-kfold",
-               k: Annotated[int, typer.Option(help="Folds for speaker-kfold.")] = 5,
+               k: Annotated[int, typer.Option(help="Folds for speaker-kfold.", min=2, max=1000)] = 5,
                seed: Annotated[int, typer.Option(help="Seed for speaker-kfold and random.")] = 0,
                out_dir: Annotated[Path, typer.Option("--out", help="Folder for the fold file.")] = Path("folds"),
                allow_leak: Annotated[bool, typer.Option("--allow-leak", help="Write a split even if it leaks (random split).")] = False,
@@ -170,7 +173,7 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
           ) -> None:
     """Run a benchmark suite from its committed config and write its results JSON + Markdown."""
     from .config import load_config
-    from .evaluate.results import results_to, write_result
+    from .evaluate.results import leaking_result, results_to, write_result
     from .recipes import config_path, get_suite, list_suites
 
     if name is None:
@@ -181,10 +184,12 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
         return
     s = get_suite(name)
     cfg = load_config(config or config_path(name))
-    with results_to(results):
+    leaks: list[str] = []
+    with results_to(results, leaks):
         result = s.run(cfg, quick=quick)
     if quick:
         result["suite"] = f"{result['suite']}-quick"
+    result = leaking_result(result, leaks)
     jpath, mpath = write_result(result, results)
     keys = [k for k in result["metrics"] if not k.endswith(("_s", "_ms"))][:6]
     out.print(f"[bold]{result['suite']}[/bold] ({result['protocol']}): " + "; ".join(
@@ -199,7 +204,7 @@ def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration
           data: Annotated[Optional[Path], typer.Option(help="Your own data instead of --config: a folder with one sub-folder per class, or a CSV manifest.")] = None,
           modality: Annotated[Optional[str], typer.Option(help="With --data: speech, face or text.")] = None,
           speaker_regex: Annotated[Optional[str], typer.Option(help="With --data FOLDER: read speakers from file paths ('prefix' = the <speaker>_ file-name prefix) for speaker-independent validation.")] = None,
-          epochs: Annotated[Optional[int], typer.Option(help="With --data: override the number of training epochs.")] = None,
+          epochs: Annotated[Optional[int], typer.Option(help="With --data: override the number of training epochs.", min=1, max=100_000)] = None,
           quick: Annotated[bool, typer.Option("--quick", help="Smoke run on a tiny subset.")] = False,
           ) -> None:
     """Train a model on a whole corpus (validation inside it) and save safetensors + card.
@@ -232,14 +237,20 @@ def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration
 @app.command("evaluate")
 def evaluate(model: Annotated[str, typer.Option(help="Bundled model name (speech, face, text, fusion) or a model folder.")],
              corpus: CorpusOpt, root: RootOpt = None,
+             split: Annotated[Optional[str], typer.Option(help="Part of the corpus to score: its test split by default where it has one (test, PrivateTest), else all; 'all' scores everything.")] = None,
              as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
              ) -> None:
-    """Measure a trained model on any corpus, in the labels both share."""
+    """Measure a trained model on any corpus, in the labels both share.
+
+    Prints the split scored, the classes scored and those dropped (with counts), and the
+    chance level of what remains.
+    """
+    from collections import Counter
+
     from .corpora import load_corpus
+    from .inference import model_path
     from .recipes import get_modality
     from .train.checkpoint import read_card
-
-    from .inference import model_path
 
     model = model_path(model)
     card = read_card(model)
@@ -247,15 +258,55 @@ def evaluate(model: Annotated[str, typer.Option(help="Bundled model name (speech
     if not modality:
         raise EmofuseError(f"{model}: card.json does not say which modality the model is for")
     scan = load_corpus(corpus, root)
-    res = get_modality(modality).evaluate(model, scan.records, corpus=scan.corpus)
+    records, split_name = _evaluation_split(scan.records, split, corpus=scan.corpus)
+    labels = set(card.get("labels") or [])
+    dropped = Counter(r.label for r in records if labels and r.label not in labels)
+    res = get_modality(modality).evaluate(model, records, corpus=scan.corpus)
     res.setdefault("skipped", [])
     res["skipped"] = [a.to_dict() for a in scan.anomalies if a.skipped] + list(res["skipped"])
+    classes = list(res.get("classes") or [])
+    res["split"] = split_name
+    res["dropped_classes"] = dict(sorted(dropped.items()))
+    res["chance_ua"] = round(1.0 / len(classes), 6) if classes else None
+    trained_on = (card.get("data") or {}).get("corpus")
+    if trained_on == scan.corpus and split_name == "all":
+        res["warning"] = (f"the model was trained on {trained_on}: scoring all of it includes "
+                          "its training data")
     if as_json:
         print(json.dumps(res, ensure_ascii=False))
         return
-    out.print(f"{model} on {scan.corpus}: {res['items']} items, {len(res['skipped'])} skipped")
+    out.print(f"{model} on {scan.corpus} ({split_name}): {res['items']} items, "
+              f"{len(res['skipped'])} skipped")
+    out.print(f"classes scored: {', '.join(classes)}; chance UA "
+              f"{100 * (res['chance_ua'] or 0):.1f} %")
+    if dropped:
+        out.print("dropped (not in the model): "
+                  + ", ".join(f"{c} {n}" for c, n in sorted(dropped.items())))
+    if res.get("warning"):
+        err.print(f"[yellow]warning:[/yellow] {res['warning']}")
     for k, m in res["metrics"].items():
         out.print(f"  {k}: {100 * m['mean']:.2f}")
+
+
+def _evaluation_split(records: list, split: str | None, *, corpus: str) -> tuple[list, str]:
+    """The records to score: ``split`` by name (case-insensitive), ``all``, or by default the
+    corpus' test split (``test``, else ``PrivateTest``), else all."""
+    present = {}
+    for r in records:
+        if r.split:
+            present.setdefault(r.split.lower(), r.split)
+    if split is None:
+        key = next((k for k in ("test", "privatetest") if k in present), None)
+        if key is None:
+            return list(records), "all"
+        split = present[key]
+    if split.lower() == "all":
+        return list(records), "all"
+    if split.lower() not in present:
+        raise EmofuseError(f"{corpus} has no split {split!r}; its splits: "
+                           + (", ".join(sorted(present.values())) or "none (use --split all)"))
+    name = present[split.lower()]
+    return [r for r in records if r.split == name], name
 
 
 @app.command("report")
@@ -347,25 +398,91 @@ def _register_extensions() -> None:
 _register_extensions()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning emofuse errors into one clear line and exit code 2."""
+#: Exit codes of every ``emofuse`` command (documented in the README).
+EXIT_OK = 0        #: everything asked for was done
+EXIT_PARTIAL = 1   #: some inputs failed (reported one per line), the others were predicted
+EXIT_ERROR = 2     #: usage mistake, invalid input or configuration, or nothing was predicted
+EXIT_INTERRUPTED = 130
+
+
+def _error_line(message: str) -> None:
+    """Print ``error: <message>`` as one line on stderr (no rich markup read from the text)."""
+    from rich.text import Text
+
+    msg = " ".join(str(message).split()) or "unknown error"
+    err.print(Text.assemble(("error: ", "red"), msg), soft_wrap=True, highlight=False)
+
+
+def _usage_error(exc: BaseException) -> int:
+    """One line for a Click/Typer usage error (bad option, missing argument, unknown command)."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        out.print(ctx.get_help(), markup=False, highlight=False)
+        return EXIT_ERROR
     try:
-        app(args=argv, standalone_mode=False)
-    except EmofuseError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
+        msg = exc.format_message()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a message is all we need
+        msg = str(exc)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else " (see 'emofuse --help')"
+    _error_line(msg.rstrip(".") + hint)
+    code = getattr(exc, "exit_code", EXIT_ERROR)
+    return code if isinstance(code, int) and code != 0 else EXIT_ERROR
+
+
+def _is_click_exception(exc: BaseException) -> bool:
+    """Click's exceptions, whether from ``click`` itself or the copy that Typer bundles."""
+    if isinstance(exc, typer.TyperException) and hasattr(exc, "format_message"):
+        return True
+    try:
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        return isinstance(exc, click.ClickException)
+    except ImportError:  # pragma: no cover - Typer without click
+        return False
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run one ``emofuse`` command and return its exit code (see :data:`EXIT_OK` ...).
+
+    Every failure ends in one line ``error: ...`` on stderr: emofuse errors name the file and
+    the problem, usage mistakes name the option and the help command, and an unexpected error
+    is reported as such (its traceback with ``-v``).
+    """
+    try:
+        rv = app(args=argv, prog_name="emofuse", standalone_mode=False)
+    except EmofuseError as exc:
+        _error_line(str(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        return code if isinstance(code, int) else EXIT_ERROR
+    except typer.Abort:
+        err.print("aborted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the one place that turns everything into a line
+        if _is_click_exception(exc):
+            return _usage_error(exc)
+        if isinstance(exc, OSError):  # a file the user named could not be read or written
+            _error_line(f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}"
+                        f"{exc.strerror or exc}")
+            return EXIT_ERROR
+        if _state.verbose:
+            import traceback
+
+            traceback.print_exc()
+        _error_line(f"internal error ({type(exc).__name__}: {exc}); please report it, "
+                    "with the traceback that -v prints")
+        return EXIT_ERROR
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: :func:`run` and exit with its code."""
+    sys.stdout.flush()
+    sys.exit(run(argv))
 
 
 if __name__ == "__main__":

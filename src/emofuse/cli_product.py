@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from .cli_common import (QuietOpt, VerboseOpt, apply_threads, err, in_range, out,
+                         set_verbosity, state, threads_option)
 from .errors import EmofuseError
 
 __all__ = ["register", "expand_inputs", "run_predict"]
-
-# a fixed width when piped (logs, CI): rich would otherwise assume 80 columns and squash tables
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 ModelOpt = Annotated[list[str] | None, typer.Option(
     "--model", "-m", help="Bundled name (default, speech, face, text, fusion) or model folder; "
@@ -77,7 +74,9 @@ def _print_table(results: list, *, latency: dict[str, float]) -> None:
             notes.insert(0, f"{len(r.faces)} face(s)")
         name = r.source if r.kind == "text" and not Path(r.source).is_file() \
             else Path(r.source).name
-        row = [f"{name}\n[dim]{r.kind}[/dim]", f"[bold]{r.label}[/bold] {100 * r.confidence:.0f}%",
+        verdict = f"[bold]{r.label}[/bold] {100 * r.confidence:.0f}%" + (
+            "" if r.reliable else "\n[yellow]unreliable[/yellow]")
+        row = [f"{name}\n[dim]{r.kind}[/dim]", verdict,
                _fmt_probs(r.probabilities), per, "\n".join(notes)]
         if latency:
             row.append(f"{latency.get(r.source, float('nan')):.1f} ms")
@@ -100,39 +99,54 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
                 text_file: Path | None = None, model: list[str] | None = None,
                 as_json: bool = False, as_jsonl: bool = False, timeline: bool = False,
                 plot: Path | None = None, segmentation: str = "vad", window: float = 3.0,
-                frame_rate: float = 2.0, repeat: int = 0, threads: int | None = None) -> None:
+                frame_rate: float = 2.0, repeat: int = 0, threads: int | None = None,
+                detect: str = "auto") -> None:
     """Predict emotions from files, folders or text; one bad file is reported and skipped."""
     from .inference import PredictionFailure, PredictOptions, Recognizer
 
     if as_json and as_jsonl:
         raise EmofuseError("choose one of --json and --jsonl")
+    if plot is not None and not timeline:
+        raise EmofuseError("--plot needs --timeline")
     if segmentation not in ("vad", "windows"):
         raise EmofuseError(f"--segmentation must be vad or windows, not {segmentation!r}")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    paths, problems = expand_inputs(list(files or []))
+    apply_threads(threads)
+    files = list(files or [])
+    stdin_lines: list[str] = []
+    if any(str(f) == "-" for f in files):
+        files = [f for f in files if str(f) != "-"]
+        stdin_lines = _stdin_lines()
+    paths, problems = expand_inputs(files)
     items: list[tuple[object, str | None]] = [(p, None) for p in paths]
     items += [(t, "text") for t in text or []]
     if text_file is not None:
         from .media import read_lines
 
-        items += [(line, "text") for line in read_lines(text_file)]
+        if str(text_file) == "-":
+            stdin_lines = stdin_lines or _stdin_lines()
+        else:
+            items += [(line, "text") for line in read_lines(text_file)]
+    items += [(line, "text") for line in stdin_lines]
     if not items and not problems:
         raise EmofuseError("nothing to predict: give files, folders, --text or --text-file")
+    if detect not in ("auto", "always", "never"):
+        raise EmofuseError(f"--detect must be auto, always or never, not {detect!r}")
     opts = PredictOptions(timeline=timeline, segmentation=segmentation,  # type: ignore[arg-type]
-                          window=window, frame_rate=frame_rate)
+                          window=window, frame_rate=frame_rate, detect=detect)  # type: ignore[arg-type]
     rec = Recognizer.load(*(model or ["default"]), options=opts)
     results: list = [PredictionFailure(source=s, error=f"{s}: {why}", error_type="MediaError")
                      for s, why in problems]
+    for r in results:
+        _skipped_line(r.error)
+        if as_jsonl:
+            print(json.dumps(r.model_dump(mode="json"), ensure_ascii=False), flush=True)
     latency: dict[str, float] = {}
 
     def run_all() -> Iterator:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeRemainingColumn)
 
-        show = len(items) > 1 and err.is_terminal
+        show = len(items) > 1 and err.is_terminal and not state.quiet
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=err, transient=True,
                       disable=not show) as bar:
@@ -151,15 +165,23 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
                             times.append(1000 * (time.perf_counter() - t0))
                         latency[r.source] = float(sorted(times)[len(times) // 2])
                 except (EmofuseError, OSError) as exc:
-                    r = PredictionFailure(source=src, error=str(exc),
-                                          error_type=type(exc).__name__)
+                    msg = str(exc) if Path(src).name in str(exc) else f"{src}: {exc}"
+                    r = PredictionFailure(source=src, error=msg, error_type=type(exc).__name__)
+                except Exception as exc:  # noqa: BLE001 - one bad input never stops a batch
+                    if state.verbose:
+                        import traceback
+
+                        traceback.print_exc()
+                    r = PredictionFailure(
+                        source=src, error=f"{src}: internal error ({type(exc).__name__}: "
+                                          f"{exc}); please report it", error_type="InternalError")
                 bar.advance(task)
                 yield r
 
     for r in run_all():
         results.append(r)
         if isinstance(r, PredictionFailure):
-            err.print(f"[red]skipped[/red] {r.error}", soft_wrap=True, highlight=False)
+            _skipped_line(r.error)
         if as_jsonl:
             d = r.model_dump(mode="json")
             if r.source in latency:
@@ -187,14 +209,54 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
             target = plot if len(with_tl) == 1 and plot.suffix.lower() == ".png" else \
                 plot / f"{Path(r.source).stem}_timeline.png"
             written = plot_timeline(r, target)
-            err.print(f"timeline plot: {written}")
-    elif plot is not None:
-        err.print("--plot needs --timeline; no plot written")
+            if not state.quiet:
+                err.print(f"timeline plot: {written}")
     n_bad = len(results) - len(good)
-    if n_bad and not (as_json or as_jsonl):
+    if n_bad and not (as_json or as_jsonl or state.quiet):
         err.print(f"{len(good)} predicted, {n_bad} skipped")
     if not good:
         raise typer.Exit(2)
+    if n_bad:
+        raise typer.Exit(1)
+
+
+def _choice(*allowed: str):
+    """Typer callback: one of ``allowed``."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise typer.BadParameter(f"must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    return check
+
+
+def _skipped_line(message: str) -> None:
+    from rich.text import Text
+
+    err.print(Text.assemble(("skipped ", "red"), " ".join(message.split())), soft_wrap=True,
+              highlight=False)
+
+
+#: The most text read from standard input (the same limit as a text file).
+_MAX_STDIN_BYTES = 10_000_000
+
+
+def _stdin_lines() -> list[str]:
+    """Non-empty lines of standard input (``-`` as a file or ``--text-file -``)."""
+    from .errors import MediaError
+    from .media.text import decode_text
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise EmofuseError("'-' reads text from standard input, but nothing is piped in")
+    data = sys.stdin.buffer.read(_MAX_STDIN_BYTES + 1)
+    if len(data) > _MAX_STDIN_BYTES:
+        raise MediaError("<stdin>", f"more than {_MAX_STDIN_BYTES} bytes of text")
+    text = decode_text(data, "<stdin>")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise MediaError("<stdin>", "standard input holds no text")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -216,43 +278,77 @@ def register(app: typer.Typer) -> None:
         plot: Annotated[Path | None, typer.Option(
             help="With --timeline: PNG to write (a folder when several inputs).")] = None,
         segmentation: Annotated[str, typer.Option(
-            help="Speech segments for the timeline: vad (silero-vad) or windows.")] = "vad",
-        window: Annotated[float, typer.Option(help="Window length in seconds (windows).")] = 3.0,
-        frame_rate: Annotated[float, typer.Option(help="Video frames per second for faces.")] = 2.0,
+            help="Speech segments for the timeline: vad (silero-vad) or windows.",
+            callback=_choice("vad", "windows"))] = "vad",
+        window: Annotated[float, typer.Option(
+            help="Window length in seconds (windows), 0.5 to 60.",
+            callback=in_range(0.5, 60.0, unit=" s"))] = 3.0,
+        frame_rate: Annotated[float, typer.Option(
+            help="Video frames per second for faces, up to 30.",
+            callback=in_range(0.0, 30.0, lo_open=True))] = 2.0,
         repeat: Annotated[int, typer.Option(
-            help="Time N warm predictions per input and report the median latency.")] = 0,
-        threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
+            help="Time N warm predictions per input and report the median latency.",
+            min=0, max=1000)] = 0,
+        threads: Annotated[int | None, typer.Option(
+            help="CPU threads (1 to the machine's cores).", callback=threads_option)] = None,
+        detect: Annotated[str, typer.Option(
+            help="Face detection: auto (images of at most 96 px are taken as face crops, as "
+                 "FER2013 is; larger ones are searched for faces), always, never (the whole "
+                 "image is the face).", callback=_choice("auto", "always", "never"))] = "auto",
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
     ) -> None:
-        """Predict emotions from files, folders or text; one bad file is reported and skipped."""
+        """Predict emotions from files, folders or text; one bad file is reported and skipped.
+
+        `-` reads text lines from standard input. Exit code 0 when every input was predicted,
+        1 when some failed (each reported on stderr), 2 when none was.
+        """
+        set_verbosity(quiet=quiet, verbose=verbose)
         run_predict(files=files, text=text, text_file=text_file, model=model, as_json=as_json,
                     as_jsonl=as_jsonl, timeline=timeline, plot=plot, segmentation=segmentation,
-                    window=window, frame_rate=frame_rate, repeat=repeat, threads=threads)
+                    window=window, frame_rate=frame_rate, repeat=repeat, threads=threads,
+                    detect=detect)
 
     @app.command("serve")
     def serve(
         model: ModelOpt = None,
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port.")] = 8000,
-        max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted (MB).")] = 50.0,
-        timeout: Annotated[float, typer.Option(help="Longest a prediction may take (s).")] = 60.0,
-        workers: Annotated[int, typer.Option(help="Predictions run at once (threads).")] = 1,
-        threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
+        port: Annotated[int, typer.Option(help="Port.", min=0, max=65535)] = 8000,
+        max_upload_mb: Annotated[float, typer.Option(
+            help="Largest upload accepted (MB).", callback=in_range(0.0, 2048.0, lo_open=True))] = 50.0,
+        timeout: Annotated[float, typer.Option(
+            help="Longest a request waits for its prediction, queueing included (s); a "
+                 "prediction over it is stopped (504).",
+            callback=in_range(0.0, 3600.0, lo_open=True))] = 60.0,
+        workers: Annotated[int | None, typer.Option(
+            help="Worker processes predicting files at once, each with its own models "
+                 "[default: min(2, cores)]; 0 predicts in the server process (no kill on "
+                 "timeout).", min=0, max=64)] = None,
+        queue: Annotated[int, typer.Option(
+            help="Requests that may wait for a busy worker; more get 503 with Retry-After.",
+            min=0, max=10_000)] = 16,
+        read_timeout: Annotated[float, typer.Option(
+            help="Longest wait for a request's headers, and for each piece of its body (s; "
+                 "408 after).", callback=in_range(0.0, 600.0, lo_open=True))] = 10.0,
+        docs: Annotated[bool, typer.Option(
+            "--docs/--no-docs", help="Serve /docs (offline) and /openapi.json.")] = True,
+        threads: Annotated[int | None, typer.Option(
+            help="CPU threads per worker (1 to the machine's cores) [default: the cores shared "
+                 "out among the workers].", callback=threads_option)] = None,
     ) -> None:
         """Serve the models over HTTP (POST /predict, GET /health, GET /models) with a web page."""
-        import uvicorn
-
         from .serve import create_app
+        from .serve.server import run as run_server
 
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        apply_threads(threads)
         t0 = time.perf_counter()
         app_ = create_app(model or ["default"], max_upload_mb=max_upload_mb, timeout_s=timeout,
-                          workers=workers)
-        err.print(f"models loaded in {time.perf_counter() - t0:.1f} s; page at "
-                  f"http://{host}:{port}/")
-        uvicorn.run(app_, host=host, port=port, log_level="info", timeout_keep_alive=5)
+                          workers=workers, queue=queue, read_timeout_s=read_timeout, docs=docs,
+                          threads=threads)
+        n = app_.state.limits["workers"]
+        err.print(f"models loaded in {time.perf_counter() - t0:.1f} s by {n} worker "
+                  f"process{'es' if n != 1 else ''}; page at http://{host}:{port}/")
+        run_server(app_, host=host, port=port, log_level="info")
 
     @app.command("export")
     def export(
@@ -260,7 +356,7 @@ def register(app: typer.Typer) -> None:
             "--model", "-m", help="Bundled name (default, speech, face, text) or model folder.")] = "default",
         fmt: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
         out_dir: Annotated[Path, typer.Option("--out", help="Folder for the exported files.")] = Path("exported"),
-        opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+        opset: Annotated[int, typer.Option(help="ONNX opset.", min=7, max=23)] = 17,
         check: Annotated[bool, typer.Option(help="Compare onnxruntime with PyTorch (1e-4).")] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
     ) -> None:

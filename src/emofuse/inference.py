@@ -128,6 +128,8 @@ class Prediction(BaseModel):
     faces: list[Face] = Field(default_factory=list)
     timeline: list[Segment] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    reliable: bool = Field(True, description="false when the input carries no usable signal "
+                                             "(no speech, no letters, a tiny or blurred face)")
     duration_s: float | None = Field(None, description="length of audio or video")
     seconds: float = Field(0.0, description="processing time")
 
@@ -349,15 +351,20 @@ def _kind_from_extension(path: Path) -> str | None:
 
 
 def _looks_like_text(head: bytes) -> bool:
-    if not head or b"\x00" in head:
+    """Whether the first bytes of a file are text in a common encoding (see
+    :func:`~emofuse.media.text.decode_text`), with almost no control characters."""
+    from .media.text import decode_text
+
+    if not head:
         return False
     try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # a multi-byte character cut at the end is fine
-            return False
-    bad = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
-    return bad <= len(head) // 100
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = decode_text(head, "<head>")
+    except MediaError:
+        return False
+    bad = sum(ord(ch) < 32 and ch not in "\t\n\x0c\r" for ch in text)
+    return bad <= len(text) // 100
 
 
 #: FFmpeg demuxers and codecs that "decode" any bytes (text art, raw pictures): never media here.
@@ -371,7 +378,7 @@ def _av_kind(path: Path) -> str | None:
 
     try:
         with av.open(str(path)) as c:
-            if c.format.name in _AV_DENY_FORMATS or any(
+            if c.format.name in _AV_DENY_FORMATS or c.format.name.endswith("_pipe") or any(
                     s.codec_context is not None and s.codec_context.name in _AV_DENY_CODECS
                     for s in c.streams):
                 return None
@@ -414,6 +421,8 @@ def detect_kind(path: str | os.PathLike) -> tuple[Kind, list[str]]:
     try:
         with Image.open(path, formats=_IMAGE_FORMATS):
             kind = "image"  # an animated GIF is read as its first frame
+    except Image.DecompressionBombError:
+        kind = "image"  # an image, too large: load_image refuses it with the limit
     except Exception:  # not an image Pillow knows
         pass
     if kind is None:
@@ -460,6 +469,10 @@ class PredictOptions:
         Audio longer than this is classified in segments even without ``timeline``.
     frame_rate, max_frames
         Video frames sampled per second for faces, and at most how many.
+    detect
+        Face detection: ``auto`` takes images of at most 96 px as ready-made face crops (as
+        the FER2013 benchmark does) and detects faces in larger ones; ``always``; ``never``
+        (the whole image is the face).
     """
 
     timeline: bool = False
@@ -470,6 +483,31 @@ class PredictOptions:
     long_audio_s: float = 20.0
     frame_rate: float = 2.0
     max_frames: int = 64
+    detect: Literal["auto", "always", "never"] = "auto"
+
+    def __post_init__(self) -> None:
+        import math
+
+        def bad(name: str, lo: float, hi: float) -> str | None:
+            v = getattr(self, name)
+            if v is None and name == "hop":
+                return None
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+                return f"{name} must be a number in [{lo}, {hi}], not {v!r}"
+            return None
+
+        problems = [p for p in (bad("window", 0.5, 60.0), bad("hop", 0.1, 60.0),
+                                bad("max_segment_s", 0.5, 60.0), bad("long_audio_s", 1.0, 3600.0),
+                                bad("frame_rate", 0.01, 30.0), bad("max_frames", 1, 10_000))
+                    if p]
+        if self.segmentation not in ("vad", "windows"):
+            problems.append(f"segmentation must be vad or windows, not {self.segmentation!r}")
+        if self.detect not in ("auto", "always", "never"):
+            problems.append(f"detect must be auto, always or never, not {self.detect!r}")
+        if problems:
+            from .errors import ConfigError
+
+            raise ConfigError("invalid prediction options: " + "; ".join(problems))
 
 
 def _pdict(labels: Sequence[str], p: np.ndarray, *, sort: bool = False) -> dict[str, float]:
@@ -584,15 +622,20 @@ class Recognizer:
             try:
                 pred = self._predict(x, sr=sr, kind=kind, opts=opts, source=source)
             except DataError as exc:
-                if source and isinstance(x, (str, os.PathLike)) and exc.path == str(x):
-                    # name the upload, not the temporary file it was saved to
-                    raise type(exc)(source, exc.problem) from None
+                if isinstance(x, os.PathLike) or (
+                        isinstance(x, str) and kind != "text" and _is_path(x)):
+                    if exc.path is None:  # a problem found deep inside: name the file
+                        raise type(exc)(source or str(x), exc.problem) from None
+                    if source and exc.path == str(x):
+                        # name the upload, not the temporary file it was saved to
+                        raise type(exc)(source, exc.problem) from None
                 raise
         for w in caught:
             msg = str(w.message)
             if msg not in pred.warnings and issubclass(w.category, UserWarning):
                 pred.warnings.append(msg)
-        if source and isinstance(x, (str, os.PathLike)):
+        if source and (isinstance(x, os.PathLike) or (
+                isinstance(x, str) and kind != "text" and _is_path(x))):
             p = Path(x)
             pred.warnings = [w.replace(str(p), source).replace(p.name, Path(source).name)
                              for w in pred.warnings]
@@ -649,7 +692,8 @@ class Recognizer:
         if kind == "image":
             from .media import load_image
 
-            return self._predict_image(load_image(path), src=src, notes=notes, where=path)
+            return self._predict_image(load_image(path), src=src, notes=notes, where=path,
+                                       detect=opts.detect)
         if kind == "audio":
             from .media import load_audio
 
@@ -681,20 +725,30 @@ class Recognizer:
             elif img.shape[2] == 1:
                 img = np.repeat(img, 3, axis=2)
             return self._predict_image(np.ascontiguousarray(img), src=source, notes=[],
-                                       where=None)
+                                       where=None, detect=opts.detect)
         raise MediaError(None, f"cannot tell what an array of shape {x.shape} holds: give a "
                                "1-D waveform or an (H, W[, 3]) image")
 
-    def _run(self, modality: str, x: Any) -> tuple[list[str], ModalityOutput]:
+    def _run(self, modality: str, x: Any, *, detect: str | None = None
+             ) -> tuple[list[str], ModalityOutput]:
         pred = self.predictor(modality)
+        if detect is not None and getattr(pred, "supports_detect", False):
+            return list(pred.labels), pred.predict(x, detect=detect)
         return list(pred.labels), pred.predict(x)
 
     def _predict_image(self, rgb: np.ndarray, *, src: str, notes: list[str],
-                       where: Path | None) -> Prediction:
-        labels, out = self._run("face", rgb)
+                       where: Path | None, detect: str = "auto") -> Prediction:
+        labels, out = self._run("face", rgb, detect=detect)
         if out.probabilities is None:
             raise NoFaceError(where if where is not None else src,
-                              "no face found in the image")
+                              "no face found in the image (if it is already a face crop, "
+                              "predict with --detect never)")
+        if out.faces:
+            main = max(out.faces, key=lambda f: f.box[2] * f.box[3])
+            side = min(main.box[2], main.box[3])
+            if side < MIN_FACE_PX and min(rgb.shape[:2]) > 2 * MIN_FACE_PX:
+                notes.append(f"the face is only {main.box[2]}x{main.box[3]} pixels: the "
+                             "prediction is unreliable")
         return self._finish(src, "image", {"face": (labels, out)}, notes, out.faces, [], None)
 
     def _speech(self, w: Waveform, opts: PredictOptions, *, offset: float = 0.0
@@ -722,6 +776,8 @@ class Recognizer:
         if not probs:
             notes.append("no segment long enough to classify; used the whole clip")
             return (labels, pred.predict(w)), [], notes
+        if duration <= opts.long_audio_s:  # a timeline beside the clip's own answer, unchanged
+            return (labels, pred.predict(w)), timeline, notes
         avg = np.average(np.stack(probs), axis=0, weights=np.asarray(lengths))
         if duration > opts.long_audio_s and not opts.timeline:
             notes.append(f"audio of {duration:.0f} s classified in {len(probs)} segments and "
@@ -734,9 +790,10 @@ class Recognizer:
         duration = len(w.y) / w.sr
         if duration < 0.25:
             notes.append(f"very short audio ({duration:.2f} s): the prediction is unreliable")
+        elif silent := _no_speech(w):
+            notes.append(silent)
         out, timeline, more = self._speech(w, opts)
-        return self._finish(src, "audio", {"speech": out}, notes + more, [], timeline,
-                            duration)
+        return self._finish(src, "audio", {"speech": out}, notes + more, [], timeline, duration)
 
     def _predict_video(self, path: Path, *, src: str, opts: PredictOptions,
                        notes: list[str]) -> Prediction:
@@ -754,7 +811,7 @@ class Recognizer:
                 fps = 4.0 / info.duration
             probs = []
             for t, frame in iter_frames(path, fps=fps, max_frames=opts.max_frames):
-                o = pred.predict(frame)
+                o = self._run("face", frame, detect=opts.detect)[1]
                 if o.probabilities is None:
                     continue
                 probs.append(o.probabilities)
@@ -774,10 +831,17 @@ class Recognizer:
             notes.append("the video has no audio track: predicted from faces only")
         elif "speech" in self._models:
             y = read_audio_track(path, sr=16000)
-            out, seg, more = self._speech(Waveform(y, 16000), opts)
-            outputs["speech"] = out
-            timeline += seg
-            notes += more
+            silent = _no_speech(Waveform(y, 16000))
+            if silent and outputs:
+                notes.append("the audio track holds no speech (voice activity detection): "
+                             "predicted from faces only")
+            else:
+                if silent:
+                    notes.append(silent)
+                out, seg, more = self._speech(Waveform(y, 16000), opts)
+                outputs["speech"] = out
+                timeline += seg
+                notes += more
         else:
             notes.append("no speech model loaded: the video's sound was not used")
         if not outputs:
@@ -811,7 +875,28 @@ class Recognizer:
             weights={m: round(float(w), 6) for m, w in weights.items()}, models=models,
             faces=faces, timeline=sorted(timeline, key=lambda s: (s.modality, s.start)),
             warnings=list(dict.fromkeys(notes)),
+            reliable=not any("unreliable" in n for n in notes),
             duration_s=None if duration is None else round(float(duration), 3))
+
+
+#: Smallest face side (pixels) in a larger picture for a face prediction to count as reliable.
+MIN_FACE_PX = 20
+
+#: Least speech (seconds, Silero VAD) for an audio prediction to count as reliable.
+MIN_SPEECH_S = 0.25
+
+
+def _no_speech(w: Waveform) -> str | None:
+    """A warning when Silero VAD finds (almost) no speech in the waveform, else ``None``."""
+    from .features.vad import speech_seconds, vad_available
+
+    if not vad_available() or len(w.y) == 0:
+        return None
+    sec = speech_seconds(w.y, sr=w.sr)
+    if sec >= MIN_SPEECH_S:
+        return None
+    return (f"no speech detected (voice activity {sec:.2f} s of {len(w.y) / w.sr:.1f} s): "
+            "noise, a tone or silence carries no emotion; the prediction is unreliable")
 
 
 def _replace(opts: PredictOptions, **changes: Any) -> PredictOptions:

@@ -88,6 +88,9 @@ def check_text(item: str | bytes, *, max_chars: int = MAX_CHARS) -> tuple[str, l
         else:
             notes.append("no letters in the text: the prediction is unreliable")
     else:
+        if len(letters) < 3 and not any(ch.isdigit() for ch in text):
+            notes.append(f"text too short ({len(letters)} letter{'s' * (len(letters) != 1)}): "
+                         "the prediction is unreliable")
         other = 1 - sum("LATIN" in unicodedata.name(ch, "") for ch in letters) / len(letters)
         if other > 0.5:
             notes.append("mostly non-Latin script: the model was trained on English text")

@@ -151,6 +151,8 @@ def plot_timeline(prediction: Prediction, path: str | Path, *,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .palette import color
+
     segs = prediction.timeline
     if not segs:
         raise EmofuseError(f"{prediction.source}: no timeline to plot (predict with timeline)")
@@ -166,7 +168,7 @@ def plot_timeline(prediction: Prediction, path: str | Path, *,
                 p = s.probabilities.get(lab, 0.0)
                 xs += [s.start, s.end, np.nan]
                 ys += [p, p, np.nan]
-            ax.plot(xs, ys, lw=2, color=plt.cm.tab10(i % 10), label=lab)
+            ax.plot(xs, ys, lw=2, color=color(lab, i), label=lab)
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"{m}\nprobability")
         ax.grid(alpha=0.3)

@@ -172,15 +172,37 @@ def results_dir() -> Path:
     return _RESULTS_DIR.get()
 
 
+_LEAKS: ContextVar[list[str] | None] = ContextVar("emofuse_leaks", default=None)
+
+
+def mark_leaking(reason: str) -> None:
+    """Record that the running benchmark uses a split that leaks (allowed by
+    ``protocol.allow_leak``); :func:`leaking_result` then labels its results LEAKING."""
+    leaks = _LEAKS.get()
+    if leaks is not None and reason not in leaks:
+        leaks.append(reason)
+
+
+def leaking_result(result: dict[str, Any], reasons: Sequence[str]) -> dict[str, Any]:
+    """``result`` renamed ``<suite>-LEAKING`` with a protocol that says so."""
+    if not reasons or result["suite"].endswith("-LEAKING"):
+        return result
+    return {**result, "suite": f"{result['suite']}-LEAKING",
+            "protocol": f"LEAKING ({'; '.join(reasons)}): {result['protocol']}",
+            "leaking": list(reasons)}
+
+
 @contextmanager
-def results_to(path: str | Path) -> Iterator[Path]:
+def results_to(path: str | Path, leaks: list[str] | None = None) -> Iterator[Path]:
     """Send the plots of the suites run inside the block to ``path`` (``emofuse bench
-    --results``)."""
+    --results``); leaking splits used inside the block are appended to ``leaks``."""
     token = _RESULTS_DIR.set(Path(path))
+    ltoken = _LEAKS.set(leaks if leaks is not None else [])
     try:
         yield Path(path)
     finally:
         _RESULTS_DIR.reset(token)
+        _LEAKS.reset(ltoken)
 
 
 def write_result(result: dict[str, Any], out_dir: str | Path = "benchmarks/results"

@@ -42,6 +42,8 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..integrity import atomic_write as _atomic_write
+from ..integrity import file_sha256 as _file_sha256
 from ..paths import cache_dir
 
 __all__ = [
@@ -126,31 +128,6 @@ def _marker_ok(path: Path, sha256: str) -> bool:
 def _write_marker(path: Path, sha256: str) -> None:
     marker = path.with_name(path.name + ".json")
     _atomic_write(marker, json.dumps({**_stamp(path), "sha256": sha256}).encode())
-
-
-def _atomic_write(target: Path, data: bytes | Iterable[bytes]) -> str:
-    """Write ``data`` to ``target`` through a temporary file and a rename; return its sha256."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in ([data] if isinstance(data, bytes) else data):
-                h.update(chunk)
-                f.write(chunk)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_parts(parts: Sequence[Path]) -> Iterable[bytes]:

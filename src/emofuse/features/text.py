@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import ConfigError
+from ..integrity import record_digest, verify_digest
 from ..media.text import MAX_CHARS, normalise_text
 from . import register_feature
 from .cache import FeatureCache
@@ -577,7 +578,10 @@ def prepare_fast_encoder(path: str | os.PathLike | None = None, *, force: bool =
     folder = Path(path or minilm_path())
     target = fast_encoder_path(folder)
     if target.is_file() and not force:
-        return target
+        if verify_digest(target):
+            return target
+        _log.warning("the cached ONNX text encoder %s does not match its recorded checksum "
+                     "(damaged, changed, or written before checksums); rebuilding it", target)
     failed = target.with_suffix(".failed")
     try:
         import onnxruntime  # noqa: F401
@@ -587,6 +591,7 @@ def prepare_fast_encoder(path: str | os.PathLike | None = None, *, force: bool =
                           ) from None
     try:
         _export(folder, target)
+        record_digest(target)
     except Exception as exc:  # any exporter failure: the torch path remains
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         _log.warning("ONNX export of the text encoder failed (%s); sentence-transformers "
@@ -641,6 +646,10 @@ def _make_fast(folder: Path, *, build: bool) -> FastEncoder | str:
         return f"{exc.name} is not installed"
     try:
         target = fast_encoder_path(folder)
+        if target.is_file() and not verify_digest(target):
+            if not build:
+                return "the cached ONNX export fails its checksum"
+            prepare_fast_encoder(folder)  # rebuilds it, with a warning
         if not target.is_file():
             failed = target.with_suffix(".failed")
             if failed.is_file():

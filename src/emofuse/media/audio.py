@@ -10,8 +10,10 @@ import numpy as np
 
 from ..errors import MediaError
 from ._util import describe, looks_like_text
+from .limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, max_audio_seconds
 
-__all__ = ["AudioInfo", "probe_audio", "load_audio", "resample", "to_mono"]
+__all__ = ["AudioInfo", "probe_audio", "load_audio", "resample", "to_mono", "clean_samples",
+           "check_audio_header"]
 
 _EXT_FORMAT = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aiff": "AIFF",
                ".aif": "AIFF"}
@@ -40,6 +42,38 @@ def _check_exists(path: Path) -> None:
         raise MediaError(path, "is a folder, not an audio file")
     if path.stat().st_size == 0:
         raise MediaError(path, "file is empty (0 bytes)")
+
+
+def check_audio_header(path: str | Path, samplerate: float, frames: int | None) -> None:
+    """Refuse a declared sample rate or duration outside :mod:`~emofuse.media.limits` before
+    decoding anything."""
+    if not MIN_SAMPLE_RATE <= samplerate <= MAX_SAMPLE_RATE:
+        raise MediaError(path, f"implausible sample rate of {samplerate:g} Hz in the header "
+                               f"(emofuse reads {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+    limit = max_audio_seconds()
+    if frames is not None and frames > 0 and frames / samplerate > limit:
+        raise MediaError(path, f"audio of {frames / samplerate / 60:.1f} min is longer than the "
+                               f"{limit / 60:.0f}-min limit (EMOFUSE_MAX_AUDIO_S)")
+
+
+def clean_samples(y: np.ndarray, path: str | Path | None = None) -> np.ndarray:
+    """Replace non-finite samples by silence and bring float samples beyond full scale back
+    to [-1, 1], each with a warning naming the file."""
+    import warnings
+
+    where = f"{path}: " if path is not None else ""
+    finite = np.isfinite(y)
+    if not finite.all():
+        bad = int(y.size - np.count_nonzero(finite))
+        warnings.warn(f"{where}{bad} non-finite sample(s) (NaN or infinity) replaced by silence",
+                      stacklevel=3)
+        y = np.where(finite, y, 0.0).astype(np.float32)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > 1.0 + 1e-3:
+        warnings.warn(f"{where}samples reach {peak:.3g}, beyond full scale: scaled down to "
+                      "[-1, 1]", stacklevel=3)
+        y = (y / np.float32(peak)).astype(np.float32)
+    return y
 
 
 def _sf_error(path: Path, exc: Exception) -> MediaError:
@@ -85,6 +119,7 @@ def probe_audio(path: str | Path, *, decode: bool = True) -> AudioInfo:
         frames = data.shape[0]
     if frames == 0:
         raise MediaError(path, "audio holds no samples")
+    check_audio_header(path, info.samplerate, frames)
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), frames, info.format,
                      quirks)
 
@@ -114,11 +149,22 @@ def _load_av(path: Path) -> tuple[np.ndarray, int]:
                 raise MediaError(path, "no audio stream in the file")
             st = streams[0]
             chunks = []
-            sr = st.codec_context.sample_rate or st.rate
+            sr = (st.codec_context.sample_rate if st.codec_context is not None else 0) or st.rate
+            if not sr:
+                raise MediaError(path, "the audio stream declares no sample rate")
+            dur = float(st.duration * st.time_base) if st.duration and st.time_base else (
+                c.duration / 1e6 if c.duration else None)
+            check_audio_header(path, sr, None if dur is None else int(dur * sr))
+            limit, total = max_audio_seconds() * sr, 0
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
             for frame in c.decode(st):
                 for f in resampler.resample(frame):
                     chunks.append(f.to_ndarray().reshape(-1))
+                    total += chunks[-1].size
+                if total > limit:
+                    raise MediaError(path, f"audio is longer than the "
+                                           f"{max_audio_seconds() / 60:.0f}-min limit "
+                                           "(EMOFUSE_MAX_AUDIO_S)")
             for f in resampler.resample(None):
                 chunks.append(f.to_ndarray().reshape(-1))
     except MediaError:
@@ -152,11 +198,14 @@ def load_audio(path: str | Path, *, sr: int | None = 16000, mono: bool = True,
     try:
         with sf.SoundFile(str(path)) as f:
             file_sr = f.samplerate
+            check_audio_header(path, file_sr, None if duration is not None else f.frames)
             start = int(round(offset * file_sr))
             if start:
                 f.seek(min(start, f.frames))
             n = -1 if duration is None else int(round(duration * file_sr))
             y = f.read(n, dtype="float32", always_2d=True)
+    except MediaError:
+        raise
     except sf.LibsndfileError as exc:
         try:
             y1, file_sr = _load_av(path)
@@ -171,8 +220,7 @@ def load_audio(path: str | Path, *, sr: int | None = 16000, mono: bool = True,
         raise MediaError(path, "audio holds no samples")
     if mono:
         y = to_mono(y)
-    if not np.all(np.isfinite(y)):
-        y = np.nan_to_num(y, nan=0.0, posinf=1.0, neginf=-1.0)
+    y = clean_samples(y, path)
     if sr is not None and sr != file_sr:
         y = resample(y, file_sr, sr)
         file_sr = sr

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
+from .limits import max_pixels
 
 __all__ = ["load_image", "to_uint8"]
 
 #: Images are downscaled so that their longer side is at most this many pixels.
 MAX_SIDE = 4096
-_MAX_PIXELS = 20_000 * 20_000  # refuse anything larger than this outright
 
 
 def to_uint8(img) -> "Image.Image":  # noqa: F821
@@ -41,11 +41,14 @@ def load_image(path: str | Path, *, mode: str = "RGB", max_side: int = MAX_SIDE)
         raise MediaError(path, "file does not exist")
     if path.stat().st_size == 0:
         raise MediaError(path, "file is empty (0 bytes)")
+    Image.MAX_IMAGE_PIXELS = 2 * max_pixels()  # Pillow's own guard, behind ours
     try:
         with Image.open(path) as img:
             w, h = img.size
-            if w * h > _MAX_PIXELS:
-                raise MediaError(path, f"image is {w}x{h}: too large to decode safely")
+            if w * h > max_pixels():
+                raise MediaError(path, f"image is {w}x{h} pixels: larger than the "
+                                       f"{max_pixels() / 1e6:.0f}-megapixel limit "
+                                       "(EMOFUSE_MAX_PIXELS)")
             if max(w, h) > max_side:
                 img.draft("RGB" if mode == "RGB" else "L", (max_side, max_side))
             img.load()
@@ -62,7 +65,8 @@ def load_image(path: str | Path, *, mode: str = "RGB", max_side: int = MAX_SIDE)
         raise
     except UnidentifiedImageError:
         raise MediaError(path, "not an image (unrecognised format)") from None
-    except Image.DecompressionBombError as exc:
-        raise MediaError(path, f"image too large to decode safely ({exc})") from None
+    except Image.DecompressionBombError:
+        raise MediaError(path, f"image is larger than the {max_pixels() / 1e6:g}-megapixel "
+                               "limit (EMOFUSE_MAX_PIXELS)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(path, f"corrupt or truncated image ({exc})") from None

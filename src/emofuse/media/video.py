@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ._util import describe
+from .limits import MAX_VIDEO_SECONDS, max_pixels
 
 __all__ = ["VideoInfo", "probe_video", "iter_frames", "read_frames", "read_audio_track"]
 
@@ -49,12 +50,26 @@ def probe_video(path: str | Path) -> VideoInfo:
         if not vs:
             raise MediaError(path, "no video stream in the file")
         v = vs[0]
-        fps = float(v.average_rate or v.guessed_rate or 0) or 25.0
-        dur = float(v.duration * v.time_base) if v.duration else (
-            c.duration / 1e6 if c.duration else 0.0)
+        if v.codec_context is None or not v.codec_context.width or not v.codec_context.height:
+            raise MediaError(path, "damaged video: the stream's codec parameters are missing "
+                                   "(corrupt header or moov box)")
+        try:
+            fps = float(v.average_rate or v.guessed_rate or 0) or 25.0
+            dur = float(v.duration * v.time_base) if v.duration and v.time_base else (
+                c.duration / 1e6 if c.duration else 0.0)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            fps, dur = 25.0, 0.0
+        if not (0 < fps <= 1000) or not (0 <= dur < float("inf")):
+            fps, dur = (fps if 0 < fps <= 1000 else 25.0), (dur if 0 <= dur < 1e9 else 0.0)
+        if dur > MAX_VIDEO_SECONDS:
+            raise MediaError(path, f"video of {dur / 3600:.1f} h is longer than the "
+                                   f"{MAX_VIDEO_SECONDS / 3600:.0f}-h limit")
+        audio_rate = None
+        if aus and aus[0].codec_context is not None:
+            audio_rate = aus[0].codec_context.sample_rate or None
         return VideoInfo(str(path), v.codec_context.width, v.codec_context.height, fps, dur,
-                         int(v.frames or round(dur * fps)), bool(aus),
-                         aus[0].codec_context.sample_rate if aus else None, v.codec_context.name)
+                         int(v.frames or round(dur * fps)), bool(aus), audio_rate,
+                         v.codec_context.name)
 
 
 def iter_frames(path: str | Path, *, fps: float | None = None, max_frames: int | None = None,
@@ -77,6 +92,9 @@ def iter_frames(path: str | Path, *, fps: float | None = None, max_frames: int |
                 if fps and t + 1e-6 < next_t:
                     continue
                 w, h = frame.width, frame.height
+                if not w or not h or w * h > max_pixels():
+                    raise MediaError(path, f"video frame of {w}x{h} pixels: empty or too large "
+                                           "to decode safely")
                 scale = min(1.0, max_side / max(w, h))
                 if scale < 1.0:
                     frame = frame.reformat(width=int(w * scale) // 2 * 2,
@@ -89,6 +107,8 @@ def iter_frames(path: str | Path, *, fps: float | None = None, max_frames: int |
                     return
         except MediaError:
             raise
+        except MemoryError:
+            raise MediaError(path, "video too large to decode in memory") from None
         except Exception as exc:
             if n == 0:
                 raise MediaError(path, f"cannot decode video ({describe(exc)})") from None

@@ -14,7 +14,7 @@ import numpy as np
 from .. import protocols
 from ..config import RunConfig
 from ..corpora import CorpusScan, Record, load_corpus
-from ..errors import ConfigError
+from ..errors import ConfigError, LeakageError
 from ..evaluate.metrics import aggregate_folds, classification_metrics
 from ..evaluate.results import build_result
 from ..labels import CANONICAL
@@ -60,13 +60,26 @@ def make_splits(cfg: RunConfig, records: Sequence[Record]) -> list[protocols.Spl
     p = cfg.protocol
     kind = p.kind.replace("_", "-")
     if kind == "speaker-kfold":
-        return protocols.speaker_kfold(records, k=p.k, seed=p.seed, allow_leak=p.allow_leak)
-    if kind == "random":
-        return [protocols.random_split(records, seed=p.seed)]
-    if kind == "cross-corpus":
+        splits = protocols.speaker_kfold(records, k=p.k, seed=p.seed, allow_leak=p.allow_leak)
+    elif kind == "random":
+        splits = [protocols.random_split(records, seed=p.seed)]
+    elif kind == "cross-corpus":
         raise ConfigError("cross_corpus runs are built by the recipe (two corpora)")
-    opts = {"allow_leak": p.allow_leak}
-    return protocols.make_splits(kind, records, corpus=cfg.data.corpus, **opts)
+    else:
+        splits = protocols.make_splits(kind, records, corpus=cfg.data.corpus,
+                                       allow_leak=p.allow_leak)
+    leaking = [s.name for s in splits if s.leaking]
+    if leaking:
+        if not p.allow_leak:
+            raise LeakageError(f"protocol {p.kind!r} puts the same speakers (or items) on both "
+                               f"sides of {', '.join(leaking[:3])}: its figures would be "
+                               "inflated; use a speaker-independent protocol, or set "
+                               "protocol.allow_leak: true to run it as a leakage audit "
+                               "(results are then named <suite>-LEAKING)")
+        from ..evaluate.results import mark_leaking
+
+        mark_leaking(f"protocol {p.kind} mixes speakers or items across train and test")
+    return splits
 
 
 @dataclass

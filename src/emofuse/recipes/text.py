@@ -331,8 +331,16 @@ def _fit_lightning(module: Any, train_loader: Any, val_loader: Any, *, cfg: RunC
     from ..models.text import TimeBudget
     from ..train import fit
 
+    from ..train.trainer import checkpoint_complete
+
     done = out_dir / "done.json"
-    if done.is_file() and (out_dir / "best.ckpt").is_file():
+    if done.is_file() and not checkpoint_complete(out_dir / "best.ckpt"):
+        import logging
+
+        logging.getLogger(__name__).warning("%s is missing or damaged; training again",
+                                            out_dir / "best.ckpt")
+        done.unlink(missing_ok=True)
+    if done.is_file():
         state = torch.load(out_dir / "best.ckpt", map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
         return {**json.loads(done.read_text()), "reused": True}

@@ -40,7 +40,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from ..errors import DataError
 
-__all__ = ["FitResult", "fit", "seed_everything", "BEST", "LAST", "RESULT"]
+__all__ = ["FitResult", "fit", "seed_everything", "checkpoint_complete", "BEST", "LAST", "RESULT"]
 
 log = logging.getLogger(__name__)
 
@@ -263,10 +263,19 @@ def _resume_point(out: Path) -> Path | None:
     last = out / LAST
     if not last.is_file():
         return None
-    if zipfile.is_zipfile(last):  # torch.save writes a zip whose index is at the very end
+    if checkpoint_complete(last):
         return last
     log.warning("%s is incomplete (interrupted while saving?); training from scratch", last)
     return None
+
+
+def checkpoint_complete(ckpt: Path) -> bool:
+    """A checkpoint file that torch.save finished: a zip whose index (written last) reads."""
+    try:
+        with zipfile.ZipFile(ckpt) as z:
+            return z.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return False
 
 
 def _finished(out: Path, max_epochs: int) -> FitResult | None:
@@ -274,7 +283,10 @@ def _finished(out: Path, max_epochs: int) -> FitResult | None:
     result = _read_result(out)
     if result is None or not (out / LAST).is_file():
         return None
-    if result.best_path is not None and not result.best_path.is_file():
+    if result.best_path is not None and not checkpoint_complete(result.best_path):
+        log.warning("%s is missing or incomplete; training again", result.best_path)
+        return None
+    if not checkpoint_complete(out / LAST):
         return None
     if result.stopped_early or result.epochs_run >= max_epochs:
         return result
