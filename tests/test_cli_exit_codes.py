@@ -288,3 +288,26 @@ def test_fuzz_batch_no_traceback_every_file_reported(tmp_path):
     assert by_name["one_letter.txt"]["reliable"] is False
     assert "error" not in by_name["nonfinite_float.wav"]
     assert seconds < 300, seconds
+
+
+@pytest.mark.slow
+def test_jobs_gives_the_same_answers_in_order(tmp_path):
+    one = _run("predict", str(EXAMPLES), "--jsonl", "-q")
+    two = _run("predict", str(EXAMPLES), "--jsonl", "-q", "--jobs", "2")
+    assert one.returncode == two.returncode == 0, two.stderr.decode()
+    a = [json.loads(x) for x in one.stdout.decode().splitlines()]
+    b = [json.loads(x) for x in two.stdout.decode().splitlines()]
+    assert [d["source"] for d in a] == [d["source"] for d in b]
+    for x, y in zip(a, b):
+        assert x["label"] == y["label"]
+        assert x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-4)
+    bad = _run("predict", str(EXAMPLES), "--jobs", "0")
+    assert bad.returncode == 2 and b"--jobs" in bad.stderr
+
+
+def test_examples_ship_inside_the_package():
+    import emofuse
+
+    pkg = Path(emofuse.__file__).parent / "examples"
+    assert {p.name for p in pkg.iterdir()} >= {"speech.flac", "face.jpg", "video.mp4",
+                                               "sentence.txt", "ATTRIBUTION.md"}

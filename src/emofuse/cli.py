@@ -321,8 +321,10 @@ def report(results: Annotated[Path, typer.Option(help="Folder of result JSON fil
 
 
 def _examples_dir() -> Path | None:
-    """The repository's ``examples/`` folder: in the working directory or beside ``src/``."""
-    for cand in (Path("examples"), Path(__file__).resolve().parents[2] / "examples"):
+    """The example files: ``examples/`` in the working directory, the repository's, or the copy
+    installed inside the package (wheels)."""
+    for cand in (Path("examples"), Path(__file__).resolve().parents[2] / "examples",
+                 Path(__file__).resolve().parent / "examples"):
         if (cand / "ATTRIBUTION.md").is_file():
             return cand
     return None

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -100,9 +101,11 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
                 as_json: bool = False, as_jsonl: bool = False, timeline: bool = False,
                 plot: Path | None = None, segmentation: str = "vad", window: float = 3.0,
                 frame_rate: float = 2.0, repeat: int = 0, threads: int | None = None,
-                detect: str = "auto") -> None:
-    """Predict emotions from files, folders or text; one bad file is reported and skipped."""
-    from .inference import PredictionFailure, PredictOptions, Recognizer
+                detect: str = "auto", jobs: int = 1) -> None:
+    """Predict emotions from files, folders or text; one bad file is reported and skipped.
+
+    ``jobs`` > 1 predicts in that many worker processes (one thread each), in input order."""
+    from .inference import PredictionFailure, PredictOptions, Recognizer, resolve_models
 
     if as_json and as_jsonl:
         raise EmofuseError("choose one of --json and --jsonl")
@@ -131,9 +134,10 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
         raise EmofuseError("nothing to predict: give files, folders, --text or --text-file")
     if detect not in ("auto", "always", "never"):
         raise EmofuseError(f"--detect must be auto, always or never, not {detect!r}")
+    for m in model or ["default"]:
+        resolve_models(m)  # a wrong model name fails here, once, before any worker starts
     opts = PredictOptions(timeline=timeline, segmentation=segmentation,  # type: ignore[arg-type]
                           window=window, frame_rate=frame_rate, detect=detect)  # type: ignore[arg-type]
-    rec = Recognizer.load(*(model or ["default"]), options=opts)
     results: list = [PredictionFailure(source=s, error=f"{s}: {why}", error_type="MediaError")
                      for s, why in problems]
     for r in results:
@@ -151,30 +155,16 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
                       TimeRemainingColumn(), console=err, transient=True,
                       disable=not show) as bar:
             task = bar.add_task("predicting", total=len(items))
-            for x, kind in items:
-                src = str(x) if kind != "text" else _quote(str(x))
-                bar.update(task, description=f"predicting {Path(src).name[:40]}")
-                try:
-                    r = rec.predict(x, kind=kind,  # type: ignore[arg-type]
-                                    source=src if kind == "text" else None)
-                    if repeat > 0:
-                        times = []
-                        for _ in range(repeat):
-                            t0 = time.perf_counter()
-                            rec.predict(x, kind=kind)  # type: ignore[arg-type]
-                            times.append(1000 * (time.perf_counter() - t0))
-                        latency[r.source] = float(sorted(times)[len(times) // 2])
-                except (EmofuseError, OSError) as exc:
-                    msg = str(exc) if Path(src).name in str(exc) else f"{src}: {exc}"
-                    r = PredictionFailure(source=src, error=msg, error_type=type(exc).__name__)
-                except Exception as exc:  # noqa: BLE001 - one bad input never stops a batch
-                    if state.verbose:
-                        import traceback
-
-                        traceback.print_exc()
-                    r = PredictionFailure(
-                        source=src, error=f"{src}: internal error ({type(exc).__name__}: "
-                                          f"{exc}); please report it", error_type="InternalError")
+            if jobs > 1 and len(items) > 1:
+                results_iter = _pool_results(items, models=model or ["default"], opts=opts,
+                                             repeat=repeat, jobs=jobs)
+            else:
+                rec = Recognizer.load(*(model or ["default"]), options=opts)
+                results_iter = (_predict_item(rec, x, kind, repeat) for x, kind in items)
+            for r, ms in results_iter:
+                bar.update(task, description=f"predicting {Path(r.source).name[:40]}")
+                if ms is not None:
+                    latency[r.source] = ms
                 bar.advance(task)
                 yield r
 
@@ -218,6 +208,73 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
         raise typer.Exit(2)
     if n_bad:
         raise typer.Exit(1)
+
+
+def _predict_item(rec, x, kind, repeat: int = 0) -> tuple[object, float | None]:
+    """One input: its :class:`Prediction` or :class:`PredictionFailure`, and with ``repeat``
+    the median latency (ms) of that many warm runs."""
+    from .inference import PredictionFailure
+
+    src = str(x) if kind != "text" else _quote(str(x))
+    try:
+        r = rec.predict(x, kind=kind, source=src if kind == "text" else None)
+        if repeat > 0:
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                rec.predict(x, kind=kind)
+                times.append(1000 * (time.perf_counter() - t0))
+            return r, float(sorted(times)[len(times) // 2])
+        return r, None
+    except (EmofuseError, OSError) as exc:
+        msg = str(exc) if Path(src).name in str(exc) else f"{src}: {exc}"
+        return PredictionFailure(source=src, error=msg, error_type=type(exc).__name__), None
+    except Exception as exc:  # noqa: BLE001 - one bad input never stops a batch
+        if state.verbose:
+            import traceback
+
+            traceback.print_exc()
+        return PredictionFailure(source=src, error=f"{src}: internal error "
+                                 f"({type(exc).__name__}: {exc}); please report it",
+                                 error_type="InternalError"), None
+
+
+_WORKER: dict[str, object] = {}
+
+
+def _worker_init(models: list[str], opts, verbose: bool) -> None:
+    """Load the models once per worker process (one CPU thread each)."""
+    import signal
+
+    from .inference import Recognizer
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    state.verbose = verbose
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - inference-only installs
+        pass
+    _WORKER["rec"] = Recognizer.load(*models, options=opts)
+
+
+def _worker_predict(item: tuple[object, str | None], repeat: int = 0):
+    return _predict_item(_WORKER["rec"], item[0], item[1], repeat)
+
+
+def _pool_results(items: list, *, models: list[str], opts, repeat: int, jobs: int) -> Iterator:
+    """Results of ``items`` from ``jobs`` worker processes, in input order."""
+    import functools
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers before they import torch
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init,
+                             initargs=(models, opts, state.verbose)) as pool:
+        yield from pool.map(functools.partial(_worker_predict, repeat=repeat), items,
+                            chunksize=1)
 
 
 def _choice(*allowed: str):
@@ -295,6 +352,9 @@ def register(app: typer.Typer) -> None:
             help="Face detection: auto (images of at most 96 px are taken as face crops, as "
                  "FER2013 is; larger ones are searched for faces), always, never (the whole "
                  "image is the face).", callback=_choice("auto", "always", "never"))] = "auto",
+        jobs: Annotated[int, typer.Option(
+            "--jobs", "-j", help="Worker processes (1 to the machine's cores), one thread each.",
+            callback=threads_option)] = 1,
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
@@ -307,7 +367,7 @@ def register(app: typer.Typer) -> None:
         run_predict(files=files, text=text, text_file=text_file, model=model, as_json=as_json,
                     as_jsonl=as_jsonl, timeline=timeline, plot=plot, segmentation=segmentation,
                     window=window, frame_rate=frame_rate, repeat=repeat, threads=threads,
-                    detect=detect)
+                    detect=detect, jobs=jobs)
 
     @app.command("serve")
     def serve(

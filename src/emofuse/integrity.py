@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["atomic_write", "file_sha256", "record_digest", "verify_digest", "digest_path"]
+__all__ = ["atomic_write", "file_sha256", "record_digest", "verify_digest", "digest_path",
+           "temp_path", "remove_stale_temps"]
 
 _CHUNK = 1 << 20
 
@@ -22,14 +22,56 @@ def digest_path(path: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".sha256.json")
 
 
+def temp_path(target: str | os.PathLike) -> Path:
+    """A hidden temporary name beside ``target`` that carries this process' id
+    (``.<name>.<pid>.<random>.tmp``), so that :func:`remove_stale_temps` can tell the files
+    a killed writer left behind."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete the temporary files in ``folder`` whose writing process no longer runs (killed
+    while writing); return how many. Files of running processes are left alone."""
+    n = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        parts = name[:-4].split(".")
+        pid = next((int(x) for x in reversed(parts) if x.isdigit()), None)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
 def atomic_write(target: str | os.PathLike, data: bytes | Iterable[bytes]) -> str:
     """Write ``data`` to ``target`` through a temporary file and a rename; return its sha256."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temps(target.parent)
+    tmp = temp_path(target)
     h = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             for chunk in ([data] if isinstance(data, bytes) else data):
                 h.update(chunk)
                 f.write(chunk)

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ..integrity import remove_stale_temps, temp_path
 from ..paths import cache_dir
 
 __all__ = ["FeatureCache", "CACHE_FORMAT", "content_hash", "settings_json", "Value"]
@@ -229,9 +229,10 @@ def _read(path: Path) -> Value:
 
 def _write_atomic(target: Path, value: Value) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem[:16]}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temps(target.parent)  # what a writer killed mid-write left behind
+    tmp = temp_path(target)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             if isinstance(value, dict):
                 np.savez(f, allow_pickle=False, **value)
             else:

@@ -208,7 +208,10 @@ def _tensors(state: Any) -> dict[str, torch.Tensor]:
 
 
 def _atomic(target: Path, write) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    from ..integrity import remove_stale_temps, temp_path
+
+    remove_stale_temps(target.parent)  # what a save killed mid-write left behind
+    tmp = temp_path(target)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # safetensors writes 0600; models are shared and packaged
