@@ -166,27 +166,41 @@ def config_validate(file: Annotated[Path, typer.Argument(help="YAML run configur
 
 
 @app.command("bench")
-def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. ser-ravdess; omit to list suites.")] = None,
-          config: Annotated[Optional[Path], typer.Option(help="Run configuration (default: configs/<suite>.yaml).")] = None,
+def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. ser-ravdess; omit to list suites (or give --config).")] = None,
+          config: Annotated[Optional[Path], typer.Option(help="Run configuration (default: configs/<suite>.yaml). Alone, it runs any config: its suite field names the results; its data.corpus/data.root and protocol say what is run.")] = None,
           results: Annotated[Path, typer.Option(help="Folder for <suite>.json and .md.")] = Path("benchmarks/results"),
           quick: Annotated[bool, typer.Option("--quick", help="Smoke run: tiny subset, few epochs; results go to a 'quick' suite name.")] = False,
           ) -> None:
-    """Run a benchmark suite from its committed config and write its results JSON + Markdown."""
+    """Run a benchmark suite from its committed config, or any config (--config FILE), and
+    write its results JSON + Markdown.
+
+    `emofuse bench --config FILE` runs the suite named by the config's `suite` field when one
+    is registered, otherwise the generic runner of its modality (speech: any corpus and
+    protocol; text: official split; face/text on folder or manifest data: speaker_kfold, loso,
+    logo or random folds), on the corpus in data.corpus + data.root.
+    """
     from .config import load_config
     from .evaluate.results import leaking_result, results_to, write_result
     from .recipes import config_path, get_suite, list_suites
 
-    if name is None:
+    if name is None and config is None:
         t = Table("suite", "modality", "description")
         for s in list_suites():
             t.add_row(s.name, s.modality, s.description)
         out.print(t)
         return
-    s = get_suite(name)
-    cfg = load_config(config or config_path(name))
     leaks: list[str] = []
-    with results_to(results, leaks):
-        result = s.run(cfg, quick=quick)
+    if name is None:
+        from .recipes.own_data import run_config
+
+        cfg = load_config(config)
+        with results_to(results, leaks):
+            result = run_config(cfg, quick=quick)
+    else:
+        s = get_suite(name)
+        cfg = load_config(config or config_path(name))
+        with results_to(results, leaks):
+            result = s.run(cfg, quick=quick)
     if quick:
         result["suite"] = f"{result['suite']}-quick"
     result = leaking_result(result, leaks)
@@ -194,16 +208,19 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
     keys = [k for k in result["metrics"] if not k.endswith(("_s", "_ms"))][:6]
     out.print(f"[bold]{result['suite']}[/bold] ({result['protocol']}): " + "; ".join(
         f"{k} {100 * result['metrics'][k]['mean']:.2f} ± {100 * result['metrics'][k]['std']:.2f}"
-        for k in keys))
-    out.print(f"wrote {jpath} and {mpath}")
+        for k in keys), soft_wrap=True)
+    out.print(f"wrote {jpath} and {mpath}", soft_wrap=True)
 
 
 @app.command("train")
 def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration (YAML).")] = None,
           out_dir: Annotated[Optional[Path], typer.Option("--out", help="Model folder (default: output.dir of the config).")] = None,
-          data: Annotated[Optional[Path], typer.Option(help="Your own data instead of --config: a folder with one sub-folder per class, or a CSV manifest.")] = None,
+          data: Annotated[Optional[Path], typer.Option(help="Your own data instead of --config: a folder with one sub-folder per class, a flat folder (with --label-regex), or a CSV/TSV manifest.")] = None,
           modality: Annotated[Optional[str], typer.Option(help="With --data: speech, face or text.")] = None,
           speaker_regex: Annotated[Optional[str], typer.Option(help="With --data FOLDER: read speakers from file paths ('prefix' = the <speaker>_ file-name prefix) for speaker-independent validation.")] = None,
+          label_regex: Annotated[Optional[str], typer.Option(help="With --data FOLDER: read labels (and speakers) from file names: a regex with a named group 'label' (optionally 'speaker'), e.g. '^(?P<speaker>[A-Z]+)_(?P<label>[a-z]+)\\d+', or a preset: ravdess, cremad, savee, emodb, tess, speaker_label. Unmatched files are reported and skipped.")] = None,
+          cv: Annotated[Optional[str], typer.Option("--cv", help="With --data: cross-validate the recipe before training the final model: loso, group-kfold (by speaker) or kfold (items). Writes cv.json, cv.md, cv-confusion.png into --out.")] = None,
+          folds: Annotated[Optional[int], typer.Option("--folds", help="Folds K for --cv group-kfold or kfold (default 5).", min=2, max=100)] = None,
           epochs: Annotated[Optional[int], typer.Option(help="With --data: override the number of training epochs.", min=1, max=100_000)] = None,
           quick: Annotated[bool, typer.Option("--quick", help="Smoke run on a tiny subset.")] = False,
           ) -> None:
@@ -212,26 +229,68 @@ def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration
     Either a run configuration (--config), or your own data (--data with --modality), which
     trains the recipe of that modality's bundled model; the folder can then be used by
     `emofuse predict --model`, `emofuse serve --model` and `emofuse evaluate --model`.
+    With --cv, the recipe is cross-validated first and the report goes into the model folder.
+    A one-speaker corpus is trained with a within-speaker validation part and flagged
+    speaker-dependent.
     """
+    from rich.text import Text
+
     from .config import load_config
     from .recipes import get_modality
 
     if (config is None) == (data is None):
         raise EmofuseError("give either --config FILE or --data DIR_OR_CSV (with --modality)")
-    if data is not None:
-        from .recipes.own_data import own_data_config
-
-        if not modality or out_dir is None:
-            raise EmofuseError("--data needs --modality (speech, face or text) and --out FOLDER")
-        cfg = own_data_config(data, modality, out_dir=out_dir, speaker_regex=speaker_regex,
-                              max_epochs=epochs)
-    else:
-        if modality or speaker_regex or epochs:
-            raise EmofuseError("--modality, --speaker-regex and --epochs go with --data; "
-                               "with --config, set them in the configuration")
+    if data is None:
+        if modality or speaker_regex or label_regex or epochs or cv or folds:
+            raise EmofuseError("--modality, --speaker-regex, --label-regex, --epochs, --cv and "
+                               "--folds go with --data; with --config, set them in the "
+                               "configuration (or run `emofuse bench --config FILE`)")
         cfg = load_config(config)
-    path = get_modality(cfg.task.modality).train(cfg, out_dir=out_dir or cfg.output.dir, quick=quick)
-    out.print(f"model saved to {path}")
+        path = get_modality(cfg.task.modality).train(cfg, out_dir=out_dir or cfg.output.dir,
+                                                     quick=quick)
+        out.print(f"model saved to {path}", soft_wrap=True)
+        return
+    from .recipes.own_data import format_cv, normalise_cv, train_own_data
+
+    if not modality or out_dir is None:
+        raise EmofuseError("--data needs --modality (speech, face or text) and --out FOLDER")
+    if folds is not None and cv is None:
+        raise EmofuseError("--folds goes with --cv group-kfold or --cv kfold")
+    if cv is not None:
+        cv = normalise_cv(cv, folds)
+
+    def line(console, style: str, head: str, text: str) -> None:
+        console.print(Text.assemble((head, style), " ".join(str(text).split())),
+                      soft_wrap=True, highlight=False)
+
+    def warn(text: str) -> None:
+        line(err, "yellow", "warning: ", text)
+
+    def log(text: str) -> None:
+        if not _state.quiet:
+            out.print(Text(text), soft_wrap=True, highlight=False)
+
+    def on_scan(own) -> None:
+        for a in own.skipped:
+            line(err, "yellow", "skipped: ", f"{a.path}: {a.reason}")
+        for a in own.notes:
+            if not _state.quiet:
+                line(err, "cyan", "note: ", f"{a.path}: {a.reason}")
+        spk = (f"{len(own.speakers)} speaker(s)" if own.speakers else "speakers unknown")
+        log(f"{data}: {len(own.records)} items, {len(own.classes)} classes "
+            f"({', '.join(own.classes)}), {spk}; {len(own.skipped)} file(s) skipped")
+
+    outcome = train_own_data(data, modality, out_dir=out_dir, speaker_regex=speaker_regex,
+                             label_regex=label_regex, max_epochs=epochs, cv=cv, folds=folds,
+                             quick=quick, warn=warn, log=log, on_scan=on_scan)
+    if outcome.cv is not None:
+        for text in format_cv(outcome.cv):
+            out.print(Text(text), soft_wrap=True, highlight=False)
+        log("wrote " + ", ".join(str(p) for p in outcome.cv_files))
+    if outcome.own.speaker_dependent:
+        warn(f"the model is flagged speaker-dependent on its card (one speaker: "
+             f"{', '.join(outcome.own.speakers)})")
+    out.print(f"model saved to {outcome.path}", soft_wrap=True)
 
 
 @app.command("evaluate")
@@ -320,16 +379,6 @@ def report(results: Annotated[Path, typer.Option(help="Folder of result JSON fil
     out.print(f"wrote {path}")
 
 
-def _examples_dir() -> Path | None:
-    """The example files: ``examples/`` in the working directory, the repository's, or the copy
-    installed inside the package (wheels)."""
-    for cand in (Path("examples"), Path(__file__).resolve().parents[2] / "examples",
-                 Path(__file__).resolve().parent / "examples"):
-        if (cand / "ATTRIBUTION.md").is_file():
-            return cand
-    return None
-
-
 @app.command("demo")
 def demo(examples: Annotated[Optional[Path], typer.Option(help="Folder of example files (default: the repository's examples/).")] = None,
          corpora: Annotated[bool, typer.Option(help="Also summarise the corpora under the data root.")] = False,
@@ -338,7 +387,9 @@ def demo(examples: Annotated[Optional[Path], typer.Option(help="Folder of exampl
     sentence) with the bundled models."""
     from .inference import resolve_models
 
-    ex = examples or _examples_dir()
+    from .paths import examples_dir
+
+    ex = examples or examples_dir()
     if ex is None or not ex.is_dir():
         raise EmofuseError("no examples folder found: run from the repository root or pass "
                            "--examples DIR")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["data_root", "protocols_root", "cache_dir", "repo_root"]
+__all__ = ["data_root", "protocols_root", "cache_dir", "repo_root", "examples_dir"]
 
 _PKG = Path(__file__).resolve().parent
 
@@ -53,3 +53,13 @@ def file_sha256(path: str | os.PathLike) -> str:
         while chunk := f.read(1 << 22):
             h.update(chunk)
     return h.hexdigest()
+
+
+def examples_dir() -> Path | None:
+    """The example files: ``examples/`` in the working directory, the repository's, or the copy
+    installed inside the package (wheels); ``None`` when none is found."""
+    here = Path(__file__).resolve()
+    for cand in (Path("examples"), here.parents[2] / "examples", here.parent / "examples"):
+        if (cand / "ATTRIBUTION.md").is_file():
+            return cand
+    return None

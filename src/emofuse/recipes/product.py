@@ -44,10 +44,35 @@ def _stats(values: list[float]) -> dict[str, Any]:
             "per_fold": [round(float(v), 4) for v in values]}
 
 
-def _examples(cfg: RunConfig) -> Path:
-    from ..cli import _examples_dir
+def _throughput(ex: Path, *, jobs: list[int], copies: int, env: dict[str, str]
+                ) -> dict[str, Any]:
+    """Inputs per second of ``emofuse predict FOLDER --jobs N`` for each N."""
+    import shutil
+    import tempfile
 
-    root = Path(cfg.data.root) if cfg.data.root else _examples_dir()
+    exe = shutil.which("emofuse", path=str(Path(sys.executable).parent)) or "emofuse"
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        n = 0
+        for i in range(copies):
+            for name in ("speech.flac", "face.jpg", "video.mp4", "sentence.txt"):
+                (Path(tmp) / f"{i:03d}_{name}").symlink_to((ex / name).resolve())
+                n += 1
+        for j in jobs:
+            t0 = time.perf_counter()
+            proc = subprocess.run([exe, "predict", tmp, "--jsonl", "-q", "--jobs", str(j)],
+                                  env=env, capture_output=True, text=True, timeout=1800)
+            seconds = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise DataError(None, f"predict --jobs {j} failed: {proc.stderr[-500:]}")
+            out[f"throughput_jobs{j}_per_s"] = _stats([n / seconds])
+    return out
+
+
+def _examples(cfg: RunConfig) -> Path:
+    from ..paths import examples_dir
+
+    root = Path(cfg.data.root) if cfg.data.root else examples_dir()
     if root is None or not (root / "speech.flac").is_file():
         raise DataError(root, "the examples folder (speech.flac, face.jpg, video.mp4, "
                         "sentence.txt) was not found")
@@ -110,6 +135,10 @@ def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             metrics[f"cold_load_{name}_s"] = _stats(loads)
             metrics[f"cold_first_{name}_s"] = _stats(firsts)
             metrics[f"cold_process_{name}_s"] = _stats(totals)
+        throughput = _throughput(ex, jobs=list(cfg.model.params.get("jobs", [1, 2])),
+                                 copies=2 if quick else int(cfg.model.params.get("copies", 10)),
+                                 env=env)
+        metrics.update(throughput)
         sizes = {d.name: sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
                  for d in sorted(bundled_dir().iterdir()) if d.is_dir()}
     return build_result(
@@ -127,4 +156,7 @@ def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
                "encoding + head. video_file: examples/video.mp4 end to end (decoding, frames "
                "at 2 fps, faces, audio track, late fusion). Cold start: a fresh Python process "
                "imports emofuse, loads the bundled models (cold_load) and returns its first "
-               "prediction (cold_first); cold_process adds interpreter start and exit."))
+               "prediction (cold_first); cold_process adds interpreter start and exit. "
+               "throughput_jobsN: inputs per second of `emofuse predict FOLDER --jsonl --jobs "
+               "N` on a folder holding the four example files `copies` times (worker "
+               "processes with one thread each; process start and model loading included)."))
