@@ -11,6 +11,14 @@
     ``speaker_regex`` (a regular expression searched in the path below the class folder, group
     ``speaker`` or group 1; the shorthand ``"prefix"`` takes the ``<speaker>_`` file-name prefix).
 
+    Flat folders: option ``label_regex``, a regular expression with a named group ``label``
+    (and optionally ``speaker``) searched in each file's name (with its extension, then
+    without), e.g. ``^(?P<speaker>[A-Z]+)_(?P<label>[a-z]+)\\d+`` for ``DC_happy03.wav``; or the
+    name of a preset (:data:`LABEL_PRESETS`: ``ravdess``, ``cremad``, ``savee``, ``emodb``,
+    ``tess``, ``speaker_label``), whose codes are mapped to labels. Folders are then ignored
+    for the label (files may lie anywhere below the root); a file whose name does not match
+    is skipped and reported.
+
 ``manifest``
     A CSV or TSV with a header: ``path`` (relative to the manifest's folder, or absolute) and/or
     ``text``, ``label``, optional ``speaker``, ``split``, ``gender`` and ``id``; ``audio``,
@@ -18,6 +26,12 @@
     goes into ``extra``. ``root`` is the manifest itself or a folder holding ``manifest.csv`` (or
     ``manifest.tsv``). Missing files, empty labels and malformed rows become anomalies naming the
     row (the header is row 1).
+
+Both loaders take ``only_ids`` (keep only these record ids: one fold's training part) and
+``group_by``: ``"speaker"`` (default: records are grouped by speaker when splitting) or
+``"item"`` (each item is its own group: a within-speaker, speaker-dependent split, for a
+corpus with one speaker; the speaker stays on the record). ``manifest`` also takes
+``use_split`` (default true; false ignores the ``split`` column).
 
 Media files are checked with :class:`~emofuse.corpora._media_check.MediaChecks`.
 """
@@ -38,7 +52,7 @@ from ._media_check import MediaChecks
 
 # Lived here before; still importable from this module for existing callers.
 
-__all__ = ["Folder", "Manifest"]
+__all__ = ["Folder", "Manifest", "LABEL_PRESETS", "compile_label_regex", "describe_presets"]
 
 
 def _user_label(native: str, where: str, anomalies: list[Anomaly], reported: set[str]) -> str:
@@ -62,30 +76,132 @@ def _reject_options(name: str, unknown: dict[str, Any], known: str) -> None:
 
 _SPEAKER_PREFIX = r"(?:^|/)(?P<speaker>[^/_]+)_[^/]*$"
 
+#: Well-known file-naming schemes for ``label_regex``: name -> (pattern, code -> label). The
+#: codes map to canonical labels; the native label of a record is the code in the name.
+LABEL_PRESETS: dict[str, tuple[str, dict[str, str]]] = {
+    "ravdess": (r"^\d\d-\d\d-(?P<label>0[1-8])-\d\d-\d\d-\d\d-(?P<speaker>\d\d)\.",
+                {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
+                 "06": "fear", "07": "disgust", "08": "surprise"}),
+    "cremad": (r"^(?P<speaker>\d{4})_[A-Z]{3}_(?P<label>ANG|DIS|FEA|HAP|NEU|SAD)_",
+               {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy",
+                "NEU": "neutral", "SAD": "sad"}),
+    "savee": (r"^(?P<speaker>[A-Z]{2})_(?P<label>sa|su|[adfhn])\d",
+              {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral",
+               "sa": "sad", "su": "surprise"}),
+    "emodb": (r"^(?P<speaker>\d\d)[a-z]\d\d(?P<label>[WLEAFTN])[a-z]?\.",
+              {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy",
+               "T": "sad", "N": "neutral"}),
+    "tess": (r"^(?P<speaker>OAF|YAF)_.+_(?P<label>angry|disgust|fear|happy|neutral|ps|sad)$",
+             {"angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
+              "neutral": "neutral", "ps": "surprise", "sad": "sad"}),
+    "speaker_label": (r"^(?P<speaker>[A-Za-z0-9]+)[_-](?P<label>[A-Za-z]+)", {}),
+}
+_PRESET_HELP = {
+    "ravdess": "03-01-05-01-02-01-12.wav (emotion code 3rd, actor last)",
+    "cremad": "1001_DFA_ANG_XX.wav",
+    "savee": "DC_sa03.wav",
+    "emodb": "03a01Wa.wav",
+    "tess": "OAF_back_angry.wav",
+    "speaker_label": "anna_happy_03.wav or DC-angry2.png",
+}
+_GROUP_BY = ("speaker", "item")
+
+
+def compile_label_regex(label_regex: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    """The compiled pattern and code map of a ``label_regex`` (a preset name or a regular
+    expression with a named group ``label``).
+
+    Raises
+    ------
+    ConfigError
+        When the expression does not compile or lacks the group ``label``.
+    """
+    preset = LABEL_PRESETS.get(label_regex.strip().lower().replace("-", "_"))
+    pattern, codes = preset if preset else (label_regex, {})
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"label_regex {label_regex!r} is not a valid regular expression "
+                          f"({exc}); or use a preset: {', '.join(LABEL_PRESETS)}") from None
+    if "label" not in rx.groupindex:
+        raise ConfigError(f"label_regex {label_regex!r} has no named group 'label', e.g. "
+                          r"'^(?P<speaker>[A-Z]+)_(?P<label>[a-z]+)\d+'; or use a preset: "
+                          + ", ".join(LABEL_PRESETS))
+    return rx, codes
+
+
+def describe_presets() -> str:
+    """One line per ``label_regex`` preset: name, example file name."""
+    return "; ".join(f"{k} ({v})" for k, v in _PRESET_HELP.items())
+
+
+def _check_common(name: str, only_ids: Any, group_by: str) -> set[str] | None:
+    if group_by not in _GROUP_BY:
+        raise ConfigError(f"{name}: group_by must be one of {', '.join(_GROUP_BY)}, "
+                          f"not {group_by!r}")
+    if only_ids is None:
+        return None
+    if isinstance(only_ids, str) or not all(isinstance(i, str) for i in only_ids):
+        raise ConfigError(f"{name}: only_ids must be a list of record ids")
+    return set(only_ids)
+
+
+def _regroup(records: list[Record], group_by: str) -> list[Record]:
+    """``group_by: item``: every record its own group (a within-speaker split)."""
+    if group_by == "item":
+        for r in records:
+            r.extra["group"] = f"item:{r.id}"
+    return records
+
 
 @register
 class Folder(Corpus):
-    """One sub-folder per class, any modality by extension."""
+    """One sub-folder per class (or labels from file names), any modality by extension."""
 
     name = "folder"
     modalities = ("audio", "video", "image", "text")
-    description = "your own data: root/<label>/<file>, audio, video, image or .txt"
+    description = ("your own data: root/<label>/<file>, or file names matched by label_regex; "
+                   "audio, video, image or .txt")
 
-    def __init__(self, *, speaker_regex: str | None = None, **unknown: Any) -> None:
-        _reject_options(self.name, unknown, "speaker_regex")
-        super().__init__(speaker_regex=speaker_regex)
+    def __init__(self, *, speaker_regex: str | None = None, label_regex: str | None = None,
+                 only_ids: list[str] | None = None, group_by: str = "speaker",
+                 **unknown: Any) -> None:
+        _reject_options(self.name, unknown,
+                        "speaker_regex, label_regex, only_ids, group_by")
+        super().__init__(speaker_regex=speaker_regex, label_regex=label_regex,
+                         only_ids=only_ids, group_by=group_by)
         pattern = _SPEAKER_PREFIX if speaker_regex == "prefix" else speaker_regex
         try:
             self._speaker = re.compile(pattern) if pattern else None
         except re.error as exc:
             raise ConfigError(f"folder: speaker_regex {speaker_regex!r} is not a valid "
                               f"regular expression ({exc})") from None
+        self._label_regex = label_regex
+        self._label: re.Pattern[str] | None = None
+        self._codes: dict[str, str] = {}
+        if label_regex:
+            try:
+                self._label, self._codes = compile_label_regex(label_regex)
+            except ConfigError as exc:
+                raise ConfigError(f"folder: {exc}") from None
+        self._only = _check_common(self.name, only_ids, group_by)
+        self._group_by = group_by
 
     def _speaker_of(self, rel: str) -> str | None:
         m = self._speaker.search(rel) if self._speaker else None
         if not m:
             return None
         return m.groupdict().get("speaker") or (m.group(1) if m.re.groups else m.group(0))
+
+    def _match(self, path: Path) -> re.Match[str] | None:
+        assert self._label is not None
+        return self._label.search(path.name) or self._label.search(path.stem)
+
+    def _label_of(self, native: str, where: str, anomalies: list[Anomaly],
+                  reported: set[str]) -> str:
+        if native in self._codes:
+            return self._codes[native]
+        return _user_label(native, where, anomalies, reported)
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)
@@ -95,14 +211,27 @@ class Folder(Corpus):
         reported: set[str] = set()
         no_speaker = 0
         exts = AUDIO_EXTS + VIDEO_EXTS + IMAGE_EXTS + TEXT_EXTS
+        if not root.is_dir():
+            raise DataError(root, "not a folder (give a folder, or a CSV/TSV manifest as the "
+                                  "manifest corpus)")
         for path in iter_files(root, exts):
             rel = path.relative_to(root)
-            if len(rel.parts) < 2:
+            match = None
+            if self._label is not None:
+                match = self._match(path)
+                if match is None or not match.group("label"):
+                    anomalies.append(Anomaly(str(path), "file name does not match label_regex "
+                                                        f"'{self._label_regex}'"))
+                    continue
+            elif len(rel.parts) < 2:
                 anomalies.append(Anomaly(str(path), "lies directly in the root: put it in a "
-                                                    "sub-folder named after its class"))
+                                                    "sub-folder named after its class, or "
+                                                    "give a label_regex for file names"))
                 continue
             modality = modality_of(path)
             key = rel.with_suffix("").as_posix()
+            if self._only is not None and key not in self._only:
+                continue
             rec = records.get(key)
             if rec is not None and getattr(rec, modality) is not None:
                 anomalies.append(Anomaly(str(path), f"second {modality} file for item {key}"))
@@ -111,15 +240,20 @@ class Folder(Corpus):
             if content is None:
                 continue
             if rec is None:
-                native = rel.parts[0]
-                below = Path(*rel.parts[1:]).with_suffix("").as_posix()
-                speaker = self._speaker_of(below)
+                if match is not None:
+                    native = match.group("label")
+                    label = self._label_of(native, str(path), anomalies, reported)
+                    speaker = match.groupdict().get("speaker") or None
+                    if speaker is None and self._speaker is not None:
+                        speaker = self._speaker_of(key)
+                else:
+                    native = rel.parts[0]
+                    label = self._label_of(native, str(root / native), anomalies, reported)
+                    speaker = self._speaker_of(Path(*rel.parts[1:]).with_suffix("").as_posix())
                 if self._speaker is not None and speaker is None:
                     no_speaker += 1
-                rec = records[key] = Record(
-                    id=key, corpus=self.name, label_native=native,
-                    label=_user_label(native, str(root / native), anomalies, reported),
-                    speaker=speaker)
+                rec = records[key] = Record(id=key, corpus=self.name, label_native=native,
+                                            label=label, speaker=speaker)
             setattr(rec, modality, content)
             if modality == "text":
                 rec.extra["text_file"] = str(path)
@@ -128,7 +262,8 @@ class Folder(Corpus):
             anomalies.append(Anomaly(str(root), f"speaker_regex found no speaker in {no_speaker} "
                                                 "item(s); their speaker is left empty",
                                      skipped=False))
-        return CorpusScan(self.name, str(root), list(records.values()), anomalies)
+        return CorpusScan(self.name, str(root), _regroup(list(records.values()), self._group_by),
+                          anomalies)
 
 
 _MEDIA_COLUMNS = ("path", "audio", "video", "image")
@@ -173,9 +308,13 @@ class Manifest(Corpus):
     modalities = ("audio", "video", "image", "text")
     description = "your own data: a CSV/TSV with path or text, label, speaker, split, gender"
 
-    def __init__(self, **unknown: Any) -> None:
-        _reject_options(self.name, unknown, "none")
-        super().__init__()
+    def __init__(self, *, only_ids: list[str] | None = None, group_by: str = "speaker",
+                 use_split: bool = True, **unknown: Any) -> None:
+        _reject_options(self.name, unknown, "only_ids, group_by, use_split")
+        super().__init__(only_ids=only_ids, group_by=group_by, use_split=use_split)
+        self._only = _check_common(self.name, only_ids, group_by)
+        self._group_by = group_by
+        self._use_split = bool(use_split)
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         table = _manifest_path(Path(root))
@@ -196,9 +335,12 @@ class Manifest(Corpus):
                 anomalies.append(Anomaly(str(table), f"row {n}: id {rec.id!r} repeats an "
                                                      "earlier row; first kept"))
                 continue
+            if not self._use_split:
+                rec.split = None
             records[rec.id] = rec
         checks.finish()
-        return CorpusScan(self.name, str(table), list(records.values()), anomalies)
+        recs = [r for r in records.values() if self._only is None or r.id in self._only]
+        return CorpusScan(self.name, str(table), _regroup(recs, self._group_by), anomalies)
 
     def _row(self, table: Path, header: list[str], n: int, fields: list[str],
              checks: MediaChecks, anomalies: list[Anomaly], reported: set[str]) -> Record | None:
