@@ -87,8 +87,16 @@ def test_face_adapter_finds_the_face_and_uses_the_recipe_network(face_model, tmp
     got = [p.modalities["face"][c] for c in ("angry", "disgust", "fear", "happy", "sad",
                                              "surprise", "neutral")]
     np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(NoFaceError):  # a large picture without a face
+        Recognizer.load(face_model).predict(write_image(tmp_path / "wall.png", flat=True,
+                                                        size=200))
+    # a small picture is taken as a ready-made face crop (detect=auto), as FER2013 is
+    small = write_image(tmp_path / "crop.png", flat=True)
+    assert Recognizer.load(face_model).predict(small).faces[0].box == (0, 0, 64, 64)
+    from emofuse.inference import PredictOptions
+
     with pytest.raises(NoFaceError):
-        Recognizer.load(face_model).predict(write_image(tmp_path / "wall.png", flat=True))
+        Recognizer.load(face_model, options=PredictOptions(detect="always")).predict(small)
 
 
 def test_face_and_speech_on_the_example_video(face_model, speech_model):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .errors import ConfigError, DataError, EmofuseError, LabelError, LeakageError, MediaError
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["__version__", "EmofuseError", "DataError", "MediaError", "ConfigError",
            "LeakageError", "LabelError", "load_corpus", "list_corpora", "Recognizer",

@@ -17,7 +17,7 @@ import numpy as np
 
 from .paths import file_sha256
 
-__all__ = ["OnnxNet", "write_onnx_copy", "load_onnx", "session_options", "ONNX_FILE"]
+__all__ = ["OnnxNet", "load_onnx", "session_options", "ONNX_FILE"]
 
 #: File name of the ONNX copy in a model folder.
 ONNX_FILE = "model.onnx"
@@ -64,21 +64,6 @@ class OnnxNet:
 
     def eval(self) -> OnnxNet:
         return self
-
-
-def write_onnx_copy(module: Any, example: Any, folder: str | os.PathLike, *,
-                    dynamic_axes: dict[int, str] | None = None) -> dict[str, Any]:
-    """Export ``module`` to ``folder/model.onnx``, check its parity with PyTorch on the example
-    and perturbed copies, and return the card entry ``{"file", "sha256", "parity_max_abs"}``."""
-    from .export import _parity_inputs, check_onnx_parity, export_onnx
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = export_onnx(module, example, folder / ONNX_FILE, dynamic_axes=dynamic_axes)
-    worst = check_onnx_parity(module, path, _parity_inputs(example, dict(dynamic_axes or
-                                                                          {0: "batch"})))
-    os.chmod(path, 0o644)
-    return {"file": ONNX_FILE, "sha256": file_sha256(path), "parity_max_abs": float(worst)}
 
 
 def load_onnx(folder: str | os.PathLike, card: dict[str, Any]) -> OnnxNet | None:

@@ -5,7 +5,7 @@ name                what it loads
 ==================  ===========================================================================
 ``speech``          :class:`emofuse.speech.SpeechPredictor` (any ``kind``: waveform, vector,
                     classical, ensemble)
-``face``            the network of :mod:`emofuse.recipes.face` on aligned grayscale crops
+``face``            a face expression network (:mod:`emofuse.models.face_runtime`) on aligned grayscale crops
                     from :func:`emofuse.media.faces.extract_faces` (detector and crop side from
                     the card)
 ``text``            :class:`emofuse.text.TextPredictor`
@@ -192,7 +192,7 @@ def _with_conv_stft(module: Any) -> Any:
 
 @register_adapter("face")
 class FaceAdapter:
-    """A face expression network (:mod:`emofuse.recipes.face`) on detected, aligned crops.
+    """A face expression network (:mod:`emofuse.models.face_runtime`) on detected, aligned crops.
 
     The card's ``features`` give the detector (``yunet`` by default), the crop ``side`` and
     optional test-time augmentation ``tta``. Every face found is classified; the largest one
@@ -213,9 +213,10 @@ class FaceAdapter:
 
     @classmethod
     def load(cls, model_dir: Path, card: dict[str, Any]) -> FaceAdapter:
-        recipe = _import("face", "emofuse.recipes.face")
-        fast = recipe.load_fast(model_dir)  # the ONNX copy: no torch, fast cold start
-        net, card = fast if fast is not None else recipe.load_predictor(model_dir)
+        from .train.face_model import load_fast, load_predictor
+
+        fast = load_fast(model_dir)  # the ONNX copy: no torch, fast cold start
+        net, card = fast if fast is not None else load_predictor(model_dir)
         adapter = cls(net, card)
         adapter.model_dir = Path(model_dir)
         return adapter
@@ -243,7 +244,8 @@ class FaceAdapter:
         ready-made crops, exactly as the FER2013 benchmark feeds them, and detects in others.
         """
         from .media.faces import extract_faces
-        from .recipes.face import CROP_MAX_SIDE, predict_proba
+        from .features.face_crops import CROP_MAX_SIDE
+        from .models.face_runtime import predict_proba
 
         if detect not in ("auto", "always", "never"):
             raise ValueError(f"detect must be auto, always or never, not {detect!r}")
@@ -268,13 +270,13 @@ class FaceAdapter:
         from ._onnx import OnnxNet
 
         if isinstance(self.net, OnnxNet):
-            from .recipes.face import load_predictor
+            from .train.face_model import load_predictor
 
             return load_predictor(self.model_dir)[0]
         return self.net
 
     def example_input(self) -> Any:
-        from .recipes.face import to_input
+        from .models.face_runtime import to_input
 
         rng = np.random.default_rng(0)
         return to_input(rng.integers(0, 256, (2, self.side, self.side), dtype=np.uint8))

@@ -25,7 +25,8 @@ import numpy as np
 
 from .errors import EmofuseError
 
-__all__ = ["ExportReport", "export_onnx", "check_onnx_parity", "export_models", "PARITY_ATOL"]
+__all__ = ["ExportReport", "export_onnx", "check_onnx_parity", "export_models", "write_onnx_copy",
+           "PARITY_ATOL"]
 
 #: Largest difference of probabilities allowed between PyTorch and onnxruntime.
 PARITY_ATOL = 1e-4
@@ -169,3 +170,19 @@ def export_models(model: str | os.PathLike, out_dir: str | os.PathLike, *,
                                                               ensure_ascii=False) + "\n")
         reports.append(report)
     return reports
+
+
+def write_onnx_copy(module: Any, example: Any, folder: str | os.PathLike, *,
+                    dynamic_axes: dict[int, str] | None = None) -> dict[str, Any]:
+    """Export ``module`` to ``folder/model.onnx``, check its parity with PyTorch on the example
+    and perturbed copies, and return the card entry ``{"file", "sha256", "parity_max_abs"}``."""
+    from ._onnx import ONNX_FILE
+    from .paths import file_sha256
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = export_onnx(module, example, folder / ONNX_FILE, dynamic_axes=dynamic_axes)
+    worst = check_onnx_parity(module, path, _parity_inputs(example, dict(dynamic_axes or
+                                                                          {0: "batch"})))
+    os.chmod(path, 0o644)
+    return {"file": ONNX_FILE, "sha256": file_sha256(path), "parity_max_abs": float(worst)}

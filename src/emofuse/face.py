@@ -135,7 +135,7 @@ class FacePredictor:
                  threads: int = 1) -> None:
         import torch
 
-        from .recipes.face import load_predictor
+        from .train.face_model import load_predictor
 
         torch.set_num_threads(threads)
         if model is None:
@@ -159,7 +159,7 @@ class FacePredictor:
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, len(labels))`` of aligned uint8 crops ``(n, side, side)``."""
-        from .recipes.face import predict_proba
+        from .models.face_runtime import predict_proba
 
         if len(crops) == 0:
             return np.zeros((0, len(self.labels)), np.float32)

@@ -14,6 +14,7 @@ from emofuse.config import parse_config
 from emofuse.errors import ConfigError
 from emofuse.corpora import load_corpus
 from emofuse.recipes import face as recipe
+from emofuse.models import face_runtime
 from emofuse.recipes import get_suite
 
 from .conftest import face_like as _face_like
@@ -49,7 +50,7 @@ def test_tta_zoom_views_match_between_torch_and_numpy():
     x = np.random.default_rng(0).uniform(-1, 1, (2, 1, 48, 48)).astype(np.float32)
     for scales in ([1.1], [0.9], [0.88, 1.12]):
         a = recipe.tta_views(torch.from_numpy(x), flip=True, shift=3, scales=scales)
-        b = recipe._tta_views_np(x, flip=True, shift=3, scales=scales)
+        b = face_runtime._tta_views_np(x, flip=True, shift=3, scales=scales)
         assert len(a) == len(b) == 2 * (5 + len(scales))
         assert all(v.shape == (2, 1, 48, 48) for v in b)
         assert max(float(np.abs(u.numpy() - v).max()) for u, v in zip(a, b)) < 1e-4

@@ -211,7 +211,7 @@ class CGANFace:
 
     def fit(self, records: Sequence[Any], *, seed: int = 0) -> CGANFace:
         """Fit on face records (image files or ``extra['pixels']``); classes = their labels."""
-        from ..recipes.face import load_faces
+        from ..features.face_crops import load_faces
 
         records = [r for r in records if r.label is not None]
         x, kept, skipped = load_faces(records, side=self.side, detect=False)

@@ -43,12 +43,18 @@ import numpy as np
 from .. import protocols
 from ..config import RunConfig
 from ..corpora import Record
-from ..errors import ConfigError, DataError, EmofuseError
+from ..errors import ConfigError, DataError
 from . import suite
+from ..features.face_crops import CROP_MAX_SIDE, load_faces
+from ..models.face_runtime import (DEFAULT_TRAINING, build_net, predict_proba, to_input,
+                                   tta_views)
+from ..models.face_runtime import split_model_params as _split_model_params
+from ..train.face_model import load_fast, load_predictor
 from ._common import FoldOutput, Timer, class_list, load_records, make_result
 
 __all__ = ["train", "evaluate", "load_faces", "load_fast", "augment_batch", "tta_views", "predict_proba",
-           "build_net", "FACE_FEATURE", "DEFAULT_FEATURES", "DEFAULT_TRAINING"]
+           "build_net", "FACE_FEATURE", "DEFAULT_FEATURES", "DEFAULT_TRAINING", "CROP_MAX_SIDE",
+           "load_predictor", "to_input"]
 
 #: Name of the input pipeline in configs and model cards.
 FACE_FEATURE = "face_crop"
@@ -59,13 +65,6 @@ DEFAULT_FEATURES: dict[str, Any] = {
                 "erase": 0.5, "erase_area": [0.02, 0.2]},
     "tta": {"flip": True, "shift": 3, "scales": []},
 }
-#: Training defaults (``model.params.training``).
-DEFAULT_TRAINING: dict[str, Any] = {
-    "label_smoothing": 0.1, "rare_class_floor": 0.15, "precision": "bf16",
-    "warmup_epochs": 1.0, "momentum": 0.9, "optimizer": "sgd",
-}
-#: Images no larger than this (both sides) count as ready-made face crops (``detect: auto``).
-CROP_MAX_SIDE = 96
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,103 +89,8 @@ def _features(cfg_params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _split_model_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    params = dict(params)
-    training = {**DEFAULT_TRAINING, **(params.pop("training", None) or {})}
-    unknown = set(training) - set(DEFAULT_TRAINING)
-    if unknown:
-        raise ConfigError(f"model.params.training: unknown key(s) {sorted(unknown)}; known: "
-                          f"{', '.join(DEFAULT_TRAINING)}")
-    if training["precision"] not in ("bf16", "fp32"):
-        raise ConfigError("model.params.training.precision must be bf16 or fp32")
-    return params, training
-
-
-def build_net(name: str, params: dict[str, Any], n_classes: int):
-    """The network of a config or model card (``training`` settings removed)."""
-    from ..models import build_model
-
-    arch, _ = _split_model_params(params)
-    return build_model(name, n_classes=n_classes, **arch)
-
-
 # --------------------------------------------------------------------------------------------
 # Face crops from records
-
-
-def load_faces(records: Sequence[Record], *, side: int = 48, detector: str = "yunet",
-               detect: str | bool = "auto", cache: bool = True
-               ) -> tuple[np.ndarray, list[Record], list[dict[str, str]]]:
-    """Grayscale ``uint8 (n, side, side)`` face crops of ``records``.
-
-    Pixels stored on a record (FER2013's CSV form) and image files no larger than
-    :data:`CROP_MAX_SIDE` are taken as crops (resized to ``side``); other images go through
-    face detection and alignment (the largest face), cached by content. A record whose file
-    cannot be read or holds no face is skipped and reported.
-
-    Returns
-    -------
-    crops, kept, skipped
-        The crops, the records they belong to, and ``[{"id", "path", "reason"}]``.
-    """
-    import cv2
-
-    from ..media.image import load_image
-
-    crops: list[np.ndarray] = []
-    kept: list[Record] = []
-    skipped: list[dict[str, str]] = []
-    for r in records:
-        try:
-            if "pixels" in r.extra:
-                img = np.asarray(r.extra["pixels"], dtype=np.uint8)
-            elif r.image:
-                img = load_image(r.image, mode="L")
-            else:
-                raise DataError(None, "record has no image")
-            if detect is True or (detect == "auto" and max(img.shape) > CROP_MAX_SIDE):
-                img = _detected_crop(r.image, side=side, detector=detector, cache=cache)
-            elif img.shape != (side, side):
-                img = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA
-                                 if img.shape[0] > side else cv2.INTER_LINEAR)
-        except EmofuseError as exc:
-            skipped.append({"id": r.id, "path": r.image or "", "reason": str(exc)})
-            continue
-        crops.append(img)
-        kept.append(r)
-    arr = np.stack(crops) if crops else np.zeros((0, side, side), np.uint8)
-    return arr, kept, skipped
-
-
-def _detected_crop(path: str | None, *, side: int, detector: str, cache: bool) -> np.ndarray:
-    from ..features.cache import FeatureCache
-    from ..media import faces
-
-    if path is None:
-        raise DataError(None, "face detection needs an image file")
-
-    def compute(p: Any) -> np.ndarray:
-        found = faces.extract_faces(p, detector=detector, side=side)
-        if not found:
-            return np.zeros((0, side, side), np.uint8)
-        return found[0].crop[None]
-
-    settings = {"feature": "face_crop", "version": faces.ALIGN_VERSION, "side": side,
-                "detector": detector}
-    out = FeatureCache().get_or_compute(path, settings, compute) if cache else compute(path)
-    if len(out) == 0:
-        raise DataError(path, f"no face found ({detector} detector)")
-    return np.asarray(out[0], dtype=np.uint8)
-
-
-def to_input(x: np.ndarray | Any):
-    """uint8 crops ``(n, H, W)`` or ``(n, 1, H, W)`` -> float ``(n, 1, H, W)`` in [-1, 1]."""
-    import torch
-
-    t = torch.as_tensor(x)
-    if t.ndim == 3:
-        t = t[:, None]
-    return t.float().div_(127.5).sub_(1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,99 +133,6 @@ def augment_batch(x, *, flip: float = 0.5, rotate: float = 15.0,
         box &= (rand(n) < erase).view(n, 1, 1)
         out = out.masked_fill(box[:, None], 0.0)
     return out
-
-
-def tta_views(x, *, flip: bool = True, shift: int = 3, scales: Sequence[float] = ()) -> list:
-    """Test-time views of ``(n, 1, H, W)``: the image, shifts by ``shift`` pixels in four
-    directions (reflect-padded), zooms by each factor of ``scales`` (``> 1`` crops the centre,
-    ``< 1`` reflect-pads; bilinear back to ``H x W``), and the mirror image of each."""
-    import torch
-    import torch.nn.functional as F
-
-    views = [x]
-    h, w = x.shape[-2:]
-    if shift:
-        pad = F.pad(x, (shift,) * 4, mode="reflect")
-        for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
-            views.append(pad[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w])
-    for s in scales or ():
-        py, px = _zoom_margins(h, w, float(s))
-        z = (x[..., py:h - py, px:w - px] if s > 1 else
-             F.pad(x, (-px, -px, -py, -py), mode="reflect") if s < 1 else x)
-        views.append(F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False))
-    if flip:
-        views += [torch.flip(v, dims=[-1]) for v in views]
-    return views
-
-
-def _zoom_margins(h: int, w: int, scale: float) -> tuple[int, int]:
-    """Rows and columns removed from (``scale > 1``) or added to (negative) each border."""
-    if scale <= 0:
-        raise ConfigError(f"features.params.tta.scales: factors must be positive, got {scale}")
-    return round(h * (1 - 1 / scale) / 2), round(w * (1 - 1 / scale) / 2)
-
-
-def _tta_views_np(x: np.ndarray, *, flip: bool = True, shift: int = 3,
-                  scales: Sequence[float] = ()) -> list[np.ndarray]:
-    """:func:`tta_views` in numpy (same views, same order; cv2 bilinear for the zooms)."""
-    import cv2
-
-    views = [x]
-    h, w = x.shape[-2:]
-    if shift:
-        pad = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="reflect")
-        for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
-            views.append(pad[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w])
-    for s in scales or ():
-        py, px = _zoom_margins(h, w, float(s))
-        z = (x[..., py:h - py, px:w - px] if s > 1 else
-             np.pad(x, ((0, 0), (0, 0), (-py, -py), (-px, -px)), mode="reflect") if s < 1 else x)
-        views.append(np.stack([[cv2.resize(np.ascontiguousarray(c), (w, h),
-                                           interpolation=cv2.INTER_LINEAR) for c in img]
-                               for img in z]).astype(x.dtype) if len(z) else x.copy())
-    if flip:
-        views += [v[..., ::-1] for v in views]
-    return views
-
-
-def _predict_proba_onnx(net, crops: np.ndarray, *, tta: dict[str, Any] | None,
-                        batch_size: int) -> np.ndarray:
-    out = []
-    for i in range(0, len(crops), batch_size):
-        x = np.asarray(crops[i:i + batch_size], dtype=np.float32)
-        x = (x[:, None] if x.ndim == 3 else x) / 127.5 - 1.0
-        views = _tta_views_np(x, **tta) if tta else [x]
-        ps = []
-        for v in views:
-            z = net(v).astype(np.float64)
-            e = np.exp(z - z.max(1, keepdims=True))
-            ps.append(e / e.sum(1, keepdims=True))
-        out.append(np.mean(ps, axis=0).astype(np.float32))
-    n_out = out[0].shape[1] if out else 0
-    return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
-
-
-def predict_proba(net, crops: np.ndarray, *, tta: dict[str, Any] | None = None,
-                  batch_size: int = 256) -> np.ndarray:
-    """Class probabilities ``(n, C)`` of uint8 crops, averaged over :func:`tta_views`.
-
-    ``net`` is a PyTorch module or its ONNX copy (:class:`emofuse._onnx.OnnxNet`)."""
-    from .._onnx import OnnxNet
-
-    if isinstance(net, OnnxNet):
-        return _predict_proba_onnx(net, crops, tta=tta, batch_size=batch_size)
-    import torch
-
-    net.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(crops), batch_size):
-            x = to_input(crops[i:i + batch_size])
-            views = tta_views(x, **tta) if tta else [x]
-            p = torch.stack([torch.softmax(net(v).float(), 1) for v in views]).mean(0)
-            out.append(p.numpy())
-    n_out = out[0].shape[1] if out else 0
-    return np.concatenate(out) if out else np.zeros((0, n_out), np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,7 +384,7 @@ def _package_pretrained(cfg: RunConfig, records: list[Record], feats: dict[str, 
 
 def _onnx_copy(net, feats: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """``model.onnx`` beside the weights: predictions then need no torch (fast cold start)."""
-    from .._onnx import write_onnx_copy
+    from ..export import write_onnx_copy
 
     side = int(feats["side"])
     example = to_input(np.random.default_rng(0).integers(0, 256, (2, side, side), np.uint8))
@@ -600,36 +411,6 @@ def _arrays(records: Sequence[Record], classes: Sequence[str], feats: dict[str, 
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in kept], dtype=np.int64)
     return x, y, skipped
-
-
-def load_fast(model_dir: str | Path):
-    """``(onnx net, card)`` of a saved face model with an ONNX copy (no torch imported), or
-    ``None`` (then use :func:`load_predictor`)."""
-    from .._onnx import load_onnx
-    from ..train.checkpoint import read_card
-
-    card = read_card(model_dir)
-    if card.get("task") != "face":
-        return None
-    net = load_onnx(model_dir, card)
-    return None if net is None else (net, card)
-
-
-def load_predictor(model_dir: str | Path):
-    """``(net, card)`` of a saved face model (see :func:`train`)."""
-    from ..train import load_model
-
-    state, card = load_model(model_dir)
-    if card.get("task") != "face":
-        raise DataError(model_dir, f"not a face model (task {card.get('task')!r})")
-    model = card.get("model") or {}
-    net = build_net(model.get("name", ""), model.get("params") or {}, len(card["labels"]))
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise DataError(model_dir, f"weights do not fit the network in card.json ({exc})") \
-            from None
-    return net.eval(), card
 
 
 def evaluate(model_dir: Path, records: list[Record], *, corpus: str) -> dict[str, Any]:
