@@ -134,6 +134,12 @@ class TrainConfig(_Section):
     accelerator: Accelerator = "cpu"
     devices: Any = 1
     strategy: str = Field(default="auto", min_length=1)
+    num_nodes: int = Field(default=1, ge=1, le=1024)
+
+    def hardware(self) -> dict[str, Any]:
+        """Lightning's hardware settings of this run, for :func:`emofuse.train.fit`."""
+        return {"accelerator": self.accelerator, "devices": self.devices,
+                "strategy": self.strategy, "num_nodes": self.num_nodes}
 
     @field_validator("seeds", mode="before")
     @classmethod

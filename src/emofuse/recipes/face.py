@@ -184,9 +184,11 @@ def _module_class():
         def validation_step(self, batch, _):
             x, y = batch
             logits = self._logits(to_input(x))
-            self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
+            # sync_dist: in DDP every rank sees the mean over all validation shards
+            self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y),
+                     sync_dist=True)
             self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True,
-                     batch_size=len(y), prog_bar=True)
+                     batch_size=len(y), prog_bar=True, sync_dist=True)
 
         def configure_optimizers(self):
             t = self.opts
@@ -283,8 +285,7 @@ def fit_net(cfg: RunConfig, *, train_x: np.ndarray, train_y: np.ndarray, val_x: 
     result = fit(module, train_dl, val_dl, max_epochs=epochs, patience=cfg.train.patience,
                  monitor="val_acc", mode="max", out_dir=out_dir, seed=seed,
                  num_threads=cfg.train.num_threads, progress=progress,
-                 deterministic=cfg.train.deterministic, accelerator=cfg.train.accelerator,
-                 devices=cfg.train.devices, strategy=cfg.train.strategy,
+                 deterministic=cfg.train.deterministic, **cfg.train.hardware(),
                  callbacks=[_epoch_logger(out_dir)])
     return module.net.eval(), result
 

@@ -116,7 +116,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> int:
 def fit(module: Any, train_loader: Any, val_loader: Any, *, max_epochs: int, patience: int,
         out_dir: str | os.PathLike, seed: int, monitor: str = "val_loss",
         mode: Literal["min", "max"] = "min", accelerator: str = "cpu",
-        devices: int | list[int] | str = 1, strategy: str = "auto", resume: bool = True,
+        devices: int | list[int] | str = 1, strategy: str = "auto", num_nodes: int = 1,
+        resume: bool = True,
         progress: bool = True, deterministic: bool = True, num_threads: int | None = None,
         min_delta: float = 0.0, gradient_clip_val: float | None = None,
         restore_best: bool = True, callbacks: Sequence[Any] = ()) -> FitResult:
@@ -136,9 +137,10 @@ def fit(module: Any, train_loader: Any, val_loader: Any, *, max_epochs: int, pat
         Folder of this run's checkpoints; reused for resuming (see module docstring).
     seed, deterministic
         Passed to :func:`seed_everything` before the module is trained.
-    accelerator, devices, strategy
+    accelerator, devices, strategy, num_nodes
         Lightning's hardware settings (``strategy="ddp"``/``"ddp_spawn"`` with ``devices=2``
-        trains two processes, on CPU through gloo).
+        trains two processes, on CPU through gloo; ``num_nodes`` machines, each with
+        ``devices``, under a cluster launcher).
     resume
         Continue from ``out_dir/last.ckpt`` when present; ``False`` starts afresh and replaces
         this folder's earlier checkpoints.
@@ -189,7 +191,7 @@ def fit(module: Any, train_loader: Any, val_loader: Any, *, max_epochs: int, pat
     with _quiet():
         trainer = pl.Trainer(
             max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
-            callbacks=cbs, logger=False, default_root_dir=out, enable_progress_bar=progress,
+            num_nodes=num_nodes, callbacks=cbs, logger=False, default_root_dir=out, enable_progress_bar=progress,
             enable_model_summary=False, deterministic="warn" if deterministic else False,
             gradient_clip_val=gradient_clip_val)
         trainer.fit(module, train_loader, val_loader,
