@@ -381,20 +381,20 @@ def register(app: typer.Typer) -> None:
                  "prediction over it is stopped (504).",
             callback=in_range(0.0, 3600.0, lo_open=True))] = 60.0,
         workers: Annotated[int | None, typer.Option(
-            help="Worker processes predicting files at once, each with its own models "
-                 "[default: min(2, cores)]; 0 predicts in the server process (no kill on "
-                 "timeout).", min=0, max=64)] = None,
+            help="Worker processes predicting files at once, each with its own models.",
+            show_default="min(2, cores)", min=1, max=64)] = None,
         queue: Annotated[int, typer.Option(
             help="Requests that may wait for a busy worker; more get 503 with Retry-After.",
-            min=0, max=10_000)] = 16,
+            min=0, max=10_000)] = 64,
         read_timeout: Annotated[float, typer.Option(
             help="Longest wait for a request's headers, and for each piece of its body (s; "
                  "408 after).", callback=in_range(0.0, 600.0, lo_open=True))] = 10.0,
         docs: Annotated[bool, typer.Option(
             "--docs/--no-docs", help="Serve /docs (offline) and /openapi.json.")] = True,
         threads: Annotated[int | None, typer.Option(
-            help="CPU threads per worker (1 to the machine's cores) [default: the cores shared "
-                 "out among the workers].", callback=threads_option)] = None,
+            help="CPU threads per worker (1 to the machine's cores).",
+            show_default="the cores shared out among the workers",
+            callback=threads_option)] = None,
     ) -> None:
         """Serve the models over HTTP (POST /predict, GET /health, GET /models) with a web page."""
         from .serve import create_app

@@ -1,4 +1,5 @@
-"""A real uvicorn server in a background thread on a free loopback port (for tests)."""
+"""A real uvicorn server in a background thread on a free loopback port (for tests), configured
+as ``emofuse serve`` runs it (:func:`emofuse.serve.server.config`)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ def running(app) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL."""
     import uvicorn
 
+    from emofuse.serve.server import config
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -1,8 +1,10 @@
-"""The web service: every endpoint, every bad input of the issue, and the service staying up."""
+"""The web service: every endpoint, every bad input of the issue, one JSON format for every
+error, and the service staying up."""
 
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -12,11 +14,12 @@ from .._tiny_models import make_bundle, write_image, write_video, write_wav
 from ._server import running
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from emofuse.serve import create_app  # noqa: E402
+from emofuse.serve import create_app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+FAULTS = __name__.rsplit(".", 1)[0] + "._faults"  # imported by the worker processes only
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,8 @@ def files(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     bundle = make_bundle(tmp_path_factory.mktemp("models"))
-    return create_app([str(bundle)], max_upload_mb=2, timeout_s=20)
+    return create_app([str(bundle)], max_upload_mb=2, timeout_s=20, workers=1,
+                      worker_imports=[FAULTS])
 
 
 @pytest.fixture(scope="module")
@@ -144,28 +148,87 @@ def test_upload_over_limit_by_header_and_by_count(client):
     assert client.get("/health").status_code == 200
 
 
-def test_internal_errors_are_500_and_the_service_stays_up(app, client, files, monkeypatch):
-    rec = app.state.recognizer
-
-    def boom(*a, **k):
-        raise RuntimeError("kaputt")
-
-    monkeypatch.setattr(rec, "predict", boom)
-    r = _upload(client, "tone.wav", (files / "tone.wav").read_bytes())
-    assert r.status_code == 500 and "kaputt" in r.json()["detail"]
-    monkeypatch.undo()
+def test_internal_errors_are_500_and_the_service_stays_up(client, files):
+    # the fault raises RuntimeError naming the server's temporary file
+    r = _upload(client, "boom.wav", (files / "tone.wav").read_bytes())
+    assert r.status_code == 500 and r.json()["error"] == "InternalError"
+    detail = r.json()["detail"]
+    assert "kaputt while reading boom.wav" in detail and "/tmp" not in detail, detail
     assert _upload(client, "tone.wav", (files / "tone.wav").read_bytes()).status_code == 200
 
 
-def test_timeout_is_504(tmp_path, files):
+def _assert_error(r, status: int, kind: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json", r.headers
+    body = r.json()
+    assert set(body) == {"detail", "error", "status"} and body["status"] == status, body
+    assert kind is None or body["error"] == kind, body
+    return body
+
+
+def test_every_error_is_json(client):
+    assert "/nowhere" in _assert_error(client.get("/nowhere"), 404, "NotFound")["detail"]
+    _assert_error(client.get("/static/nothing.css"), 404, "NotFound")
+    _assert_error(client.get("/redoc"), 404)
+    r = client.delete("/predict")
+    assert "POST" in _assert_error(r, 405, "MethodNotAllowed")["detail"]
+    assert r.headers["allow"] == "POST"
+    _assert_error(client.put("/health"), 405)
+    body = _assert_error(client.post("/predict?timeline=maybe", json={"text": "hi"}), 422,
+                         "ValidationError")
+    assert "timeline" in body["detail"]
+    json_ct = {"content-type": "application/json"}
+    assert "invalid JSON" in _assert_error(client.post("/predict", content=b'{"text": ',
+                                                       headers=json_ct), 400)["detail"]
+    deep = b'{"text": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"  # 400 kB: over the text limit
+    _assert_error(client.post("/predict", content=deep, headers=json_ct), 413, "TextTooLong")
+    deep = b"[" * 50_000 + b"]" * 50_000
+    assert "nested too deeply" in _assert_error(
+        client.post("/predict", content=deep, headers=json_ct), 400)["detail"]
+    huge = b'{"text": "hi", "n": ' + b"9" * 10_000 + b"}"
+    assert "number is too long" in _assert_error(
+        client.post("/predict", content=huge, headers=json_ct), 400)["detail"]
+    big = b'{"text": "hi", "n": 1e999999}'  # a float overflowing to inf is no error
+    assert client.post("/predict", content=big, headers=json_ct).status_code == 200
+    _assert_error(client.post("/predict", content=b"\xff\xfe{", headers=json_ct), 400)
+    _assert_error(client.post("/predict", content=b"x", headers={
+        "content-type": "multipart/form-data; boundary=b"}), 400)
+
+
+def test_docs_are_served_offline_and_favicon(client, tmp_path):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "http://" not in page.text.replace("http://HOST", "") and "https://" not in page.text
+    api = client.get("/openapi.json").json()
+    assert "/predict" in api["paths"]
+    index = client.get("/").text
+    assert "https://" not in index and 'rel="icon"' in index
+    ico = client.get("/favicon.ico")
+    assert ico.status_code == 200 and ico.headers["content-type"] == "image/x-icon"
+    assert ico.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    svg = client.get("/static/favicon.svg")
+    assert svg.status_code == 200 and b"<svg" in svg.content
     bundle = make_bundle(tmp_path / "m")
-    app = create_app([str(bundle)], timeout_s=0.2)
-    rec = app.state.recognizer
-    original = rec.predict
-    rec.predict = lambda *a, **k: (time.sleep(1.0), original(*a, **k))[1]
-    with TestClient(app) as c:
-        r = _upload(c, "tone.wav", (files / "tone.wav").read_bytes())
-        assert r.status_code == 504 and "longer than 0.2 s" in r.json()["detail"]
+    with TestClient(create_app([str(bundle)], workers=0, docs=False)) as c:
+        _assert_error(c.get("/docs"), 404)
+        _assert_error(c.get("/openapi.json"), 404)
+        assert c.get("/favicon.ico").status_code == 200
+
+
+def _wav_header(rate: int, samples: int = 2000) -> bytes:
+    data = b"\x10\x00" * samples
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data"
+            + struct.pack("<I", len(data)) + data)
+
+
+def test_tiny_files_declaring_1_hz_are_refused_at_once(client):
+    for i in range(3):
+        t0 = time.perf_counter()
+        r = _upload(client, f"tiny{i}.wav", _wav_header(1))
+        assert time.perf_counter() - t0 < 1.0
+        assert "sample rate of 1 Hz" in _assert_error(r, 422, "MediaError")["detail"]
+    assert _upload(client, "ok.wav", _wav_header(16000, 16000)).status_code == 200
 
 
 def _raw(port: int, head: bytes, body_chunks=(), *, pause: float = 0.0) -> tuple[bytes, int]:
@@ -220,3 +283,17 @@ def test_500_mb_upload_is_refused_before_it_is_read(app):
         import httpx
 
         assert httpx.get(f"{base}/health").json()["status"] == "ok"
+
+
+def test_messages_lose_server_paths_but_keep_the_rest():
+    from emofuse.serve.pool import scrub
+
+    tmp = "/tmp/emofuse-serve-x1/uploads/upload-ab12.wav"
+    assert scrub(f"{tmp}: cannot decode audio", tmp, "my song.wav") == \
+        "my song.wav: cannot decode audio"
+    assert scrub("upload-ab12.wav is odd", tmp, "a.wav") == "a.wav is odd"
+    assert scrub("error in /work/main/.venv/lib/python3.11/site-packages/av/x.py, line 3") == \
+        "error in x.py, line 3"
+    kept = ("send multipart/form-data or see https://example.org/a/b; ratio 3/4 and/or 48000/1 "
+            "at /tmp")
+    assert scrub(kept) == kept
