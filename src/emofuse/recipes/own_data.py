@@ -53,9 +53,9 @@ import numpy as np
 from ..config import RunConfig, parse_config
 from ..errors import ConfigError, DataError, EmofuseError
 
-__all__ = ["own_data_config", "MODALITIES", "CV_KINDS", "OwnData", "prepare", "cv_splits",
-           "normalise_cv", "cross_validate", "write_cv_report", "cv_summary", "format_cv", "train_own_data",
-           "TrainOutcome", "run_config", "WITHIN_SPEAKER"]
+__all__ = ["own_data_config", "MODALITIES", "CV_KINDS", "WITHIN_SPEAKER", "OwnData", "prepare",
+           "normalise_cv", "cv_splits", "cross_validate", "write_cv_report", "cv_summary",
+           "format_cv", "train_own_data", "TrainOutcome", "run_config"]
 
 _SPEECH_MODEL: dict[str, Any] = {
     "name": "ensemble",
@@ -332,14 +332,14 @@ def cv_splits(records: Sequence[Any], kind: str, *, k: int | None = None, seed: 
         if speaker_dependent:
             return splits, WITHIN_SPEAKER, True
         if not speakers:
-            return (splits, f"stratified {k}-fold over items (speakers unknown: may be "
-                            "speaker-dependent)", None)
+            return (splits, (f"stratified {k}-fold over items (speakers unknown: may be "
+                             "speaker-dependent)"), None)
         by_id = {r.id: r for r in records}
         repeat = any({by_id[i].speaker for i in s.train} & {by_id[i].speaker for i in s.test}
                      - {None} for s in splits)
         if repeat:
-            return (splits, f"stratified {k}-fold over items (speaker-dependent: speakers "
-                            "repeat across train and test)", True)
+            return (splits, (f"stratified {k}-fold over items (speaker-dependent: speakers "
+                             "repeat across train and test)"), True)
         return splits, f"stratified {k}-fold over items", False
     missing = [r.id for r in records if not r.speaker]
     if missing:
@@ -507,7 +507,7 @@ def cross_validate(cfg: RunConfig, records: Sequence[Any], classes: Sequence[str
             fold_metrics.append(m)
             speakers = sorted({r.speaker for r in test if r.speaker}, key=str)
             info = {"fold": split.fold or n, "n_train": len(train_ids), "n_test": len(test),
-                    "scored": int(len(y)), "skipped": skipped,
+                    "scored": len(y), "skipped": skipped,
                     "test_speakers": speakers if len(speakers) <= 20 else len(speakers),
                     "ua": m["ua"], "wa": m["wa"], "macro_f1": m["macro_f1"],
                     "missing_classes": [c for c in classes if c not in labels],
