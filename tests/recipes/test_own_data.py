@@ -334,3 +334,20 @@ def test_bench_config_runs_any_corpus_and_protocol(tmp_path: Path) -> None:
     line = _one_line_error(_emofuse("bench", "--config", str(cfg), "--results", str(results),
                                     "--quick"))
     assert "allow_leak" in line
+
+
+def test_text_manifest_split_is_checked_before_any_training(tmp_path: Path) -> None:
+    from emofuse.recipes.own_data import prepare
+
+    manifest = tmp_path / "texts.csv"
+    rows = ["text,label,speaker,split"] + [
+        f"line {i} {('so happy', 'so sad')[i % 2]},{('joy', 'sadness')[i % 2]},s{i % 3},"
+        f"{('train', 'test')[i % 4 == 0]}" for i in range(12)]
+    manifest.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="'split' column cannot be used: .*leaks"):
+        prepare(manifest, "text", out_dir=tmp_path / "m")
+    disjoint = manifest.read_text().replace(",s0,train", ",s0,dev").replace(",s0,test", ",s0,dev")
+    manifest.write_text(disjoint.replace(",s1,test", ",s1,train").replace(",s2,train", ",s2,test"))
+    own = prepare(manifest, "text", out_dir=tmp_path / "m")
+    assert own.own_split and own.protocol["kind"] == "the manifest's split"
+    assert own.protocol["speaker_dependent"] is False

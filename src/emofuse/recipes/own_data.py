@@ -190,16 +190,23 @@ class OwnData:
     speakers: dict[str, int] = field(default_factory=dict)
     no_speaker: int = 0
     speaker_dependent: bool = False
+    own_split: bool = False
 
     @property
     def protocol(self) -> dict[str, Any]:
         """The card's ``protocol``: how the validation part of the final model was drawn."""
         frac = self.cfg.train.val_fraction
+        own = ("the manifest's dev/val rows (trained on its train rows; its test rows are not "
+               "used)")
         if self.speaker_dependent:
             return {"kind": WITHIN_SPEAKER, "speaker_dependent": True,
-                    "validation": f"a fraction {frac} of the one speaker's items "
-                                  f"({', '.join(self.speakers)}), stratified by label",
+                    "validation": own if self.own_split else
+                    f"a fraction {frac} of the one speaker's items "
+                    f"({', '.join(self.speakers)}), stratified by label",
                     "note": "one speaker: figures say nothing about other speakers"}
+        if self.own_split:
+            return {"kind": "the manifest's split",
+                    "speaker_dependent": False if self.speakers else None, "validation": own}
         if not self.speakers:
             return {"kind": "whole corpus (speakers unknown)", "speaker_dependent": None,
                     "validation": f"a fraction {frac} of the items, drawn at random and "
@@ -245,15 +252,17 @@ def prepare(data: str | Path, modality: str, *, out_dir: str | Path,
                     r"'^(?P<speaker>[A-Z]+)_(?P<label>[a-z]+)\d+' or a preset) to read labels "
                     "from file names, or put them in one sub-folder per class")
         elif label_regex:
-            hint = f"; no file name matches --label-regex {label_regex!r}"
+            hint = f"; no file name matches --label-regex '{label_regex}'"
         raise DataError(root, f"no usable {modality} item with a label "
                               f"({len(skipped)} file(s) skipped){hint}")
+    own_split = modality == "text" and any(r.split for r in records)
     classes = class_list(records, cfg.data.labels)
     if len(classes) < 2:
         raise DataError(root, f"only one class ({classes[0]}): a classifier needs at least two")
     speakers = dict(sorted(collections.Counter(r.speaker for r in records if r.speaker).items()))
     no_speaker = sum(1 for r in records if not r.speaker)
-    own = OwnData(cfg, records, classes, skipped, notes, speakers, no_speaker)
+    own = OwnData(cfg, records, classes, skipped, notes, speakers, no_speaker,
+                  own_split=own_split)
     if len(speakers) == 1:
         own.speaker_dependent = True
         (name,) = speakers
@@ -265,17 +274,36 @@ def prepare(data: str | Path, modality: str, *, out_dir: str | Path,
                                   group_by="item")
         for r in records:
             r.extra["group"] = f"item:{r.id}"
+    if own_split:
+        _check_text_split(records, root)
     if _item_level(records):
         frac = _val_fraction(own.cfg.train.val_fraction, records)
         if frac != own.cfg.train.val_fraction:
             d = own.cfg.model_dump(mode="json")
             d["train"]["val_fraction"] = frac
             own.cfg = parse_config(d, source=f"--data {root}")
-    if not speakers:
+    if not speakers and not own_split:
         warn(f"{root}: no speaker known for any item: validation items are drawn at random, so "
              "a speaker may be on both sides (give --speaker-regex, a (?P<speaker>...) group "
              "in --label-regex, or a manifest 'speaker' column)")
     return own
+
+
+def _check_text_split(records: Sequence[Any], root: Path) -> None:
+    """The text recipe trains on a manifest's own ``split`` column when it has one: check it
+    now (known parts, a dev part for early stopping, no speaker on two sides) rather than after
+    a cross-validation."""
+    from .. import protocols
+
+    try:
+        split = protocols.official_split(records)
+    except EmofuseError as exc:
+        raise DataError(root, f"its 'split' column cannot be used: {exc} (remove the column to "
+                              "let a validation part be drawn)") from exc
+    if not split.val:
+        raise DataError(root, "its 'split' column has no dev/val part, which the text recipe "
+                              "needs for early stopping (add one, or remove the column to let "
+                              "a validation part be drawn)")
 
 
 # --------------------------------------------------------------------------------------------
