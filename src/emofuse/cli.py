@@ -441,7 +441,7 @@ def _register_extensions() -> None:
 
     from ._plugins import import_present
 
-    for mod in ("cli_product", "cli_augment"):
+    for mod in ("cli_product", "cli_augment", "cli_live"):
         import_present(__package__, [mod])
         m = sys.modules.get(f"{__package__}.{mod}")
         if m is not None:

@@ -111,8 +111,8 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
         raise EmofuseError("choose one of --json and --jsonl")
     if plot is not None and not timeline:
         raise EmofuseError("--plot needs --timeline")
-    if segmentation not in ("vad", "windows"):
-        raise EmofuseError(f"--segmentation must be vad or windows, not {segmentation!r}")
+    if segmentation not in ("vad", "windows", "stream"):
+        raise EmofuseError(f"--segmentation must be vad, windows or stream, not {segmentation!r}")
     apply_threads(threads)
     files = list(files or [])
     stdin_lines: list[str] = []
@@ -335,8 +335,9 @@ def register(app: typer.Typer) -> None:
         plot: Annotated[Path | None, typer.Option(
             help="With --timeline: PNG to write (a folder when several inputs).")] = None,
         segmentation: Annotated[str, typer.Option(
-            help="Speech segments for the timeline: vad (silero-vad) or windows.",
-            callback=_choice("vad", "windows"))] = "vad",
+            help="Speech segments for the timeline: vad (silero-vad) or windows; stream: the "
+                 "timeline of `emofuse live` (an update every 0.5 s: speech, face, fused).",
+            callback=_choice("vad", "windows", "stream"))] = "vad",
         window: Annotated[float, typer.Option(
             help="Window length in seconds (windows), 0.5 to 60.",
             callback=in_range(0.5, 60.0, unit=" s"))] = 3.0,

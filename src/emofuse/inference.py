@@ -460,7 +460,10 @@ class PredictOptions:
     timeline
         Return per-segment (speech) and per-frame (faces) predictions.
     segmentation
-        ``vad`` (Silero voice-activity segments) or ``windows`` (fixed windows) for speech.
+        ``vad`` (Silero voice-activity segments) or ``windows`` (fixed windows) for speech;
+        ``stream``: the timeline is the one a live stream gives (:func:`emofuse.stream.replay`,
+        the code of ``emofuse live``: an update every ``hop`` or 0.5 s with speech, face and
+        fused segments).
     window, hop
         Window length and step (seconds) for fixed windows and for splitting long segments.
     max_segment_s
@@ -476,7 +479,7 @@ class PredictOptions:
     """
 
     timeline: bool = False
-    segmentation: Literal["vad", "windows"] = "vad"
+    segmentation: Literal["vad", "windows", "stream"] = "vad"
     window: float = 3.0
     hop: float | None = None
     max_segment_s: float = 8.0
@@ -500,8 +503,9 @@ class PredictOptions:
                                 bad("max_segment_s", 0.5, 60.0), bad("long_audio_s", 1.0, 3600.0),
                                 bad("frame_rate", 0.01, 30.0), bad("max_frames", 1, 10_000))
                     if p]
-        if self.segmentation not in ("vad", "windows"):
-            problems.append(f"segmentation must be vad or windows, not {self.segmentation!r}")
+        if self.segmentation not in ("vad", "windows", "stream"):
+            problems.append(f"segmentation must be vad, windows or stream, not "
+                            f"{self.segmentation!r}")
         if self.detect not in ("auto", "always", "never"):
             problems.append(f"detect must be auto, always or never, not {self.detect!r}")
         if problems:
@@ -681,6 +685,8 @@ class Recognizer:
         if kind is None:
             kind, notes = detect_kind(path)
         src = source or str(path)
+        if kind in ("audio", "video") and opts.segmentation == "stream":
+            return self._predict_streamed(path, kind=kind, src=src, opts=opts, notes=notes)
         if kind == "text":
             from .media import normalise_text, read_text
 
@@ -702,6 +708,27 @@ class Recognizer:
         if kind == "video":
             return self._predict_video(path, src=src, opts=opts, notes=notes)
         raise UnsupportedMediaError(path, f"unknown kind {kind!r}")
+
+    def _predict_streamed(self, path: Path, *, kind: str, src: str, opts: PredictOptions,
+                          notes: list[str]) -> Prediction:
+        """The whole file's answer, with (``timeline``) the updates of a live stream replayed
+        offline as its timeline: the same code as ``emofuse live``."""
+        base = _replace(opts, timeline=False, segmentation="vad")
+        if kind == "audio":
+            from .media import load_audio
+
+            y, rate = load_audio(path, sr=16000)
+            pred = self._predict_audio(Waveform(y, rate), src=src, opts=base, notes=notes)
+        else:
+            pred = self._predict_video(path, src=src, opts=base, notes=notes)
+        if opts.timeline:
+            from .stream import StreamOptions, replay, stream_timeline
+
+            sopts = StreamOptions(window=opts.window, hop=opts.hop or 0.5, detect=opts.detect)
+            mods = [m for m in KIND_MODALITIES[kind] if m in self._models]
+            segs = stream_timeline(replay(self, path, options=sopts, modalities=mods))
+            pred.timeline = sorted(segs, key=lambda s: (s.modality, s.start))
+        return pred
 
     def _predict_array(self, x: np.ndarray, *, sr: int | None, opts: PredictOptions,
                        source: str) -> Prediction:
@@ -761,7 +788,8 @@ class Recognizer:
             return (labels, pred.predict(w)), [], []
         from .timeline import speech_segments
 
-        segs, notes = speech_segments(w.y, w.sr, method=opts.segmentation, window=opts.window,
+        method = "vad" if opts.segmentation == "stream" else opts.segmentation  # arrays
+        segs, notes = speech_segments(w.y, w.sr, method=method, window=opts.window,
                                       hop=opts.hop, max_segment_s=opts.max_segment_s)
         timeline, probs, lengths, warns = [], [], [], []
         for s, e in segs:

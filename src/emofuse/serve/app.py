@@ -514,6 +514,9 @@ def create_app(models: Sequence[str | os.PathLike] | Recognizer = ("default",), 
             return error(499, "the client closed the connection", "ClientClosedRequest")
         return JSONResponse(pred)
 
+    from .stream import mount_stream
+
+    mount_stream(app, recognizer)  # the /stream WebSocket (live updates)
     return app
 
 
