@@ -27,9 +27,12 @@ How an update is made, every ``hop`` seconds of *stream time* (default 0.5 s):
 
 The same code makes the offline timeline: :func:`replay` feeds a file to a stream as fast as
 it can, every frame processed, and returns the list of updates. Run live (:meth:`Stream.start`),
-a stream processes frames in a thread of its own and, when it falls behind, drops frames
-(``frames_dropped``) and merges late hops into one update (``hops_merged``); counters in every
-update say so. :func:`play` feeds a file at real-time speed (``speed`` > 1 for tests), as a
+a stream runs the face model and the speech model in threads of their own: frames that wait
+while the face model is busy are dropped (``frames_dropped``); an update waits at most
+``speech_wait`` (0.3 s) for the speech answer on its window, then shows the latest one
+(``speech_time`` < ``time``, ``speech_late``) so that updates keep coming on time while speech
+catches up; hops that pass while an update is made are merged into the next one
+(``hops_merged``). Counters in every update say so. :func:`play` feeds a file at real-time speed (``speed`` > 1 for tests), as a
 microphone and a webcam would.
 """
 
@@ -91,6 +94,11 @@ class StreamOptions:
         Live: frames waiting for the face model; a newer frame pushes the oldest out (dropped).
     detect
         Face detection (``auto``, ``always``, ``never``), as :class:`PredictOptions` has it.
+    speech_wait
+        Live: how long an update waits for the speech model's answer on its window; after
+        that it shows the latest answer (``speech_time`` says which hop) and stays on time,
+        while the speech thread catches up (``speech_late``; windows never started because a
+        newer one came: ``speech_skipped``).
     """
 
     hop: float = 0.5
@@ -104,6 +112,7 @@ class StreamOptions:
     frame_rate: float = 10.0
     max_pending_frames: int = 1
     detect: str = "auto"
+    speech_wait: float = 0.25
 
     def __post_init__(self) -> None:
         def bad(name: str, lo: float, hi: float) -> str | None:
@@ -118,7 +127,7 @@ class StreamOptions:
             bad("min_speech_s", 0.0, 30.0), bad("vad_threshold", 0.0, 1.0),
             bad("min_segment_s", 0.1, 30.0), bad("pad_s", 0.0, 5.0),
             bad("frame_side", 64, 4096), bad("frame_rate", 0.1, 60.0),
-            bad("max_pending_frames", 1, 1000)) if p]
+            bad("max_pending_frames", 1, 1000), bad("speech_wait", 0.0, 60.0)) if p]
         if self.detect not in ("auto", "always", "never"):
             problems.append(f"detect must be auto, always or never, not {self.detect!r}")
         if problems:
@@ -142,6 +151,9 @@ class Update(BaseModel):
                                           "voiced audio classified, the first and last face frame")
     speech_active: bool = Field(False, description="voice activity gated speech on")
     voice: float = Field(0.0, description="fraction of the hop that VAD calls speech")
+    speech_time: float | None = Field(
+        None, description="the hop end the speech output was computed for: below ``time`` "
+                          "when a live stream showed its latest speech answer rather than wait")
     face_frames: int = Field(0, description="frames with a face in the face window")
     face: Face | None = Field(None, description="the latest face (box in the frame's pixels)")
     reliable: bool = Field(False, description="some modality had a usable signal")
@@ -149,7 +161,8 @@ class Update(BaseModel):
     merged: int = Field(0, description="later hops this update stands for (a live stream "
                                        "that fell behind)")
     lag_ms: float | None = Field(None, description="live: wall time from receiving the audio "
-                                                   "chunk that completed the hop to this update")
+                                                   "chunk that completed the hop to this update "
+                                                   "(null when its speech answer is older)")
     compute_ms: float = 0.0
     counters: dict[str, float] = Field(default_factory=dict)
 
@@ -328,12 +341,15 @@ class Stream:
         # hops
         self._last_t = 0.0  # time of the last update
         self._index = 0
-        self._speech_cache: tuple[tuple[float, float], np.ndarray] | None = None
+        # the latest speech answer: (segment, probabilities, hop end it was computed for)
+        self._speech_cache: tuple[tuple[float, float], np.ndarray, float] | None = None
+        self._speech_job: tuple[float, tuple[float, float], np.ndarray] | None = None
         self._closed = False
         self.counters: dict[str, float] = {
             "audio_s": 0.0, "chunks": 0, "frames_received": 0, "frames_processed": 0,
             "frames_dropped": 0, "frames_without_face": 0, "frames_bad": 0, "hops_merged": 0,
-            "speech_runs": 0, "speech_reused": 0, "updates": 0}
+            "speech_runs": 0, "speech_reused": 0, "speech_late": 0, "speech_skipped": 0,
+            "updates": 0}
         self.errors: deque[str] = deque(maxlen=100)
         # live mode
         self._threads: list[threading.Thread] = []
@@ -523,9 +539,11 @@ class Stream:
             self._vad_p = np.concatenate([self._vad_p, p]) if self._vad_p.size else p
             self._vad_done = n_frames
 
-    def _speech(self, t: float, notes: list[str]) -> tuple[np.ndarray | None, tuple[float, float]
-                                                            | None, bool, float]:
-        """(speech probabilities or None, segment, active, voiced fraction of the hop)."""
+    def _speech(self, t: float, notes: list[str], *, wait: float | None = None
+                ) -> tuple[np.ndarray | None, tuple[float, float] | None, bool, float,
+                           float | None]:
+        """(speech probabilities or None, segment, active, voiced fraction of the hop, the hop
+        end the probabilities were computed for). ``wait``: live, see :meth:`_speech_loop`."""
         o = self.options
         end = int(round(t * SR))
         ws = max(0, end - int(round(o.window * SR)))
@@ -548,7 +566,7 @@ class Stream:
             hop_frames = max(1, int(round(o.hop * SR / _VAD_FRAME)))
             hop_voice = float(voiced[-hop_frames:].mean()) if voiced.size else 0.0
             if voiced.sum() * (_VAD_FRAME / SR) < o.min_speech_s:
-                return None, None, False, hop_voice
+                return None, None, False, hop_voice, None
             voiced_idx = np.flatnonzero(voiced)
             first = (f0 + voiced_idx[0]) * _VAD_FRAME / SR - o.pad_s
             last = (f0 + voiced_idx[-1] + 1) * _VAD_FRAME / SR + o.pad_s
@@ -558,24 +576,74 @@ class Stream:
                 first = max(lo, last - o.min_segment_s)
                 last = min(hi, first + o.min_segment_s)
             seg = (round(first, 3), round(last, 3))
-        if self._speech_cache is not None and self._speech_cache[0] == seg:
+        cache = self._speech_cache
+        if cache is not None and cache[0] == seg:  # the same audio: the same answer
             self.counters["speech_reused"] += 1
-            return self._speech_cache[1], seg, True, hop_voice
+            return cache[1], seg, True, hop_voice, t
         a = int(round(seg[0] * SR)) - ws
         b = int(round(seg[1] * SR)) - ws
         piece = audio[max(0, a): max(0, b)]
         if piece.size < int(0.1 * SR):
-            return None, None, False, hop_voice
+            return None, None, False, hop_voice, None
+        if wait is None:  # synchronous: this hop's answer, always
+            p = self._run_speech(piece)
+            if p is None:
+                return None, None, False, hop_voice, None
+            self._speech_cache = (seg, p, t)
+            return p, seg, True, hop_voice, t
+        # live: the speech thread runs it; wait for it at most `wait` seconds, else show the
+        # latest answer (the update stays on time; the speech catches up)
+        deadline = time.perf_counter() + wait
+        with self._cond:
+            if self._speech_job is not None:
+                self.counters["speech_skipped"] += 1  # never started: a newer window replaces it
+            self._speech_job = (t, seg, piece)
+            self._cond.notify_all()
+            while self._running and not (self._speech_cache is not None
+                                         and self._speech_cache[2] >= t - 1e-9):
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            cache = self._speech_cache
+        if cache is not None and cache[2] >= t - 1e-9:
+            return cache[1], cache[0], True, hop_voice, cache[2]
+        self.counters["speech_late"] += 1
+        if cache is not None and cache[0][1] > t - self.options.window:
+            return cache[1], cache[0], True, hop_voice, cache[2]
+        return None, None, True, hop_voice, None
+
+    def _run_speech(self, piece: np.ndarray) -> np.ndarray | None:
         from .inference import Waveform
 
         out = self.rec.predictor("speech").predict(Waveform(piece, SR))
-        self.counters["speech_runs"] += 1
+        with self._lock:
+            self.counters["speech_runs"] += 1
         if out.probabilities is None:
-            return None, None, False, hop_voice
+            return None
         p = np.asarray(out.probabilities, dtype=np.float64)
-        p = p / max(p.sum(), 1e-12)
-        self._speech_cache = (seg, p)
-        return p, seg, True, hop_voice
+        return p / max(p.sum(), 1e-12)
+
+    def _speech_loop(self) -> None:
+        """Live: run the speech model on the newest window handed over by the update thread."""
+        while True:
+            with self._cond:
+                while self._running and self._speech_job is None:
+                    self._cond.wait(0.1)
+                if not self._running:
+                    return
+                t, seg, piece = self._speech_job
+                self._speech_job = None
+            try:
+                p = self._run_speech(piece)
+            except Exception as exc:  # noqa: BLE001 - report, keep the stream going
+                self._error(f"speech model failed ({type(exc).__name__}: {exc})")
+                p = None
+            with self._cond:
+                if p is not None and (self._speech_cache is None
+                                      or self._speech_cache[2] < t):
+                    self._speech_cache = (seg, p, t)
+                self._cond.notify_all()
 
     def _make_update(self, t: float, *, merged: int = 0, final: bool = False) -> Update:
         t0 = time.perf_counter()
@@ -583,9 +651,10 @@ class Stream:
         notes: list[str] = []
         per: dict[str, dict[str, float]] = {}
         segments: dict[str, tuple[float, float]] = {}
-        active, voice = False, 0.0
+        active, voice, speech_t = False, 0.0, None
         if "speech" in self.modalities and self._audio_seen:
-            p, seg, active, voice = self._speech(t, notes)
+            wait = o.speech_wait if self._running and not final else None
+            p, seg, active, voice, speech_t = self._speech(t, notes, wait=wait)
             if p is not None and seg is not None:
                 labels = self.rec.predictor("speech").labels
                 per["speech"] = {str(k): round(float(v), 6) for k, v in zip(labels, p)}
@@ -619,7 +688,8 @@ class Stream:
         with self._lock:
             while len(self._chunks) > 1 and self._chunks[1][0] <= end:
                 self._chunks.popleft()
-            if self._running and self._chunks and not final:
+            fresh = not active or (speech_t is not None and speech_t >= t - 1e-9)
+            if self._running and self._chunks and not final and fresh:
                 first = next((w for e, w in self._chunks if e >= end), None)
                 if first is not None:
                     lag = round(1000 * (time.perf_counter() - first), 1)
@@ -636,7 +706,9 @@ class Stream:
             modalities={m: dict(sorted(p.items(), key=lambda kv: -kv[1]))
                         for m, p in per.items()},
             weights={m: round(float(w), 6) for m, w in weights.items()}, segments=segments,
-            speech_active=active, voice=round(voice, 3), face_frames=face_frames, face=latest,
+            speech_active=active, voice=round(voice, 3),
+            speech_time=None if speech_t is None else round(speech_t, 6),
+            face_frames=face_frames, face=latest,
             reliable=bool(per), notes=notes, merged=merged, lag_ms=lag,
             compute_ms=round(1000 * (time.perf_counter() - t0), 2), counters=counters)
 
@@ -731,6 +803,9 @@ class Stream:
         if "face" in self.modalities:
             self._threads.append(threading.Thread(target=self._face_loop,
                                                   name="emofuse-stream-face", daemon=True))
+        if "speech" in self.modalities:
+            self._threads.append(threading.Thread(target=self._speech_loop,
+                                                  name="emofuse-stream-speech", daemon=True))
         for th in self._threads:
             th.start()
         return self
@@ -766,6 +841,7 @@ class Stream:
             self._running = False
             self._closed = True
             self._pending.clear()
+            self._speech_job = None
             self._cond.notify_all()
 
     def _deliver(self, u: Update) -> None:
