@@ -201,3 +201,23 @@ class Timer:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
+
+
+def model_params(cfg: RunConfig, defaults: dict[str, Any], *,
+                 nested: Sequence[str] = ()) -> dict[str, Any]:
+    """``cfg.model.params`` over ``defaults``: unknown keys refused (ConfigError naming the
+    known ones); the sections in ``nested`` merged one level deep."""
+    unknown = sorted(set(cfg.model.params) - set(defaults))
+    if unknown:
+        raise ConfigError(f"model.params: unknown key(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(defaults)}")
+    p = {**defaults, **cfg.model.params}
+    for key in nested:
+        p[key] = {**defaults[key], **(p[key] or {})}
+    return p
+
+
+def require_modality(cfg: RunConfig, modality: str) -> None:
+    """Refuse a config whose task is not ``modality``."""
+    if cfg.task.modality != modality:
+        raise ConfigError(f"suite {cfg.suite}: task.modality must be {modality}")

@@ -39,8 +39,8 @@ from ..corpora import Record
 from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from . import suite
-from ._common import Timer
-from .aug_tts import (_draw, _fold_mean, _full_proba, _pool_features, _quality, _result, _tag,
+from ._common import Timer, model_params, require_modality
+from .aug_tts import (_draw, _fold_mean, _full_proba, _pool_features, _quality, _result,
                       speaker_stratified)
 
 __all__ = ["aug_speech_diffusion", "with_core", "DEFAULTS"]
@@ -68,14 +68,7 @@ ENGINES = (POOL, "piper", "espeak")
 
 
 def _params(cfg: RunConfig) -> dict[str, Any]:
-    unknown = sorted(set(cfg.model.params) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"model.params: unknown key(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(DEFAULTS)}")
-    p = {**DEFAULTS, **cfg.model.params}
-    p["pool"] = {**DEFAULTS["pool"], **p["pool"]}
-    p["tts_pool"] = {**DEFAULTS["tts_pool"], **p["tts_pool"]}
-    p["quick"] = {**DEFAULTS["quick"], **p["quick"]}
+    p = model_params(cfg, DEFAULTS, nested=('pool', 'tts_pool', 'quick'))
     if p["arms"].get("real", 0) not in ({}, None):
         raise ConfigError("model.params.arms needs 'real: {}' (real data only)")
     arms = {}
@@ -156,8 +149,7 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
     from ._speech_fit import SpeechData
     from .speech import _fold_records, _usable_folds
 
-    if cfg.task.modality != "speech":
-        raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
+    require_modality(cfg, "speech")
     p = _params(cfg)
     seeds, fracs = list(cfg.train.seeds), list(p["fractions"])
     if quick:

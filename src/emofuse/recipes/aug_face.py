@@ -41,7 +41,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from . import suite
-from ._common import Timer
+from ._common import Timer, model_params
 
 __all__ = ["aug_face", "hog", "DEFAULTS"]
 
@@ -66,11 +66,7 @@ _ARM_KEYS = {"source", "per_class", "classes", "class_weight", "baseline"}
 
 
 def _params(cfg: RunConfig) -> dict[str, Any]:
-    unknown = sorted(set(cfg.model.params) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"model.params: unknown key(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(DEFAULTS)}")
-    p = {**DEFAULTS, **cfg.model.params}
+    p = model_params(cfg, DEFAULTS)
     if "real" not in p["arms"]:
         raise ConfigError("model.params.arms needs the 'real' arm (real data only)")
     arms = {}

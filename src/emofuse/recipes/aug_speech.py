@@ -38,7 +38,8 @@ from ..corpora import Record
 from ..errors import ConfigError
 from ..evaluate.metrics import summarise
 from . import suite
-from ._common import FoldOutput, Timer, make_result, run_folds
+from ._common import (FoldOutput, Timer, make_result, model_params, require_modality,
+                      run_folds)
 
 __all__ = ["aug_speech_aaec", "DEFAULTS", "render_notes"]
 
@@ -58,11 +59,7 @@ DEFAULTS: dict[str, Any] = {
 def _params(cfg: RunConfig) -> dict[str, Any]:
     from ..augment.aaec import VARIANTS
 
-    unknown = sorted(set(cfg.model.params) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"model.params: unknown key(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(DEFAULTS)}")
-    p = {**DEFAULTS, **cfg.model.params}
+    p = model_params(cfg, DEFAULTS)
     if bad := [v for v in p["variants"] if v not in VARIANTS]:
         raise ConfigError(f"model.params.variants: unknown {bad}; known: {', '.join(VARIANTS)}")
     if not all(0 < f <= 1 for f in p["fractions"]):
@@ -101,8 +98,7 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
     from ..augment.aaec import AAECGenerator, sequence_features
     from .speech import _fold_records, _usable_folds
 
-    if cfg.task.modality != "speech":
-        raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
+    require_modality(cfg, "speech")
     p = _params(cfg)
     seeds = list(cfg.train.seeds)[:1] if quick else list(cfg.train.seeds)
     threads = int(cfg.train.num_threads or 1)

@@ -51,7 +51,7 @@ from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import build_result
 from . import suite
-from ._common import Timer
+from ._common import Timer, model_params, require_modality
 
 __all__ = ["aug_speech_tts", "speaker_stratified", "DEFAULTS", "render_notes"]
 
@@ -73,12 +73,7 @@ _METRICS = ("ua", "accuracy", "macro_f1")
 def _params(cfg: RunConfig) -> dict[str, Any]:
     from ..augment.tts import ENGINES
 
-    unknown = sorted(set(cfg.model.params) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"model.params: unknown key(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(DEFAULTS)}")
-    p = {**DEFAULTS, **cfg.model.params}
-    p["pool"] = {**DEFAULTS["pool"], **p["pool"]}
+    p = model_params(cfg, DEFAULTS, nested=('pool',))
     if "real" not in p["arms"] or p["arms"]["real"] not in ({}, None):
         raise ConfigError("model.params.arms needs 'real: {}' (real data only)")
     arms = {}
@@ -196,8 +191,7 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
     from ._speech_fit import SpeechData
     from .speech import _fold_records, _usable_folds
 
-    if cfg.task.modality != "speech":
-        raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
+    require_modality(cfg, "speech")
     p = _params(cfg)
     seeds = list(cfg.train.seeds)
     fracs = list(p["fractions"])
