@@ -120,3 +120,17 @@ def test_face_crops_skip_detection_as_in_the_benchmark(shared_data):
             failures += 1
             assert "--detect never" in str(exc)
     assert failures >= 0  # the detector may or may not find these tiny faces; never a crash
+
+
+def test_blurred_face_is_flagged_unreliable(shared_data):
+    import cv2
+
+    from emofuse.media import load_image
+
+    path = sorted((shared_data / "fer2013" / "test" / "happy").glob("PrivateTest_*.jpg"))[0]
+    img = load_image(path)
+    rec = Recognizer.load("face")
+    sharp = rec.predict(img)
+    blurred = rec.predict(cv2.GaussianBlur(img, (0, 0), 3))
+    assert sharp.reliable and not blurred.reliable
+    assert any("blurred" in w for w in blurred.warnings)

@@ -776,6 +776,9 @@ class Recognizer:
             if side < MIN_FACE_PX and min(rgb.shape[:2]) > 2 * MIN_FACE_PX:
                 notes.append(f"the face is only {main.box[2]}x{main.box[3]} pixels: the "
                              "prediction is unreliable")
+            elif (sharp := face_sharpness(rgb, main.box)) < MIN_FACE_SHARPNESS:
+                notes.append(f"the face is blurred (sharpness {sharp:.1f}, below "
+                             f"{MIN_FACE_SHARPNESS:g}): the prediction is unreliable")
         return self._finish(src, "image", {"face": (labels, out)}, notes, out.faces, [], None)
 
     def _speech(self, w: Waveform, opts: PredictOptions, *, offset: float = 0.0
@@ -909,6 +912,28 @@ class Recognizer:
 
 #: Smallest face side (pixels) in a larger picture for a face prediction to count as reliable.
 MIN_FACE_PX = 20
+
+#: Least sharpness of a face (variance of the Laplacian of its 64x64 grayscale crop) for a
+#: face prediction to count as reliable. Chosen on FER2013 PublicTest: 0.1 % of its faces fall
+#: below 20, 99.7 % of the same faces blurred with a Gaussian of sigma 2 px do.
+MIN_FACE_SHARPNESS = 20.0
+
+
+def face_sharpness(rgb: np.ndarray, box: Sequence[int]) -> float:
+    """Variance of the Laplacian of the face ``box`` (x, y, w, h) of ``rgb``, resized to 64x64
+    grayscale: low for blurred or flat faces."""
+    import cv2
+
+    x, y, w, h = (int(v) for v in box)
+    crop = rgb[max(0, y): y + max(1, h), max(0, x): x + max(1, w)]
+    if crop.size == 0:
+        return 0.0
+    g = crop if crop.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(crop[..., :3]),
+                                                  cv2.COLOR_RGB2GRAY)
+    g = cv2.resize(g, (64, 64), interpolation=cv2.INTER_AREA if g.shape[0] > 64
+                   else cv2.INTER_LINEAR)
+    return float(cv2.Laplacian(g.astype(np.float32), cv2.CV_32F).var())
+
 
 #: Least speech (seconds, Silero VAD) for an audio prediction to count as reliable.
 MIN_SPEECH_S = 0.25
