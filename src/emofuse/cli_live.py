@@ -254,18 +254,23 @@ def run_live(*, source: Path | None = None, speed: float = 1.0, duration: float 
 
     live_ctx = Live(console=console, refresh_per_second=8, transient=False) if show else None
     stop = threading.Event()
+    interrupted = False
     try:
         if live_ctx is not None:
             view = live_ctx.__enter__()
         stream.start(emit, on_error=lambda m: err.print(f"[yellow]warning:[/yellow] {m}",
                                                         soft_wrap=True, highlight=False))
-        if source is not None:
-            events = media_events(source, frame_rate=frame_rate, modalities=stream.modalities)
-            if duration is not None:
-                events = (e for e in events if e[0] <= duration + 1e-9)
-            play(stream, events, speed=speed, stop=stop)
-        else:
-            _capture(stream, devices, mic=mic, duration=duration, stop=stop)
+        try:
+            if source is not None:
+                events = media_events(source, frame_rate=frame_rate,
+                                      modalities=stream.modalities)
+                if duration is not None:
+                    events = (e for e in events if e[0] <= duration + 1e-9)
+                play(stream, events, speed=speed, stop=stop)
+            else:
+                _capture(stream, devices, mic=mic, duration=duration, stop=stop)
+        except KeyboardInterrupt:  # Ctrl-C ends a live run: the summary still comes
+            interrupted = True
     finally:
         stop.set()
         stream.stop()
@@ -274,13 +279,15 @@ def run_live(*, source: Path | None = None, speed: float = 1.0, duration: float 
         if live_ctx is not None:
             live_ctx.__exit__(None, None, None)
     result = None
-    if compare:
+    if compare and not interrupted:
         events = media_events(source, frame_rate=frame_rate, modalities=stream.modalities)
         if duration is not None:
             events = (e for e in events if e[0] <= duration + 1e-9)
         result = agreement(updates, replay(rec, events, options=opts,
                                            modalities=stream.modalities))
-    return _summary(updates, started=started, stream=stream, compare=result)
+    summary = _summary(updates, started=started, stream=stream, compare=result)
+    summary["interrupted"] = interrupted
+    return summary
 
 
 def _capture(stream: Any, devices: Any, *, mic: str | None, duration: float | None,
@@ -379,9 +386,10 @@ def register(app: typer.Typer) -> None:
         verbose: VerboseOpt = False,
     ) -> None:
         """Live emotion from the microphone and webcam (or a file replayed in real time): a
-        one-line view updated every hop, and a summary at the end.
+        one-line view updated every hop, and a summary at the end (Ctrl-C ends a run).
 
-        Exit code 2 when there is no microphone or camera (or no file).
+        Exit code 0 at the end of --duration or of the file, 130 after Ctrl-C (the summary is
+        printed), 2 when there is no microphone or camera (or no file).
         """
         set_verbosity(quiet=quiet, verbose=verbose)
         s = run_live(source=source, speed=speed, duration=duration, as_jsonl=as_jsonl,
@@ -390,3 +398,5 @@ def register(app: typer.Typer) -> None:
                      threads=threads)
         if not state.quiet:
             _print_summary(s, err if as_jsonl else out)
+        if s.get("interrupted"):
+            raise typer.Exit(130)  # Ctrl-C: summary printed, exit code of an interruption

@@ -27,13 +27,14 @@ How an update is made, every ``hop`` seconds of *stream time* (default 0.5 s):
 
 The same code makes the offline timeline: :func:`replay` feeds a file to a stream as fast as
 it can, every frame processed, and returns the list of updates. Run live (:meth:`Stream.start`),
-a stream runs the face model and the speech model in threads of their own: frames that wait
-while the face model is busy are dropped (``frames_dropped``); an update waits at most
-``speech_wait`` (0.3 s) for the speech answer on its window, then shows the latest one
-(``speech_time`` < ``time``, ``speech_late``) so that updates keep coming on time while speech
-catches up; hops that pass while an update is made are merged into the next one
-(``hops_merged``). Counters in every update say so. :func:`play` feeds a file at real-time speed (``speed`` > 1 for tests), as a
-microphone and a webcam would.
+a stream runs the face model and the speech model in threads of their own. Frames that wait
+while the face model is busy are dropped (``frames_dropped``). An update waits at most
+``speech_wait`` (0.25 s) for the speech answer on its window and for the frames up to its
+time, then shows the latest answer (``speech_time`` < ``time``, ``speech_late``), so that
+updates keep coming on time while speech catches up; hops that pass while an update is made
+are merged into the next one (``hops_merged``). Counters in every update say so.
+:func:`play` feeds a file at real-time speed (``speed`` > 1 for tests), as a microphone and a
+webcam would.
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ class StreamOptions:
     detect
         Face detection (``auto``, ``always``, ``never``), as :class:`PredictOptions` has it.
     speech_wait
-        Live: how long an update waits for the speech model's answer on its window; after
-        that it shows the latest answer (``speech_time`` says which hop) and stays on time,
+        Live: how long an update waits for the speech model's answer on its window and for
+        the frames up to its time to be classified; after that it shows the latest answer (``speech_time`` says which hop) and stays on time,
         while the speech thread catches up (``speech_late``; windows never started because a
         newer one came: ``speech_skipped``).
     """
@@ -338,6 +339,7 @@ class Stream:
         self._faces: deque[_FaceObs] = deque()
         self._frame_t = -math.inf   # latest frame time pushed
         self._frames_done_t = -math.inf  # latest frame time processed or dropped
+        self._busy_t: float | None = None  # live: time of the frame the face model is on
         # hops
         self._last_t = 0.0  # time of the last update
         self._index = 0
@@ -653,7 +655,8 @@ class Stream:
         segments: dict[str, tuple[float, float]] = {}
         active, voice, speech_t = False, 0.0, None
         if "speech" in self.modalities and self._audio_seen:
-            wait = o.speech_wait if self._running and not final else None
+            wait = max(0.0, t0 + o.speech_wait - time.perf_counter()) \
+                if self._running and not final else None
             p, seg, active, voice, speech_t = self._speech(t, notes, wait=wait)
             if p is not None and seg is not None:
                 labels = self.rec.predictor("speech").labels
@@ -661,7 +664,16 @@ class Stream:
                 segments["speech"] = seg
         face_frames, latest = 0, None
         if "face" in self.modalities:
-            with self._lock:
+            with self._cond:
+                if self._running and not final:  # live: let the frames up to t be classified
+                    deadline = t0 + o.speech_wait
+                    while self._running and (
+                            (self._busy_t is not None and self._busy_t <= t + 1e-9)
+                            or any(ft <= t + 1e-9 for ft, _ in self._pending)):
+                        left = deadline - time.perf_counter()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
                 obs = [f for f in self._faces if t - o.face_window < f.t <= t + 1e-9]
             found = [f for f in obs if f.p is not None]
             face_frames = len(found)
@@ -858,10 +870,15 @@ class Stream:
                 if not self._running:
                     return
                 t, frame = self._pending.popleft()
+                self._busy_t = t
             try:
                 self._process_frame(t, frame)
             except Exception as exc:  # noqa: BLE001 - a bad frame never stops the stream
                 self._error(f"face model failed on a frame ({type(exc).__name__}: {exc})")
+            finally:
+                with self._cond:
+                    self._busy_t = None
+                    self._cond.notify_all()
 
     def _update_loop(self) -> None:
         while True:

@@ -206,6 +206,18 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         extra["single"]["labels_live"] = [u.label for u in r.updates]
         extra["single"]["labels_offline"] = [u.label for u in offline]
 
+        # 1b. the same stream with other speech waits: the lag / agreement trade-off
+        for w in ([] if quick else list(p.get("speech_waits_extra", []))):
+            ow = StreamOptions(**{**opts.__dict__, "speech_wait": float(w)})
+            rw, _, _ = _run_live(rec, ow, _looped(base, period, single_s))
+            key = f"wait{int(round(1000 * float(w)))}ms"
+            lw = [u.lag_ms for u in rw.updates if u.lag_ms is not None]
+            metrics[f"live_offline_agreement_{key}"] = _one(
+                agreement(rw.updates, offline)["agreement"])
+            metrics[f"audio_lag_p95_{key}_ms"] = _one(_pct(lw, 0.95))
+            metrics[f"audio_lag_every_chunk_p95_{key}_ms"] = _one(_pct(rw.chunk_lags_ms(), 0.95))
+            metrics[f"speech_answer_late_share_{key}"] = _one(rw.late_share())
+
         # 2. a long stream, faster than real time
         rss: list[tuple[float, float]] = []
         rl, stream, wall = _run_live(rec, opts, _looped(base, period, long_s), speed=long_speed,
@@ -310,4 +322,9 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             f"gaps in stream time. Concurrent: {n_conc} streams in threads of one process "
             f"sharing the models, {conc_s:g} s each at real-time speed; the next one is "
             "refused by StreamSlots (the limit the /stream WebSocket applies). targets: "
-            "each target of the issue, met or not."))
+            "each target of the issue, met or not. *_waitNNNms: the one-stream run again with "
+            "speech_wait = NNN ms (the trade-off between audio lag and agreement). Memory: "
+            "yuface 2023.5.1 (the YuNet face detector) leaks its 36 kB result buffer on every "
+            "detection (measured: 36 kB per call whatever the image size; calling "
+            "libfacedetection's facedetect_cnn with one reused buffer gives the same boxes "
+            "and no growth), which is 10 frames/s x 36 kB = 0.35 MB/s of stream."))
