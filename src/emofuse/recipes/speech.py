@@ -553,6 +553,10 @@ _SUITES = {
     "ser-ravdess-bilstm": "RAVDESS, BiLSTM + attention over log-mel (EmoBox folds)",
     "ser-ravdess-wavegram": "RAVDESS, Wavegram-Logmel CNN (EmoBox folds)",
     "ser-ravdess-fercnn": "RAVDESS, FERCNN over fused hand-crafted vectors (EmoBox folds)",
+    "ser-ravdess-whisper": "RAVDESS, Whisper-base encoder states (layers chosen on inner "
+                           "speakers) + shrinkage LDA (EmoBox folds)",
+    "ser-savee-whisper": "SAVEE, Whisper-base encoder states (layers chosen on inner "
+                         "speakers) + shrinkage LDA (EmoBox folds)",
 }
 
 
