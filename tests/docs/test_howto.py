@@ -11,6 +11,23 @@ import soundfile as sf
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """What a page registers stays inside its test (names must not shadow other tests')."""
+    from emofuse.corpora import _base
+    from emofuse.models import _REGISTRY as models
+
+    saved_models, saved_corpora = dict(models), dict(_base._REGISTRY)
+    yield
+    models.clear()
+    models.update(saved_models)
+    _base._REGISTRY.clear()
+    _base._REGISTRY.update(saved_corpora)
+
+
 def _code(page: str) -> str:
     text = (DOCS / "howto" / page).read_text()
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
@@ -43,7 +60,7 @@ def test_add_a_model(tmp_path):
     from emofuse.models import build_model
     from emofuse.train import load_model, save_model
 
-    net = build_model("tiny_mlp", n_classes=3, in_dim=8, hidden=16)
+    net = build_model("toy_mlp", n_classes=3, in_dim=8, hidden=16)
     x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
     opt = torch.optim.SGD(net.parameters(), lr=0.5)
     first = None
@@ -55,11 +72,11 @@ def test_add_a_model(tmp_path):
         opt.step()
     assert float(loss.detach()) < first
     card = {"task": "speech", "labels": ["a", "b", "c"], "features": {"name": "toy"},
-            "model": {"name": "tiny_mlp", "params": {"in_dim": 8, "hidden": 16}},
+            "model": {"name": "toy_mlp", "params": {"in_dim": 8, "hidden": 16}},
             "data": {}, "protocol": {}, "metrics": {}}
     save_model(tmp_path / "m", net, card)
     state, back = load_model(tmp_path / "m")
-    again = build_model("tiny_mlp", n_classes=3, in_dim=8, hidden=16)
+    again = build_model("toy_mlp", n_classes=3, in_dim=8, hidden=16)
     again.load_state_dict(state)
     torch.testing.assert_close(again(x), net(x))
     assert back["labels"] == ["a", "b", "c"]

@@ -146,8 +146,10 @@ class FeatureCache:
     def get(self, key: str) -> Value | None:
         """The stored value of ``key``, or ``None`` (counted as a miss) when absent/unreadable.
 
-        An unreadable entry is removed so that the next write replaces it.
+        An unreadable entry is removed so that the next write replaces it. The first look-up
+        of a process sweeps the cache of temporary files left by writers that were killed.
         """
+        self._sweep_once()
         for path in self._paths(key):
             try:
                 value = _read(path)
@@ -161,6 +163,20 @@ class FeatureCache:
             return value
         self.misses += 1
         return None
+
+    def _sweep_once(self) -> None:
+        root = str(self.root)
+        with _SWEPT_LOCK:
+            if root in _SWEPT:
+                return
+            _SWEPT.add(root)
+        try:
+            shards = [e.path for e in os.scandir(root) if e.is_dir()]
+        except OSError:
+            return
+        n = sum(remove_stale_temps(d) for d in shards)
+        if n:
+            log.info("feature cache %s: removed %d temporary file(s) of killed writers", root, n)
 
     def put(self, key: str, value: Any) -> Value:
         """Store ``value`` under ``key`` atomically and return it as stored (arrays)."""
@@ -225,6 +241,10 @@ def _read(path: Path) -> Value:
     if not out:
         raise ValueError("empty archive")
     return out
+
+
+_SWEPT: set[str] = set()
+_SWEPT_LOCK = threading.Lock()
 
 
 def _write_atomic(target: Path, value: Value) -> None:
