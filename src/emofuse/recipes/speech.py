@@ -370,6 +370,9 @@ def _inference_ms(fitted: list[tuple[Fitted, MemberSpec]], data: SpeechData
 def _notes(spec: RunSpec, cfg: RunConfig) -> str:
     members = ", ".join(f"{m.name}" + (f" on {m.feature}" if m.kind != "waveform" else "")
                         + (f" (columns {m.params['columns']})" if m.params.get("columns") else "")
+                        + (f" (per fold, {', '.join(sorted(m.grid))} chosen among {m.grid} by "
+                           "speaker-grouped cross-validation inside the training fold; the "
+                           "choices are in `runs`)" if m.grid else "")
                         + (f" (+ speed-perturbed training copies x{m.speeds})" if m.speeds
                            else "")
                         + (f" [{'/'.join(m.settings)} only]" if m.settings else "")
