@@ -1,0 +1,978 @@
+"""Cross-corpus speech emotion recognition: leave-one-corpus-out (LOCO) over several corpora,
+with every choice made by nested LOCO inside the training corpora.
+
+Suite ``xcorpus-speech`` (``configs/xcorpus-speech.yaml``): for each test corpus *T* of
+``corpora``, train on all the others and test on *T* over the canonical labels both sides
+share (:func:`emofuse.protocols.cross_corpus`: classes, chance level and dropped classes are
+reported per cell). An ``extra_test`` corpus (the CREMA-D sample clips) is tested by a model
+trained on all of ``corpora``.
+
+Model: utterance vectors (Whisper-base hidden states, mean and std over frames, one 1024-wide
+block per layer: 512 means then 512 stds; any other vector feature works without layer
+choice), per-group standardisation, optional per-utterance L2 normalisation, nuisance-attribute
+projection (NAP: the main directions of the training speakers' mean vectors removed),
+speaker-offset augmentation, class-balanced logistic regression.
+
+Settings (each its own selection and figures; metric suffix in brackets):
+
+``inductive`` (none)
+    Nothing from the test corpus: training corpora standardised globally, per corpus or per
+    speaker (a grid choice); the test utterances with the average of the training groups'
+    statistics.
+``folder`` (``_folder``)
+    Training corpora per corpus; the test corpus with its own unlabelled statistics (a user
+    predicting a whole folder of recordings).
+``enrol`` (``_enrol``)
+    Every speaker standardised with the statistics of that speaker's unlabelled utterances
+    (``--enrol DIR`` in a product); a speaker's statistics are shrunk towards the training
+    average by ``enrol_prior`` pseudo-utterances (URDU has speakers with 2 utterances).
+
+Selection: for test corpus *T* and each candidate of the setting's grid, each *training*
+corpus *s* is left out in turn (train on the others, test on *s* over their shared labels);
+the candidate with the best mean UA over the *s* is kept (ties: the first in grid order). The
+held-out out-of-corpus probabilities of the chosen candidate also fit the temperature (NLL,
+each held-out corpus weighted equally), so calibration never sees *T* either. ECE (15 bins)
+is reported before and after temperature scaling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import protocols
+from ..config import RunConfig, dump_config
+from ..corpora import Record, load_corpus
+from ..errors import ConfigError, EmofuseError
+from ..evaluate.metrics import aggregate_folds, classification_metrics, summarise
+from ..evaluate.results import build_result, results_dir
+from ..labels import CANONICAL
+from . import suite
+from ._common import Timer
+
+__all__ = [
+    "SETTINGS",
+    "Candidate",
+    "Table",
+    "apply_temperature",
+    "candidates",
+    "ece",
+    "fit_predict",
+    "fit_temperature",
+    "load_table",
+    "plot_heatmap",
+    "run_cell",
+    "run_loco",
+    "run_suite",
+    "select",
+    "transform",
+]
+
+#: setting -> metric suffix
+SETTINGS = {"inductive": "", "folder": "_folder", "enrol": "_enrol"}
+#: Width of one Whisper layer block (512 means then 512 standard deviations).
+BLOCK = 1024
+_GRID_KEYS = ("layers", "part", "combine", "norm", "scale", "utt", "nap", "augment", "balance",
+              "C")
+_DEFAULT = {"layers": None, "part": "meanstd", "combine": "concat", "norm": "global",
+            "scale": "group", "utt": "none", "nap": 0, "augment": 0, "balance": "class", "C": 0.01}
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclasses.dataclass
+class Table:
+    """Feature vectors of several corpora, one row per utterance.
+
+    ``layers``: the Whisper hidden-state index of each 1024-wide column block of ``x`` (``None``
+    for another feature, whose columns are used as a whole)."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    corpus: np.ndarray
+    speaker: np.ndarray
+    ids: list[str]
+    layers: list[int] | None = None
+    records: list[Record] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.x = np.asarray(self.x, np.float32)
+        self.labels = np.asarray(self.labels, dtype=object)
+        self.corpus = np.asarray(self.corpus, dtype=object)
+        self.speaker = np.asarray([f"{c}:{s}" for c, s in zip(self.corpus, self.speaker)],
+                                  dtype=object) if len(self.corpus) else np.asarray([], object)
+        n = len(self.x)
+        if not (len(self.labels) == len(self.corpus) == len(self.speaker) == len(self.ids) == n):
+            raise ValueError("Table: x, labels, corpus, speaker and ids differ in length")
+        if self.layers is not None and self.x.shape[1] != BLOCK * len(self.layers):
+            raise ValueError(f"Table: {self.x.shape[1]} columns for {len(self.layers)} layers")
+
+    def where(self, corpora: Sequence[str], classes: Sequence[str] | None = None) -> np.ndarray:
+        """Row indices of ``corpora`` (and of ``classes`` when given)."""
+        m = np.isin(self.corpus, list(corpora))
+        if classes is not None:
+            m &= np.isin(self.labels, list(classes))
+        return np.flatnonzero(m)
+
+    def classes_of(self, corpora: Sequence[str]) -> set[str]:
+        return set(self.labels[np.isin(self.corpus, list(corpora))].tolist())
+
+
+def _media(r: Record) -> str | None:
+    return r.audio or r.video
+
+
+def _quick_records(records: list[Record], per_class: int = 3) -> list[Record]:
+    """A few utterances per class, from different speakers where possible."""
+    out, seen = [], {}
+    for r in sorted(records, key=lambda r: (r.label or "", str(r.speaker), r.id)):
+        spk = seen.setdefault(r.label, set())
+        if len(spk) < per_class and r.speaker not in spk:
+            spk.add(r.speaker)
+            out.append(r)
+    return out
+
+
+def load_table(corpora: Sequence[str], *, feature: str, params: Mapping[str, Any],
+               roots: Mapping[str, Path | None] | None = None, quick: bool = False,
+               log: Callable[[str], None] | None = print
+               ) -> tuple[Table, list[dict[str, str]]]:
+    """Labelled records of ``corpora`` and their cached feature vectors (the audio track of a
+    video). Returns the table and the skipped items (anomalies of the loaders that dropped a
+    file, items whose feature failed)."""
+    from ..features.cache import FeatureCache
+    from ..features.speech import extract
+
+    cache = FeatureCache()
+    rows, recs, skipped = [], [], []
+    for c in corpora:
+        root = (roots or {}).get(c)
+        scan = load_corpus(c, root, check_media=False)
+        skipped += [{"corpus": c, **a.to_dict()} for a in scan.anomalies if a.skipped]
+        rs = [r for r in scan.records if r.label is not None and _media(r)]
+        if quick:
+            rs = _quick_records(rs)
+        t0 = time.perf_counter()
+        for r in rs:
+            try:
+                rows.append(np.asarray(extract(_media(r), feature, params=params, cache=cache),
+                                       np.float32))
+                recs.append(r)
+            except EmofuseError as exc:
+                skipped.append({"corpus": c, "id": r.id, "path": str(_media(r)),
+                                "reason": str(exc)})
+        if log:
+            log(f"  {c}: {len(rs)} items, features in {time.perf_counter() - t0:.0f} s")
+    layers = list(params.get("layers", [])) if feature == "whisper" else None
+    if layers is not None and params.get("pooling", "meanstd") != "meanstd":
+        raise ConfigError("xcorpus: the whisper feature must use pooling 'meanstd'")
+    table = Table(np.stack(rows) if rows else np.zeros((0, 0), np.float32),
+                  [r.label for r in recs], [r.corpus for r in recs],
+                  [r.speaker or r.id for r in recs], [r.id for r in recs], layers, recs)
+    return table, skipped
+
+
+# --------------------------------------------------------------------------------------------
+# Candidates
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One point of a selection grid.
+
+    layers
+        Whisper hidden-state indices to use (``None``: every column of the table).
+    part
+        ``meanstd``, ``mean`` or ``std`` half of each layer block.
+    combine
+        ``concat`` the layer blocks or ``average`` them (one block).
+    norm
+        Inductive setting: how the training corpora are standardised (``global``, ``corpus``
+        or ``speaker``); the folder and enrol settings fix it (corpus, speaker).
+    scale
+        ``group``: each group (corpus, speaker) divided by its own standard deviations;
+        ``pooled``: only its mean removed, then divided by the training groups' average
+        standard deviations (steadier for groups of a few utterances).
+    utt
+        ``none`` or ``l2``: each utterance's standardised layer blocks scaled to unit RMS.
+    nap
+        Directions of the training speakers' mean vectors projected out (0: none).
+    augment
+        Speaker-offset copies of each training utterance (its speaker's mean replaced by a
+        random other training speaker's).
+    balance
+        ``class`` (each class the same total weight) or ``corpus_class`` (each corpus the
+        same, and each class within it).
+    C
+        Inverse L2 penalty of the logistic regression.
+    """
+
+    layers: tuple[int, ...] | None = None
+    part: str = "meanstd"
+    combine: str = "concat"
+    norm: str = "global"
+    scale: str = "group"
+    utt: str = "none"
+    nap: int = 0
+    augment: int = 0
+    balance: str = "class"
+    C: float = 0.01
+
+    def rep_key(self) -> tuple:
+        """Everything but C: candidates sharing it share their transformed features."""
+        return dataclasses.astuple(dataclasses.replace(self, C=0.0))
+
+    def short(self, setting: str = "inductive") -> str:
+        """One line, e.g. ``L3+4 meanstd concat norm=corpus bal=class C=0.01`` (``norm`` only
+        in the inductive setting, where it is a choice)."""
+        lay = "all" if self.layers is None else "+".join(map(str, self.layers))
+        parts = [f"L{lay}", self.part]
+        if self.layers and len(self.layers) > 1:
+            parts.append(self.combine)
+        if setting == "inductive":
+            parts.append(f"norm={self.norm}")
+        if self.scale != "group":
+            parts.append(f"scale={self.scale}")
+        if self.utt != "none":
+            parts.append(f"utt={self.utt}")
+        if self.nap:
+            parts.append(f"nap={self.nap}")
+        if self.augment:
+            parts.append(f"aug={self.augment}")
+        parts += [f"bal={self.balance}", f"C={self.C:g}"]
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["layers"] = None if self.layers is None else list(self.layers)
+        return d
+
+
+def _check_candidate(c: Candidate, where: str) -> None:
+    bad = []
+    if c.part not in ("meanstd", "mean", "std"):
+        bad.append(f"part {c.part!r} (meanstd, mean, std)")
+    if c.combine not in ("concat", "average"):
+        bad.append(f"combine {c.combine!r} (concat, average)")
+    if c.norm not in ("global", "corpus", "speaker"):
+        bad.append(f"norm {c.norm!r} (global, corpus, speaker)")
+    if c.scale not in ("group", "pooled"):
+        bad.append(f"scale {c.scale!r} (group, pooled)")
+    if c.utt not in ("none", "l2"):
+        bad.append(f"utt {c.utt!r} (none, l2)")
+    if c.balance not in ("class", "corpus_class", "none"):
+        bad.append(f"balance {c.balance!r} (class, corpus_class, none)")
+    if c.nap < 0 or c.augment < 0 or not c.C > 0:
+        bad.append("nap and augment must be >= 0 and C > 0")
+    if c.layers is not None and (not c.layers or any(not 0 <= x <= 7 for x in c.layers)):
+        bad.append(f"layers {list(c.layers)} (Whisper hidden states 0..7)")
+    if bad:
+        raise ConfigError(f"{where}: " + "; ".join(bad))
+
+
+def candidates(grid: Mapping[str, Any] | None, *, where: str = "grid") -> list[Candidate]:
+    """The candidates of ``grid`` (each key a list of values, or one value), in product order
+    of :data:`_GRID_KEYS` (the last key, C, varies fastest)."""
+    grid = dict(grid or {})
+    if bad := sorted(set(grid) - set(_GRID_KEYS)):
+        raise ConfigError(f"{where}: unknown keys {bad}; allowed: {', '.join(_GRID_KEYS)}")
+    axes = []
+    for k in _GRID_KEYS:
+        v = grid.get(k, _DEFAULT[k])
+        if k == "layers":
+            if v is None or (isinstance(v, list) and v and not isinstance(v[0], list)
+                             and v[0] is not None):
+                v = [v]               # one layer list given alone
+        elif not isinstance(v, list):
+            v = [v]
+        if not v:
+            raise ConfigError(f"{where}.{k}: empty list")
+        axes.append(v)
+    out = []
+    for vals in itertools.product(*axes):
+        d = dict(zip(_GRID_KEYS, vals))
+        d["layers"] = None if d["layers"] is None else tuple(int(x) for x in d["layers"])
+        d["nap"], d["augment"], d["C"] = int(d["nap"]), int(d["augment"]), float(d["C"])
+        c = Candidate(**d)
+        _check_candidate(c, where)
+        out.append(c)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Features -> model
+
+
+def _columns(table: Table, cand: Candidate) -> np.ndarray:
+    """The table's columns for ``cand`` (``(n, d)`` view or copy)."""
+    if table.layers is None:
+        if cand.layers is not None:
+            raise ConfigError("xcorpus: layers are chosen only for the whisper feature")
+        return table.x
+    layers = list(cand.layers) if cand.layers is not None else list(table.layers)
+    if missing := [x for x in layers if x not in table.layers]:
+        raise ConfigError(f"xcorpus: layers {missing} are not among the extracted "
+                          f"{table.layers}")
+    half = {"meanstd": slice(0, BLOCK), "mean": slice(0, BLOCK // 2),
+            "std": slice(BLOCK // 2, BLOCK)}[cand.part]
+    blocks = [table.x[:, BLOCK * table.layers.index(x):BLOCK * (table.layers.index(x) + 1)]
+              [:, half] for x in layers]
+    if cand.combine == "average" and len(blocks) > 1:
+        return np.mean(blocks, axis=0, dtype=np.float32)
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+
+
+def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x64 = x.astype(np.float64)
+    return x64.mean(0), x64.var(0)
+
+
+def _group_norm(x: np.ndarray, groups: np.ndarray, *, prior: tuple | None = None,
+                k: float = 0.0, pooled_var: np.ndarray | None = None
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Standardise each group of rows with its own statistics (shrunk towards ``prior`` by
+    ``k`` pseudo-rows when given; with ``pooled_var``, only the group's mean is its own and
+    every group is divided by ``sqrt(pooled_var)``). Returns the result and the average
+    (mean, var) of the groups."""
+    out = np.empty_like(x, dtype=np.float32)
+    means, vars_ = [], []
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        m, v = _stats(x[idx])
+        if prior is not None and k > 0:
+            n = len(idx)
+            m = (n * m + k * prior[0]) / (n + k)
+            v = (n * v + k * prior[1]) / (n + k)
+        means.append(m)
+        vars_.append(v)
+        out[idx] = x[idx] - m if pooled_var is not None else (x[idx] - m) / np.sqrt(v + 1e-8)
+    avg = (np.mean(means, 0), np.mean(vars_, 0))
+    if pooled_var is not None:
+        out /= np.sqrt(pooled_var + 1e-8).astype(np.float32)
+    return out, avg
+
+
+def _utt_l2(x: np.ndarray, width: int) -> np.ndarray:
+    """Scale each ``width``-wide block of every row to unit root-mean-square."""
+    n, d = x.shape
+    if d % width:
+        width = d
+    xb = x.reshape(n, d // width, width)
+    rms = np.sqrt(np.mean(xb.astype(np.float64) ** 2, axis=2, keepdims=True)) + 1e-8
+    return (xb / rms).reshape(n, d).astype(np.float32)
+
+
+def _speaker_means(x: np.ndarray, speakers: np.ndarray) -> tuple[list, np.ndarray]:
+    names = list(np.unique(speakers))
+    return names, np.stack([x[speakers == s].mean(0) for s in names])
+
+
+def transform(table: Table, train: np.ndarray, test: np.ndarray, cand: Candidate, setting: str,
+              *, enrol_prior: float = 5.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of the ``train`` and ``test`` rows ready for the classifier, and the training
+    rows' speakers (augmentation). ``test`` rows are standardised as ``setting`` allows:
+    inductive, with the average of the training groups' statistics; folder, by test corpus;
+    enrol, by test speaker."""
+    x = _columns(table, cand)
+    xtr, xte = x[train], x[test]
+    norm = {"inductive": cand.norm, "folder": "corpus", "enrol": "speaker"}[setting]
+    gtr = {"global": np.zeros(len(train), int), "corpus": table.corpus[train],
+           "speaker": table.speaker[train]}[norm]
+    pooled = None
+    if cand.scale == "pooled":   # the training groups' average within-group variance
+        _, (_, pooled) = _group_norm(xtr, gtr)
+    ztr, avg = _group_norm(xtr, gtr, pooled_var=pooled)
+    scale = avg[1] if pooled is None else pooled
+    if setting == "inductive":
+        zte = ((xte - avg[0]) / np.sqrt(scale + 1e-8)).astype(np.float32)
+    elif setting == "folder":
+        zte, _ = _group_norm(xte, table.corpus[test], pooled_var=pooled)
+    elif setting == "enrol":
+        zte, _ = _group_norm(xte, table.speaker[test], prior=_stats(xtr), k=enrol_prior,
+                             pooled_var=pooled)
+    else:
+        raise ConfigError(f"xcorpus: unknown setting {setting!r}; known: {', '.join(SETTINGS)}")
+    if cand.utt == "l2":
+        width = BLOCK // 2 if table.layers is not None else x.shape[1]
+        ztr, zte = _utt_l2(ztr, width), _utt_l2(zte, width)
+    if cand.nap:
+        _, means = _speaker_means(ztr, table.speaker[train])
+        means = means - means.mean(0)
+        k = min(cand.nap, len(means) - 1)
+        if k > 0:
+            _, _, vt = np.linalg.svd(means, full_matrices=False)
+            v = vt[:k].astype(np.float32)
+            ztr = ztr - (ztr @ v.T) @ v
+            zte = zte - (zte @ v.T) @ v
+    return ztr, zte, table.speaker[train]
+
+
+def _weights(labels: np.ndarray, corpus: np.ndarray, balance: str) -> np.ndarray:
+    w = np.ones(len(labels))
+    if balance == "class":
+        for c in np.unique(labels):
+            m = labels == c
+            w[m] = 1.0 / m.sum()
+    elif balance == "corpus_class":
+        for c in np.unique(corpus):
+            mc = corpus == c
+            ncls = len(np.unique(labels[mc]))
+            for lab in np.unique(labels[mc]):
+                m = mc & (labels == lab)
+                w[m] = 1.0 / (m.sum() * ncls)
+    return w * len(w) / w.sum()
+
+
+def _augment(x: np.ndarray, speakers: np.ndarray, copies: int, seed: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``copies`` copies of every row with its speaker's mean swapped for a random other
+    training speaker's; returns the copies and the row index each comes from."""
+    names, means = _speaker_means(x, speakers)
+    pos = {s: i for i, s in enumerate(names)}
+    own = np.array([pos[s] for s in speakers])
+    rng = np.random.default_rng(seed)
+    out, src = [], []
+    for _ in range(copies):
+        other = rng.integers(0, len(names) - 1, len(x))
+        other = other + (other >= own)          # never the utterance's own speaker
+        out.append(x + (means[other] - means[own]).astype(np.float32))
+        src.append(np.arange(len(x)))
+    return np.concatenate(out), np.concatenate(src)
+
+
+def fit_predict(table: Table, train: np.ndarray, test: np.ndarray, classes: Sequence[str],
+                cands: Sequence[Candidate], setting: str, *, seed: int = 0,
+                enrol_prior: float = 5.0, max_iter: int = 300,
+                prepared: dict | None = None) -> list[np.ndarray]:
+    """Train on the ``train`` rows whose label is in ``classes`` and return, for each of
+    ``cands`` (all sharing one :meth:`Candidate.rep_key`), the ``(len(test), len(classes))``
+    probabilities (0 for a class absent from training). C values are fitted in the given order
+    with warm starts."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len({c.rep_key() for c in cands}) != 1:
+        raise ValueError("fit_predict: candidates must differ in C only")
+    cand = cands[0]
+    train = train[np.isin(table.labels[train], list(classes))]
+    ztr, zte, spk = transform(table, train, test, cand, setting, enrol_prior=enrol_prior)
+    ytr = table.labels[train]
+    w = _weights(ytr, table.corpus[train], cand.balance)
+    if cand.augment and len(np.unique(spk)) > 1:
+        xa, src = _augment(ztr, spk, cand.augment, seed)
+        ztr = np.concatenate([ztr, xa])
+        ytr = np.concatenate([ytr, ytr[src]])
+        w = np.concatenate([w, w[src]])
+    present = [c for c in classes if c in set(ytr.tolist())]
+    y = np.array([present.index(v) for v in ytr])
+    outs = []
+    clf = LogisticRegression(C=cand.C, max_iter=max_iter, tol=1e-4, warm_start=True)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    for c in cands:
+        clf.set_params(C=c.C)
+        if len(present) < 2:
+            p = np.ones((len(test), 1))
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                clf.fit(ztr, y, sample_weight=w)
+            p = clf.predict_proba(zte)
+        full = np.zeros((len(test), len(classes)))
+        full[:, [classes.index(c) for c in present]] = p
+        outs.append(full)
+    return outs
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration
+
+
+def ece(proba: np.ndarray, y: np.ndarray, *, bins: int = 15) -> float:
+    """Expected calibration error of the top label (``bins`` equal-width confidence bins)."""
+    proba = np.asarray(proba, np.float64)
+    if not len(y):
+        return float("nan")
+    conf = proba.max(1)
+    correct = (proba.argmax(1) == np.asarray(y)).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(total)
+
+
+def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
+    """``softmax(log p / t)`` (zero probabilities stay zero)."""
+    p = np.asarray(proba, np.float64)
+    zero = p <= 0
+    z = np.where(zero, -np.inf, np.log(np.where(zero, 1.0, p)) / t)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> float:
+    """Temperature minimising the mean over the given sets (equal weight each) of their mean
+    negative log-likelihood; 1 when there is nothing to fit on."""
+    from scipy.optimize import minimize_scalar
+
+    sets = [(np.asarray(p, np.float64), np.asarray(y)) for p, y in zip(probas, ys) if len(y)]
+    if not sets:
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        t = math.exp(log_t)
+        return float(np.mean([-np.mean(np.log(np.clip(
+            apply_temperature(p, t)[np.arange(len(y)), y], 1e-12, None))) for p, y in sets]))
+
+    res = minimize_scalar(nll, bounds=(math.log(0.05), math.log(50.0)), method="bounded",
+                          options={"xatol": 1e-3})
+    return round(float(math.exp(res.x)), 4)
+
+
+# --------------------------------------------------------------------------------------------
+# Cells
+
+
+def _ordered(labels: set[str] | Sequence[str]) -> list[str]:
+    s = set(labels)
+    return [c for c in CANONICAL if c in s] + sorted(s - set(CANONICAL))
+
+
+def _restrict(proba: np.ndarray, classes: Sequence[str], keep: Sequence[str]) -> np.ndarray:
+    """Probabilities over ``keep`` (a subset of ``classes``), renormalised."""
+    p = proba[:, [list(classes).index(c) for c in keep]]
+    s = p.sum(1, keepdims=True)
+    return np.where(s > 0, p / np.where(s > 0, s, 1), 1.0 / len(keep))
+
+
+def _ua(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    r = [np.mean(pred[y == c] == c) for c in range(k) if np.any(y == c)]
+    return float(np.mean(r)) if r else 0.0
+
+
+def _by_rep(cands: Sequence[Candidate]) -> list[list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cands):
+        groups.setdefault(c.rep_key(), []).append(i)
+    return list(groups.values())
+
+
+def select(table: Table, train_corpora: Sequence[str], classes: Sequence[str],
+           cands: Sequence[Candidate], setting: str, *, seed: int = 0, enrol_prior: float = 5.0,
+           log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Nested LOCO inside ``train_corpora``: each one held out in turn, every candidate
+    trained on the others (over ``classes``) and scored (UA over the labels both sides
+    share). Returns the scores, the chosen candidate (best mean UA; ties: first) and its
+    out-of-corpus probabilities (for the temperature)."""
+    scores = np.full((len(cands), len(train_corpora)), np.nan)
+    held: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {i: [] for i in range(len(cands))}
+    inner_classes = {}
+    for j, s in enumerate(train_corpora):
+        rest = [c for c in train_corpora if c != s]
+        shared = _ordered(set(classes) & table.classes_of(rest) & table.classes_of([s]))
+        inner_classes[s] = shared
+        if len(shared) < 2 or not rest:
+            continue
+        tr = table.where(rest, shared)
+        te = table.where([s], shared)
+        y = np.array([shared.index(v) for v in table.labels[te]])
+        for group in _by_rep(cands):
+            probas = fit_predict(table, tr, te, shared, [cands[i] for i in group], setting,
+                                 seed=seed, enrol_prior=enrol_prior)
+            for i, p in zip(group, probas):
+                scores[i, j] = _ua(y, p.argmax(1), len(shared))
+                held[i].append((p, y))
+    mean = np.nanmean(scores, axis=1) if np.isfinite(scores).any() else np.zeros(len(cands))
+    best = int(np.nanargmax(mean)) if np.isfinite(mean).any() else 0
+    if log:
+        log(f"    selection over {len(cands)} candidates x {len(train_corpora)} held-out "
+            f"corpora: best {cands[best].short(setting)} (inner UA {100 * mean[best]:.2f})")
+    return {"scores": scores, "mean": mean, "best": best, "held": held[best],
+            "inner_classes": inner_classes}
+
+
+def run_cell(table: Table, train_corpora: Sequence[str], test_corpus: str,
+             cands: Sequence[Candidate], setting: str, *, seed: int = 0,
+             enrol_prior: float = 5.0, bins: int = 15,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """One LOCO cell: classes shared by the training corpora and ``test_corpus``, selection
+    by nested LOCO, temperature from the held-out training corpora, the test figures."""
+    tr_recs = [r for r in table.records if r.corpus in train_corpora] if table.records else None
+    te_recs = [r for r in table.records if r.corpus == test_corpus] if table.records else None
+    if tr_recs is not None and te_recs:
+        _, dropped = protocols.cross_corpus(tr_recs, te_recs)   # leakage-checked
+    else:
+        dropped = None
+    classes = _ordered(table.classes_of(train_corpora) & table.classes_of([test_corpus]))
+    if dropped is None:
+        dropped = {"train": _counts(table, train_corpora, classes),
+                   "test": _counts(table, [test_corpus], classes)}
+    if len(classes) < 2:
+        raise ConfigError(f"xcorpus: {test_corpus} shares fewer than 2 classes with "
+                          f"{'+'.join(train_corpora)}")
+    sel = select(table, train_corpora, classes, cands, setting, seed=seed,
+                 enrol_prior=enrol_prior, log=log)
+    cand = cands[sel["best"]]
+    temperature = fit_temperature([p for p, _ in sel["held"]], [y for _, y in sel["held"]])
+    tr = table.where(train_corpora, classes)
+    te = table.where([test_corpus], classes)
+    (proba,) = fit_predict(table, tr, te, classes, [cand], setting, seed=seed,
+                           enrol_prior=enrol_prior)
+    y = np.array([classes.index(v) for v in table.labels[te]])
+    m = classification_metrics(y, proba.argmax(1), classes=classes, proba=proba)
+    cal = apply_temperature(proba, temperature)
+    cell = {
+        "setting": setting, "train": list(train_corpora), "test": test_corpus,
+        "classes": classes, "chance": 1.0 / len(classes), "n_train": len(tr),
+        "n_test": len(te), "dropped": dropped,
+        "ua": m["ua"], "wa": m["wa"], "macro_f1": m["macro_f1"],
+        "recall": {c: m["per_class"][c]["recall"] for c in classes},
+        "confusion": m["confusion"],
+        "ece": ece(proba, y, bins=bins), "ece_ts": ece(cal, y, bins=bins),
+        "temperature": temperature, "chosen": cand.to_dict(),
+        "chosen_short": cand.short(setting),
+        "selection": {"held_out": list(train_corpora),
+                      "inner_classes": sel["inner_classes"],
+                      "candidates": [c.short(setting) for c in cands],
+                      "inner_ua": [[None if not np.isfinite(v) else round(float(v), 4)
+                                    for v in row] for row in sel["scores"]],
+                      "inner_mean": [round(float(v), 4) for v in sel["mean"]],
+                      "chosen_index": sel["best"],
+                      "chosen_inner_ua": round(float(sel["mean"][sel["best"]]), 4)},
+        "_metrics": m, "_proba": proba, "_y": y,
+    }
+    if log:
+        log(f"  [{setting}] {'+'.join(train_corpora)} -> {test_corpus} ({len(classes)} classes, "
+            f"chance {100 / len(classes):.1f}): UA {100 * m['ua']:.2f}, ECE "
+            f"{100 * cell['ece']:.1f} -> {100 * cell['ece_ts']:.1f} (T {temperature:g})")
+    return cell
+
+
+def _counts(table: Table, corpora: Sequence[str], kept: Sequence[str]) -> dict[str, int]:
+    labs = table.labels[np.isin(table.corpus, list(corpora))]
+    vals, n = np.unique([v for v in labs if v not in set(kept)] or np.array([], object),
+                        return_counts=True)
+    return {str(v): int(k) for v, k in zip(vals, n)}
+
+
+def pair_cell(table: Table, train_corpus: str, test_corpus: str, cand: Candidate, setting: str,
+              *, seed: int = 0, enrol_prior: float = 5.0) -> dict[str, Any]:
+    """Train on one corpus and test on another with a given candidate (heatmap cells)."""
+    classes = _ordered(table.classes_of([train_corpus]) & table.classes_of([test_corpus]))
+    if len(classes) < 2:
+        return {"ua": float("nan"), "classes": classes}
+    tr = table.where([train_corpus], classes)
+    te = table.where([test_corpus], classes)
+    (proba,) = fit_predict(table, tr, te, classes, [cand], setting, seed=seed,
+                           enrol_prior=enrol_prior)
+    y = np.array([classes.index(v) for v in table.labels[te]])
+    return {"ua": _ua(y, proba.argmax(1), len(classes)), "classes": classes,
+            "chance": 1.0 / len(classes)}
+
+
+def run_loco(table: Table, corpora: Sequence[str], grids: Mapping[str, Sequence[Candidate]], *,
+             extra_test: Sequence[str] = (), pairs: bool = True, seed: int = 0,
+             enrol_prior: float = 5.0, bins: int = 15,
+             log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Every LOCO cell of every setting in ``grids`` (setting -> candidates), the extra test
+    corpora (trained on all ``corpora``) and, with ``pairs``, single-corpus -> corpus cells
+    with the candidate chosen for that test corpus."""
+    out: dict[str, Any] = {"cells": {}, "pairs": {}, "wall_s": {}}
+    for setting, cands in grids.items():
+        t0 = time.perf_counter()
+        cells = []
+        for test in list(corpora) + list(extra_test):
+            train = [c for c in corpora if c != test]
+            cells.append(run_cell(table, train, test, cands, setting, seed=seed,
+                                  enrol_prior=enrol_prior, bins=bins, log=log))
+        out["cells"][setting] = cells
+        if pairs:
+            grid: dict[str, dict[str, float]] = {}
+            for cell in cells:
+                if cell["test"] not in corpora:
+                    continue
+                cand = Candidate(**{**cell["chosen"], "layers": None if cell["chosen"]["layers"]
+                                    is None else tuple(cell["chosen"]["layers"])})
+                for a in corpora:
+                    if a != cell["test"]:
+                        grid.setdefault(a, {})[cell["test"]] = pair_cell(
+                            table, a, cell["test"], cand, setting, seed=seed,
+                            enrol_prior=enrol_prior)["ua"]
+            out["pairs"][setting] = grid
+        out["wall_s"][setting] = time.perf_counter() - t0
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Plot and result
+
+
+def plot_heatmap(loco: Mapping[str, Any], corpora: Sequence[str], extra_test: Sequence[str],
+                 path: str | Path, *, title: str = "") -> Path:
+    """Train set (rows: each corpus alone, then all other corpora) -> test corpus (columns)
+    UA, one panel per setting; the chance level in each cell's corner."""
+    from ..evaluate.plots import _plt, save_figure
+
+    plt = _plt()
+    settings = list(loco["cells"])
+    cols = list(corpora) + list(extra_test)
+    rows = list(corpora) + ["all other corpora"]
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings) + 0.6, 4.4),
+                             squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        mat = np.full((len(rows), len(cols)), np.nan)
+        chance = np.full_like(mat, np.nan)
+        for i, a in enumerate(corpora):
+            for j, b in enumerate(cols):
+                v = loco["pairs"].get(setting, {}).get(a, {}).get(b)
+                if v is not None:
+                    mat[i, j] = v
+        for cell in loco["cells"][setting]:
+            j = cols.index(cell["test"])
+            mat[-1, j] = cell["ua"]
+            chance[-1, j] = cell["chance"]
+        im = ax.imshow(mat, cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_xlabel("test corpus")
+        ax.set_ylabel("trained on")
+        ax.set_title(f"{setting}: UA")
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                if np.isfinite(mat[i, j]):
+                    ax.text(j, i, f"{100 * mat[i, j]:.0f}", ha="center", va="center",
+                            fontsize=8, color="white" if mat[i, j] < 0.5 else "black",
+                            fontweight="bold" if i == len(rows) - 1 else "normal")
+                    if np.isfinite(chance[i, j]):
+                        ax.text(j + 0.45, i + 0.4, f"{100 * chance[i, j]:.0f}", ha="right",
+                                va="bottom", fontsize=5, color="lightgray")
+        ax.axhline(len(rows) - 1.5, color="white", lw=1)
+    fig.colorbar(im, ax=axes[0][-1], fraction=0.046)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def _pct(v: float) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
+
+
+def _cells_markdown(loco: Mapping[str, Any], corpora: Sequence[str], targets: Sequence[str],
+                    target_goals: Mapping[str, float]) -> str:
+    lines = []
+    for setting, cells in loco["cells"].items():
+        suffix = SETTINGS[setting]
+        loco4 = [c["ua"] for c in cells if c["test"] in targets]
+        goal = target_goals.get(setting)
+        lines += [f"### {setting}", "",
+                  f"LOCO mean UA over {', '.join(targets)}: **{_pct(float(np.mean(loco4)))}**"
+                  + (f" (target {100 * goal:.0f})" if goal else "")
+                  + f"; largest ECE after temperature scaling over the cells "
+                  f"{_pct(max(c['ece_ts'] for c in cells))} (target 8.0); wall "
+                  f"{loco['wall_s'][setting]:.0f} s.", "",
+                  ("| test corpus | trained on | classes (chance %) | dropped | n | UA | WA | "
+                  "macro-F1 | ECE | ECE after T | T | chosen (inner UA) |"),
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in cells:
+            dropped = "; ".join(f"{side}: " + ", ".join(f"{k} {v}" for k, v in d.items())
+                                for side, d in c["dropped"].items() if d) or "none"
+            lines.append(
+                f"| {c['test']} | {'+'.join(c['train'])} | {', '.join(c['classes'])} "
+                f"({_pct(c['chance'])}) | {dropped} | {c['n_test']} | **{_pct(c['ua'])}** | "
+                f"{_pct(c['wa'])} | {_pct(c['macro_f1'])} | {_pct(c['ece'])} | "
+                f"{_pct(c['ece_ts'])} | {c['temperature']:g} | {c['chosen_short']} "
+                f"({_pct(c['selection']['chosen_inner_ua'])}) |")
+        lines += ["", "Per-class recall (%):", "",
+                  "| test corpus | " + " | ".join(_ordered({k for c in cells
+                                                            for k in c["classes"]})) + " |",
+                  "|---" * (1 + len({k for c in cells for k in c["classes"]})) + "|"]
+        allc = _ordered({k for c in cells for k in c["classes"]})
+        for c in cells:
+            lines.append(f"| {c['test']} | " + " | ".join(
+                _pct(c["recall"][k]) if k in c["recall"] else "–" for k in allc) + " |")
+        names = cells[0]["selection"]["candidates"]
+        lines += ["", ("Nested selection: inner LOCO UA (%), the mean over the training corpora "
+                  "held out in turn, per candidate and cell (chosen in bold):"), "",
+                  "| candidate | " + " | ".join(c["test"] for c in cells) + " |",
+                  "|---" * (1 + len(cells)) + "|"]
+        for i, name in enumerate(names):
+            vals = []
+            for c in cells:
+                v = _pct(c["selection"]["inner_mean"][i])
+                vals.append(f"**{v}**" if i == c["selection"]["chosen_index"] else v)
+            lines.append(f"| {name} | " + " | ".join(vals) + " |")
+        lines += ["", (f"Confusions (rows true, columns predicted; metric suffix "
+                  f"`{suffix or '(none)'}`):"), ""]
+        for c in cells:
+            lines.append(f"- {c['test']} ({', '.join(c['classes'])}): {c['confusion']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _union_confusion(cells: Sequence[Mapping[str, Any]], classes: Sequence[str]
+                     ) -> list[dict[str, Any]]:
+    """Each cell's metrics mapped into the union class list (for pooled per-class figures)."""
+    out = []
+    for c in cells:
+        conf = np.zeros((len(classes), len(classes)), int)
+        idx = [classes.index(k) for k in c["classes"]]
+        conf[np.ix_(idx, idx)] = np.asarray(c["confusion"])
+        pc = {k: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for k in classes}
+        pc.update(c["_metrics"]["per_class"])
+        out.append({**c["_metrics"], "confusion": conf.tolist(), "per_class": pc})
+    return out
+
+
+def _settings_grids(params: Mapping[str, Any], quick: bool) -> dict[str, list[Candidate]]:
+    settings = params.get("settings", list(SETTINGS))
+    settings = [settings] if isinstance(settings, str) else list(settings)
+    if bad := [s for s in settings if s not in SETTINGS] or not settings:
+        raise ConfigError(f"model.params.settings: unknown {bad or 'empty'}; choose from "
+                          f"{', '.join(SETTINGS)}")
+    grids = params.get("grid") or {}
+    if not isinstance(grids, Mapping):
+        raise ConfigError("model.params.grid: a mapping setting -> grid")
+    if bad := sorted(set(grids) - set(SETTINGS)):
+        raise ConfigError(f"model.params.grid: unknown settings {bad}")
+    out = {}
+    for s in settings:
+        cands = candidates(grids.get(s), where=f"model.params.grid.{s}")
+        out[s] = cands[:1] if quick else cands
+    return out
+
+
+_PARAM_KEYS = ("corpora", "targets", "extra_test", "settings", "grid", "enrol_prior",
+               "ece_bins", "pairs", "target_ua")
+
+
+def run_suite(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] | None = print
+              ) -> dict[str, Any]:
+    """The ``xcorpus-speech`` suite (see the module docstring): result dict; writes the
+    heatmap PNG to ``benchmarks/results/``."""
+    from ..paths import data_root
+
+    params = dict(cfg.model.params)
+    if bad := sorted(set(params) - set(_PARAM_KEYS)):
+        raise ConfigError(f"model.params: unknown keys {bad}; allowed: {', '.join(_PARAM_KEYS)}")
+    if cfg.model.name != "logreg":
+        raise ConfigError("xcorpus: model.name must be logreg (class-balanced logistic "
+                          "regression)")
+    corpora = list(params.get("corpora") or [])
+    if len(corpora) < 3:
+        raise ConfigError("model.params.corpora: at least 3 corpora (nested LOCO)")
+    targets = list(params.get("targets") or corpora)
+    extra = params.get("extra_test") or {}
+    extra = {extra: None} if isinstance(extra, str) else dict(extra)
+    grids = _settings_grids(params, quick)
+    enrol_prior = float(params.get("enrol_prior", 5.0))
+    bins = int(params.get("ece_bins", 15))
+    seed = cfg.train.seeds[0]
+    base = Path(cfg.data.root) if cfg.data.root else data_root()
+    roots: dict[str, Path | None] = {c: (base / c) if cfg.data.root else None for c in corpora}
+    roots.update({c: base / sub if sub else None for c, sub in extra.items()})
+    if cfg.train.num_threads:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(cfg.train.num_threads)
+        except ImportError:   # pragma: no cover
+            pass
+    with Timer() as timer:
+        if log:
+            log(f"xcorpus: loading {', '.join(corpora + list(extra))} ({cfg.features.name})")
+        table, skipped = load_table(corpora + list(extra), feature=cfg.features.name,
+                                    params=cfg.features.params, roots=roots, quick=quick,
+                                    log=log)
+        loco = run_loco(table, corpora, grids, extra_test=list(extra),
+                        pairs=bool(params.get("pairs", True)), seed=seed,
+                        enrol_prior=enrol_prior, bins=bins, log=log)
+    name = cfg.suite + ("-quick" if quick else "")
+    png = plot_heatmap(loco, corpora, list(extra), results_dir() / f"{name}.png",
+                       title=f"{name}: train -> test UA (%)")
+    return _result(cfg, loco, table, corpora, targets, list(extra), skipped, timer, png,
+                   params, quick)
+
+
+def _result(cfg: RunConfig, loco: Mapping[str, Any], table: Table, corpora: list[str],
+            targets: list[str], extra: list[str], skipped: list, timer: Timer, png: Path,
+            params: Mapping[str, Any], quick: bool) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    union = _ordered({k for cells in loco["cells"].values() for c in cells
+                      if c["test"] in corpora for k in c["classes"]})
+    main = None
+    cells_out: dict[str, list[dict[str, Any]]] = {}
+    for setting, cells in loco["cells"].items():
+        sfx = SETTINGS[setting]
+        loco_cells = [c for c in cells if c["test"] in corpora]
+        for k in ("ua", "wa", "macro_f1", "ece", "ece_ts"):
+            metrics[f"{k}{sfx}"] = summarise([c[k] for c in loco_cells])
+            metrics[f"{k}{sfx}_targets"] = summarise([c[k] for c in loco_cells
+                                                      if c["test"] in targets])
+        metrics[f"ece_ts{sfx}_max"] = {**summarise([max(c["ece_ts"] for c in cells)]),
+                                       "per_fold": [c["ece_ts"] for c in cells]}
+        for c in cells:
+            if c["test"] in extra:
+                for k in ("ua", "wa", "ece", "ece_ts"):
+                    metrics[f"{k}{sfx}_{c['test']}"] = summarise([c[k]])
+        agg = aggregate_folds(_union_confusion(loco_cells, union), suffix=sfx)
+        if main is None:
+            main = agg
+        cells_out[setting] = [{k: v for k, v in c.items() if not k.startswith("_")}
+                              for c in cells]
+    assert main is not None
+    goals = dict(params.get("target_ua") or {})
+    notes = _notes(corpora, targets, extra, loco, goals, quick)
+    return build_result(
+        suite=cfg.suite, corpus="+".join(corpora) + ("" if not extra else
+                                                     f" (+{'+'.join(extra)} test only)"),
+        protocol="leave-one-corpus-out, nested LOCO selection", classes=union, metrics=metrics,
+        per_class=main["per_class"], confusion=main["confusion"],
+        seeds=list(cfg.train.seeds), started=timer.started, duration_s=timer.seconds,
+        folds=corpora, targets=targets, extra_test=extra, settings=list(loco["cells"]),
+        cells=cells_out, pairs=loco["pairs"], wall_s=loco["wall_s"], heatmap_png=str(png),
+        items={c: int((table.corpus == c).sum()) for c in corpora + extra},
+        skipped=skipped, notes=notes, config=dump_config(cfg))
+
+
+def _notes(corpora, targets, extra, loco, goals, quick) -> str:
+    head = (
+        ("**Quick smoke run on a tiny subset; the figures mean nothing.**\n\n" if quick else "")
+        + f"Leave-one-corpus-out over {', '.join(corpora)}: each cell trains on the other "
+        "corpora and tests on the held-out one over the canonical labels both sides share "
+        "(classes, chance level and the classes dropped on each side are listed per cell)"
+        + (f"; {', '.join(extra)} is a test-only corpus for a model trained on all of them"
+           if extra else "")
+        + ". Metrics without a suffix are the **inductive** setting (nothing from the test "
+        "corpus), `_folder` standardises the test corpus with its own unlabelled statistics, "
+        "`_enrol` each test speaker with that speaker's unlabelled statistics. `per_fold` "
+        f"lists the cells in the order {', '.join(corpora)}; `*_targets` average over "
+        f"{', '.join(targets)}. Every choice (layers, normalisation, NAP, augmentation, "
+        "balancing, C) is made per cell by nested LOCO inside the training corpora, and the "
+        "temperature is fitted on those held-out training corpora: the test corpus chooses "
+        "nothing. `ece` / `ece_ts`: expected calibration error (15 bins) before / after "
+        "temperature scaling. The heatmap (`heatmap_png`) adds single-corpus -> corpus cells "
+        "trained with the candidate chosen for that test corpus.\n\n")
+    return head + _cells_markdown(loco, corpora, targets, goals)
+
+
+@suite("xcorpus-speech", modality="speech-xcorpus",
+       description="Leave-one-corpus-out speech emotion recognition over RAVDESS, SAVEE, ASED, "
+                   "nEMO and URDU (+ CREMA-D sample): inductive, folder- and speaker-"
+                   "normalised, nested LOCO selection, calibration")
+def xcorpus_speech(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
+    return run_suite(cfg, quick=quick)
