@@ -29,7 +29,7 @@ The same code makes the offline timeline: :func:`replay` feeds a file to a strea
 it can, every frame processed, and returns the list of updates. Run live (:meth:`Stream.start`),
 a stream runs the face model and the speech model in threads of their own. Frames that wait
 while the face model is busy are dropped (``frames_dropped``). An update waits at most
-``speech_wait`` (0.4 s) for the speech answer on its window and for the frames up to its
+``speech_wait`` (0.3 s) for the speech answer on its window and for the frames up to its
 time, then shows the latest answer (``speech_time`` < ``time``, ``speech_late``), so that
 updates keep coming on time while speech catches up; hops that pass while an update is made
 are merged into the next one (``hops_merged``). Counters in every update say so.
@@ -113,7 +113,7 @@ class StreamOptions:
     frame_rate: float = 10.0
     max_pending_frames: int = 1
     detect: str = "auto"
-    speech_wait: float = 0.4
+    speech_wait: float = 0.3
 
     def __post_init__(self) -> None:
         def bad(name: str, lo: float, hi: float) -> str | None:
