@@ -807,6 +807,10 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
     """
     from ..train import save_model
 
+    if cfg.model.name == "joint":  # several corpora at once (configs/models/text-v2.yaml)
+        from .xcorpus_text import train_joint
+
+        return train_joint(cfg, out_dir=Path(out_dir), quick=quick)
     name, spec = _export_system(cfg)
     task = load_task(cfg, quick=quick)
     opts = feature_options(cfg.features.params, spec.get("features"))
