@@ -112,3 +112,11 @@ def test_commands_are_registered():
     for cmd in ("predict", "serve", "export"):
         assert cmd in r.output
     assert "--max-upload-mb" in _run("serve", "--help").output
+
+
+def test_quiet_does_not_leak_into_the_next_invocation(bundle, folder):
+    """``-q`` of one in-process run must not silence the next (CI order once hid the summary)."""
+    r = _run("-q", "predict", str(folder), "-m", str(bundle))
+    assert r.exit_code == 1 and "predicted," not in r.stderr  # errors only
+    r = _run("predict", str(folder), "-m", str(bundle))
+    assert r.exit_code == 1 and "5 predicted, 1 skipped" in r.output

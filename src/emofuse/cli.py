@@ -38,7 +38,7 @@ RootOpt = Annotated[Optional[Path], typer.Option("--root", "-r", help="Corpus fo
 @app.callback(invoke_without_command=True)
 def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
           quiet: QuietOpt = False, verbose: VerboseOpt = False):
-    set_verbosity(quiet=quiet, verbose=verbose)
+    set_verbosity(quiet=quiet, verbose=verbose, reset=True)
     if version:
         out.print(f"emofuse {__version__}")
         raise typer.Exit()

@@ -34,10 +34,15 @@ class _State:
 state = _State()
 
 
-def set_verbosity(*, quiet: bool = False, verbose: bool = False) -> None:
-    """``-q``: results and errors only. ``-v``: progress logs and tracebacks of internal errors."""
+def set_verbosity(*, quiet: bool = False, verbose: bool = False, reset: bool = False) -> None:
+    """``-q``: results and errors only. ``-v``: progress logs and tracebacks of internal errors.
+
+    The root callback passes ``reset=True`` so one invocation's flags never leak into the next
+    one run in the same process (tests, notebooks); a subcommand's flags add to the root's."""
     if quiet and verbose:
         raise typer.BadParameter("choose one of -q/--quiet and -v/--verbose")
+    if reset:
+        state.quiet = state.verbose = False
     state.quiet = state.quiet or quiet
     state.verbose = state.verbose or verbose
     level = logging.ERROR if state.quiet else logging.INFO if state.verbose else logging.WARNING
