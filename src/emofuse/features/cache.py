@@ -12,25 +12,45 @@ in as well.
 
 Values are one array (``.npy``) or a mapping of name to array (``.npz``), never pickled. Files
 are written to a temporary name and renamed into place, so concurrent writers (threads or
-processes) never leave a half-written entry; an unreadable entry (e.g. after a crash or a full
-disk) is recomputed and overwritten. The folder may be deleted at any time.
+processes) never leave a half-written entry. The folder may be deleted at any time.
+
+Integrity: a damaged entry (truncated, bit-flipped, emptied, its header no longer matching its
+size) is never used: it is logged (one warning naming the file), removed, and the look-up is a
+miss, so the value is recomputed and written again.
+
+* ``.npy`` entries end with a 12-byte trailer after the array data: :data:`_CRC_MAGIC` and the
+  CRC-32 (:func:`zlib.crc32`, little-endian) of every byte before it (header and data). The
+  trailer is plain trailing data to :func:`numpy.load`, which ignores it, so older emofuse
+  versions still read these entries. A file that ends with the magic is always checked this
+  way, and the header must put the end of the array right before the trailer.
+* ``.npy`` entries without the trailer (written before it existed: legacy) are still used, after
+  a structural check: a valid header, no object dtype, and a file size of exactly header + data
+  (no byte missing, none extra). A bit flip inside a legacy entry's data cannot be detected.
+  The format and the keys are unchanged, so no existing entry is invalidated; a legacy entry
+  is not rewritten on a hit, it gets its checksum when it is next written (after a miss).
+* ``.npz`` entries are zip archives, which already store a CRC-32 per member, checked here on
+  every read; each member gets the same structural check.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
 import os
 import shutil
+import struct
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+from numpy.lib import format as _npy_format
 
 from ..integrity import remove_stale_temps, temp_path
 from ..paths import cache_dir
@@ -46,6 +66,9 @@ Value = Union[np.ndarray, dict[str, np.ndarray]]
 _CHUNK = 1 << 20
 _hash_memo: dict[tuple[str, int, int], str] = {}
 _memo_lock = threading.Lock()
+#: Marks the checksum trailer of an ``.npy`` entry: these 8 bytes, then ``<I`` CRC-32.
+_CRC_MAGIC = b"EFCRC32\x01"
+_TRAILER = struct.Struct("<8sI")
 
 
 def content_hash(path_or_bytes: str | os.PathLike | bytes) -> str:
@@ -144,9 +167,10 @@ class FeatureCache:
         return self.put(key, fn(path_or_bytes))
 
     def get(self, key: str) -> Value | None:
-        """The stored value of ``key``, or ``None`` (counted as a miss) when absent/unreadable.
+        """The stored value of ``key``, or ``None`` (counted as a miss) when absent, unreadable
+        or damaged (checksum or size mismatch: see the module notes).
 
-        An unreadable entry is removed so that the next write replaces it. The first look-up
+        A damaged entry is logged and removed so that the next write replaces it. The first look-up
         of a process sweeps the cache of temporary files left by writers that were killed.
         """
         self._sweep_once()
@@ -155,9 +179,13 @@ class FeatureCache:
                 value = _read(path)
             except FileNotFoundError:
                 continue
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-                log.warning("feature cache entry %s is unreadable (%s); recomputing", path, exc)
-                path.unlink(missing_ok=True)
+            except Exception as exc:  # noqa: BLE001 - damaged in any way: a miss, never a crash
+                log.warning("feature cache entry %s is damaged or unreadable (%s: %s); "
+                            "recomputing", path, type(exc).__name__, exc)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass  # the next put() replaces it (or reports why it cannot)
                 continue
             self.hits += 1
             return value
@@ -234,13 +262,83 @@ def _as_array(v: Any, name: str) -> np.ndarray:
 
 
 def _read(path: Path) -> Value:
+    """The value stored at ``path``; ``ValueError`` (or ``OSError``, ``zipfile.BadZipFile``)
+    when it is damaged."""
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    with np.load(path, allow_pickle=False) as z:
-        out = {k: z[k] for k in z.files}
+        with open(path, "rb") as f:
+            data = f.read()
+        return _parse_npy(data, trailer=True)
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"unexpected archive member {info.filename!r}")
+            # ZipFile.read checks the member's CRC-32
+            out[info.filename[:-4]] = _parse_npy(z.read(info), trailer=False)
     if not out:
         raise ValueError("empty archive")
     return out
+
+
+def _parse_npy(data: bytes, *, trailer: bool) -> np.ndarray:
+    """The array in ``data`` (the bytes of an ``.npy`` file), checked: its size must be exactly
+    header + array data, plus, where ``trailer`` is allowed and present, the checksum trailer,
+    whose CRC-32 must match. Returns an array of its own, like :func:`numpy.load`."""
+    fmt = _npy_format
+    fp = io.BytesIO(data)
+    version = fmt.read_magic(fp)
+    if version in ((1, 0), (2, 0)):
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else \
+            fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(fp)
+        if dtype.hasobject:
+            raise ValueError("object array (would need pickle)")
+        if any(n < 0 for n in shape):
+            raise ValueError(f"negative dimension in shape {shape}")
+        count = math.prod(shape)
+        offset = fp.tell()
+        end = offset + count * dtype.itemsize
+        _check_size(data, end, trailer)  # before allocating anything
+        if dtype.itemsize == 0:
+            flat = np.ndarray(count, dtype=dtype)
+        else:
+            flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset).copy()
+        return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
+    # other versions (3.0: utf-8 header, written only for unusual dtypes): numpy's own reader
+    fp.seek(0)
+    arr = fmt.read_array(fp, allow_pickle=False)
+    _check_size(data, fp.tell(), trailer)
+    return arr
+
+
+def _check_size(data: bytes, end: int, trailer: bool) -> None:
+    """Where ``trailer`` is allowed and ``data`` ends with one (told by its magic, whatever the
+    size: a header whose shape was damaged could otherwise claim the trailer as array data),
+    the array must stop right before it and its CRC-32 must match. Otherwise (legacy entry)
+    ``data`` must stop exactly at ``end``."""
+    size = len(data)
+    if trailer and size >= _TRAILER.size:
+        magic, crc = _TRAILER.unpack_from(data, size - _TRAILER.size)
+        if magic == _CRC_MAGIC:
+            if size - _TRAILER.size != end:
+                raise ValueError(f"{size - _TRAILER.size} bytes before the checksum where the "
+                                 f"header implies {end}")
+            if zlib.crc32(memoryview(data)[:end]) != crc:
+                raise ValueError("checksum mismatch")
+            return
+    if size != end:
+        raise ValueError(f"{size} bytes where the header implies {end}")
+
+
+class _CrcWriter:
+    """File wrapper that keeps the CRC-32 of what goes through it."""
+
+    def __init__(self, f: Any) -> None:
+        self.f, self.crc = f, 0
+
+    def write(self, b: Any) -> int:
+        self.crc = zlib.crc32(b, self.crc)
+        return self.f.write(b)
 
 
 _SWEPT: set[str] = set()
@@ -254,9 +352,11 @@ def _write_atomic(target: Path, value: Value) -> None:
     try:
         with open(tmp, "xb") as f:
             if isinstance(value, dict):
-                np.savez(f, allow_pickle=False, **value)
+                np.savez(f, allow_pickle=False, **value)  # zip: CRC-32 per member
             else:
-                np.save(f, value, allow_pickle=False)
+                w = _CrcWriter(f)
+                np.save(w, value, allow_pickle=False)
+                f.write(_TRAILER.pack(_CRC_MAGIC, w.crc))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
