@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["estimate_snr", "reliability_signals", "SIGNALS", "ReliabilityGate", "log_proba"]
+__all__ = ["SIGNALS", "ReliabilityGate", "estimate_snr", "log_proba", "reliability_signals"]
 
 #: reliability signals known to :func:`reliability_signals`
 SIGNALS = ("entropy", "max_prob", "snr", "present")

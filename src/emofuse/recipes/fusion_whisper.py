@@ -39,10 +39,17 @@ from ..corpora import Record
 from ..errors import ConfigError, DataError
 from ..features.cache import FeatureCache
 from . import suite
-from .fusion import (SETTING_NOTES, SETTINGS, _feature_params, _noise_rng, _quick_records,
-                     add_white_noise, load_av_data)
+from .fusion import (
+    SETTING_NOTES,
+    SETTINGS,
+    _feature_params,
+    _noise_rng,
+    _quick_records,
+    add_white_noise,
+    load_av_data,
+)
 
-__all__ = ["CONDITIONS", "SYSTEMS", "run_suite", "snr_table", "layer_columns"]
+__all__ = ["CONDITIONS", "SYSTEMS", "layer_columns", "run_suite", "snr_table"]
 
 #: test conditions
 CONDITIONS = ("clean", "audio_noise", "audio_missing", "face_missing")
@@ -127,7 +134,7 @@ def snr_table(records: Sequence[Record], conditions: Mapping[str, Mapping[str, A
             continue
         try:
             table[i] = np.asarray(cache.get_or_compute(r.audio, settings, compute))
-        except Exception as exc:   # noqa: BLE001  (an unreadable clip: no estimate)
+        except Exception as exc:
             if not isinstance(exc, (OSError, DataError)):
                 raise
     return {c: table[:, j] for j, c in enumerate(names)}
