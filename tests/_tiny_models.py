@@ -155,3 +155,26 @@ def write_video(path: Path, *, seconds: float = 1.0, audio: bool = True, fps: in
             for pkt in ast.encode():
                 c.mux(pkt)
     return path
+
+
+def make_adaptive_speech(folder: Path, *, feature: str = "tiny_audio", dim: int = 4,
+                         seed: int = 0) -> Path:
+    """A speech model of kind ``adaptive`` (inductive, folder and enrol heads, random
+    weights) over a registered vector ``feature`` of ``dim`` values."""
+    from emofuse.models.speech_adaptive import AdaptiveHead, AdaptiveLinear
+
+    rng = np.random.default_rng(seed)
+    labels = ["neutral", "happy", "sad", "angry"]
+    heads = {m: AdaptiveHead(columns=np.arange(dim), mean=rng.normal(0, 0.1, dim),
+                             var=np.full(dim, 0.01), coef=rng.normal(0, 1, (4, dim)),
+                             intercept=np.zeros(4), temperature=1.5)
+             for m in ("inductive", "folder", "enrol")}
+    model = AdaptiveLinear(labels, heads, prior_mean=np.zeros(dim), prior_var=np.full(dim, 0.01))
+    arrays, tree = model.to_arrays()
+    card = {"task": "speech", "kind": "adaptive", "labels": labels, "adaptive": tree,
+            "model": {"name": "adaptive_linear", "params": {}}, "setting": "inductive",
+            "sr": 16000, "features": {"feature": feature, "version": "1", "sr": 16000,
+                                      "params": {}},
+            "data": {"corpora": ["synthetic"]}, "protocol": {"kind": "none"}, "metrics": {},
+            "licence": "test fixture"}
+    return save_model(folder, {k: torch.from_numpy(v) for k, v in arrays.items()}, card)

@@ -78,6 +78,9 @@ class SpeechAdapter:
         self.sp = predictor
         self.labels: list[str] = list(predictor.labels)
         self.card: dict[str, Any] = predictor.card
+        #: :class:`emofuse.speech.SpeakerStats` applied to every prediction (see
+        #: :meth:`emofuse.Recognizer.adapt_speech`); ``None``: the model's default.
+        self.speaker: Any = None
 
     @classmethod
     def load(cls, model_dir: Path, card: dict[str, Any]) -> SpeechAdapter:
@@ -85,7 +88,7 @@ class SpeechAdapter:
         return cls(mod.SpeechPredictor(model_dir))
 
     def predict(self, x: Waveform) -> ModalityOutput:
-        r = self.sp.predict(x.y, sr=x.sr)
+        r = self.sp.predict(x.y, sr=x.sr, speaker=self.speaker)
         return ModalityOutput(np.array([r["probs"][c] for c in self.labels], dtype=np.float64),
                               warnings=list(r.get("warnings", [])))
 

@@ -101,10 +101,13 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
                 as_json: bool = False, as_jsonl: bool = False, timeline: bool = False,
                 plot: Path | None = None, segmentation: str = "vad", window: float = 3.0,
                 frame_rate: float = 2.0, repeat: int = 0, threads: int | None = None,
-                detect: str = "auto", jobs: int = 1) -> None:
+                detect: str = "auto", jobs: int = 1, enrol: list[Path] | None = None,
+                adapt: str = "none") -> None:
     """Predict emotions from files, folders or text; one bad file is reported and skipped.
 
-    ``jobs`` > 1 predicts in that many worker processes (one thread each), in input order."""
+    ``jobs`` > 1 predicts in that many worker processes (one thread each), in input order.
+    ``enrol`` (recordings of the speaker) or ``adapt="folder"`` (the audio/video inputs
+    themselves) give unlabelled statistics that the speech model standardises with."""
     from .inference import PredictionFailure, PredictOptions, Recognizer, resolve_models
 
     if as_json and as_jsonl:
@@ -136,6 +139,9 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
         raise EmofuseError(f"--detect must be auto, always or never, not {detect!r}")
     for m in model or ["default"]:
         resolve_models(m)  # a wrong model name fails here, once, before any worker starts
+    if enrol and adapt != "none":
+        raise EmofuseError("choose one of --enrol and --adapt folder")
+    speech_stats = _speech_stats(model or ["default"], paths, enrol=enrol, adapt=adapt)
     opts = PredictOptions(timeline=timeline, segmentation=segmentation,  # type: ignore[arg-type]
                           window=window, frame_rate=frame_rate, detect=detect)  # type: ignore[arg-type]
     results: list = [PredictionFailure(source=s, error=f"{s}: {why}", error_type="MediaError")
@@ -157,9 +163,11 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
             task = bar.add_task("predicting", total=len(items))
             if jobs > 1 and len(items) > 1:
                 results_iter = _pool_results(items, models=model or ["default"], opts=opts,
-                                             repeat=repeat, jobs=jobs)
+                                             repeat=repeat, jobs=jobs, stats=speech_stats)
             else:
                 rec = Recognizer.load(*(model or ["default"]), options=opts)
+                if speech_stats is not None:
+                    rec.adapt_speech(speech_stats)
                 results_iter = (_predict_item(rec, x, kind, repeat) for x, kind in items)
             for r, ms in results_iter:
                 bar.update(task, description=f"predicting {Path(r.source).name[:40]}")
@@ -242,7 +250,7 @@ def _predict_item(rec, x, kind, repeat: int = 0) -> tuple[object, float | None]:
 _WORKER: dict[str, object] = {}
 
 
-def _worker_init(models: list[str], opts, verbose: bool) -> None:
+def _worker_init(models: list[str], opts, verbose: bool, stats=None) -> None:
     """Load the models once per worker process (one CPU thread each)."""
     import signal
 
@@ -257,13 +265,16 @@ def _worker_init(models: list[str], opts, verbose: bool) -> None:
     except ImportError:  # pragma: no cover - inference-only installs
         pass
     _WORKER["rec"] = Recognizer.load(*models, options=opts)
+    if stats is not None:
+        _WORKER["rec"].adapt_speech(stats)
 
 
 def _worker_predict(item: tuple[object, str | None], repeat: int = 0):
     return _predict_item(_WORKER["rec"], item[0], item[1], repeat)
 
 
-def _pool_results(items: list, *, models: list[str], opts, repeat: int, jobs: int) -> Iterator:
+def _pool_results(items: list, *, models: list[str], opts, repeat: int, jobs: int,
+                  stats=None) -> Iterator:
     """Results of ``items`` from ``jobs`` worker processes, in input order."""
     import functools
     import multiprocessing as mp
@@ -272,9 +283,49 @@ def _pool_results(items: list, *, models: list[str], opts, repeat: int, jobs: in
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the workers before they import torch
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init,
-                             initargs=(models, opts, state.verbose)) as pool:
+                             initargs=(models, opts, state.verbose, stats)) as pool:
         yield from pool.map(functools.partial(_worker_predict, repeat=repeat), items,
                             chunksize=1)
+
+
+def _speech_stats(models: list[str], paths: list[Path], *, enrol: list[Path] | None,
+                  adapt: str):
+    """The speaker (``--enrol``) or source (``--adapt folder``) statistics of the speech
+    model, computed once here (workers get them ready); ``None`` when not asked for."""
+    if not enrol and adapt == "none":
+        return None
+    from .inference import Recognizer, detect_kind
+
+    rec = Recognizer.load(*models)
+    if "speech" not in rec.modalities:
+        raise EmofuseError("--enrol and --adapt need a speech model")
+    sp = getattr(rec.predictor("speech"), "sp", None)
+    if sp is None or not sp.adapts:
+        raise EmofuseError("the speech model does not adapt to a speaker or source (its card "
+                           "has no per-speaker normalisation); drop --enrol/--adapt")
+    if enrol:
+        audio, problems = expand_inputs(list(enrol))
+        for src, why in problems:
+            _skipped_line(f"{src}: {why}")
+        mode = "enrol"
+    else:
+        audio, mode = paths, "folder"
+    audio = [p for p in audio if _is_av(p, detect_kind)]
+    if not audio:
+        raise EmofuseError(f"--{'enrol' if enrol else 'adapt folder'}: no audio or video "
+                           "recordings to take statistics from")
+    stats = sp.speaker_stats(audio, mode=mode)
+    if not state.quiet:
+        err.print(f"speech standardised with the statistics of {stats.utterances} "
+                  f"recording(s) ({'the speaker' if mode == 'enrol' else 'the inputs'})")
+    return stats
+
+
+def _is_av(path: Path, detect_kind) -> bool:
+    try:
+        return detect_kind(path)[0] in ("audio", "video")
+    except EmofuseError:
+        return False
 
 
 def _choice(*allowed: str):
@@ -356,6 +407,14 @@ def register(app: typer.Typer) -> None:
         jobs: Annotated[int, typer.Option(
             "--jobs", "-j", help="Worker processes (1 to the machine's cores), one thread each.",
             callback=threads_option)] = 1,
+        enrol: Annotated[list[Path] | None, typer.Option(
+            "--enrol", help="Other recordings (files or a folder) of the speaker being "
+                            "predicted, unlabelled: speech is standardised with that speaker's "
+                            "statistics (models that adapt, like the bundled one).")] = None,
+        adapt: Annotated[str, typer.Option(
+            help="none, or folder: standardise speech with the statistics of all the audio and "
+                 "video inputs of this run (one source, e.g. one corpus or call centre).",
+            callback=_choice("none", "folder"))] = "none",
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
@@ -368,7 +427,7 @@ def register(app: typer.Typer) -> None:
         run_predict(files=files, text=text, text_file=text_file, model=model, as_json=as_json,
                     as_jsonl=as_jsonl, timeline=timeline, plot=plot, segmentation=segmentation,
                     window=window, frame_rate=frame_rate, repeat=repeat, threads=threads,
-                    detect=detect, jobs=jobs)
+                    detect=detect, jobs=jobs, enrol=enrol, adapt=adapt)
 
     @app.command("serve")
     def serve(

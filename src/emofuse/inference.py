@@ -583,6 +583,30 @@ class Recognizer:
                 self._loaded[modality] = load_predictor(self._models[modality])
             return self._loaded[modality]
 
+    def adapt_speech(self, audio: Iterable[str | os.PathLike] | Any, *,
+                     mode: Literal["enrol", "folder"] = "enrol") -> int:
+        """Standardise speech with unlabelled recordings from now on: ``enrol``, several
+        recordings of the speaker to be predicted; ``folder``, the recordings predicted
+        together (one source). ``audio`` may also be ready :class:`emofuse.speech.SpeakerStats`.
+        Returns how many recordings went into the statistics (0: the speech model does not
+        adapt, nothing changes). Unreadable files are skipped.
+
+        Raises
+        ------
+        DataError
+            When none of ``audio`` can be read.
+        """
+        pred = self.predictor("speech")
+        sp = getattr(pred, "sp", None)
+        if sp is None or not getattr(sp, "adapts", False):
+            return 0
+        from .speech import SpeakerStats
+
+        stats = audio if isinstance(audio, SpeakerStats) else \
+            sp.speaker_stats([Path(a) for a in audio], mode=mode)
+        pred.speaker = stats
+        return stats.utterances
+
     def warmup(self) -> Recognizer:
         """Load every model now (a server does this before its first request)."""
         for m in self._models:

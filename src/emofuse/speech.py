@@ -47,7 +47,7 @@ __all__ = ["SpeechPredictor", "SpeakerStats", "Member", "load_member", "save_mem
 MIN_SECONDS = 0.25
 #: Peak level (linear) below which input counts as silent (-60 dBFS).
 SILENCE_PEAK = 1e-3
-KINDS = ("waveform", "vector", "classical", "ensemble")
+KINDS = ("waveform", "vector", "classical", "adaptive", "ensemble")
 
 
 def window_bounds(n: int, win: int, hop: int) -> list[tuple[int, int]]:
@@ -130,9 +130,19 @@ class Member:
         return np.stack([np.asarray(fn(w, sr=self.sr, **self.feature["params"]), np.float32)
                          for w in waves])
 
+    @property
+    def adapts(self) -> bool:
+        """Whether unlabelled statistics of the speaker or source change this member."""
+        return self.setting == "spknorm" or self.kind == "adaptive"
+
     def speaker_stats(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         """``(2, d)`` mean and std of this member's normalised quantity over a speaker's
-        utterances: mel bands (``waveform``) or feature vector entries (others)."""
+        utterances: mel bands (``waveform``) or feature vector entries (others); ``(3, d)``
+        count, mean and variance for ``adaptive`` members."""
+        if self.kind == "adaptive":
+            from .models.speech_adaptive import source_stats
+
+            return source_stats(self.vectors(waves))
         if self.output_norm:
             return vector_stats(np.log(self._raw_proba(waves) + 1e-6))
         if self.kind == "waveform":
@@ -142,8 +152,13 @@ class Member:
     # -- scoring ------------------------------------------------------------------------------
 
     def proba(self, waves: Sequence[np.ndarray], *, stats: np.ndarray | None = None,
-              vectors: np.ndarray | None = None) -> np.ndarray:
-        """Class probabilities ``(n, C)`` of waveform windows (or of ready ``vectors``)."""
+              vectors: np.ndarray | None = None, mode: str = "enrol") -> np.ndarray:
+        """Class probabilities ``(n, C)`` of waveform windows (or of ready ``vectors``);
+        ``mode`` says where ``stats`` come from (``enrol``: one speaker, ``folder``: the
+        recordings predicted together), for ``adaptive`` members."""
+        if self.kind == "adaptive":
+            x = self.vectors(waves) if vectors is None else np.asarray(vectors, np.float32)
+            return self.model.predict_proba(x, mode=mode, stats=stats)
         if self.output_norm:
             p = self._raw_proba(waves, vectors=vectors)
             return p if stats is None else normalise_log_proba(p, stats)
@@ -263,6 +278,7 @@ def load_member(path_dir: str | os.PathLike) -> tuple[list[Member], list[float],
     folder = Path(path_dir)
     # classical members are numpy arrays: reading them without torch keeps cold starts short
     state, card = load_model(folder, numpy=read_card(folder).get("kind") in ("classical",
+                                                                             "adaptive",
                                                                              "ensemble"))
     kind = card.get("kind")
     if card.get("task") != "speech" or kind not in KINDS:
@@ -284,7 +300,11 @@ def load_member(path_dir: str | os.PathLike) -> tuple[list[Member], list[float],
     spec = card.get("model") or {}
     labels = list(card["labels"])
     try:
-        if kind == "classical":
+        if kind == "adaptive":
+            from .models.speech_adaptive import AdaptiveLinear
+
+            model = AdaptiveLinear.from_arrays(labels, state, card["adaptive"])
+        elif kind == "classical":
             from .models._linear import fast_linear
 
             model = fast_linear(state, card["classical"])
@@ -301,7 +321,11 @@ def load_member(path_dir: str | os.PathLike) -> tuple[list[Member], list[float],
     except (KeyError, RuntimeError, TypeError, EmofuseError) as exc:
         raise DataError(folder, f"cannot rebuild the model from its card and weights "
                         f"({exc})") from None
-    feature = card["features"] if kind in ("vector", "classical") else None
+    feature = card["features"] if kind in ("vector", "classical", "adaptive") else None
+    if feature and feature.get("feature") == "whisper":   # ONNX encoder, no torch at predict
+        from .features.whisper import prepare_whisper
+
+        prepare_whisper(layers=feature["params"].get("layers", (3,)))
     return [Member(kind, labels, model, spec, feature, card.get("setting", "inductive"),
                    int(card.get("sr", 16000)), bool(card.get("output_norm", False)))], [1.0], card
 
@@ -317,6 +341,8 @@ class SpeakerStats:
 
     per_member: list[np.ndarray | None] = field(default_factory=list)
     utterances: int = 0
+    #: ``enrol``: one speaker's recordings; ``folder``: the recordings predicted together.
+    mode: str = "enrol"
 
 
 class SpeechPredictor:
@@ -363,10 +389,18 @@ class SpeechPredictor:
 
     # -- speaker statistics -------------------------------------------------------------------
 
+    @property
+    def adapts(self) -> bool:
+        """Whether :meth:`speaker_stats` change this model's answers."""
+        return any(m.adapts for m in self.members)
+
     def speaker_stats(self, audio: Iterable[str | os.PathLike | np.ndarray], *,
-                      sr: int | None = None) -> SpeakerStats:
-        """Normalisation statistics of one speaker from several unlabelled utterances (paths or
-        arrays at ``sr``); unreadable files are skipped."""
+                      sr: int | None = None, mode: str = "enrol") -> SpeakerStats:
+        """Normalisation statistics of one speaker (``mode="enrol"``), or of one source
+        (``"folder"``: the recordings predicted together), from several unlabelled
+        recordings (paths or arrays at ``sr``); unreadable files are skipped."""
+        if mode not in ("enrol", "folder"):
+            raise EmofuseError(f"speaker statistics: mode is enrol or folder, not {mode!r}")
         waves = []
         for a in audio:
             try:
@@ -375,8 +409,8 @@ class SpeechPredictor:
                 continue
         if not waves:
             raise DataError(None, "speaker statistics need at least one readable utterance")
-        return SpeakerStats([m.speaker_stats(waves) if m.setting == "spknorm" else None
-                             for m in self.members], len(waves))
+        return SpeakerStats([m.speaker_stats(waves) if m.adapts else None
+                             for m in self.members], len(waves), mode)
 
     # -- prediction ---------------------------------------------------------------------------
 
@@ -402,16 +436,17 @@ class SpeechPredictor:
             warnings.append("model was trained with per-speaker normalisation but no speaker "
                             "statistics were given; scoring without them")
         stats = speaker.per_member if speaker else [None] * len(self.members)
+        mode = speaker.mode if speaker else "enrol"
         win, hop = int(self.window_s * self.sr), int(self.hop_s * self.sr)
         if isinstance(audio, np.ndarray) or self._short(audio):
             y, notes = self._load(audio, sr)
             warnings += notes + check_audio(y, self.sr, where=where)
             bounds = window_bounds(len(y), win, hop)
             vectors = self._cached_vectors(audio) if len(bounds) == 1 else None
-            probs = self._score([y[a:b] for a, b in bounds], stats, vectors)
+            probs = self._score([y[a:b] for a, b in bounds], stats, vectors, mode)
             n = len(y)
         else:  # long file: read window by window
-            probs, bounds, n, notes = self._score_file(Path(audio), win, hop, stats)
+            probs, bounds, n, notes = self._score_file(Path(audio), win, hop, stats, mode)
             warnings += notes
         mean = probs.mean(axis=0)
         out: dict[str, Any] = {
@@ -461,11 +496,12 @@ class SpeechPredictor:
                 for m in self.members]
 
     def _score(self, windows: Sequence[np.ndarray], stats: Sequence[np.ndarray | None],
-               vectors: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+               vectors: Sequence[np.ndarray | None] | None = None, mode: str = "enrol"
+               ) -> np.ndarray:
         total = None
         vectors = vectors or [None] * len(self.members)
         for m, w, s, v in zip(self.members, self.weights, stats, vectors):
-            p = w * m.proba(windows, stats=s, vectors=v)
+            p = w * m.proba(windows, stats=s, vectors=v, mode=mode)
             total = p if total is None else total + p
         assert total is not None
         if self.temperature != 1.0:  # calibration fitted on validation data (card)
@@ -504,7 +540,7 @@ class SpeechPredictor:
         return y, notes
 
     def _score_file(self, path: Path, win: int, hop: int,
-                    stats: Sequence[np.ndarray | None]
+                    stats: Sequence[np.ndarray | None], mode: str = "enrol"
                     ) -> tuple[np.ndarray, list[tuple[int, int]], int, list[str]]:
         from .media import load_audio, probe_audio
 
@@ -524,7 +560,7 @@ class SpeechPredictor:
                 silent += 1
                 continue
             clipped += int(np.mean(np.abs(y) >= 0.999) > 0.001)
-            probs.append(self._score([y], stats)[0])
+            probs.append(self._score([y], stats, mode=mode)[0])
             kept.append((a, a + len(y)))
         if not probs:
             raise MediaError(path, "silent throughout; no emotion to recognise")

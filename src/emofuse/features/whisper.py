@@ -29,7 +29,8 @@ from ..errors import ConfigError
 from . import _whisper as W
 from . import register_feature
 
-__all__ = ["whisper", "whisper_frames", "whisper_dim", "WHISPER_POOLINGS", "WHISPER_PADDINGS"]
+__all__ = ["whisper", "whisper_frames", "whisper_dim", "prepare_whisper", "WHISPER_POOLINGS",
+           "WHISPER_PADDINGS"]
 
 WHISPER_POOLINGS = ("mean", "std", "meanstd")
 WHISPER_PADDINGS = ("clip", "30s")
@@ -55,6 +56,19 @@ def _check(padding: str, pooling: str | None = None) -> None:
     if pooling is not None and pooling not in WHISPER_POOLINGS:
         raise ConfigError(f"whisper: pooling is one of {', '.join(WHISPER_POOLINGS)}, "
                           f"got {pooling!r}")
+
+
+def prepare_whisper(*, layers: Sequence[int] = (3,)) -> str:
+    """Make the product path torch-free: when onnxruntime is installed, export the encoder cut
+    at ``layers`` to ONNX once (needs torch that one time) and open it. Returns the backend
+    that :func:`whisper` will use (``onnx`` or ``torch``)."""
+    import importlib.util
+
+    if os.environ.get("EMOFUSE_WHISPER_BACKEND", "auto").strip().lower() in ("", "auto") and \
+            importlib.util.find_spec("onnxruntime") is not None and \
+            (W.onnx_encoder_path(layers).is_file() or importlib.util.find_spec("torch")):
+        W.onnx_encoder(layers, build=True)
+    return _backend(layers)
 
 
 def whisper_dim(*, layers: Sequence[int] = (3,), pooling: str = "meanstd") -> int:

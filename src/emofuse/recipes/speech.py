@@ -405,6 +405,10 @@ def train(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> Path:
     from ..speech import save_member
     from ..train.checkpoint import save_model
 
+    if cfg.suite == "xcorpus-speech":     # the bundled model v2 (several corpora)
+        from .xcorpus_model import train_bundled
+
+        return train_bundled(cfg, out_dir=out_dir, quick=quick)
     spec = parse_run(cfg)
     if quick:
         spec = _quick(spec)
