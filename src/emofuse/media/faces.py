@@ -178,7 +178,14 @@ def _need(module: str, install: str) -> None:
 
 
 class YuNetDetector(Detector):
-    """YuNet (libfacedetection) through ``yuface``; ``conf`` is the score threshold (0..1)."""
+    """YuNet (libfacedetection) through ``yuface``; ``conf`` is the score threshold (0..1).
+
+    yuface 2023.5.1's ``detect`` mallocs a 36 kB result buffer on every call and never frees it
+    (0.35 MB/s for a 10 fps stream). So the bundled ``libfacedetection`` is called directly
+    (:class:`_FaceDetectCNN`) with one result buffer per thread, reused: the same C function
+    on the same pixels, hence the same faces. Should the library not be loadable that way,
+    yuface's own ``detect`` is used (and leaks).
+    """
 
     name = "yunet"
 
@@ -188,14 +195,18 @@ class YuNetDetector(Detector):
         self.threads = threads
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
-        from yuface import yuface as _yu
-
         h, w = rgb.shape[:2]
         if min(h, w) < 16:
             return []
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        cnn = _FaceDetectCNN.get()
         with _omp_threads(self.threads):
-            raw = np.asarray(_yu.detect(bgr)).astype(np.int64)
+            if cnn is not None:
+                raw = cnn(bgr)
+            else:  # pragma: no cover - only where libfacedetection cannot be loaded by ctypes
+                from yuface import yuface as _yu
+
+                raw = np.asarray(_yu.detect(bgr)).astype(np.int64)
         if raw.size == 0:
             return []
         raw = raw.reshape(-1, raw.shape[-1])
@@ -210,6 +221,80 @@ class YuNetDetector(Detector):
             out.append(Face(_clip_box((x, y, bw, bh), w, h), float(score), _order5(pts),
                             self.name))
         return out
+
+
+class _FaceDetectCNN:
+    """libfacedetection's ``facedetect_cnn(result_buffer, bgr, width, height, step)`` (the
+    library yuface's extension links to), called through ctypes with a result buffer per
+    thread that is reused, where yuface's extension mallocs a new one per call and leaks it.
+
+    Calling it returns an ``int64 (N, 16)`` array as yuface's ``detect`` does (score x 100,
+    x, y, w, h, 5 landmark points, one unused value). ctypes releases the GIL during the call
+    (yuface's extension holds it). The library initialises its weights on the first call
+    without a lock, so that call is made under one.
+    """
+
+    #: Bytes libfacedetection writes at most (its DETECT_BUFFER_SIZE; yuface mallocs the same).
+    BUFFER_SIZE = 0x9000
+    #: ``int* facedetect_cnn(unsigned char*, unsigned char*, int, int, int)``, C++-mangled.
+    _SYMBOL = "_Z14facedetect_cnnPhS_iii"
+    _instance: _FaceDetectCNN | None = None
+    _failed = False
+    _lock = threading.Lock()
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.local = threading.local()
+        self.ready = False
+
+    @classmethod
+    def get(cls) -> _FaceDetectCNN | None:
+        """The shared instance, or ``None`` where the library cannot be called this way."""
+        if cls._instance is None and not cls._failed:
+            with cls._lock:
+                if cls._instance is None and not cls._failed:
+                    try:
+                        cls._instance = cls(cls._load())
+                    except (OSError, AttributeError, ImportError):
+                        cls._failed = True
+        return cls._instance
+
+    @classmethod
+    def _load(cls) -> Any:
+        from yuface import yuface as _yu  # maps the library this process uses
+
+        mapped = _mapped_libraries(r"libfacedetection[-.\w]*\.so")
+        pkg = Path(_yu.__file__).resolve().parent
+        candidates = mapped + sorted(str(p) for p in pkg.glob("libfacedetection.so*"))
+        if not candidates:
+            raise OSError(f"libfacedetection not found next to {pkg}")
+        fn = getattr(ctypes.CDLL(candidates[0]), cls._SYMBOL)
+        fn.restype = ctypes.POINTER(ctypes.c_int)
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int]
+        return fn
+
+    def __call__(self, bgr: np.ndarray) -> np.ndarray:
+        """Faces in a contiguous ``uint8 (H, W, 3)`` BGR image."""
+        bgr = np.ascontiguousarray(bgr, dtype=np.uint8)
+        if bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise MediaError(None, f"expected a BGR image (H, W, 3), got shape {bgr.shape}")
+        buf = getattr(self.local, "buf", None)
+        if buf is None:
+            buf = self.local.buf = ctypes.create_string_buffer(self.BUFFER_SIZE)
+        h, w = bgr.shape[:2]
+        args = (ctypes.addressof(buf), bgr.ctypes.data, w, h, w * 3)
+        if not self.ready:
+            with self._lock:
+                res = self.fn(*args)
+                self.ready = True
+        else:
+            res = self.fn(*args)
+        if not res:
+            return np.zeros((0, 16), np.int64)
+        n = min(max(int(res[0]), 0), (self.BUFFER_SIZE - 4) // 32)
+        return np.frombuffer(buf, dtype=np.int16, count=16 * n, offset=4).reshape(n, 16) \
+            .astype(np.int64)
 
 
 @contextlib.contextmanager
@@ -235,13 +320,18 @@ def _omp_threads(n: int) -> Iterator[None]:
 
 def _openmp_libraries() -> list[str]:
     """Paths of the OpenMP runtimes mapped into this process (Linux; ``[]`` elsewhere)."""
+    return _mapped_libraries(r"lib(gomp|iomp5|omp)[-.\w]*\.so")
+
+
+def _mapped_libraries(pattern: str) -> list[str]:
+    """Paths of the shared libraries mapped into this process whose path matches ``pattern``
+    (Linux; ``[]`` elsewhere)."""
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return []
     found = {line.split(None, 5)[5].strip() for line in maps.splitlines()
-             if len(line.split(None, 5)) == 6 and re.search(r"lib(gomp|iomp5|omp)[-.\w]*\.so",
-                                                          line)}
+             if len(line.split(None, 5)) == 6 and re.search(pattern, line)}
     return sorted(found)
 
 

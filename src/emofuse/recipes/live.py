@@ -324,7 +324,7 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             "refused by StreamSlots (the limit the /stream WebSocket applies). targets: "
             "each target of the issue, met or not. *_waitNNNms: the one-stream run again with "
             "speech_wait = NNN ms (the trade-off between audio lag and agreement). Memory: "
-            "yuface 2023.5.1 (the YuNet face detector) leaks its 36 kB result buffer on every "
-            "detection (measured: 36 kB per call whatever the image size; calling "
-            "libfacedetection's facedetect_cnn with one reused buffer gives the same boxes "
-            "and no growth), which is 10 frames/s x 36 kB = 0.35 MB/s of stream."))
+            "yuface 2023.5.1's detect (the YuNet face detector) leaks its 36 kB result buffer "
+            "on every detection (10 frames/s x 36 kB = 0.35 MB/s of stream: the 22.8 % growth "
+            "of the first run); emofuse.media.faces calls libfacedetection's facedetect_cnn "
+            "itself with one result buffer per thread, reused (the same boxes)."))
