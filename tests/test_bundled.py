@@ -84,6 +84,9 @@ def test_speech_image_and_text_predictions_do_not_import_torch_or_sklearn():
     from emofuse.features.text import prepare_fast_encoder
 
     prepare_fast_encoder()            # the one-off ONNX export of the text encoder uses torch
+    from emofuse.speech import SpeechPredictor
+
+    SpeechPredictor(BUNDLED / "speech")  # ... and that of the speech model's Whisper encoder
     code = ("import sys\nfrom emofuse import Recognizer\n"
             "r = Recognizer.load('speech', 'face', 'text')\n"
             f"r.predict({str(EXAMPLES / 'face.jpg')!r})\nr.predict_text('what a day')\n"
@@ -92,7 +95,7 @@ def test_speech_image_and_text_predictions_do_not_import_torch_or_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    # neither torch nor scikit-learn (the LDA runs on numpy): both cost seconds of cold start
+    # neither torch nor scikit-learn (linear heads run on numpy): both cost seconds of cold start
     assert out.stdout.strip().splitlines()[-1] == "False False"
 
 

@@ -81,9 +81,9 @@ def test_ten_minutes_are_scored_in_windows(predictor: SpeechPredictor, tmp_path:
     seen = []
     original = predictor._score
 
-    def spy(windows, stats, vectors=None):
+    def spy(windows, stats, vectors=None, mode="enrol"):
         seen.append(max(len(w) for w in windows))
-        return original(windows, stats, vectors)
+        return original(windows, stats, vectors, mode)
 
     monkeypatch.setattr(predictor, "_score", spy)
     res = predictor.predict(path)
