@@ -636,7 +636,7 @@ def _train_one(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
                   max_epochs=epochs, patience=train_cfg.patience, out_dir=tmp, seed=seed,
                   monitor="val_ua", mode="max", resume=False, progress=False,
                   deterministic=train_cfg.deterministic, num_threads=train_cfg.num_threads,
-                  accelerator=train_cfg.accelerator, devices=train_cfg.devices,
+                  **train_cfg.hardware(),
                   gradient_clip_val=5.0)
     hist = [h for h in res.history if "val_ua" in h]
     best_epoch = int(max(hist, key=lambda h: h["val_ua"])["epoch"]) + 1 if hist else epochs
@@ -665,7 +665,7 @@ def _train_one(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
                        seed=seed + 1, monitor="val_ua", mode="max", resume=False,
                        progress=False, deterministic=train_cfg.deterministic,
                        num_threads=train_cfg.num_threads, restore_best=False,
-                       accelerator=train_cfg.accelerator, devices=train_cfg.devices,
+                       **train_cfg.hardware(),
                        gradient_clip_val=5.0)
         info["refit_s"] = round(res2.seconds, 1)
         net = net2

@@ -349,7 +349,7 @@ def _fit_lightning(module: Any, train_loader: Any, val_loader: Any, *, cfg: RunC
     res = fit(module, train_loader, val_loader, max_epochs=epochs, patience=patience,
               out_dir=out_dir, seed=seed, monitor=monitor, mode=mode, progress=False,
               num_threads=cfg.train.num_threads, deterministic=cfg.train.deterministic,
-              callbacks=budget, accelerator=cfg.train.accelerator, devices=cfg.train.devices)
+              callbacks=budget, **cfg.train.hardware())
     info = {"train_seconds": round(res.seconds, 1),
             "cpu_seconds": round(time.process_time() - cpu0, 1),
             "threads": torch.get_num_threads(), "epochs": res.epochs_run,
