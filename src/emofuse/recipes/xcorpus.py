@@ -857,7 +857,7 @@ def _settings_grids(params: Mapping[str, Any], quick: bool) -> dict[str, list[Ca
 
 
 _PARAM_KEYS = ("corpora", "targets", "extra_test", "settings", "grid", "enrol_prior",
-               "ece_bins", "pairs", "target_ua", "languages", "licences")
+               "ece_bins", "pairs", "target_ua", "languages", "licences", "jobs")
 
 
 def run_suite(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] | None = print

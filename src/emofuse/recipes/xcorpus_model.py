@@ -179,34 +179,68 @@ def train_bundled(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False,
 # The v2 recipe on the RAVDESS EmoBox folds
 
 
+def _emobox_fold(table: X.Table, corpora: Sequence[str], grids: dict[str, list[X.Candidate]],
+                 test_ids: set[str], fold: int, corpus: str, seed: int, enrol_prior: float,
+                 bins: int, log: Callable[[str], None] | None) -> dict[str, dict[str, Any]]:
+    import copy
+
+    held = np.array([i in test_ids for i in table.ids])
+    t = copy.copy(table)
+    t.corpus = np.where(held, f"{corpus}_test", table.corpus).astype(object)
+    t.records = []        # speakers are disjoint by the folds; no record-level check
+    out = {}
+    for setting, cands in grids.items():
+        cell = X.run_cell(t, list(corpora), f"{corpus}_test", cands, setting, seed=seed,
+                          enrol_prior=enrol_prior, bins=bins, log=log)
+        cell["fold"] = fold
+        out[setting] = cell
+    return out
+
+
+_FORKED: dict[str, Any] = {}
+
+
+def _emobox_fold_forked(i: int) -> dict[str, dict[str, Any]]:
+    a = _FORKED["args"]
+    return _emobox_fold(a["table"], a["corpora"], a["grids"], set(a["folds"][i].test),
+                        a["folds"][i].fold, a["corpus"], a["seed"], a["enrol_prior"],
+                        a["bins"], None)
+
+
 def emobox_cells(table: X.Table, corpora: Sequence[str], grids: dict[str, list[X.Candidate]],
                  *, corpus: str = "ravdess", quick: bool = False, seed: int = 0,
-                 enrol_prior: float = 5.0, bins: int = 15,
+                 enrol_prior: float = 5.0, bins: int = 15, jobs: int = 1,
                  log: Callable[[str], None] | None = print) -> dict[str, list[dict[str, Any]]]:
     """For each EmoBox fold of ``corpus``: its test actors held out, its training actors one
     of the training corpora beside all the others; selection (nested LOCO over those training
-    corpora), temperature and final fit exactly as a LOCO cell of the suite."""
-    import copy
-
+    corpora), temperature and final fit exactly as a LOCO cell of the suite. ``jobs`` > 1
+    computes folds in that many forked processes (same figures)."""
     from .. import protocols
 
     recs = [r for r in table.records if r.corpus == corpus]
     folds = protocols.emobox_folds(corpus, recs, max_unmatched=1.0 if quick else 0.01)
     if quick:
         folds = folds[:1]
-    out: dict[str, list[dict[str, Any]]] = {s: [] for s in grids}
-    for split in folds:
-        test_ids = set(split.test)
-        held = np.array([i in test_ids for i in table.ids])
-        t = copy.copy(table)
-        t.corpus = np.where(held, f"{corpus}_test", table.corpus).astype(object)
-        t.records = []        # speakers are disjoint by the folds; no record-level check
-        for setting, cands in grids.items():
-            cell = X.run_cell(t, list(corpora), f"{corpus}_test", cands, setting, seed=seed,
-                              enrol_prior=enrol_prior, bins=bins, log=log)
-            cell["fold"] = split.fold
-            out[setting].append(cell)
-    return out
+    if jobs > 1 and len(folds) > 1:
+        import multiprocessing as mp
+
+        _FORKED["args"] = {"table": table, "corpora": list(corpora), "grids": grids,
+                           "folds": folds, "corpus": corpus, "seed": seed,
+                           "enrol_prior": enrol_prior, "bins": bins}
+        try:
+            with mp.get_context("fork").Pool(min(jobs, len(folds))) as pool:
+                per_fold = pool.map(_emobox_fold_forked, range(len(folds)), chunksize=1)
+        finally:
+            _FORKED.clear()
+    else:
+        per_fold = [_emobox_fold(table, corpora, grids, set(f.test), f.fold, corpus, seed,
+                                 enrol_prior, bins, log) for f in folds]
+    if log:
+        for f in per_fold:
+            for setting, c in f.items():
+                log(f"  fold {c['fold']} [{setting}]: UA {100 * c['ua']:.2f} "
+                    f"({c['chosen_short']})")
+    return {s: [f[s] for f in per_fold] for s in grids}
 
 
 @suite("xcorpus-speech-emobox", modality="speech-xcorpus",
@@ -233,7 +267,8 @@ def xcorpus_speech_emobox(cfg: RunConfig, *, quick: bool = False,
                                       params=cfg.features.params, roots=roots, quick=quick,
                                       log=log)
         cells = emobox_cells(table, corpora, grids, quick=quick, seed=cfg.train.seeds[0],
-                             enrol_prior=float(params.get("enrol_prior", 5.0)), log=log)
+                             enrol_prior=float(params.get("enrol_prior", 5.0)),
+                             jobs=int(params.get("jobs", 1)), log=log)
     metrics: dict[str, Any] = {}
     main = None
     for setting, cs in cells.items():
