@@ -92,3 +92,25 @@ def test_leaking_split_refused_unless_allowed_and_then_named_leaking():
     with results_to("/tmp", clean):
         make_splits(_cfg("loso", False), recs)
     assert clean == []
+
+
+@pytest.mark.skipif(EXE is None, reason="the emofuse executable is not installed")
+def test_evaluate_warns_when_the_corpus_was_in_training(tmp_path):
+    """The bundled speech model was trained on five corpora (card ``ravdess+savee+...``):
+    scoring all of SAVEE says so."""
+    import soundfile as sf
+
+    from ._tiny_models import speech_samples
+
+    d = tmp_path / "ALL"
+    d.mkdir()
+    y = speech_samples(32000)
+    for name in ("DC_a01", "DC_h01", "JE_a01", "JE_h01"):
+        sf.write(str(d / f"{name}.wav"), y, 16000)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([EXE, "evaluate", "--model", "speech", "--corpus", "savee", "--root",
+                        str(tmp_path), "--json"], capture_output=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    res = json.loads(r.stdout)
+    assert res["split"] == "all" and res["items"] == 4
+    assert "trained on ravdess+savee" in res["warning"]

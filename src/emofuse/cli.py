@@ -328,7 +328,7 @@ def evaluate(model: Annotated[str, typer.Option(help="Bundled model name (speech
     res["dropped_classes"] = dict(sorted(dropped.items()))
     res["chance_ua"] = round(1.0 / len(classes), 6) if classes else None
     trained_on = (card.get("data") or {}).get("corpus")
-    if trained_on == scan.corpus and split_name == "all":
+    if trained_on and scan.corpus in str(trained_on).split("+") and split_name == "all":
         res["warning"] = (f"the model was trained on {trained_on}: scoring all of it includes "
                           "its training data")
     if as_json:
