@@ -946,7 +946,9 @@ def _result(cfg: RunConfig, p: Mapping[str, Any], cells: list[dict[str, Any]],
                 for m in ("weighted_f1", "macro_f1"):
                     metrics[f"joint_{k}_{m}"] = summarise([v[m]])
     union = _ordered({k for c in cells for k in c["classes"]})
-    pooled = aggregate_folds(_union(cells, union))
+    from .xcorpus import _union_confusion
+
+    pooled = aggregate_folds(_union_confusion(cells, union))
     metrics["train_s"] = summarise([timer.seconds])
     mean = metrics["macro_f1"]["mean"]
     status = {
@@ -996,18 +998,6 @@ def _loaded_markdown(loaded: Mapping[str, Any]) -> str:
             f"{p} {d['kept_one_group']} / {d['dropped']}" for p, d in go["multilabel_rows"].items())
             + " (the dropped ones are not in any cell's counts below).")
     return " ".join(lines) + "\n\n"
-
-
-def _union(cells: Sequence[Mapping[str, Any]], classes: Sequence[str]) -> list[dict[str, Any]]:
-    out = []
-    for c in cells:
-        conf = np.zeros((len(classes), len(classes)), int)
-        idx = [classes.index(k) for k in c["classes"]]
-        conf[np.ix_(idx, idx)] = np.asarray(c["confusion"])
-        pc = {k: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for k in classes}
-        pc.update(c["_metrics"]["per_class"])
-        out.append({**c["_metrics"], "confusion": conf.tolist(), "per_class": pc})
-    return out
 
 
 def _notes(corpora: Sequence[str], p: Mapping[str, Any], quick: bool) -> str:
