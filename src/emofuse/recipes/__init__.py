@@ -34,7 +34,7 @@ __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config
 MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment", "fusion3", "product",
                     "face_ensemble", "aug_speech", "aug_tts", "aug_face",
                     "aug_diffusion", "xcorpus", "xcorpus_model", "xcorpus_text", "live",
-                    "fusion_whisper")
+                    "fusion_whisper", "speech_attn")
 
 
 @dataclass(frozen=True)
