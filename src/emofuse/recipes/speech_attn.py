@@ -484,7 +484,7 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             metrics_extra[f"wall_{setting}_s"] = _scalar(time.perf_counter() - t0)
             metrics_extra[f"cpu_{setting}_s"] = _scalar(time.process_time() - c0)
             runs[setting] = infos
-        if last:
+        if last and not quick:
             metrics_extra["infer_3s_ms"] = _scalar(
                 _inference_ms(store, last[0], cfg.features.params.get("padding", "clip")))
     suite_name = cfg.suite + ("-quick" if quick else "")
