@@ -39,6 +39,7 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, Field
 
+from ._plugins import Registry
 from .errors import DataError, EmofuseError, MediaError
 
 __all__ = [
@@ -196,7 +197,8 @@ class FusionPredictor(Protocol):
 
 
 Loader = Callable[[Path, dict[str, Any]], Any]
-_ADAPTERS: dict[str, Loader] = {}
+#: adapter name (a card's ``predictor``, else its task) -> loader
+_ADAPTERS: Registry[Loader] = Registry("predictor")
 
 
 def register_adapter(name: str) -> Callable[[Loader], Loader]:
@@ -206,7 +208,7 @@ def register_adapter(name: str) -> Callable[[Loader], Loader]:
     """
 
     def deco(obj: Any) -> Any:
-        _ADAPTERS[name] = obj.load if isinstance(obj, type) else obj
+        _ADAPTERS.register(name, obj.load if isinstance(obj, type) else obj)
         return obj
 
     return deco
@@ -215,7 +217,7 @@ def register_adapter(name: str) -> Callable[[Loader], Loader]:
 def list_adapters() -> list[str]:
     """Names of the registered adapters."""
     _builtin_adapters()
-    return sorted(_ADAPTERS)
+    return _ADAPTERS.names()
 
 
 def _builtin_adapters() -> None:
@@ -226,10 +228,11 @@ def load_predictor(info: ModelInfo) -> Any:
     """Load the model of ``info`` with its adapter (the card's ``predictor``, else its task)."""
     _builtin_adapters()
     name = info.card.get("predictor") or info.modality
-    if name not in _ADAPTERS:
+    loader = _ADAPTERS.get(name, None)
+    if loader is None:
         raise DataError(info.path / "card.json", f"unknown predictor {name!r}; known: "
-                        f"{', '.join(sorted(_ADAPTERS))}")
-    return _ADAPTERS[name](info.path, info.card)
+                        f"{', '.join(_ADAPTERS.names())}")
+    return loader(info.path, info.card)
 
 
 def late_fusion(probabilities: Mapping[str, Mapping[str, float]], *,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .._plugins import import_present, import_until
+from .._plugins import Registry
 from ..errors import ConfigError
 from .manifest import SyntheticItem, SyntheticSet, load_set, write_set
 from .planner import Plan, allocate, class_counts, plan_balance, plot_plan
@@ -34,7 +34,8 @@ __all__ = ["register_generator", "build_generator", "list_generators", "Generato
 
 #: modules that register generators (absent ones are skipped: face, speech, aaec, tts to come)
 _MODULES = ("text", "face", "speech", "aaec", "tts")
-_REGISTRY: dict[str, Callable[..., Any]] = {}
+#: generator name -> class or factory
+_REGISTRY: Registry[Callable[..., Any]] = Registry("generator", __name__, _MODULES)
 
 
 @runtime_checkable
@@ -59,25 +60,17 @@ class Generator(Protocol):
 
 def register_generator(name: str) -> Callable:
     """Decorator registering a generator class or factory under ``name``."""
-
-    def deco(obj: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY[name] = obj
-        return obj
-
-    return deco
+    return _REGISTRY.decorator(name)
 
 
 def list_generators() -> list[str]:
-    import_present(__name__, _MODULES)
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def build_generator(name: str, **params: Any) -> Any:
     """Instantiate generator ``name`` with ``params``; a :class:`ConfigError` names bad ones."""
-    import_until(__name__, _MODULES, lambda: name in _REGISTRY)
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown generator {name!r}; known: {', '.join(list_generators())}")
+    factory = _REGISTRY.get(name)
     try:
-        return _REGISTRY[name](**params)
+        return factory(**params)
     except TypeError as exc:
         raise ConfigError(f"generator {name!r}: {exc}") from None

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._plugins import Registry
 from ..errors import DataError
 
 __all__ = ["Record", "Anomaly", "CorpusScan", "Corpus", "register", "get_corpus",
@@ -153,15 +154,15 @@ class Corpus:
         return self.scan(root, check_media=check_media)
 
 
-_REGISTRY: dict[str, type[Corpus]] = {}
+#: corpus name -> loader class
+_REGISTRY: Registry[type[Corpus]] = Registry("corpus")
 
 
 def register(cls: type[Corpus]) -> type[Corpus]:
     """Class decorator adding a loader to the registry under ``cls.name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
+    return _REGISTRY.register(cls.name, cls)
 
 
 def get_corpus(name: str, **options: Any) -> Corpus:

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._plugins import import_present, import_until
-from ..errors import ConfigError
+from .._plugins import Registry
 
 __all__ = ["register_feature", "get_feature", "list_features", "Feature"]
 
@@ -27,34 +26,23 @@ class Feature:
     version: str
 
 
-_REGISTRY: dict[str, Feature] = {}
+#: feature name -> :class:`Feature`
+_REGISTRY: Registry[Feature] = Registry("feature", __name__, _MODULES)
 
 
 def register_feature(name: str, *, modality: str, version: str = "1") -> Callable:
     """Decorator registering an extractor under ``name`` (bump ``version`` when outputs change)."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY[name] = Feature(name, fn, modality, version)
+        _REGISTRY.register(name, Feature(name, fn, modality, version))
         return fn
 
     return deco
 
 
-def _load_all() -> None:
-    import_present(__name__, _MODULES)
-
-
-def _find(name: str) -> None:
-    import_until(__name__, _MODULES, lambda: name in _REGISTRY)
-
-
 def list_features() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_feature(name: str) -> Feature:
-    _find(name)
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown feature {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)

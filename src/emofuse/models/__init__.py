@@ -9,44 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._plugins import import_present, import_until
+from .._plugins import Registry
 from ..errors import ConfigError
 
 __all__ = ["register_model", "build_model", "list_models"]
 
 _MODULES = ("speech", "face", "text", "fusion", "classical")
-_REGISTRY: dict[str, Callable[..., Any]] = {}
+#: model name -> class or factory
+_REGISTRY: Registry[Callable[..., Any]] = Registry("model", __name__, _MODULES)
 
 
 def register_model(name: str) -> Callable:
     """Decorator registering a model class or factory under ``name``."""
-
-    def deco(obj: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY[name] = obj
-        return obj
-
-    return deco
-
-
-def _load_all() -> None:
-    import_present(__name__, _MODULES)
-
-
-def _find(name: str) -> None:
-    import_until(__name__, _MODULES, lambda: name in _REGISTRY)
+    return _REGISTRY.decorator(name)
 
 
 def list_models() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def build_model(name: str, **params: Any) -> Any:
     """Instantiate model ``name`` with ``params``; a :class:`ConfigError` names bad parameters."""
-    _find(name)
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    factory = _REGISTRY.get(name)
     try:
-        return _REGISTRY[name](**params)
+        return factory(**params)
     except TypeError as exc:
         raise ConfigError(f"model {name!r}: {exc}") from None

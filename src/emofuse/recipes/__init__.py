@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .._plugins import import_present
+from .._plugins import Registry
 from ..errors import ConfigError
 
 __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config_path"]
@@ -45,34 +45,28 @@ class Suite:
     run: Callable[..., dict[str, Any]]
 
 
-_SUITES: dict[str, Suite] = {}
+#: suite name -> :class:`Suite`
+_SUITES: Registry[Suite] = Registry("benchmark suite", __name__, MODALITY_MODULES)
 
 
 def suite(name: str, *, modality: str, description: str = "") -> Callable:
     """Decorator registering a benchmark suite function under ``name``."""
 
     def deco(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        _SUITES[name] = Suite(name, modality, description or (fn.__doc__ or "").strip(), fn)
+        _SUITES.register(name, Suite(name, modality, description or (fn.__doc__ or "").strip(),
+                                     fn))
         return fn
 
     return deco
 
 
-def _load_all() -> None:
-    import_present(__name__, MODALITY_MODULES)
-
-
 def list_suites() -> list[Suite]:
-    _load_all()
-    return sorted(_SUITES.values(), key=lambda s: s.name)
+    return [_SUITES[n] for n in _SUITES.names()]
 
 
 def get_suite(name: str) -> Suite:
-    _load_all()
-    if name not in _SUITES:
-        raise ConfigError(f"unknown benchmark suite {name!r}; known: "
-                          f"{', '.join(sorted(_SUITES)) or 'none yet'}")
-    return _SUITES[name]
+    _SUITES.load()      # every suite module: a suite's name does not say which module has it
+    return _SUITES.get(name)
 
 
 def get_modality(modality: str) -> ModuleType:
