@@ -558,7 +558,7 @@ def _notes(head: HeadSpec, cfg: RunConfig, settings: Sequence[str]) -> str:
         f"{t.val_fraction}, speaker-disjoint; the actors are in `runs`), never the test "
         "actors. The hyper-parameters were fixed in the config beforehand from a small pool "
         "compared on those validation actors only (`python -m emofuse.recipes.speech_attn "
-        "select`). Settings: **inductive** (metrics `ua`, ...): each (layer, dim) standardised "
+        f"select`). Settings run: {', '.join(settings)}. **inductive** (metrics `ua`, ...): each (layer, dim) standardised "
         "by training-fold statistics; **speaker-normalised** (metrics with `_spknorm`): each "
         "speaker's frames standardised by the mean/std over all that speaker's clips, "
         "unlabelled, test speakers included (legitimate when a deployed system sees several "
