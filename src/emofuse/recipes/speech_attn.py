@@ -569,7 +569,7 @@ def _notes(head: HeadSpec, cfg: RunConfig, settings: Sequence[str]) -> str:
         "(encoder + head).")
 
 
-@suite("ser-ravdess-whisper-attn", modality="speech",
+@suite("ser-ravdess-whisper-attn", modality="speech-attn",
        description="RAVDESS, small trained head (layer weights + attentive pooling) over "
                    "frozen Whisper-base encoder frames (EmoBox folds)")
 def ser_ravdess_whisper_attn(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
