@@ -49,7 +49,7 @@ def test_head_shapes_masking_and_layers() -> None:
 
 def test_config_parses() -> None:
     cfg = load_config(CONFIG)
-    assert get_suite("ser-ravdess-whisper-attn").modality == "speech"
+    assert get_suite("ser-ravdess-whisper-attn").modality == "speech-attn"
     _, settings, pool = parse_head(cfg)
     assert "inductive" in settings and set(settings) <= {"inductive", "spknorm"} and pool
     assert len(cfg.train.seeds) >= 2 and cfg.protocol.kind == "emobox"
