@@ -93,6 +93,12 @@ def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     ex = _examples(cfg)
     with Timer() as timer:
         torch.set_num_threads(1)
+        try:    # numpy's BLAS too: its idle threads otherwise spin beside the one at work
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)
+        except ImportError:  # pragma: no cover
+            pass
         rec = Recognizer.load("default")
         clip = load_audio(ex / "speech.flac", sr=16000)[0][: 3 * 16000]
         rgb = load_image(ex / "face.jpg")
@@ -149,9 +155,10 @@ def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         machine_note="2 shared CPU cores; wall times include contention, cpu_ms is the "
                      "process CPU time (one torch/OpenMP thread)",
         notes=("Warm latency: median over repeated predictions after two warm-up calls, one "
-               "thread (torch.set_num_threads(1)). speech_3s: the first 3 s of "
-               "examples/speech.flac as an array (decoding excluded; feature extraction, both "
-               "ensemble members and fusion included). image: examples/face.jpg as an array "
+               "thread (torch.set_num_threads(1), BLAS limited to one thread). speech_3s: "
+               "the first 3 s of examples/speech.flac as an array (decoding excluded; the "
+               "Silero VAD check, the Whisper encoder on onnxruntime and the linear head "
+               "included). image: examples/face.jpg as an array "
                "(YuNet detection, alignment, mini-Xception with flip TTA). sentence: MiniLM "
                "encoding + head. video_file: examples/video.mp4 end to end (decoding, frames "
                "at 2 fps, faces, audio track, late fusion). Cold start: a fresh Python process "
