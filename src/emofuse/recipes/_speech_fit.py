@@ -367,20 +367,37 @@ def _lightning_module(net: Any, *, class_weights: np.ndarray | None, lr: float,
                      batch_size=len(y))
 
         def on_validation_epoch_end(self) -> None:
-            if not self._val:
-                return
-            pred = torch.cat([p for p, _ in self._val])
-            true = torch.cat([t for _, t in self._val])
-            self._val.clear()
-            recalls = [(pred[true == c] == c).float().mean() for c in true.unique()]
-            self.log("val_ua", torch.stack(recalls).mean())
+            log_val_ua(self)
 
         def configure_optimizers(self) -> Any:
-            opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, max_epochs))
-            return {"optimizer": opt, "lr_scheduler": sched}
+            return adamw_cosine(self.net.parameters(), lr=lr, weight_decay=weight_decay,
+                                max_epochs=max_epochs)
 
     return _Module()
+
+
+def log_val_ua(module: Any) -> None:
+    """Lightning ``on_validation_epoch_end``: log ``val_ua`` (unweighted accuracy) of the
+    ``(pred, true)`` batches the module gathered in ``module._val``, then clear them."""
+    import torch
+
+    if not module._val:
+        return
+    pred = torch.cat([p for p, _ in module._val])
+    true = torch.cat([t for _, t in module._val])
+    module._val.clear()
+    recalls = [(pred[true == c] == c).float().mean() for c in true.unique()]
+    module.log("val_ua", torch.stack(recalls).mean())
+
+
+def adamw_cosine(params: Any, *, lr: float, weight_decay: float, max_epochs: int
+                 ) -> dict[str, Any]:
+    """Lightning ``configure_optimizers``: AdamW with a cosine schedule over the epochs."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, max_epochs))
+    return {"optimizer": opt, "lr_scheduler": sched}
 
 
 def _class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:

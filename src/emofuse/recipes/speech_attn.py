@@ -54,6 +54,8 @@ from ._common import (
     make_splits,
     run_folds,
 )
+from ._speech_fit import _class_weights, adamw_cosine, log_val_ua
+from .speech import _confusion
 
 __all__ = ["FrameStore", "HeadSpec", "fit_head", "parse_head", "run_benchmark", "select"]
 
@@ -278,26 +280,13 @@ def _module(net: Any, *, class_weights: np.ndarray | None, lr: float, weight_dec
                      batch_size=len(y))
 
         def on_validation_epoch_end(self) -> None:
-            if not self._val:
-                return
-            pred = torch.cat([p for p, _ in self._val])
-            true = torch.cat([t for _, t in self._val])
-            self._val.clear()
-            recalls = [(pred[true == c] == c).float().mean() for c in true.unique()]
-            self.log("val_ua", torch.stack(recalls).mean())
+            log_val_ua(self)
 
         def configure_optimizers(self) -> Any:
-            opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, max_epochs))
-            return {"optimizer": opt, "lr_scheduler": sched}
+            return adamw_cosine(self.net.parameters(), lr=lr, weight_decay=weight_decay,
+                                max_epochs=max_epochs)
 
     return _Head()
-
-
-def _class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    return np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0
-                    ).astype(np.float32)
 
 
 def head_proba(net: Any, ds: _Clips, *, batch: int = 32) -> np.ndarray:
@@ -415,14 +404,6 @@ def _quick_records(records: Sequence[Record], splits: Sequence[protocols.Split])
             seen.add((r.speaker, r.label))
             keep.append(r)
     return keep
-
-
-def _confusion(outs: Sequence[Any], classes: Sequence[str]) -> list[list[int]]:
-    total = np.zeros((len(classes), len(classes)), dtype=int)
-    for o in outs:
-        total += np.asarray(classification_metrics(o.y_true, o.proba.argmax(1),
-                                                   classes=classes)["confusion"])
-    return total.tolist()
 
 
 def _inference_ms(store: FrameStore, net: Any, padding: str) -> float:
