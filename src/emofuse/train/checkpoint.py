@@ -75,21 +75,34 @@ def save_model(path_dir: str | os.PathLike, module_or_state_dict: Any,
     out = Path(path_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / MODEL_FILE
-    _atomic(model_path, lambda tmp: save_file(tensors, str(tmp),
-                                              metadata={"format": "pt",
-                                                        "emofuse_version": __version__}))
-    full = {**card,
-            "format": CARD_FORMAT,
-            "emofuse_version": __version__,
-            "torch_version": torch.__version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "num_parameters": int(sum(t.numel() for t in tensors.values())),
-            "weights_sha256": file_sha256(model_path)}
+    from ..integrity import remove_stale_temps, temp_path
+
+    remove_stale_temps(out)  # what a save killed mid-write left behind
+    # Both files are written and checked as temporaries, then moved into place back to back:
+    # a save killed at any point leaves the previous model or the new one (the only gap is
+    # between the two renames), never new weights beside an old card for long.
+    w_tmp, c_tmp = temp_path(model_path), temp_path(out / CARD_FILE)
     try:
-        text = json.dumps(full, indent=2, ensure_ascii=False, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"model card is not JSON-serialisable: {exc}") from exc
-    _atomic(out / CARD_FILE, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+        save_file(tensors, str(w_tmp), metadata={"format": "pt", "emofuse_version": __version__})
+        full = {**card,
+                "format": CARD_FORMAT,
+                "emofuse_version": __version__,
+                "torch_version": torch.__version__,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "num_parameters": int(sum(t.numel() for t in tensors.values())),
+                "weights_sha256": file_sha256(w_tmp)}
+        try:
+            text = json.dumps(full, indent=2, ensure_ascii=False, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model card is not JSON-serialisable: {exc}") from exc
+        c_tmp.write_text(text + "\n", encoding="utf-8")
+        for tmp in (w_tmp, c_tmp):
+            os.chmod(tmp, 0o644)  # safetensors writes 0600; models are shared and packaged
+        os.replace(w_tmp, model_path)
+        os.replace(c_tmp, out / CARD_FILE)
+    finally:
+        w_tmp.unlink(missing_ok=True)
+        c_tmp.unlink(missing_ok=True)
     return out
 
 
@@ -205,17 +218,3 @@ def _tensors(state: Any) -> dict[str, torch.Tensor]:
         # own contiguous CPU copies: safetensors refuses tensors that share memory
         out[str(k)] = v.detach().to("cpu", copy=True).contiguous()
     return out
-
-
-def _atomic(target: Path, write) -> None:
-    from ..integrity import remove_stale_temps, temp_path
-
-    remove_stale_temps(target.parent)  # what a save killed mid-write left behind
-    tmp = temp_path(target)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # safetensors writes 0600; models are shared and packaged
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
