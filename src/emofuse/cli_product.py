@@ -311,6 +311,8 @@ def _speech_stats(models: list[str], paths: list[Path], *, enrol: list[Path] | N
     else:
         audio, mode = paths, "folder"
     audio = [p for p in audio if _is_av(p, detect_kind)]
+    if not audio and mode == "folder":
+        return None       # no speech among the inputs: nothing to standardise
     if not audio:
         raise EmofuseError(f"--{'enrol' if enrol else 'adapt folder'}: no audio or video "
                            "recordings to take statistics from")
