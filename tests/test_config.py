@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import yaml
 
-from emofuse.config import (RunConfig, dump_config, explain_config_errors, load_config,
+from pydantic import Field
+
+from emofuse.config import (Params, RunConfig, dump_config, explain_config_errors, load_config,
                             parse_config)
 from emofuse.errors import ConfigError
 from emofuse.paths import repo_root
@@ -142,3 +145,57 @@ def test_valid_variants_pass() -> None:
     assert isinstance(parse_config({**MINIMAL, "train": {"devices": "auto"}}), RunConfig)
     with pytest.raises(ValueError):  # assignments are validated too
         cfg.train.lr = -1.0
+
+
+# --- typed parameter schemas (a suite's model.params / features.params) -------------------
+
+class _NetParams(Params):
+    hidden: int = Field(default=64, gt=0)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    kind: Literal["mlp", "linear"] = "mlp"
+
+
+def test_params_checked_at_load_with_yaml_lines(tmp_path: Path) -> None:
+    cfg = yaml.safe_load(EXAMPLE.read_text())
+    cfg["model"]["params"] = {"hiden": 3, "dropout": 2, "kind": "mpl"}
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    problems = explain_config_errors(p, params={"model": _NetParams})
+    assert len(problems) == 3, problems
+    joined = "\n".join(problems)
+    assert "model.params.hiden (line" in joined and "did you mean 'hidden'" in joined
+    assert "model.params.dropout (line" in joined
+    assert "model.params.kind (line" in joined and "did you mean 'mlp'" in joined
+    assert explain_config_errors(p) == []          # without the schema: an open dict
+    with pytest.raises(ConfigError, match="3 problems"):
+        load_config(p, params={"model": _NetParams})
+
+
+def test_params_of_types_a_section_and_reports_without_file() -> None:
+    cfg = load_config(EXAMPLE)
+    typed = _NetParams.of({"hidden": 8})
+    assert (typed.hidden, typed.dropout, typed.kind) == (8, 0.1, "mlp")
+    assert _NetParams.of(typed) is typed
+    with pytest.raises(ConfigError, match=r"model\.params\.hidden: .*greater than 0"):
+        _NetParams.of({"hidden": 0})
+    with pytest.raises(ConfigError, match="features.params: expected a mapping"):
+        _NetParams.of([1], where="features.params")
+    assert isinstance(_NetParams.of(cfg.model.model_copy(update={"params": {}})), _NetParams)
+
+
+def test_cli_config_validate_uses_the_suite_schema(tmp_path: Path) -> None:
+    from emofuse.recipes import _SUITES, explain_suite_config, suite
+
+    saved = dict(_SUITES)
+    try:
+        suite("tiny-typed", modality="speech", params={"model": _NetParams})(lambda cfg: {})
+        cfg = yaml.safe_load(EXAMPLE.read_text())
+        cfg["suite"] = "tiny-typed"
+        cfg["model"]["params"] = {"hidden": -1}
+        p = tmp_path / "c.yaml"
+        p.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        (problem,) = explain_suite_config(p)
+        assert problem.startswith("model.params.hidden (line ")
+    finally:
+        _SUITES.clear()
+        _SUITES.update(saved)

@@ -154,9 +154,9 @@ def data_folds(corpus: CorpusOpt, root: RootOpt = None,
 @config_app.command("validate")
 def config_validate(file: Annotated[Path, typer.Argument(help="YAML run configuration.")]) -> None:
     """Check a run configuration and explain every error."""
-    from .config import explain_config_errors
+    from .recipes import explain_suite_config
 
-    problems = explain_config_errors(file)
+    problems = explain_suite_config(file)
     if problems:
         err.print(f"[red]{file}: {len(problems)} problem(s)[/red]")
         for p in problems:
@@ -181,7 +181,7 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
     """
     from .config import load_config
     from .evaluate.results import leaking_result, results_to, write_result
-    from .recipes import config_path, get_suite, list_suites
+    from .recipes import config_path, get_suite, list_suites, load_suite_config
 
     if name is None and config is None:
         t = Table("suite", "modality", "description")
@@ -198,7 +198,7 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
             result = run_config(cfg, quick=quick)
     else:
         s = get_suite(name)
-        cfg = load_config(config or config_path(name))
+        cfg = load_suite_config(config or config_path(name), name)
         with results_to(results, leaks):
             result = s.run(cfg, quick=quick)
     if quick:
@@ -235,8 +235,7 @@ def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration
     """
     from rich.text import Text
 
-    from .config import load_config
-    from .recipes import get_modality
+    from .recipes import get_modality, load_suite_config
 
     if (config is None) == (data is None):
         raise EmofuseError("give either --config FILE or --data DIR_OR_CSV (with --modality)")
@@ -245,7 +244,7 @@ def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration
             raise EmofuseError("--modality, --speaker-regex, --label-regex, --epochs, --cv and "
                                "--folds go with --data; with --config, set them in the "
                                "configuration (or run `emofuse bench --config FILE`)")
-        cfg = load_config(config)
+        cfg = load_suite_config(config)
         path = get_modality(cfg.task.modality).train(cfg, out_dir=out_dir or cfg.output.dir,
                                                      quick=quick)
         out.print(f"model saved to {path}", soft_wrap=True)

@@ -18,15 +18,16 @@ working directory by whoever uses them.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
-__all__ = ["RunConfig", "TaskConfig", "DataConfig", "ProtocolConfig", "FeaturesConfig",
+__all__ = ["Params", "RunConfig", "TaskConfig", "DataConfig", "ProtocolConfig", "FeaturesConfig",
            "ModelConfig", "TrainConfig", "OutputConfig", "load_config", "parse_config",
            "explain_config_errors", "dump_config", "MODALITIES", "PROTOCOL_KINDS"]
 
@@ -42,6 +43,28 @@ class _Section(BaseModel):
     """Base of every section: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Params(_Section):
+    """Base of a typed ``features.params`` / ``model.params`` schema (a recipe's parameters).
+
+    A suite declares its schemas (``@suite(..., params={"model": M, "features": F})``);
+    :func:`load_config` then checks those sections when the file loads, with YAML lines, and
+    the recipe reads them typed with :meth:`of` instead of parsing a dict by hand.
+    """
+
+    @classmethod
+    def of(cls, params: Any, *, where: str = "model.params") -> Self:
+        """``params`` (a mapping, a :class:`FeaturesConfig` / :class:`ModelConfig` or an
+        instance) validated as this schema; a :class:`ConfigError` lists every problem."""
+        if isinstance(params, cls):
+            return params
+        if isinstance(params, (FeaturesConfig, ModelConfig)):
+            params = params.params
+        problems = _params_problems(params, cls, tuple(where.split(".")), None)
+        if problems:
+            raise _config_error(where, problems)
+        return cls.model_validate(dict(params or {}))
 
 
 class TaskConfig(_Section):
@@ -202,8 +225,13 @@ class RunConfig(_Section):
 # Loading and error reporting
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a run configuration.
+#: a suite's parameter schemas: section name (``model``, ``features``) -> :class:`Params`
+ParamSchemas = Mapping[str, "type[Params]"]
+
+
+def load_config(path: str | Path, *, params: ParamSchemas | None = None) -> RunConfig:
+    """Read and validate a run configuration (``params``: the suite's schemas of
+    ``model.params`` / ``features.params``, checked too).
 
     Raises
     ------
@@ -211,21 +239,22 @@ def load_config(path: str | Path) -> RunConfig:
         Listing every problem found (missing file, YAML syntax, unknown keys, wrong types,
         values out of range), one per line, each with its location.
     """
-    cfg, problems = _load(Path(path))
+    cfg, problems = _load(Path(path), params)
     if problems:
         raise _config_error(path, problems)
     assert cfg is not None
     return cfg
 
 
-def explain_config_errors(path: str | Path) -> list[str]:
+def explain_config_errors(path: str | Path, *, params: ParamSchemas | None = None) -> list[str]:
     """Problems in the configuration file ``path``, one line each; ``[]`` when it is valid."""
-    return _load(Path(path))[1]
+    return _load(Path(path), params)[1]
 
 
-def parse_config(data: Any, *, source: str = "<config>") -> RunConfig:
+def parse_config(data: Any, *, source: str = "<config>",
+                 params: ParamSchemas | None = None) -> RunConfig:
     """Validate an already parsed mapping (e.g. built in code); errors as :func:`load_config`."""
-    cfg, problems = _validate(data, None)
+    cfg, problems = _validate(data, None, params)
     if problems:
         raise _config_error(source, problems)
     assert cfg is not None
@@ -245,7 +274,8 @@ def _config_error(source: str | Path, problems: list[str]) -> ConfigError:
     return err
 
 
-def _load(path: Path) -> tuple[RunConfig | None, list[str]]:
+def _load(path: Path, params: ParamSchemas | None = None
+          ) -> tuple[RunConfig | None, list[str]]:
     if not path.exists():
         return None, [f"{path}: file not found"]
     if not path.is_file():
@@ -260,7 +290,7 @@ def _load(path: Path) -> tuple[RunConfig | None, list[str]]:
     except yaml.YAMLError as exc:
         return None, [_yaml_error(exc)]
     problems = _duplicate_keys(root)
-    cfg, more = _validate(data, root)
+    cfg, more = _validate(data, root, params)
     return (cfg if not problems else None), problems + more
 
 
@@ -290,7 +320,8 @@ def _duplicate_keys(node: yaml.Node | None, loc: tuple[str, ...] = ()) -> list[s
     return out
 
 
-def _validate(data: Any, root: yaml.Node | None) -> tuple[RunConfig | None, list[str]]:
+def _validate(data: Any, root: yaml.Node | None, params: ParamSchemas | None = None
+              ) -> tuple[RunConfig | None, list[str]]:
     if data is None:
         return None, ["the configuration is empty; it needs at least the sections task, data, "
                       "features and model"]
@@ -298,18 +329,39 @@ def _validate(data: Any, root: yaml.Node | None) -> tuple[RunConfig | None, list
         return None, [f"the top level must be a mapping of sections, got "
                       f"{_type_name(data)}"]
     try:
-        return RunConfig.model_validate(data), []
+        cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
         found = [_explain(e, root) for e in exc.errors(include_url=False)]
         return None, [text for _, text in sorted(found, key=lambda lt: lt[0] or 0)]
+    problems: list[str] = []
+    for section, schema in (params or {}).items():
+        problems += _params_problems(getattr(cfg, section).params, schema,
+                                     (section, "params"), root)
+    return (None if problems else cfg), problems
 
 
-def _explain(err: dict[str, Any], root: yaml.Node | None) -> tuple[int | None, str]:
-    """One validation error as ``(yaml_line, "location (line N): explanation")``."""
+def _params_problems(params: Any, schema: type[Params], prefix: tuple[str, ...],
+                     root: yaml.Node | None) -> list[str]:
+    """Problems of one ``params`` mapping against its schema, located like the sections'."""
+    if params is not None and not isinstance(params, Mapping):
+        return [f"{_dotted(prefix)}: expected a mapping of parameters, got {_got(params)}"]
+    try:
+        schema.model_validate(dict(params or {}))
+    except ValidationError as exc:
+        found = [_explain({**e, "loc": (*prefix, *e["loc"])}, root, schema, len(prefix))
+                 for e in exc.errors(include_url=False)]
+        return [text for _, text in sorted(found, key=lambda lt: lt[0] or 0)]
+    return []
+
+
+def _explain(err: dict[str, Any], root: yaml.Node | None, base: type[BaseModel] | None = None,
+             skip: int = 0) -> tuple[int | None, str]:
+    """One validation error as ``(yaml_line, "location (line N): explanation")``; ``base``
+    is the schema at ``loc[skip:]`` (default: the whole :class:`RunConfig`)."""
     loc = tuple(str(x) for x in err["loc"])
     kind, msg, value = err["type"], err["msg"], err.get("input")
     if kind == "extra_forbidden":
-        allowed = sorted(_fields_at(loc[:-1]))
+        allowed = sorted(_fields_at(loc[skip:-1], base or RunConfig))
         hint = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.6)
         text = f"unknown key {loc[-1]!r}"
         text += f"; did you mean {hint[0]!r}?" if hint else ""
@@ -333,16 +385,26 @@ def _explain(err: dict[str, Any], root: yaml.Node | None) -> tuple[int | None, s
     return line, f"{where}{f' (line {line})' if line else ''}: {text}"
 
 
-def _fields_at(loc: tuple[str, ...]) -> set[str]:
-    """Names of the keys allowed in the section at ``loc`` (``()``: the top level)."""
-    model: type[BaseModel] = RunConfig
+def _fields_at(loc: tuple[str, ...], model: type[BaseModel] = RunConfig) -> set[str]:
+    """Names of the keys allowed in the section at ``loc`` (``()``: the top level of
+    ``model``)."""
     for part in loc:
         field = model.model_fields.get(part)
-        ann = field.annotation if field else None
+        ann = _model_in(field.annotation) if field else None
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return set()
         model = ann
     return set(model.model_fields)
+
+
+def _model_in(ann: Any) -> Any:
+    """The pydantic model inside an annotation (``M``, ``M | None``, ``Optional[M]``)."""
+    if isinstance(ann, type):
+        return ann
+    for arg in getattr(ann, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[str, ...]) -> int | None:
