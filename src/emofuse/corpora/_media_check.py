@@ -3,7 +3,9 @@
 :class:`AudioChecker` probes audio files and flags sample-rate outliers and byte-identical
 files (RAVDESS uses it directly); :class:`MediaChecks` checks audio (one :class:`AudioChecker`
 per format), video, images and text files (CREMA-D, ``folder``, ``manifest``);
-:func:`scan_audio_files` is the shared loop of the SAVEE, TESS, EmoDB and IEMOCAP loaders.
+:func:`scan_audio_files` is the shared loop of the SAVEE, TESS, EmoDB, ASED, nEMO, URDU and
+IEMOCAP loaders; :class:`AudioFilesCorpus` is the whole loader of a corpus whose file names say
+everything (a parser, the extensions, an optional last pass).
 Every problem becomes an :class:`~emofuse.corpora.Anomaly`, never an exception.
 """
 
@@ -12,12 +14,13 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import MediaError
-from ._base import Anomaly, CorpusScan, Record
+from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files
 from ._image import SNIFF_BYTES, content_hash, looks_like_text
 
-__all__ = ["AudioChecker", "MediaChecks", "AudioParser", "scan_audio_files"]
+__all__ = ["AudioChecker", "MediaChecks", "AudioParser", "AudioFilesCorpus", "scan_audio_files"]
 
 #: Parses one audio file into a record (``audio`` still unset) or says why it cannot.
 #: Kept oddities go into the list passed as second argument.
@@ -203,3 +206,22 @@ def scan_audio_files(corpus: str, root: Path, files: Iterable[Path], parse: Audi
         records[rec.id] = rec
     checks.finish()
     return CorpusScan(corpus, str(root), list(records.values()), anomalies)
+
+
+class AudioFilesCorpus(Corpus):
+    """A corpus of one audio file per utterance whose names say everything: set ``parse``
+    (an :data:`AudioParser`, as a ``staticmethod``) and ``exts``; :meth:`finish` may add a
+    last pass over the scan (e.g. flag identical audio)."""
+
+    parse: ClassVar[AudioParser]
+    exts: ClassVar[tuple[str, ...]] = AUDIO_EXTS
+
+    def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
+        root = Path(root)
+        scan = scan_audio_files(self.name, root, iter_files(root, self.exts), type(self).parse,
+                                check_media=check_media)
+        self.finish(scan)
+        return scan
+
+    def finish(self, scan: CorpusScan) -> None:
+        """Last pass over a finished scan (default: nothing)."""

@@ -25,9 +25,9 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
+from ._base import AUDIO_EXTS, Anomaly, CorpusScan, Record, register
 from ._image import content_hash
-from ._media_check import scan_audio_files
+from ._media_check import AudioFilesCorpus
 
 __all__ = ["Ased", "parse_ased", "audio_fingerprint", "note_identical_audio", "SPEECH_EXTS"]
 
@@ -175,16 +175,14 @@ def note_identical_audio(scan: CorpusScan) -> None:
 
 
 @register
-class Ased(Corpus):
+class Ased(AudioFilesCorpus):
     name = "ased"
     modalities = ("audio",)
     description = "ASED: Amharic, 65 speakers, 5 emotions, 2474 acted utterances"
     default_subdir = "ased"
+    parse = staticmethod(parse_ased)
+    exts = SPEECH_EXTS
 
-    def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
-        root = Path(root)
-        scan = scan_audio_files(self.name, root, iter_files(root, SPEECH_EXTS), parse_ased,
-                                check_media=check_media)
+    def finish(self, scan: CorpusScan) -> None:
         resolve_genders(scan)
         note_identical_audio(scan)
-        return scan

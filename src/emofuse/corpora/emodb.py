@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from ._media_check import scan_audio_files
+from ._base import Anomaly, Record, register
+from ._media_check import AudioFilesCorpus
 
 #: Speaker -> (gender, age in years), from the corpus' documentation.
 SPEAKERS: dict[str, tuple[str, int]] = {
@@ -60,13 +60,9 @@ def parse_emodb(path: Path, notes: list[Anomaly]) -> Record | str:
 
 
 @register
-class EmoDB(Corpus):
+class EmoDB(AudioFilesCorpus):
     name = "emodb"
     modalities = ("audio",)
     description = "EmoDB (Berlin): 10 German actors, 10 sentences, 7 emotions, ~535 files"
     default_subdir = "emodb"
-
-    def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
-        root = Path(root)
-        return scan_audio_files(self.name, root, iter_files(root, AUDIO_EXTS), parse_emodb,
-                                check_media=check_media)
+    parse = staticmethod(parse_emodb)

@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from ._media_check import scan_audio_files
+from ._base import Anomaly, Record, register
+from ._media_check import AudioFilesCorpus
 
 SPEAKERS = ("DC", "JE", "JK", "KL")
 #: Sentences per emotion code (neutral has twice as many).
@@ -50,13 +50,9 @@ def parse_savee(path: Path, notes: list[Anomaly]) -> Record | str:
 
 
 @register
-class Savee(Corpus):
+class Savee(AudioFilesCorpus):
     name = "savee"
     modalities = ("audio",)
     description = "SAVEE: 4 male British English speakers, 480 utterances, 7 emotions"
     default_subdir = "savee"
-
-    def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
-        root = Path(root)
-        return scan_audio_files(self.name, root, iter_files(root, AUDIO_EXTS), parse_savee,
-                                check_media=check_media)
+    parse = staticmethod(parse_savee)

@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from ._media_check import scan_audio_files
+from ._base import Anomaly, Record, register
+from ._media_check import AudioFilesCorpus
 
 #: Speaker -> age in years.
 SPEAKERS = {"OAF": 64, "YAF": 26}
@@ -91,13 +91,9 @@ def parse_tess(path: Path, notes: list[Anomaly]) -> Record | str:
 
 
 @register
-class Tess(Corpus):
+class Tess(AudioFilesCorpus):
     name = "tess"
     modalities = ("audio",)
     description = "TESS: 2 female speakers, 200 words x 7 emotions, 2800 files"
     default_subdir = "tess"
-
-    def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
-        root = Path(root)
-        return scan_audio_files(self.name, root, iter_files(root, AUDIO_EXTS), parse_tess,
-                                check_media=check_media)
+    parse = staticmethod(parse_tess)

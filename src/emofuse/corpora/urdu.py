@@ -24,8 +24,8 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import Anomaly, Corpus, CorpusScan, Record, iter_files, register
-from ._media_check import scan_audio_files
+from ._base import Anomaly, CorpusScan, Record, register
+from ._media_check import AudioFilesCorpus
 from .ased import SPEECH_EXTS, clean_stem, note_identical_audio
 
 #: Emotion letter -> native label (the folder name).
@@ -63,15 +63,13 @@ def parse_urdu(path: Path, notes: list[Anomaly]) -> Record | str:
 
 
 @register
-class Urdu(Corpus):
+class Urdu(AudioFilesCorpus):
     name = "urdu"
     modalities = ("audio",)
     description = "URDU: natural Urdu talk-show speech, 29 speaker ids, 4 emotions, 400 files"
     default_subdir = "urdu"
+    parse = staticmethod(parse_urdu)
+    exts = SPEECH_EXTS
 
-    def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
-        root = Path(root)
-        scan = scan_audio_files(self.name, root, iter_files(root, SPEECH_EXTS), parse_urdu,
-                                check_media=check_media)
+    def finish(self, scan: CorpusScan) -> None:
         note_identical_audio(scan)
-        return scan
