@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emofuse.errors import ConfigError, MediaError
-from emofuse.media import faces
+from emofuse.media import _face_backends, faces
 from emofuse.media.faces import EYE_TEMPLATE, Face, align_face, as_rgb, detect_faces
 
 needs_yuface = pytest.mark.skipif(importlib.util.find_spec("yuface") is None,
@@ -73,7 +73,7 @@ def test_align_without_eyes_crops_the_box():
 def test_torchvision_shim_nms():
     import torch
 
-    shim = faces._torchvision_shim()
+    shim = _face_backends._torchvision_shim()
     nms = shim["torchvision.ops.boxes"].batched_nms
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.]])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
@@ -144,4 +144,4 @@ def test_openmp_setting_is_restored_after_detection():
     with faces._omp_threads(1):
         pass
     assert torch.get_num_threads() == before
-    assert all("omp" in p for p in faces._openmp_libraries())
+    assert all("omp" in p for p in _face_backends._openmp_libraries())
