@@ -51,11 +51,9 @@ from . import suite
 from ._common import Timer, class_list, load_records, make_result, make_splits, run_folds
 from ._speech_fit import (SETTINGS, Fitted, MemberSpec, SpeechData, as_output_norm, fit_member,
                           member_proba, raw_view)
+from ._speech_params import SpeechParams
 
 __all__ = ["train", "evaluate", "run_benchmark", "RunSpec", "parse_run", "choose_weights"]
-
-_RECIPE_KEYS = ("settings", "fit", "grid", "features")
-
 
 # --------------------------------------------------------------------------------------------
 # Configs
@@ -75,36 +73,26 @@ class RunSpec:
 
 
 def parse_run(cfg: RunConfig) -> RunSpec:
-    """The members, weights and settings of a speech config (see the module docstring)."""
-    params = dict(cfg.model.params)
+    """The members, weights and settings of a speech config (see the module docstring and
+    :class:`~emofuse.recipes._speech_params.SpeechParams`)."""
+    p = SpeechParams.of(cfg.model)
     feat, fparams = cfg.features.name, dict(cfg.features.params)
-    settings = params.pop("settings", ["inductive", "spknorm"])
-    if isinstance(settings, str):
-        settings = [settings]
-    if bad := [s for s in settings if s not in SETTINGS] or not settings:
-        raise ConfigError(f"model.params.settings: unknown {bad or 'empty'}; choose from "
-                          f"{', '.join(SETTINGS)}")
     if cfg.model.name == "ensemble":
-        entries = params.pop("members", None)
-        weights = params.pop("weights", "val")
-        if params:
-            raise ConfigError(f"model.params: unknown keys for an ensemble: {sorted(params)}")
-        if not entries or not isinstance(entries, list):
+        single = sorted({*p.model_params, *({"fit", "grid", "features"} & p.model_fields_set)})
+        if single:
+            raise ConfigError(f"model.params: unknown keys for an ensemble: {single}")
+        if not p.members:
             raise ConfigError("model.params.members: an ensemble needs a list of members")
-        members = [MemberSpec.parse(e, default_feature=feat, default_feature_params=fparams,
-                                    where=f"model.params.members[{i}]")
-                   for i, e in enumerate(entries)]
-        if isinstance(weights, list) and len(weights) != len(members):
-            raise ConfigError("model.params.weights: one weight per member")
-        if not (weights == "val" or isinstance(weights, list)):
-            raise ConfigError("model.params.weights: 'val' or a list of numbers")
-        return RunSpec(members, weights, list(settings))
-    entry = {"name": cfg.model.name, "fit": params.pop("fit", None),
-             "grid": params.pop("grid", None), "features": params.pop("features", None),
-             "params": params}
-    return RunSpec([MemberSpec.parse({k: v for k, v in entry.items() if v is not None},
-                                     default_feature=feat, default_feature_params=fparams,
-                                     where="model")], "val", list(settings))
+        members = [MemberSpec.of(e, default_feature=feat, default_feature_params=fparams,
+                                 where=f"model.params.members[{i}]")
+                   for i, e in enumerate(p.members)]
+        return RunSpec(members, p.weights, list(p.settings))
+    if ensemble_only := sorted({"members", "weights"} & p.model_fields_set):
+        raise ConfigError(f"model.params: {ensemble_only} are for model.name 'ensemble'")
+    entry = {"name": cfg.model.name, "params": p.model_params, "fit": p.fit or {},
+             "grid": p.grid, "features": p.features}
+    return RunSpec([MemberSpec.of(entry, default_feature=feat, default_feature_params=fparams,
+                                  where="model")], "val", list(p.settings))
 
 
 def _quick(spec: RunSpec) -> RunSpec:
@@ -113,7 +101,7 @@ def _quick(spec: RunSpec) -> RunSpec:
     for m in spec.members:
         members.append(dataclasses.replace(
             m, n_models=1, refit=False, crop_s=min(m.crop_s, 1.0), speeds=m.speeds[:1],
-            augment={**m.augment, "copies": min(1, int(m.augment.get("copies", 0)))}
+            augment=m.augment.model_copy(update={"copies": min(1, m.augment.copies)})
             if m.augment else None,
             grid={k: list(v)[:1] for k, v in m.grid.items()} if m.grid else None))
     return dataclasses.replace(spec, members=members)
@@ -369,7 +357,7 @@ def _inference_ms(fitted: list[tuple[Fitted, MemberSpec]], data: SpeechData
 
 def _notes(spec: RunSpec, cfg: RunConfig) -> str:
     members = ", ".join(f"{m.name}" + (f" on {m.feature}" if m.kind != "waveform" else "")
-                        + (f" (columns {m.params['columns']})" if m.params.get("columns") else "")
+                        + (f" (columns {m.keys.columns})" if m.keys.columns else "")
                         + (f" (per fold, {', '.join(sorted(m.grid))} chosen among {m.grid} by "
                            "speaker-grouped cross-validation inside the training fold; the "
                            "choices are in `runs`)" if m.grid else "")
@@ -572,7 +560,7 @@ def _register(name: str, description: str) -> None:
         return run_benchmark(cfg, quick=quick)
 
     run.__name__ = name.replace("-", "_")
-    suite(name, modality="speech", description=description)(run)
+    suite(name, modality="speech", description=description, params={"model": SpeechParams})(run)
 
 
 for _name, _description in _SUITES.items():

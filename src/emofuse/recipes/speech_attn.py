@@ -54,7 +54,8 @@ from ._common import (
     make_splits,
     run_folds,
 )
-from ._speech_fit import _class_weights, adamw_cosine, log_val_ua
+from ._speech_fit import adamw_cosine, log_val_ua
+from ._speech_fit import class_weights as _class_weights
 from .speech import _confusion
 
 __all__ = ["FrameStore", "HeadSpec", "fit_head", "parse_head", "run_benchmark", "select"]
