@@ -39,3 +39,11 @@ def test_lazy_loading_imports_only_what_a_lookup_needs() -> None:
         from emofuse.recipes import get_suite
 
         get_suite("nope")
+
+
+def test_build_calls_the_factory_and_names_bad_parameters() -> None:
+    reg: Registry = Registry("widget")
+    reg.register("pair", lambda a, b=2: (a, b))
+    assert reg.build("pair", a=1) == (1, 2)
+    with pytest.raises(ConfigError, match=r"widget 'pair': .*unexpected keyword argument 'c'"):
+        reg.build("pair", a=1, c=3)

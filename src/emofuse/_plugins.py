@@ -65,6 +65,17 @@ class Registry(dict[str, T]):
 
         return deco
 
+    def build(self, name: str, **params: Any) -> Any:
+        """Call the factory registered as ``name`` with ``params``; bad parameters become a
+        :class:`~emofuse.errors.ConfigError` naming the kind and the name."""
+        from .errors import ConfigError
+
+        factory = self.get(name)
+        try:
+            return factory(**params)
+        except TypeError as exc:
+            raise ConfigError(f"{self.kind} {name!r}: {exc}") from None
+
     def load(self, name: str | None = None) -> None:
         """Import the registering modules (until ``name`` is registered, when given)."""
         if self.package is None:

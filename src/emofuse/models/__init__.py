@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .._plugins import Registry
-from ..errors import ConfigError
 
 __all__ = ["register_model", "build_model", "list_models"]
 
@@ -30,8 +29,4 @@ def list_models() -> list[str]:
 
 def build_model(name: str, **params: Any) -> Any:
     """Instantiate model ``name`` with ``params``; a :class:`ConfigError` names bad parameters."""
-    factory = _REGISTRY.get(name)
-    try:
-        return factory(**params)
-    except TypeError as exc:
-        raise ConfigError(f"model {name!r}: {exc}") from None
+    return _REGISTRY.build(name, **params)
