@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from emofuse.features import register_feature
-from emofuse.adapters import LateFusion, TorchFeaturePredictor
-from emofuse.inference import ModalityOutput, register_adapter
+from emofuse.inference import ModalityOutput, register_predictor
+from emofuse.inference.generic import LateFusion, TorchFeaturePredictor
 from emofuse.models import register_model
 from emofuse.train import save_model
 
@@ -53,7 +53,7 @@ class TinyMLP(nn.Module):
         return self.net(x)
 
 
-@register_adapter("tiny-face")
+@register_predictor("tiny-face")
 class TinyFace(TorchFeaturePredictor):
     """The whole image is the face, unless the image is flat (then there is no face)."""
 

@@ -21,7 +21,7 @@ SPEECH = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surpri
 @pytest.fixture(scope="module")
 def speech_model(tmp_path_factory) -> Path:
     from emofuse.models import build_model
-    from emofuse.speech import Member, save_member
+    from emofuse.inference.speech_models import Member, save_member
 
     torch.manual_seed(0)
     net = build_model("cnn2d", n_classes=8, channels=(4, 8)).eval()
@@ -34,10 +34,10 @@ def speech_model(tmp_path_factory) -> Path:
 
 
 def test_speech_adapter_matches_speech_predictor(speech_model):
-    from emofuse.speech import SpeechPredictor
+    from emofuse.inference.speech import SpeechPredictor
 
     p = Recognizer.load(speech_model).predict(EXAMPLES / "speech.flac")
-    want = SpeechPredictor(speech_model).predict(EXAMPLES / "speech.flac")["probs"]
+    want = SpeechPredictor(speech_model).analyse(EXAMPLES / "speech.flac")["probs"]
     for label, v in want.items():
         assert p.modalities["speech"][label] == pytest.approx(v, abs=1e-5)
     assert p.models == {"speech": "speech"}
@@ -124,7 +124,7 @@ def test_text_adapter_matches_text_predictor(tmp_path):
         minilm_path()
     except ConfigError as exc:
         pytest.skip(str(exc))
-    from emofuse.text import TextPredictor
+    from emofuse.inference.text import TextPredictor
 
     labels = ["sad", "happy", "love", "angry", "fear", "surprise"]
     torch.manual_seed(0)
@@ -136,7 +136,7 @@ def test_text_adapter_matches_text_predictor(tmp_path):
                                         **BASE})
     rec = Recognizer.load(tmp_path / "text")
     p = rec.predict_text("What a wonderful surprise!")
-    want = TextPredictor.load(tmp_path / "text").predict(["What a wonderful surprise!"])[0]
+    want = TextPredictor.load(tmp_path / "text").analyse(["What a wonderful surprise!"])[0]
     for label, v in want.scores.items():
         assert p.modalities["text"][label] == pytest.approx(v, abs=1e-4)
     assert "emoji only" in " ".join(rec.predict_text("😂😂").warnings)

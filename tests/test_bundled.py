@@ -84,7 +84,7 @@ def test_speech_image_and_text_predictions_do_not_import_torch_or_sklearn():
     from emofuse.features.text import prepare_fast_encoder
 
     prepare_fast_encoder()            # the one-off ONNX export of the text encoder uses torch
-    from emofuse.speech import SpeechPredictor
+    from emofuse.inference.speech import SpeechPredictor
 
     SpeechPredictor(BUNDLED / "speech")  # ... and that of the speech model's Whisper encoder
     code = ("import sys\nfrom emofuse import Recognizer\n"

@@ -58,7 +58,7 @@ def test_speech_waveform_model_with_stft_exports(tmp_path):
     """A real speech network (log-mel STFT front end) exports through the conv-DFT rewrite and
     matches the original at several lengths."""
     from emofuse.models import build_model
-    from emofuse.speech import Member, save_member
+    from emofuse.inference.speech_models import Member, save_member
 
     torch.manual_seed(0)
     net = build_model("cnn2d", n_classes=8, channels=(4, 8)).eval()

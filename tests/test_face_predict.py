@@ -1,4 +1,5 @@
-"""Face predictor on images and videos, including the bad inputs of the issue."""
+"""Face predictor (:mod:`emofuse.inference.face`) on images, and the video pipeline
+(:mod:`emofuse.inference.video`), including the bad inputs of the issue."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emofuse.face import FacePredictor, attention_pool, main, track_faces
-from emofuse.media.faces import Face
+from emofuse.inference import NoFaceError, PredictionFailure, Recognizer, bundled_dir, load
+from emofuse.inference.face import FacePredictor
+from emofuse.inference.video import attention_pool, face_frames, track_faces
+from emofuse.media.faces import Face, as_rgb
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("yuface") is None or importlib.util.find_spec("fer") is None,
@@ -19,7 +22,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def predictor() -> FacePredictor:
-    return FacePredictor()
+    if not (bundled_dir() / "face" / "card.json").is_file():
+        pytest.skip("no bundled face model")
+    return load(bundled_dir() / "face")
 
 
 @pytest.fixture(scope="module")
@@ -66,21 +71,21 @@ def test_one_face_image_all_modes(predictor, frame, tmp_path):
              "16bit.png": Image.fromarray(np.asarray(img.convert("L"), np.uint16) * 257)}
     for name, im in paths.items():
         im.save(tmp_path / name)
-        res = predictor.predict_image(tmp_path / name)
-        assert len(res["faces"]) == 1, name
-        face = res["faces"][0]
-        assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
-        assert face["label"] in predictor.labels and len(face["box"]) == 4
+        out = predictor.predict(as_rgb(tmp_path / name), detect="always")
+        assert len(out.faces) == 1, name
+        face = out.faces[0]
+        assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+        assert face.label in predictor.labels and len(face.box) == 4
 
 
 def test_no_face_and_several_faces(predictor, frame):
-    res = predictor.predict_image(np.full((300, 400, 3), 127, np.uint8))
-    assert res["faces"] == [] and res["message"] == "no face found"
+    out = predictor.predict(np.full((300, 400, 3), 127, np.uint8), detect="always")
+    assert out.faces == [] and out.probabilities is None
     face = frame[40:340, 180:460]  # the actor's head
     group = np.concatenate([face, face[:, ::-1], face], axis=1)
-    res = predictor.predict_image(group)
-    assert len(res["faces"]) == 3
-    xs = sorted(f["box"][0] for f in res["faces"])
+    out = predictor.predict(group, detect="always")
+    assert len(out.faces) == 3
+    xs = sorted(f.box[0] for f in out.faces)
     assert xs[1] - xs[0] > 200 and xs[2] - xs[1] > 200
 
 
@@ -92,9 +97,10 @@ def test_huge_image_is_downscaled_with_bounded_memory(predictor, frame, tmp_path
     big.save(path, quality=80)
     del big
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    res = predictor.predict_image(path)
+    rgb = as_rgb(path)
+    out = predictor.predict(rgb, detect="always")
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert res["width"] <= 4096 and len(res["faces"]) == 1
+    assert rgb.shape[1] <= 4096 and len(out.faces) == 1
     assert grown_mb < 400
 
 
@@ -113,11 +119,13 @@ def test_bad_files_are_reported_not_raised(predictor, frame, tmp_path):
         fr.sample_rate = 16000
         for p in [*s.encode(fr), *s.encode(None)]:
             c.mux(p)
-    results = predictor.predict_files([good, corrupt, audio_only, tmp_path / "missing.png"])
-    assert "faces" in results[0]
-    assert "corrupt" in results[1]["error"] or "truncated" in results[1]["error"]
-    assert "no video stream" in results[2]["error"]
-    assert "does not exist" in results[3]["error"]
+    rec = Recognizer.load("face")
+    results = rec.predict_batch([good, corrupt, audio_only, tmp_path / "missing.png"])
+    assert results[0].faces
+    assert all(isinstance(r, PredictionFailure) for r in results[1:])
+    assert "corrupt" in results[1].error or "truncated" in results[1].error
+    assert "no speech model" in results[2].error  # its content is audio, not video
+    assert "does not exist" in results[3].error
 
 
 @pytest.mark.parametrize("fmt,codec,ext", [("avi", "mpeg4", "avi"), ("webm", "libvpx", "webm")])
@@ -125,26 +133,20 @@ def test_clip_without_any_face(predictor, tmp_path, fmt, codec, ext):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(8)]
     path = _write_video(tmp_path / f"noise.{ext}", frames, fmt=fmt, codec=codec)
-    res = predictor.predict_video(path, fps=10)
-    assert res["frames"] >= 5 and res["clip"] is None
-    assert "no face found in any" in res["message"]
+    outs = list(face_frames(predictor, path, fps=10, detect="always"))
+    assert len(outs) >= 5 and all(o.probabilities is None for _, _, o in outs)
+    with pytest.raises(NoFaceError, match="no face found in the video"):
+        Recognizer.load("face").predict(path)
 
 
-def test_real_clip_timeline_and_clip_prediction(predictor, shared_data):
+def test_real_clip_tracks_and_timeline(predictor, shared_data):
     clips = sorted((shared_data / "cremad" / "VideoFlash_sample").glob("*.flv"))
     if not clips:
         pytest.skip("CREMA-D sample clips not found")
-    res = predictor.predict_video(clips[0], fps=4)
-    assert res["frames_with_face"] == res["frames"] >= 6
-    assert len(res["tracks"]) == 1 and res["tracks"][0]["main"]
-    assert res["clip"]["label"] in predictor.labels
-    assert sum(res["clip"]["attention"].values()) == pytest.approx(1.0, abs=1e-3)
-    assert [e["time"] for e in res["timeline"]] == sorted(e["time"] for e in res["timeline"])
-
-
-def test_command_line(frame, tmp_path, capsys):
-    p = tmp_path / "f.png"
-    Image.fromarray(frame).save(p)
-    assert main([str(p)]) == 0
-    assert '"faces"' in capsys.readouterr().out
-    assert main([str(tmp_path / "nope.png")]) == 2
+    outs = list(face_frames(predictor, clips[0], fps=4, detect="always"))
+    assert len(outs) >= 6 and all(o.faces for _, _, o in outs)
+    assert len(track_faces([o.faces for _, _, o in outs])) == 1
+    pred = Recognizer.load("face").predict(clips[0], timeline=True)
+    assert pred.label in predictor.labels and pred.faces
+    times = [s.start for s in pred.timeline]
+    assert times == sorted(times)

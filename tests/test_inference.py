@@ -14,7 +14,7 @@ from emofuse.errors import DataError, MediaError
 from emofuse.inference import (ModelUnavailableError, NoFaceError, Prediction, PredictionFailure,
                                PredictOptions, Recognizer, UnsupportedMediaError, detect_kind,
                                late_fusion, model_path, resolve_models)
-from emofuse.timeline import fixed_windows, plot_timeline, speech_segments, vad_available
+from emofuse.inference.timeline import fixed_windows, plot_timeline, speech_segments, vad_available
 
 from ._tiny_models import (FACE_LABELS, SPEECH_LABELS, make_bundle, tiny_audio, write_image,
                            write_video, write_wav)

@@ -12,7 +12,8 @@ import torch
 
 from emofuse.errors import DataError, MediaError
 from emofuse.models import build_model
-from emofuse.speech import Member, SpeechPredictor, load_member, save_member, window_bounds
+from emofuse.inference.speech import SpeechPredictor
+from emofuse.inference.speech_models import Member, load_member, save_member, window_bounds
 
 torch.set_num_threads(1)
 SR = 16000
@@ -52,23 +53,23 @@ def test_window_bounds() -> None:
 
 def test_predict_path_and_array_agree(predictor: SpeechPredictor, tmp_path: Path) -> None:
     y = voice(2.0)
-    res = predictor.predict(write(tmp_path / "a.wav", y))
+    res = predictor.analyse(write(tmp_path / "a.wav", y))
     assert res["label"] in LABELS and res["windows"] == 1 and "segments" not in res
     assert sum(res["probs"].values()) == pytest.approx(1.0, abs=1e-4)
-    arr = predictor.predict(y, sr=SR)
+    arr = predictor.analyse(y, sr=SR)
     assert arr["probs"] == pytest.approx(res["probs"], abs=1e-3)
     with pytest.raises(Exception, match="sr="):
-        predictor.predict(y)
+        predictor.analyse(y)
 
 
 def test_silence_is_a_clear_error(predictor: SpeechPredictor, tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="silent"):
-        predictor.predict(write(tmp_path / "silence.wav", np.zeros(2 * SR, np.float32)))
+        predictor.analyse(write(tmp_path / "silence.wav", np.zeros(2 * SR, np.float32)))
 
 
 def test_a_tenth_of_a_second_is_too_short(predictor: SpeechPredictor, tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="too short"):
-        predictor.predict(write(tmp_path / "short.wav", voice(0.1)))
+        predictor.analyse(write(tmp_path / "short.wav", voice(0.1)))
 
 
 @pytest.mark.slow
@@ -86,7 +87,7 @@ def test_ten_minutes_are_scored_in_windows(predictor: SpeechPredictor, tmp_path:
         return original(windows, stats, vectors, mode)
 
     monkeypatch.setattr(predictor, "_score", spy)
-    res = predictor.predict(path)
+    res = predictor.analyse(path)
     assert res["duration_s"] == pytest.approx(600.0, abs=0.01)
     assert max(seen) <= 4 * SR                             # the model never sees more
     assert res["windows"] == len(res["segments"]) >= 290
@@ -96,15 +97,15 @@ def test_ten_minutes_are_scored_in_windows(predictor: SpeechPredictor, tmp_path:
 
 def test_clipped_audio_is_scored_with_a_warning(predictor: SpeechPredictor, tmp_path: Path) -> None:
     y = np.clip(voice(2.0, amp=3.0), -1, 1)
-    res = predictor.predict(write(tmp_path / "clipped.wav", y))
+    res = predictor.analyse(write(tmp_path / "clipped.wav", y))
     assert res["label"] in LABELS and any("clipped" in w for w in res["warnings"])
 
 
 def test_8khz_and_stereo_are_converted(predictor: SpeechPredictor, tmp_path: Path) -> None:
-    low = predictor.predict(write(tmp_path / "low.wav", voice(2.0, sr=8000), 8000))
+    low = predictor.analyse(write(tmp_path / "low.wav", voice(2.0, sr=8000), 8000))
     assert any("8000 Hz" in w for w in low["warnings"]) and low["duration_s"] == pytest.approx(2.0)
     st = np.stack([voice(2.0), voice(2.0, f0=200)], axis=1)
-    res = predictor.predict(write(tmp_path / "stereo.wav", st))
+    res = predictor.analyse(write(tmp_path / "stereo.wav", st))
     assert any("2 channels" in w for w in res["warnings"])
 
 
@@ -114,7 +115,7 @@ def test_a_corrupt_file_in_a_batch(predictor: SpeechPredictor, tmp_path: Path) -
     bad.write_bytes(b"RIFF\x00\x00garbage" * 10)
     text = tmp_path / "notes.wav"
     text.write_text("hello")
-    out = predictor.predict_many([good, bad, text, tmp_path / "missing.wav", good])
+    out = predictor.analyse_many([good, bad, text, tmp_path / "missing.wav", good])
     assert [("error" in r) for r in out] == [False, True, True, True, False]
     assert "bad.wav" in out[1]["error"] and "text" in out[2]["error"]
     assert "does not exist" in out[3]["error"]
@@ -148,7 +149,7 @@ def test_vector_classical_and_ensemble_folders(tmp_path: Path) -> None:
     p_clf = clf.predict_proba(x[:1])[0]
     one = load_member(tmp_path / "ens" / "m0")[0][0].proba([ys[0]])[0]
     assert one == pytest.approx(p_clf, abs=1e-5)
-    assert pred.predict(ys[0], sr=SR)["label"] in LABELS
+    assert pred.analyse(ys[0], sr=SR)["label"] in LABELS
 
 
 def test_speaker_normalised_model_uses_enrolment(tmp_path: Path) -> None:
@@ -158,10 +159,10 @@ def test_speaker_normalised_model_uses_enrolment(tmp_path: Path) -> None:
                                                       "channels": [8, 16], "norm": "speaker"}},
                                                   setting="spknorm"), CARD)
     pred = SpeechPredictor(folder)
-    plain = pred.predict(voice(1.0), sr=SR)
+    plain = pred.analyse(voice(1.0), sr=SR)
     assert any("speaker statistics" in w for w in plain["warnings"])
     stats = pred.speaker_stats([voice(1.0, f0=f) for f in (120, 150, 200)], sr=SR)
-    enrolled = pred.predict(voice(1.0), sr=SR, speaker=stats)
+    enrolled = pred.analyse(voice(1.0), sr=SR, speaker=stats)
     assert stats.utterances == 3 and not enrolled["warnings"]
     assert enrolled["probs"] != pytest.approx(plain["probs"], abs=1e-6)
 

@@ -1,4 +1,4 @@
-"""The streaming core (:mod:`emofuse.stream`): an update every hop of stream time, chunking
+"""The streaming core (:mod:`emofuse.inference.stream`): an update every hop of stream time, chunking
 that changes nothing, voice-activity gating, the face window mean, bounded memory, and a
 live replay at real-time speed that agrees with the offline timeline on the examples."""
 
@@ -13,8 +13,9 @@ from emofuse import Recognizer
 from emofuse.errors import ConfigError
 from emofuse.features.vad import vad_available
 from emofuse.inference import ModelUnavailableError, PredictOptions
-from emofuse.stream import (SR, Stream, StreamOptions, StreamSlots, TooManyStreams, agreement,
-                            media_events, play, replay, stream_timeline, to_float_audio)
+from emofuse.inference import (Stream, StreamOptions, StreamSlots, TooManyStreams, agreement,
+                               media_events, play, replay, stream_timeline)
+from emofuse.inference.stream_parts import SR, to_float_audio
 
 from ._tiny_models import make_bundle, speech_samples
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from emofuse.errors import DataError
 from emofuse.models import build_model
-from emofuse.text import TextPredictor, check_text, main
+from emofuse.inference.text import TextPredictor, check_text
 from emofuse.train import save_model
 
 LABELS = ["happy", "sad", "angry"]
@@ -59,7 +58,7 @@ BAD = {
 
 @pytest.mark.parametrize("kind", list(BAD))
 def test_bad_input_gives_a_prediction_with_a_warning(mlp_dir, kind):
-    pred = TextPredictor.load(mlp_dir).predict([BAD[kind]])[0]
+    pred = TextPredictor.load(mlp_dir).analyse([BAD[kind]])[0]
     assert pred.label in LABELS
     assert abs(sum(pred.scores.values()) - 1) < 1e-3
     if kind != "control chars":
@@ -81,43 +80,40 @@ def test_check_text():
 
 
 def test_batch_with_good_and_bad_items(mlp_dir):
-    preds = TextPredictor.load(mlp_dir).predict(["I love it", "", b"\xff"])
+    preds = TextPredictor.load(mlp_dir).analyse(["I love it", "", b"\xff"])
     assert len(preds) == 3 and not preds[0].warnings and preds[1].warnings
+
+
+def test_protocol_predict_sums_to_one_with_warnings(mlp_dir):
+    from emofuse.inference import Predictor, load
+
+    p = load(mlp_dir)
+    assert isinstance(p, TextPredictor) and isinstance(p, Predictor) and p.modality == "text"
+    out = p.predict("")
+    assert abs(out.probabilities.sum() - 1) < 1e-9 and "empty text" in out.warnings[0]
 
 
 def test_multilabel_model_uses_thresholds(finetune_dir):
     p = TextPredictor.load(finetune_dir)
     assert p.multilabel
-    pred = p.predict(["what a day"])[0]
+    pred = p.analyse(["what a day"])[0]
     assert "angry" in pred.labels                             # threshold 0: always on
 
 
 def test_predict_file(mlp_dir, tmp_path):
     f = tmp_path / "lines.txt"
     f.write_bytes(b"I am happy\n\n   \nso sad \xff today\n\xf0\x9f\x98\x82\n")
-    preds = TextPredictor.load(mlp_dir).predict_file(f)
+    preds = TextPredictor.load(mlp_dir).analyse_file(f)
     assert len(preds) == 3
     assert any("invalid UTF-8" in w for w in preds[1].warnings)
     empty = tmp_path / "empty.txt"
     empty.write_text("\n \n")
     with pytest.raises(DataError, match="no non-empty line"):
-        TextPredictor.load(mlp_dir).predict_file(empty)
+        TextPredictor.load(mlp_dir).analyse_file(empty)
     binary = tmp_path / "x.bin"
     binary.write_bytes(b"\x00\x01\x02" * 10)
     with pytest.raises(DataError, match="binary"):
-        TextPredictor.load(mlp_dir).predict_file(binary)
-
-
-def test_command_line(mlp_dir, tmp_path, capsys):
-    f = tmp_path / "in.txt"
-    f.write_text("hello there\nI hate this\n")
-    assert main(["--model", str(mlp_dir), "I am thrilled", "--file", str(f), "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 3 and {"label", "scores", "warnings"} <= set(rows[0])
-    assert main(["--model", str(mlp_dir), ""]) == 0
-    assert "warning: empty text" in capsys.readouterr().out
-    assert main(["--model", str(tmp_path / "nope"), "hi"]) == 2
-    assert "model folder not found" in capsys.readouterr().err
+        TextPredictor.load(mlp_dir).analyse_file(binary)
 
 
 def test_not_a_text_model(tmp_path):
@@ -140,9 +136,9 @@ def test_numpy_head_matches_the_torch_module(tmp_path, hidden, multilabel):
     p = TextPredictor.load(tmp_path)
     assert p.head is not None and p._module is None            # no torch module built
     x = np.random.default_rng(0).standard_normal((20, 384)).astype(np.float32) * 3
-    want = predict_module(p.module, array_loader(x))           # built on first use
+    want = predict_module(p.network, array_loader(x))          # built on first use
     assert np.abs(p.head.proba(x) - want).max() < 1e-5
-    assert p.module.hparams.in_dim == p.in_dim == 384
+    assert p.network.hparams.in_dim == p.in_dim == 384
 
 
 def test_weights_that_do_not_fit_the_card(tmp_path):

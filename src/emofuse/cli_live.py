@@ -184,8 +184,8 @@ def run_live(*, source: Path | None = None, speed: float = 1.0, duration: float 
              hop: float = 0.5, window: float = 3.0, frame_rate: float = 10.0,
              offline: bool = False, compare: bool = False, threads: int | None = None) -> dict:
     """The ``emofuse live`` command; returns its summary."""
-    from .inference import Recognizer
-    from .stream import Stream, StreamOptions, agreement, media_events, play, replay
+    from .inference import (Recognizer, Stream, StreamOptions, agreement, media_events, play,
+                            replay)
 
     if not (audio or video):
         raise EmofuseError("--no-audio and --no-video leave nothing to listen to or watch")

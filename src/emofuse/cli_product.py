@@ -200,7 +200,7 @@ def run_predict(files: list[Path] | None = None, text: list[str] | None = None,
             for r in good:
                 _print_timeline(r)
     if plot is not None and timeline:
-        from .timeline import plot_timeline
+        from .inference.timeline import plot_timeline
 
         with_tl = [r for r in good if r.timeline]
         for r in with_tl:
@@ -299,8 +299,8 @@ def _speech_stats(models: list[str], paths: list[Path], *, enrol: list[Path] | N
     rec = Recognizer.load(*models)
     if "speech" not in rec.modalities:
         raise EmofuseError("--enrol and --adapt need a speech model")
-    sp = getattr(rec.predictor("speech"), "sp", None)
-    if sp is None or not sp.adapts:
+    sp = rec.predictor("speech")
+    if not getattr(sp, "adapts", False):
         raise EmofuseError("the speech model does not adapt to a speaker or source (its card "
                            "has no per-speaker normalisation); drop --enrol/--adapt")
     if enrol:

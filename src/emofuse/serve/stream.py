@@ -1,4 +1,4 @@
-"""``/stream``: live emotion over a WebSocket (:class:`emofuse.stream.Stream` per connection).
+"""``/stream``: live emotion over a WebSocket (:class:`emofuse.inference.Stream` per connection).
 
 The client speaks first, in JSON text messages, then sends media as binary messages:
 
@@ -16,7 +16,7 @@ binary: a JPEG (or PNG) picture
     socket is closed.
 
 The server sends ``{"type": "update", ...}`` every hop (the fields of
-:class:`~emofuse.stream.Update`, plus ``updates_merged``) and ``{"type": "error", "error":
+:class:`~emofuse.inference.Update`, plus ``updates_merged``) and ``{"type": "error", "error":
 kind, "detail": message}`` for a malformed message; the stream stays open. When the client
 sends faster than the models keep up, frames waiting for the face model are dropped
 (``counters.frames_dropped``), late hops are merged into one update (``merged``,
@@ -41,8 +41,8 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import EmofuseError
-from ..inference import Recognizer
-from ..stream import STREAM_MODALITIES, Stream, StreamOptions, StreamSlots, TooManyStreams
+from ..inference import Recognizer, Stream, StreamOptions, StreamSlots, TooManyStreams
+from ..inference.stream_parts import STREAM_MODALITIES
 
 __all__ = ["mount_stream", "DEFAULT_MAX_STREAMS", "IDLE_TIMEOUT_S"]
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .errors import EmofuseError
+from ..errors import EmofuseError
 
 if TYPE_CHECKING:
-    from .inference import Prediction
+    from .types import Prediction
 
 __all__ = ["vad_available", "vad_segments", "fixed_windows", "speech_segments", "plot_timeline"]
 
@@ -67,7 +67,7 @@ def vad_segments(y: np.ndarray, sr: int, *, threshold: float = 0.5, min_speech_s
     """
     import torch
 
-    from .media import resample
+    from ..media import resample
 
     if sr not in (8000, 16000):
         y, sr = resample(np.asarray(y, dtype=np.float32), sr, 16000), 16000
@@ -151,7 +151,7 @@ def plot_timeline(prediction: Prediction, path: str | Path, *,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .palette import color
+    from ..palette import color
 
     segs = prediction.timeline
     if not segs:
@@ -175,6 +175,6 @@ def plot_timeline(prediction: Prediction, path: str | Path, *,
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(f"{Path(prediction.source).name}: {prediction.label}", fontsize=10)
-    from .evaluate.plots import save_figure
+    from ..evaluate.plots import save_figure
 
     return save_figure(fig, path, dpi=110)
