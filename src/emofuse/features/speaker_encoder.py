@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..media.limits import SPEECH_SR
 from . import register_feature
 
 __all__ = ["ge2e", "ge2e_weights_path", "GE2E_SR", "GE2E_HIDDEN"]
 
 #: Sampling rate, mel bands, window and hop of the encoder's input (Resemblyzer's hparams).
-GE2E_SR, _N_MELS, _N_FFT, _HOP = 16000, 40, 400, 160
+GE2E_SR, _N_MELS, _N_FFT, _HOP = SPEECH_SR, 40, 400, 160
 #: Width of every LSTM layer and of the embedding.
 GE2E_HIDDEN = 256
 _LAYERS = 3
@@ -99,7 +100,7 @@ def _mel(y: np.ndarray, sr: int) -> np.ndarray:
 
 
 @register_feature("ge2e", modality="speech")
-def ge2e(y: np.ndarray, *, sr: int = 16000, layers: Sequence[int] = (2,),
+def ge2e(y: np.ndarray, *, sr: int = SPEECH_SR, layers: Sequence[int] = (2,),
          embedding: bool = False) -> np.ndarray:
     """Mean and standard deviation over frames of the GE2E LSTM layers ``layers`` (0-2), then
     the L2-normalised speaker embedding when ``embedding``:

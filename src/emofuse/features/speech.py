@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, EmofuseError
+from ..media.limits import SPEECH_SR
 from . import get_feature, register_feature
 from .cache import FeatureCache
 
@@ -50,7 +51,7 @@ _EPS = 1e-10
 
 
 @register_feature("logmel", modality="speech")
-def logmel(y: np.ndarray, *, sr: int = 16000, n_mels: int = 64, n_fft: int = 512,
+def logmel(y: np.ndarray, *, sr: int = SPEECH_SR, n_mels: int = 64, n_fft: int = 512,
            hop_length: int = 160, fmin: float = 20.0, fmax: float | None = None,
            top_db: float | None = 80.0) -> np.ndarray:
     """Log-mel spectrogram in dB, ``(n_mels, frames)`` float32."""
@@ -62,7 +63,7 @@ def logmel(y: np.ndarray, *, sr: int = 16000, n_mels: int = 64, n_fft: int = 512
 
 
 @register_feature("mfcc", modality="speech")
-def mfcc(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 40, n_mels: int = 64,
+def mfcc(y: np.ndarray, *, sr: int = SPEECH_SR, n_mfcc: int = 40, n_mels: int = 64,
          n_fft: int = 512, hop_length: int = 160, deltas: bool = True) -> np.ndarray:
     """MFCCs, with first and second deltas stacked when ``deltas`` (``(3 * n_mfcc, frames)``)."""
     import librosa
@@ -79,7 +80,7 @@ def mfcc(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 40, n_mels: int = 64,
     return c.astype(np.float32)
 
 
-def pitch_autocorr(y: np.ndarray, *, sr: int = 16000, frame_length: int = 640,
+def pitch_autocorr(y: np.ndarray, *, sr: int = SPEECH_SR, frame_length: int = 640,
                    hop_length: int = 160, fmin: float = 60.0, fmax: float = 500.0,
                    threshold: float = 0.45) -> tuple[np.ndarray, np.ndarray]:
     """F0 by normalised autocorrelation per frame.
@@ -106,7 +107,7 @@ def pitch_autocorr(y: np.ndarray, *, sr: int = 16000, frame_length: int = 640,
 
 
 @register_feature("prosody", modality="speech")
-def prosody(y: np.ndarray, *, sr: int = 16000, hop_length: int = 160,
+def prosody(y: np.ndarray, *, sr: int = SPEECH_SR, hop_length: int = 160,
             pitch: Literal["autocorr", "pyin"] = "autocorr", fmin: float = 60.0,
             fmax: float = 500.0) -> np.ndarray:
     """Prosodic and energy LLDs per frame: RMS energy (dB), zero-crossing rate, F0 (Hz, 0 when
@@ -130,7 +131,7 @@ _SMILE = None
 
 
 @register_feature("egemaps", modality="speech")
-def egemaps(y: np.ndarray, *, sr: int = 16000) -> np.ndarray:
+def egemaps(y: np.ndarray, *, sr: int = SPEECH_SR) -> np.ndarray:
     """The 88 eGeMAPS v02 functionals computed by openSMILE, ``(88,)`` float32."""
     global _SMILE
     import opensmile
@@ -185,7 +186,7 @@ def prosody_stats(lld: np.ndarray) -> np.ndarray:
 
 
 @register_feature("lld_stats", modality="speech")
-def lld_stats(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int = 64,
+def lld_stats(y: np.ndarray, *, sr: int = SPEECH_SR, n_mfcc: int = 20, n_mels: int = 64,
               pitch: Literal["autocorr", "pyin"] = "autocorr") -> np.ndarray:
     """Utterance statistics of low-level descriptors: :func:`utterance_stats` of MFCCs with
     deltas (``8 * 3 * n_mfcc``) and :func:`prosody_stats` (17); ``(24 * n_mfcc + 17,)``."""
@@ -195,7 +196,7 @@ def lld_stats(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int =
 
 
 @register_feature("logmel_stats", modality="speech")
-def logmel_stats(y: np.ndarray, *, sr: int = 16000, n_mels: int = 64) -> np.ndarray:
+def logmel_stats(y: np.ndarray, *, sr: int = SPEECH_SR, n_mels: int = 64) -> np.ndarray:
     """Spectral-envelope statistics: :func:`utterance_stats` of the log-mel bands and of the
     log-mel bands minus each frame's mean over bands (loudness removed); ``(16 * n_mels,)``."""
     m = logmel(y, sr=sr, n_mels=n_mels)
@@ -203,7 +204,7 @@ def logmel_stats(y: np.ndarray, *, sr: int = 16000, n_mels: int = 64) -> np.ndar
 
 
 @register_feature("fused", modality="speech")
-def fused(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int = 64,
+def fused(y: np.ndarray, *, sr: int = SPEECH_SR, n_mfcc: int = 20, n_mels: int = 64,
           pitch: Literal["autocorr", "pyin"] = "autocorr", logmel_bands: int = 0) -> np.ndarray:
     """The fused hand-crafted vector: :func:`egemaps`, :func:`lld_stats` and, when
     ``logmel_bands`` > 0, :func:`logmel_stats` with that many bands
@@ -215,7 +216,7 @@ def fused(y: np.ndarray, *, sr: int = 16000, n_mfcc: int = 20, n_mels: int = 64,
 
 
 @register_feature("concat", modality="speech")
-def concat(y: np.ndarray, *, sr: int = 16000,
+def concat(y: np.ndarray, *, sr: int = SPEECH_SR,
            parts: Sequence[Mapping[str, Any]] = ()) -> np.ndarray:
     """Utterance-level features side by side, in the order of ``parts``
     (``[{"name": ..., "params": {...}}, ...]``); :func:`extract` caches each part on its own,
@@ -278,7 +279,7 @@ def speed_perturb(y: np.ndarray, speed: float) -> np.ndarray:
 
 
 def feature_settings(name: str, params: Mapping[str, Any] | None = None, *,
-                     sr: int = 16000) -> dict[str, Any]:
+                     sr: int = SPEECH_SR) -> dict[str, Any]:
     """The cache settings (and model-card ``features`` entry) of extractor ``name``."""
     feat = get_feature(name)
     if feat.modality != "speech":
@@ -288,7 +289,7 @@ def feature_settings(name: str, params: Mapping[str, Any] | None = None, *,
 
 
 def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | None = None,
-            sr: int = 16000, cache: FeatureCache | None = None) -> np.ndarray:
+            sr: int = SPEECH_SR, cache: FeatureCache | None = None) -> np.ndarray:
     """Feature ``name`` of the audio file ``path`` (decoded mono at ``sr``), cached.
 
     ``params`` may hold ``speed`` (default 1): the feature of the speed-perturbed waveform
@@ -332,7 +333,7 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
 
 
 def extract_many(paths: Iterable[str | os.PathLike], name: str, *,
-                 params: Mapping[str, Any] | None = None, sr: int = 16000,
+                 params: Mapping[str, Any] | None = None, sr: int = SPEECH_SR,
                  cache: FeatureCache | None = None
                  ) -> tuple[list[np.ndarray | None], list[dict[str, str]]]:
     """:func:`extract` for many files; a file that fails gives ``None`` and an entry

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EmofuseError
+from ..media.limits import SPEECH_SR
 
 __all__ = ["vad_available", "speech_probabilities", "speech_seconds", "FRAME_S"]
 
-_SR = 16000
+_SR = SPEECH_SR
 _FRAME, _CONTEXT = 512, 64
 #: Length of one VAD frame in seconds.
 FRAME_S = _FRAME / _SR

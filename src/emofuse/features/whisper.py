@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..media.limits import SPEECH_SR
 from . import _whisper as W
 from . import register_feature
 
@@ -77,7 +78,7 @@ def whisper_dim(*, layers: Sequence[int] = (3,), pooling: str = "meanstd") -> in
     return W.WHISPER_DIM * len(W._check_layers(layers)) * (2 if pooling == "meanstd" else 1)
 
 
-def whisper_frames(y: np.ndarray, *, sr: int = 16000, layers: Sequence[int] = (3,),
+def whisper_frames(y: np.ndarray, *, sr: int = SPEECH_SR, layers: Sequence[int] = (3,),
                    padding: str = "clip") -> list[np.ndarray]:
     """Frame-level hidden states of the encoder (50 frames a second): one ``(frames, 512)``
     float32 array per entry of ``layers`` (0: embedding, 1-6: blocks, 7: output after the
@@ -113,7 +114,7 @@ def whisper_frames(y: np.ndarray, *, sr: int = 16000, layers: Sequence[int] = (3
 
 
 @register_feature("whisper", modality="speech")
-def whisper(y: np.ndarray, *, sr: int = 16000, layers: Sequence[int] = (3,),
+def whisper(y: np.ndarray, *, sr: int = SPEECH_SR, layers: Sequence[int] = (3,),
             pooling: str = "meanstd", padding: str = "clip") -> np.ndarray:
     """Hidden states of Whisper-base's encoder pooled over frames: for each of ``layers`` its
     mean (``"mean"``), standard deviation (``"std"``) or both (``"meanstd"``), concatenated;

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..media.limits import SPEECH_SR
+
 __all__ = ["SIGNALS", "ReliabilityGate", "estimate_snr", "log_proba", "reliability_signals"]
 
 #: reliability signals known to :func:`reliability_signals`
@@ -33,7 +35,7 @@ SIGNALS = ("entropy", "max_prob", "snr", "present")
 _FLOOR = 1e-6
 
 
-def estimate_snr(y: np.ndarray, *, sr: int = 16000, frame_s: float = 0.025,
+def estimate_snr(y: np.ndarray, *, sr: int = SPEECH_SR, frame_s: float = 0.025,
                  hop_s: float = 0.010, low: float = 10.0, high: float = 95.0) -> float:
     """A blind speech-to-noise estimate of one clip (dB): the ``high`` percentile of the
     frame energies (speech) minus their ``low`` percentile (the noise floor, from pauses

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ._util import describe, looks_like_text
-from .limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, max_audio_seconds
+from .limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SPEECH_SR, max_audio_seconds
 
 __all__ = ["AudioInfo", "probe_audio", "load_audio", "resample", "to_mono", "clean_samples",
            "check_audio_header"]
@@ -176,7 +176,7 @@ def _load_av(path: Path) -> tuple[np.ndarray, int]:
     return np.concatenate(chunks).astype(np.float32), int(sr)
 
 
-def load_audio(path: str | Path, *, sr: int | None = 16000, mono: bool = True,
+def load_audio(path: str | Path, *, sr: int | None = SPEECH_SR, mono: bool = True,
                offset: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
     """Load audio as float32 in [-1, 1].
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["max_audio_seconds", "max_pixels", "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE",
+__all__ = ["SPEECH_SR", "max_audio_seconds", "max_pixels", "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE",
            "MAX_VIDEO_SECONDS"]
 
 #: Lowest and highest sample rate a header may declare (1 Hz headers turn a few kilobytes into
 #: hours of audio after resampling).
+#: The sample rate every speech feature, model and bundled card works at (audio is resampled
+#: to it on load); the one place it is written.
+SPEECH_SR = 16_000
 MIN_SAMPLE_RATE = 2_000
 MAX_SAMPLE_RATE = 768_000
 #: Longest video read (frames are sampled, so this bounds the time spent, not the memory).

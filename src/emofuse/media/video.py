@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ._util import describe
-from .limits import MAX_VIDEO_SECONDS, max_pixels
+from .limits import MAX_VIDEO_SECONDS, SPEECH_SR, max_pixels
 
 __all__ = ["VideoInfo", "probe_video", "iter_frames", "read_frames", "read_audio_track"]
 
@@ -125,7 +125,7 @@ def read_frames(path: str | Path, *, fps: float | None = None, max_frames: int |
     return np.asarray(times, dtype=np.float64), np.stack(frames)
 
 
-def read_audio_track(path: str | Path, *, sr: int = 16000) -> np.ndarray:
+def read_audio_track(path: str | Path, *, sr: int = SPEECH_SR) -> np.ndarray:
     """The first audio stream as mono float32 at ``sr``; :class:`MediaError` if there is none."""
     from .audio import _load_av, resample
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..media.limits import SPEECH_SR
 from . import register_model
 
 __all__ = ["LogMel", "BiLSTMAttention", "CNN2D", "WavegramLogmelCNN", "FERCNN",
@@ -71,7 +72,7 @@ class LogMel(nn.Module):
         ``"none"``: dB values as they are (a learned batch norm follows in every model).
     """
 
-    def __init__(self, *, sr: int = 16000, n_fft: int = 512, hop_length: int = 160,
+    def __init__(self, *, sr: int = SPEECH_SR, n_fft: int = 512, hop_length: int = 160,
                  n_mels: int = 64, fmin: float = 20.0, fmax: float | None = None,
                  top_db: float | None = 80.0, norm: Norm = "utterance") -> None:
         super().__init__()
@@ -155,7 +156,7 @@ class BiLSTMAttention(_WaveformModel):
     """
 
     def __init__(self, *, n_classes: int, n_mels: int = 64, norm: Norm = "utterance",
-                 sr: int = 16000, subsample: int = 3, hidden: int = 96, layers: int = 1,
+                 sr: int = SPEECH_SR, subsample: int = 3, hidden: int = 96, layers: int = 1,
                  attention: int = 64, dropout: float = 0.3) -> None:
         super().__init__(n_mels=n_mels, norm=norm, sr=sr)
         self.subsample = subsample
@@ -226,7 +227,7 @@ class CNN2D(_WaveformModel):
 
     def __init__(self, *, n_classes: int, channels: Sequence[int] = (16, 32, 64, 128),
                  convs: int = 1, stem_stride: int = 2, stem_kernel: int | None = None,
-                 n_mels: int = 64, norm: Norm = "utterance", sr: int = 16000,
+                 n_mels: int = 64, norm: Norm = "utterance", sr: int = SPEECH_SR,
                  dropout: float = 0.3) -> None:
         super().__init__(n_mels=n_mels, norm=norm, sr=sr)
         # a strided stem keeps the full-resolution maps (slow on CPU) out of the network; its
@@ -281,7 +282,7 @@ class WavegramLogmelCNN(_WaveformModel):
 
     def __init__(self, *, n_classes: int, channels: Sequence[int] = (16, 32, 64, 128),
                  wave_channels: Sequence[int] = (32, 48, 64), wave_pools: Sequence[int] = (4, 4, 2),
-                 n_mels: int = 64, norm: Norm = "utterance", sr: int = 16000,
+                 n_mels: int = 64, norm: Norm = "utterance", sr: int = SPEECH_SR,
                  dropout: float = 0.3) -> None:
         super().__init__(n_mels=n_mels, norm=norm, sr=sr)
         if len(wave_channels) != 3 or len(wave_pools) != 3:
