@@ -3,6 +3,7 @@ the fold loop (seeds x folds, inner validation from the training fold only) and 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +20,19 @@ from ..evaluate.metrics import aggregate_folds, classification_metrics
 from ..evaluate.results import build_result
 from ..labels import CANONICAL
 
-__all__ = ["load_records", "class_list", "make_splits", "FoldOutput", "run_folds",
-           "summarise_outputs", "make_result", "Timer"]
+__all__ = [
+    "FoldOutput",
+    "Timer",
+    "class_list",
+    "load_records",
+    "make_result",
+    "make_splits",
+    "quick_speakers",
+    "restrict_split",
+    "run_folds",
+    "scalar_metric",
+    "summarise_outputs",
+]
 
 
 def load_records(cfg: RunConfig, *, quick: bool = False) -> tuple[CorpusScan, list[Record]]:
@@ -80,6 +92,29 @@ def make_splits(cfg: RunConfig, records: Sequence[Record]) -> list[protocols.Spl
 
         mark_leaking(f"protocol {p.kind} mixes speakers or items across train and test")
     return splits
+
+
+def restrict_split(split: protocols.Split, kept: set[str]) -> protocols.Split:
+    """``split`` with only the ids in ``kept`` (e.g. the records whose audio decoded)."""
+    return dataclasses.replace(split, train=[i for i in split.train if i in kept],
+                               val=[i for i in split.val if i in kept],
+                               test=[i for i in split.test if i in kept])
+
+
+def quick_speakers(records: Sequence[Record], splits: Sequence[protocols.Split]
+                   ) -> list[Record]:
+    """A smoke run's records: one utterance per speaker and class, from two of the first
+    fold's test speakers and three of its training speakers."""
+    by_id = {r.id: r for r in records}
+    test_spk = set(sorted({by_id[i].speaker for i in splits[0].test}, key=str)[:2])
+    train_spk = {by_id[i].speaker for i in splits[0].train}
+    chosen = test_spk | set(sorted(train_spk - test_spk, key=str)[:3])
+    keep, seen = [], set()
+    for r in records:
+        if r.speaker in chosen and (r.speaker, r.label) not in seen:
+            seen.add((r.speaker, r.label))
+            keep.append(r)
+    return keep
 
 
 @dataclass
@@ -187,15 +222,20 @@ def make_result(cfg: RunConfig, *, protocol: str, classes: Sequence[str],
                         started=started, duration_s=duration_s, **extra)
 
 
+def scalar_metric(v: float) -> dict[str, Any]:
+    """One measured value (a time, a latency) in the results' metric format."""
+    return {"mean": float(v), "std": 0.0, "per_fold": [float(v)]}
+
+
 class Timer:
     """``with Timer() as t: ...`` then ``t.started`` (datetime) and ``t.seconds``."""
 
-    def __enter__(self) -> "Timer":
-        self.started = _dt.datetime.now(_dt.timezone.utc)
+    def __enter__(self) -> Timer:
+        self.started = _dt.datetime.now(_dt.UTC)
         self._t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self._t0
 
     @property

@@ -23,12 +23,36 @@ from ..errors import ConfigError
 from ..models import build_model
 from ..models.classical import grid_search
 from ..speech import Member, vector_stats, window_bounds
-from ._speech_data import (SETTINGS, MemberSpec, SpeechData, labels_of, member_matrix,
-                           speed_copies, with_copies)
-from ._speech_torch import adamw_cosine, class_weights, log_val_ua, net_params, train_one
+from ._speech_data import (
+    SETTINGS,
+    MemberSpec,
+    SpeechData,
+    labels_of,
+    member_matrix,
+    speed_copies,
+    with_copies,
+)
+from ._speech_torch import (
+    adamw_cosine,
+    class_weights,
+    log_val_ua,
+    net_params,
+    train_one,
+)
 
-__all__ = ["MemberSpec", "SpeechData", "Fitted", "fit_member", "member_proba", "as_output_norm",
-           "raw_view", "SETTINGS", "log_val_ua", "adamw_cosine", "class_weights"]
+__all__ = [
+    "SETTINGS",
+    "Fitted",
+    "MemberSpec",
+    "SpeechData",
+    "adamw_cosine",
+    "as_output_norm",
+    "class_weights",
+    "fit_member",
+    "log_val_ua",
+    "member_proba",
+    "raw_view",
+]
 
 
 

@@ -16,8 +16,18 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..config import Params
 
-__all__ = ["Setting", "SETTINGS", "settings_list", "AugmentParams", "SpecAugmentParams",
-           "FitParams", "FeatureRef", "MemberParams", "SpeechParams", "ModelKeys"]
+__all__ = [
+    "SETTINGS",
+    "AugmentParams",
+    "FeatureRef",
+    "FitParams",
+    "MemberParams",
+    "ModelKeys",
+    "Setting",
+    "SpecAugmentParams",
+    "SpeechParams",
+    "settings_list",
+]
 
 #: A speech run's setting: nothing from the test speakers, or per-speaker standardisation.
 Setting = Literal["inductive", "spknorm"]

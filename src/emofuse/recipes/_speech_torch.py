@@ -16,7 +16,7 @@ from ..corpora import Record
 from ..models import build_model
 from ._speech_data import MemberSpec, SpeechData, labels_of, member_matrix
 
-__all__ = ["log_val_ua", "adamw_cosine", "class_weights", "train_one", "net_params"]
+__all__ = ["adamw_cosine", "class_weights", "log_val_ua", "net_params", "train_one"]
 
 
 
@@ -183,8 +183,8 @@ def train_one(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
     if spec.kind == "vector":
         net.set_scaler(xt.mean(0), xt.std(0))
         yt, yv = labels_of(rt, classes), labels_of(rv, classes)
-        make_train = lambda: _VecSet(xt, yt)  # noqa: E731
-        make_both = lambda: _VecSet(np.concatenate([xt, xv]),  # noqa: E731
+        make_train = lambda: _VecSet(xt, yt)
+        make_both = lambda: _VecSet(np.concatenate([xt, xv]),
                                     np.concatenate([yt, yv]))
         val_set = _VecSet(xv, yv)
     else:
@@ -201,8 +201,8 @@ def train_one(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
             return _WaveSet(variants, st, labels_of(recs, classes), n, is_train, seed)
 
         yt = labels_of(train, classes)
-        make_train = lambda: waveset(train, True)  # noqa: E731
-        make_both = lambda: waveset([*train, *val], True)  # noqa: E731
+        make_train = lambda: waveset(train, True)
+        make_both = lambda: waveset([*train, *val], True)
         val_set = waveset(val, False)
 
     loader = _loaders(train_cfg)

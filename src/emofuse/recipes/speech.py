@@ -48,12 +48,30 @@ from ..errors import ConfigError, DataError, EmofuseError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
 from . import suite
-from ._common import Timer, class_list, load_records, make_result, make_splits, run_folds
-from ._speech_fit import (SETTINGS, Fitted, MemberSpec, SpeechData, as_output_norm, fit_member,
-                          member_proba, raw_view)
+from ._common import (
+    Timer,
+    class_list,
+    load_records,
+    make_result,
+    make_splits,
+    quick_speakers,
+    restrict_split,
+    run_folds,
+    scalar_metric,
+)
+from ._speech_fit import (
+    SETTINGS,
+    Fitted,
+    MemberSpec,
+    SpeechData,
+    as_output_norm,
+    fit_member,
+    member_proba,
+    raw_view,
+)
 from ._speech_params import SpeechParams
 
-__all__ = ["train", "evaluate", "run_benchmark", "RunSpec", "parse_run", "choose_weights"]
+__all__ = ["RunSpec", "choose_weights", "evaluate", "parse_run", "run_benchmark", "train"]
 
 # --------------------------------------------------------------------------------------------
 # Configs
@@ -141,12 +159,6 @@ def _ua(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
 # Benchmarks
 
 
-def _restrict(split: protocols.Split, kept: set[str]) -> protocols.Split:
-    return dataclasses.replace(split, train=[i for i in split.train if i in kept],
-                               val=[i for i in split.val if i in kept],
-                               test=[i for i in split.test if i in kept])
-
-
 def _fold_records(cfg: RunConfig, *, quick: bool
                   ) -> tuple[list[Record], list[str], list[protocols.Split]]:
     """The corpus' records, classes and folds of ``cfg`` (in a quick run: the few records
@@ -155,7 +167,7 @@ def _fold_records(cfg: RunConfig, *, quick: bool
     classes = class_list(records, cfg.data.labels)
     splits = make_splits(cfg, records)
     if quick:
-        records = _quick_records(records, splits)
+        records = quick_speakers(records, splits)
     return list(records), classes, list(splits)
 
 
@@ -164,7 +176,7 @@ def _usable_folds(splits: Sequence[protocols.Split], kept: set[str], *,
     """The folds restricted to the ``kept`` ids, those with training and test items left,
     only ``folds`` when given (the first one in a quick run). Raises ``ConfigError`` when none
     is left."""
-    out = [s for s in (_restrict(s, kept) for s in splits) if s.test and s.train]
+    out = [s for s in (restrict_split(s, kept) for s in splits) if s.test and s.train]
     if folds and not quick:
         out = [s for s in out if s.fold in set(folds)]
     if quick:
@@ -172,22 +184,6 @@ def _usable_folds(splits: Sequence[protocols.Split], kept: set[str], *,
     if not out:
         raise ConfigError("no fold left (model.params.folds?)")
     return out
-
-
-def _quick_records(records: Sequence[Record], splits: Sequence[protocols.Split]) -> list[Record]:
-    """One utterance per speaker and class, from two of the first fold's test speakers and
-    three training speakers."""
-    by_id = {r.id: r for r in records}
-    test_spk = set(sorted({by_id[i].speaker for i in splits[0].test}, key=str)[:2])
-    train_spk = {by_id[i].speaker for i in splits[0].train}
-    others = sorted(train_spk - test_spk, key=str)[:3]
-    keep, seen = [], set()
-    for r in records:
-        key = (r.speaker, r.label)
-        if r.speaker in test_spk | set(others) and key not in seen:
-            seen.add(key)
-            keep.append(r)
-    return keep
 
 
 def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
@@ -204,13 +200,13 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         splits = make_splits(cfg, records)
         if quick:
             spec = _quick(spec)
-            records = _quick_records(records, splits)
+            records = quick_speakers(records, splits)
         data = SpeechData(records)
         for m in spec.members:
             if m.kind != "waveform":
                 data.vectors(m.feature or "", m.feature_params)
         kept = set(data.by_id) - {s["id"] for s in data.skipped}
-        splits = [s for s in (_restrict(s, kept) for s in splits) if s.test and s.train]
+        splits = [s for s in (restrict_split(s, kept) for s in splits) if s.test and s.train]
         if quick:
             splits = splits[:1]
         recs = [r for r in data.records if r.id in kept]
@@ -227,10 +223,10 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             notes_runs[setting] = runs
             if infer is None and last:
                 infer = _inference_ms(last[-1], data)
-    metrics_extra = {f"wall_{s}_s": _scalar(v) for s, v in wall.items()}
-    metrics_extra.update({f"cpu_{s}_s": _scalar(v) for s, v in cpu.items()})
+    metrics_extra = {f"wall_{s}_s": scalar_metric(v) for s, v in wall.items()}
+    metrics_extra.update({f"cpu_{s}_s": scalar_metric(v) for s, v in cpu.items()})
     if infer is not None:
-        metrics_extra["infer_3s_ms"] = _scalar(sum(infer.values()))
+        metrics_extra["infer_3s_ms"] = scalar_metric(sum(infer.values()))
     suite_name = cfg.suite + ("-quick" if quick else "")
     result = make_result(cfg, protocol=cfg.protocol.kind, classes=classes, parts=parts,
                          started=timer.started, duration_s=timer.seconds, primary="",
@@ -245,10 +241,6 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
                              title=f"{suite_name} ({'inductive' if not suffix else suffix[1:]})")
         result["confusion_png" + suffix] = str(png)
     return result
-
-
-def _scalar(v: float) -> dict[str, Any]:
-    return {"mean": float(v), "std": 0.0, "per_fold": [float(v)]}
 
 
 def _confusion(outs: Sequence[Any], classes: Sequence[str]) -> list[list[int]]:

@@ -27,10 +27,8 @@ training fold only - to fix the config's values before any test fold is scored::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,12 +37,11 @@ from typing import Any
 import numpy as np
 
 from .. import protocols
-from ..config import RunConfig, TrainConfig, dump_config, load_config
+from ..config import RunConfig, dump_config, load_config
 from ..corpora import Record
-from ..errors import ConfigError, EmofuseError
+from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
-from ..features.cache import FeatureCache
 from . import suite
 from ._common import (
     Timer,
@@ -52,312 +49,25 @@ from ._common import (
     load_records,
     make_result,
     make_splits,
+    quick_speakers,
+    restrict_split,
     run_folds,
+    scalar_metric,
 )
-from ._speech_fit import adamw_cosine, log_val_ua
-from ._speech_fit import class_weights as _class_weights
+from ._speech_attn_head import (
+    AttnParams,
+    Clips,
+    FramesParams,
+    FrameStore,
+    HeadSpec,
+    fit_head,
+    head_proba,
+    parse_head,
+)
+from ._speech_params import SETTINGS
 from .speech import _confusion
 
 __all__ = ["FrameStore", "HeadSpec", "fit_head", "parse_head", "run_benchmark", "select"]
-
-SETTINGS = {"inductive": "", "spknorm": "_spknorm"}
-_HEAD_KEYS = ("layers", "hidden", "attn_hidden", "dropout", "meanstd")
-_POOL_KEYS = (*_HEAD_KEYS, "lr", "weight_decay")
-#: Cache entry version of the frame states (bump when the stored arrays change).
-_FRAMES_VERSION = 1
-
-
-# --------------------------------------------------------------------------------------------
-# Frame states
-
-
-class FrameStore:
-    """Frame-level encoder states of every record, in one float16 array ``(frames, L, 512)``
-    with each record's ``(start, length)``; extracted once per clip into the feature cache."""
-
-    def __init__(self, records: Sequence[Record], *, layers: Sequence[int] = (1, 2, 3, 4, 5, 6),
-                 padding: str = "clip", stride: int = 2, cache: FeatureCache | None = None,
-                 log: Any = print) -> None:
-        from ..features.whisper import whisper_frames
-        from ..media import load_audio
-
-        self.layers = [int(v) for v in layers]
-        if int(stride) < 1:
-            raise ConfigError("features.params.stride: a positive number of frames")
-        self.stride = int(stride)
-        cache = cache or FeatureCache()
-        settings = {"feature": "whisper_frames", "version": _FRAMES_VERSION,
-                    "layers": self.layers, "padding": padding, "dtype": "float16"}
-
-        def extract(path: Any) -> np.ndarray:
-            y = load_audio(path, sr=16000)[0]
-            states = whisper_frames(y, sr=16000, layers=self.layers, padding=padding)
-            return np.stack(states, axis=1).astype(np.float16)      # (T, L, 512)
-
-        chunks, self.index, self.skipped, kept = [], {}, [], []
-        start, t0, misses = 0, time.perf_counter(), cache.misses
-        for i, r in enumerate(records):
-            try:
-                h = np.asarray(cache.get_or_compute(r.audio, settings, extract))
-            except EmofuseError as exc:
-                self.skipped.append({"id": r.id, "path": str(r.audio), "reason": str(exc)})
-                continue
-            h = self._pool(h)
-            chunks.append(h)
-            self.index[r.id] = (start, len(h))
-            start += len(h)
-            kept.append(r)
-            if log and (i + 1) % 200 == 0:
-                log(f"  whisper frames: {i + 1}/{len(records)} clips "
-                    f"({cache.misses - misses} extracted, {time.perf_counter() - t0:.0f} s)")
-        self.records = kept
-        self.x = np.concatenate(chunks) if chunks else np.zeros((0, len(self.layers), 512),
-                                                                 np.float16)
-        self.speaker = {r.id: r.speaker or f"id:{r.id}" for r in kept}
-
-    def _pool(self, h: np.ndarray) -> np.ndarray:
-        if self.stride == 1:
-            return h
-        n = max(1, len(h) // self.stride)
-        if len(h) < self.stride:
-            return h.astype(np.float32).mean(0, keepdims=True).astype(np.float16)
-        return (h[:n * self.stride].astype(np.float32)
-                .reshape(n, self.stride, *h.shape[1:]).mean(1).astype(np.float16))
-
-    def frames(self, rid: str) -> np.ndarray:
-        s, n = self.index[rid]
-        return self.x[s:s + n]
-
-    def stats(self, ids: Sequence[str]) -> np.ndarray:
-        """``(2, L, 512)`` mean and std (floored) over all frames of the clips ``ids``."""
-        s1 = np.zeros(self.x.shape[1:], np.float64)
-        s2 = np.zeros_like(s1)
-        n = 0
-        for rid in ids:
-            f = self.frames(rid).astype(np.float64)
-            s1 += f.sum(0)
-            s2 += (f * f).sum(0)
-            n += len(f)
-        mean = s1 / max(n, 1)
-        sd = np.sqrt(np.maximum(s2 / max(n, 1) - mean * mean, 0.0))
-        sd = np.maximum(sd, 1e-6 + 1e-3 * sd.mean())
-        return np.stack([mean, sd]).astype(np.float32)
-
-    def normalised(self, spk_stats: Mapping[str, np.ndarray]) -> FrameStore:
-        """A view of this store whose frames are standardised per speaker (float16, made
-        once per ``spk_stats`` object)."""
-        if getattr(self, "_norm", (None, None))[0] is not spk_stats:
-            x = np.empty_like(self.x)
-            for rid, (s, n) in self.index.items():
-                st = spk_stats[self.speaker[rid]]
-                x[s:s + n] = (self.x[s:s + n].astype(np.float32) - st[0]) / st[1]
-            view = object.__new__(FrameStore)
-            view.__dict__.update({k: v for k, v in self.__dict__.items() if k != "_norm"})
-            view.x = x
-            self._norm = (spk_stats, view)
-        return self._norm[1]
-
-    def speaker_stats(self) -> dict[str, np.ndarray]:
-        """Per-speaker statistics over all that speaker's clips (unlabelled)."""
-        groups: dict[str, list[str]] = {}
-        for rid, spk in self.speaker.items():
-            groups.setdefault(spk, []).append(rid)
-        return {s: self.stats(ids) for s, ids in groups.items()}
-
-
-# --------------------------------------------------------------------------------------------
-# The head and its training
-
-
-@dataclasses.dataclass
-class HeadSpec:
-    """Hyper-parameters of one head (see :class:`~emofuse.models.whisper_attn.WhisperAttnHead`)
-    and its optimiser's ``lr`` / ``weight_decay`` (``None``: the config's ``train`` values)."""
-
-    layers: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
-    hidden: int = 128
-    attn_hidden: int = 64
-    dropout: float = 0.3
-    meanstd: bool = True
-    lr: float | None = None
-    weight_decay: float | None = None
-
-    def head_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _HEAD_KEYS}
-
-    def replace(self, overrides: Mapping[str, Any]) -> HeadSpec:
-        if bad := sorted(set(overrides) - set(_POOL_KEYS)):
-            raise ConfigError(f"model.params.pool: unknown keys {bad}; allowed: "
-                              f"{', '.join(_POOL_KEYS)}")
-        return dataclasses.replace(self, **dict(overrides))
-
-
-def parse_head(cfg: RunConfig) -> tuple[HeadSpec, list[str], list[dict[str, Any]]]:
-    """The head, the settings and the selection pool of a config."""
-    if cfg.task.modality != "speech":
-        raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
-    if cfg.model.name != "whisper_attn":
-        raise ConfigError(f"suite {cfg.suite}: model.name must be whisper_attn")
-    params = dict(cfg.model.params)
-    settings = params.pop("settings", ["inductive", "spknorm"])
-    settings = [settings] if isinstance(settings, str) else list(settings)
-    if bad := [s for s in settings if s not in SETTINGS] or not settings:
-        raise ConfigError(f"model.params.settings: unknown {bad or 'empty'}; choose from "
-                          f"{', '.join(SETTINGS)}")
-    pool = list(params.pop("pool", None) or [])
-    if bad := sorted(set(params) - set(_HEAD_KEYS)):
-        raise ConfigError(f"model.params: unknown keys {bad}; allowed: settings, pool, "
-                          f"{', '.join(_HEAD_KEYS)}")
-    head = HeadSpec(**params)
-    for p in pool:
-        head.replace(p)                  # validates the keys
-    fl = [int(v) for v in cfg.features.params.get("layers", [1, 2, 3, 4, 5, 6])]
-    for h in [head, *(head.replace(p) for p in pool)]:
-        if any(v not in fl for v in h.layers):
-            raise ConfigError(f"model.params.layers {h.layers}: not all among the extracted "
-                              f"features.params.layers {fl}")
-    return head, settings, pool
-
-
-class _Clips:
-    """Dataset of clips: frames (float16, optionally standardised per speaker), label."""
-
-    def __init__(self, store: FrameStore, ids: Sequence[str], labels: np.ndarray,
-                 spk_stats: Mapping[str, np.ndarray] | None) -> None:
-        self.store, self.ids, self.labels, self.spk_stats = store, list(ids), labels, spk_stats
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        rid = self.ids[i]
-        if self.spk_stats is None:
-            return self.store.frames(rid), int(self.labels[i])
-        return self.store.normalised(self.spk_stats).frames(rid), int(self.labels[i])
-
-
-def _collate(items: Sequence[tuple[np.ndarray, int]]) -> tuple[Any, Any, Any]:
-    import torch
-
-    t = max(len(x) for x, _ in items)
-    x = np.zeros((len(items), t, *items[0][0].shape[1:]), np.float16)
-    mask = np.zeros((len(items), t), bool)
-    for i, (a, _) in enumerate(items):
-        x[i, :len(a)] = a
-        mask[i, :len(a)] = True
-    return (torch.from_numpy(x), torch.from_numpy(mask),
-            torch.tensor([y for _, y in items], dtype=torch.long))
-
-
-def _module(net: Any, *, class_weights: np.ndarray | None, lr: float, weight_decay: float,
-            max_epochs: int) -> Any:
-    import lightning.pytorch as pl
-    import torch
-    import torch.nn.functional as F
-
-    class _Head(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-            w = torch.zeros(0) if class_weights is None else torch.tensor(class_weights)
-            self.register_buffer("class_w", w.float(), persistent=False)
-            self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-        def _ce(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(logits, y, weight=self.class_w if self.class_w.numel()
-                                   else None)
-
-        def training_step(self, batch: Any, _: int) -> torch.Tensor:
-            x, mask, y = batch
-            loss = self._ce(self.net(x, mask), y)
-            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-            return loss
-
-        def validation_step(self, batch: Any, _: int) -> None:
-            x, mask, y = batch
-            logits = self.net(x, mask)
-            self._val.append((logits.argmax(1), y))
-            self.log("val_loss", self._ce(logits, y), on_step=False, on_epoch=True,
-                     batch_size=len(y))
-
-        def on_validation_epoch_end(self) -> None:
-            log_val_ua(self)
-
-        def configure_optimizers(self) -> Any:
-            return adamw_cosine(self.net.parameters(), lr=lr, weight_decay=weight_decay,
-                                max_epochs=max_epochs)
-
-    return _Head()
-
-
-def head_proba(net: Any, ds: _Clips, *, batch: int = 32) -> np.ndarray:
-    """Softmax outputs over whole clips (batched by similar length)."""
-    import torch
-
-    order = sorted(range(len(ds)), key=lambda i: ds.store.index[ds.ids[i]][1])
-    out = np.zeros((len(ds), net.fc.out_features))
-    net.eval()
-    with torch.inference_mode():
-        for k in range(0, len(order), batch):
-            idx = order[k:k + batch]
-            x, mask, _ = _collate([ds[i] for i in idx])
-            out[idx] = torch.softmax(net(x, mask), 1).double().numpy()
-    return out
-
-
-def fit_head(store: FrameStore, head: HeadSpec, train: Sequence[Record], val: Sequence[Record],
-             *, classes: Sequence[str], setting: str, seed: int, train_cfg: TrainConfig,
-             spk_stats: Mapping[str, np.ndarray] | None = None, quick: bool = False
-             ) -> tuple[Any, np.ndarray, dict[str, Any]]:
-    """Train one head on ``train``, early-stopped on the validation UA of ``val`` (actors of
-    the training fold); returns the net (best epoch's weights), its validation probabilities
-    and facts for the result."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from ..models import (
-        build_model,
-        whisper_attn,  # noqa: F401  (registers the model)
-    )
-    from ..train import fit, seed_everything
-
-    if train_cfg.num_threads:
-        torch.set_num_threads(train_cfg.num_threads)
-    seed_everything(seed, train_cfg.deterministic)
-    index = {c: i for i, c in enumerate(classes)}
-    yt = np.array([index[r.label] for r in train])
-    yv = np.array([index[r.label] for r in val])
-    net = build_model("whisper_attn", n_classes=len(classes), stored_layers=store.layers,
-                      **head.head_params())
-    norm = spk_stats if setting == "spknorm" else None
-    if norm is None:
-        st = store.stats([r.id for r in train])
-        net.set_scaler(st[0], st[1])
-    train_ds = _Clips(store, [r.id for r in train], yt, norm)
-    val_ds = _Clips(store, [r.id for r in val], yv, norm)
-    epochs = 1 if quick else train_cfg.max_epochs
-    cw = _class_weights(yt, len(classes)) if train_cfg.class_weighted else None
-    module = _module(net, class_weights=cw, lr=head.lr or train_cfg.lr,
-                     weight_decay=train_cfg.weight_decay if head.weight_decay is None
-                     else head.weight_decay, max_epochs=epochs)
-    gen = torch.Generator().manual_seed(seed)
-    tl = DataLoader(train_ds, batch_size=train_cfg.batch_size, shuffle=True, generator=gen,
-                    drop_last=len(train_ds) > train_cfg.batch_size, collate_fn=_collate,
-                    num_workers=0)
-    vl = DataLoader(val_ds, batch_size=64, shuffle=False, collate_fn=_collate, num_workers=0)
-    with tempfile.TemporaryDirectory(prefix="emofuse-attn-") as tmp:
-        res = fit(module, tl, vl, max_epochs=epochs, patience=train_cfg.patience, out_dir=tmp,
-                  seed=seed, monitor="val_ua", mode="max", resume=False, progress=False,
-                  deterministic=train_cfg.deterministic, num_threads=train_cfg.num_threads,
-                  gradient_clip_val=5.0, **train_cfg.hardware())
-    hist = [h for h in res.history if "val_ua" in h]
-    best = max(hist, key=lambda h: h["val_ua"]) if hist else {}
-    net.eval()
-    val_p = head_proba(net, val_ds)
-    info = {"best_epoch": int(best.get("epoch", epochs - 1)) + 1, "epochs_run": res.epochs_run,
-            "val_ua": None if res.best_score is None else round(float(res.best_score), 4),
-            "fit_s": round(res.seconds, 1), "layer_weights": net.layer_weights()}
-    return net, val_p, info
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,41 +80,16 @@ def _prepare(cfg: RunConfig, *, quick: bool
     classes = class_list(records, cfg.data.labels)
     splits = make_splits(cfg, records)
     if quick:
-        records = _quick_records(records, splits)
-    fp = dict(cfg.features.params)
-    if bad := sorted(set(fp) - {"layers", "padding", "stride"}):
-        raise ConfigError(f"features.params: unknown keys {bad}; allowed: layers, padding, "
-                          "stride")
+        records = quick_speakers(records, splits)
     if cfg.features.name != "whisper_frames":
         raise ConfigError(f"suite {cfg.suite}: features.name must be whisper_frames")
-    store = FrameStore(records, layers=fp.get("layers", [1, 2, 3, 4, 5, 6]),
-                       padding=fp.get("padding", "clip"), stride=fp.get("stride", 2))
+    f = FramesParams.of(cfg.features, where="features.params")
+    store = FrameStore(records, layers=f.layers, padding=f.padding, stride=f.stride)
     kept = set(store.index)
-    splits = [s for s in (_restrict(s, kept) for s in splits) if s.test and s.train]
+    splits = [s for s in (restrict_split(s, kept) for s in splits) if s.test and s.train]
     if quick:
         splits = splits[:1]
     return store, store.records, classes, splits
-
-
-def _restrict(split: protocols.Split, kept: set[str]) -> protocols.Split:
-    return dataclasses.replace(split, train=[i for i in split.train if i in kept],
-                               val=[i for i in split.val if i in kept],
-                               test=[i for i in split.test if i in kept])
-
-
-def _quick_records(records: Sequence[Record], splits: Sequence[protocols.Split]) -> list[Record]:
-    """One utterance per speaker and class, from two of the first fold's test speakers and
-    three training speakers (as the speech recipe's quick runs)."""
-    by_id = {r.id: r for r in records}
-    test_spk = set(sorted({by_id[i].speaker for i in splits[0].test}, key=str)[:2])
-    train_spk = {by_id[i].speaker for i in splits[0].train}
-    chosen = test_spk | set(sorted(train_spk - test_spk, key=str)[:3])
-    keep, seen = [], set()
-    for r in records:
-        if r.speaker in chosen and (r.speaker, r.label) not in seen:
-            seen.add((r.speaker, r.label))
-            keep.append(r)
-    return keep
 
 
 def _inference_ms(store: FrameStore, net: Any, padding: str) -> float:
@@ -452,7 +137,7 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
                                         setting=setting, seed=seed, train_cfg=train_cfg,
                                         spk_stats=spk, quick=quick)
                 y = np.array([classes.index(r.label) for r in test])
-                p = head_proba(net, _Clips(store, [r.id for r in test], y,
+                p = head_proba(net, Clips(store, [r.id for r in test], y,
                                            spk if setting == "spknorm" else None))
                 info = {**info, "val_actors": sorted({store.speaker[r.id] for r in val}),
                         "test_actors": sorted({store.speaker[r.id] for r in test})}
@@ -463,12 +148,12 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             parts[SETTINGS[setting]] = run_folds(splits, recs, classes, fit_predict,
                                                  seeds=train_cfg.seeds,
                                                  val_fraction=train_cfg.val_fraction)
-            metrics_extra[f"wall_{setting}_s"] = _scalar(time.perf_counter() - t0)
-            metrics_extra[f"cpu_{setting}_s"] = _scalar(time.process_time() - c0)
+            metrics_extra[f"wall_{setting}_s"] = scalar_metric(time.perf_counter() - t0)
+            metrics_extra[f"cpu_{setting}_s"] = scalar_metric(time.process_time() - c0)
             runs[setting] = infos
         if last and not quick:
-            metrics_extra["infer_3s_ms"] = _scalar(
-                _inference_ms(store, last[0], cfg.features.params.get("padding", "clip")))
+            padding = FramesParams.of(cfg.features, where="features.params").padding
+            metrics_extra["infer_3s_ms"] = scalar_metric(_inference_ms(store, last[0], padding))
     suite_name = cfg.suite + ("-quick" if quick else "")
     result = make_result(cfg, protocol=cfg.protocol.kind, classes=classes, parts=parts,
                          started=timer.started, duration_s=timer.seconds, primary="",
@@ -521,15 +206,12 @@ def _summary(result: dict[str, Any], runs: Mapping[str, Sequence[dict[str, Any]]
     return "Summary: " + "; ".join(parts) + "." if parts else ""
 
 
-def _scalar(v: float) -> dict[str, Any]:
-    return {"mean": float(v), "std": 0.0, "per_fold": [float(v)]}
-
-
 def _notes(head: HeadSpec, cfg: RunConfig, settings: Sequence[str]) -> str:
     t = cfg.train
+    f = FramesParams.of(cfg.features, where="features.params")
     return (
         f"Model: a small head trained over frozen Whisper-base encoder frames (blocks "
-        f"{cfg.features.params.get('layers')}, averaged over {cfg.features.params.get('stride', 2)}"
+        f"{f.layers}, averaged over {f.stride}"
         f" frames): softmax weights over layers {head.layers}, per-frame projection to "
         f"{head.hidden} dims (GELU), attentive pooling (scores from a {head.hidden}-"
         f"{head.attn_hidden}-1 tanh MLP){' + mean and std' if head.meanstd else ''}, dropout "
@@ -553,7 +235,8 @@ def _notes(head: HeadSpec, cfg: RunConfig, settings: Sequence[str]) -> str:
 
 @suite("ser-ravdess-whisper-attn", modality="speech-attn",
        description="RAVDESS, small trained head (layer weights + attentive pooling) over "
-                   "frozen Whisper-base encoder frames (EmoBox folds)")
+                   "frozen Whisper-base encoder frames (EmoBox folds)",
+       params={"model": AttnParams, "features": FramesParams})
 def ser_ravdess_whisper_attn(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     return run_benchmark(cfg, quick=quick)
 
@@ -569,7 +252,7 @@ def select(cfg: RunConfig, *, folds: Sequence[int] | None = None, settings: Sequ
     the test actors are never loaded into a fit nor scored). Returns the mean validation UA
     per candidate and setting."""
     head, cfg_settings, pool = parse_head(cfg)
-    candidates = [{}] + list(pool)
+    candidates = [{}] + [c.model_dump(exclude_unset=True) for c in pool]
     store, recs, classes, splits = _prepare(cfg, quick=False)
     if folds:
         splits = [s for s in splits if s.fold in set(folds)]
