@@ -60,6 +60,7 @@ from ._common import Timer
 __all__ = [
     "SETTINGS",
     "Candidate",
+    "FitFn",
     "Table",
     "apply_temperature",
     "candidates",
@@ -494,6 +495,11 @@ def fit_predict(table: Table, train: np.ndarray, test: np.ndarray, classes: Sequ
     return outs
 
 
+#: :func:`fit_predict`'s signature: (table, train rows, test rows, classes, candidates sharing
+#: one ``rep_key()``, setting, *, seed, enrol_prior) -> one probability array per candidate
+FitFn = Callable[..., list[np.ndarray]]
+
+
 # --------------------------------------------------------------------------------------------
 # Calibration
 
@@ -574,11 +580,14 @@ def _by_rep(cands: Sequence[Candidate]) -> list[list[int]]:
 
 def select(table: Table, train_corpora: Sequence[str], classes: Sequence[str],
            cands: Sequence[Candidate], setting: str, *, seed: int = 0, enrol_prior: float = 5.0,
-           log: Callable[[str], None] | None = None) -> dict[str, Any]:
+           log: Callable[[str], None] | None = None, fit: FitFn | None = None
+           ) -> dict[str, Any]:
     """Nested LOCO inside ``train_corpora``: each one held out in turn, every candidate
     trained on the others (over ``classes``) and scored (UA over the labels both sides
     share). Returns the scores, the chosen candidate (best mean UA; ties: first) and its
-    out-of-corpus probabilities (for the temperature)."""
+    out-of-corpus probabilities (for the temperature). ``fit``: another function with the
+    signature of :func:`fit_predict` (other candidate types); default :func:`fit_predict`."""
+    fit = fit or fit_predict
     scores = np.full((len(cands), len(train_corpora)), np.nan)
     held: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {i: [] for i in range(len(cands))}
     inner_classes = {}
@@ -592,8 +601,8 @@ def select(table: Table, train_corpora: Sequence[str], classes: Sequence[str],
         te = table.where([s], shared)
         y = np.array([shared.index(v) for v in table.labels[te]])
         for group in _by_rep(cands):
-            probas = fit_predict(table, tr, te, shared, [cands[i] for i in group], setting,
-                                 seed=seed, enrol_prior=enrol_prior)
+            probas = fit(table, tr, te, shared, [cands[i] for i in group], setting,
+                         seed=seed, enrol_prior=enrol_prior)
             for i, p in zip(group, probas):
                 scores[i, j] = _ua(y, p.argmax(1), len(shared))
                 held[i].append((p, y))
@@ -609,9 +618,12 @@ def select(table: Table, train_corpora: Sequence[str], classes: Sequence[str],
 def run_cell(table: Table, train_corpora: Sequence[str], test_corpus: str,
              cands: Sequence[Candidate], setting: str, *, seed: int = 0,
              enrol_prior: float = 5.0, bins: int = 15,
-             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             log: Callable[[str], None] | None = None, fit: FitFn | None = None
+             ) -> dict[str, Any]:
     """One LOCO cell: classes shared by the training corpora and ``test_corpus``, selection
-    by nested LOCO, temperature from the held-out training corpora, the test figures."""
+    by nested LOCO, temperature from the held-out training corpora, the test figures
+    (``fit``: as in :func:`select`)."""
+    fit = fit or fit_predict
     tr_recs = [r for r in table.records if r.corpus in train_corpora] if table.records else None
     te_recs = [r for r in table.records if r.corpus == test_corpus] if table.records else None
     if tr_recs is not None and te_recs:
@@ -626,13 +638,12 @@ def run_cell(table: Table, train_corpora: Sequence[str], test_corpus: str,
         raise ConfigError(f"xcorpus: {test_corpus} shares fewer than 2 classes with "
                           f"{'+'.join(train_corpora)}")
     sel = select(table, train_corpora, classes, cands, setting, seed=seed,
-                 enrol_prior=enrol_prior, log=log)
+                 enrol_prior=enrol_prior, log=log, fit=fit)
     cand = cands[sel["best"]]
     temperature = fit_temperature([p for p, _ in sel["held"]], [y for _, y in sel["held"]])
     tr = table.where(train_corpora, classes)
     te = table.where([test_corpus], classes)
-    (proba,) = fit_predict(table, tr, te, classes, [cand], setting, seed=seed,
-                           enrol_prior=enrol_prior)
+    (proba,) = fit(table, tr, te, classes, [cand], setting, seed=seed, enrol_prior=enrol_prior)
     y = np.array([classes.index(v) for v in table.labels[te]])
     m = classification_metrics(y, proba.argmax(1), classes=classes, proba=proba)
     cal = apply_temperature(proba, temperature)
@@ -671,15 +682,16 @@ def _counts(table: Table, corpora: Sequence[str], kept: Sequence[str]) -> dict[s
 
 
 def pair_cell(table: Table, train_corpus: str, test_corpus: str, cand: Candidate, setting: str,
-              *, seed: int = 0, enrol_prior: float = 5.0) -> dict[str, Any]:
+              *, seed: int = 0, enrol_prior: float = 5.0, fit: FitFn | None = None
+              ) -> dict[str, Any]:
     """Train on one corpus and test on another with a given candidate (heatmap cells)."""
+    fit = fit or fit_predict
     classes = _ordered(table.classes_of([train_corpus]) & table.classes_of([test_corpus]))
     if len(classes) < 2:
         return {"ua": float("nan"), "classes": classes}
     tr = table.where([train_corpus], classes)
     te = table.where([test_corpus], classes)
-    (proba,) = fit_predict(table, tr, te, classes, [cand], setting, seed=seed,
-                           enrol_prior=enrol_prior)
+    (proba,) = fit(table, tr, te, classes, [cand], setting, seed=seed, enrol_prior=enrol_prior)
     y = np.array([classes.index(v) for v in table.labels[te]])
     return {"ua": _ua(y, proba.argmax(1), len(classes)), "classes": classes,
             "chance": 1.0 / len(classes)}
@@ -688,10 +700,11 @@ def pair_cell(table: Table, train_corpus: str, test_corpus: str, cand: Candidate
 def run_loco(table: Table, corpora: Sequence[str], grids: Mapping[str, Sequence[Candidate]], *,
              extra_test: Sequence[str] = (), pairs: bool = True, seed: int = 0,
              enrol_prior: float = 5.0, bins: int = 15,
-             log: Callable[[str], None] | None = print) -> dict[str, Any]:
+             log: Callable[[str], None] | None = print, fit: FitFn | None = None
+             ) -> dict[str, Any]:
     """Every LOCO cell of every setting in ``grids`` (setting -> candidates), the extra test
     corpora (trained on all ``corpora``) and, with ``pairs``, single-corpus -> corpus cells
-    with the candidate chosen for that test corpus."""
+    with the candidate chosen for that test corpus (``fit``: as in :func:`select`)."""
     out: dict[str, Any] = {"cells": {}, "pairs": {}, "wall_s": {}}
     for setting, cands in grids.items():
         t0 = time.perf_counter()
@@ -699,20 +712,19 @@ def run_loco(table: Table, corpora: Sequence[str], grids: Mapping[str, Sequence[
         for test in list(corpora) + list(extra_test):
             train = [c for c in corpora if c != test]
             cells.append(run_cell(table, train, test, cands, setting, seed=seed,
-                                  enrol_prior=enrol_prior, bins=bins, log=log))
+                                  enrol_prior=enrol_prior, bins=bins, log=log, fit=fit))
         out["cells"][setting] = cells
         if pairs:
             grid: dict[str, dict[str, float]] = {}
             for cell in cells:
                 if cell["test"] not in corpora:
                     continue
-                cand = Candidate(**{**cell["chosen"], "layers": None if cell["chosen"]["layers"]
-                                    is None else tuple(cell["chosen"]["layers"])})
+                cand = cands[cell["selection"]["chosen_index"]]
                 for a in corpora:
                     if a != cell["test"]:
                         grid.setdefault(a, {})[cell["test"]] = pair_cell(
                             table, a, cell["test"], cand, setting, seed=seed,
-                            enrol_prior=enrol_prior)["ua"]
+                            enrol_prior=enrol_prior, fit=fit)["ua"]
             out["pairs"][setting] = grid
         out["wall_s"][setting] = time.perf_counter() - t0
     return out
