@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-import emofuse.features.text as ft
+import emofuse.features.minilm as ft
 from emofuse.errors import ConfigError
 
 pytest.importorskip("onnxruntime")

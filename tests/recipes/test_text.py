@@ -73,10 +73,12 @@ def test_single_label_suite_on_a_generated_corpus(tmp_path, monkeypatch):
 
 def test_config_problems_are_clear(tmp_path):
     root = _dair(tmp_path / "dair")
-    with pytest.raises(ConfigError, match="unknown model"):
+    with pytest.raises(ConfigError, match=r"systems\.x\.model: expected one of .*'bert_large'"):
         run_suite(_cfg(root, {"x": {"model": "bert_large"}}))
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match="features.params.lowercase: unknown key"):
         run_suite(_cfg(root, {"t": {"model": "tfidf_lr"}}, features={"lowercase": True}))
+    with pytest.raises(ConfigError, match=r"systems\.t\.params\.C: expected a number > 0"):
+        run_suite(_cfg(root, {"t": {"model": "tfidf_lr", "params": {"C": [1, 0]}}}))
     with pytest.raises(ConfigError, match="ensemble"):
         run_suite(_cfg(root, {"t": {"model": "tfidf_lr"},
                               "e": {"model": "ensemble", "params": {"members": ["t", "z"]}}}))
@@ -186,6 +188,42 @@ def test_train_export_and_evaluate_round_trip(tmp_path):
         train(_cfg(root, {"t": {"model": "tfidf_lr"}}, name="t"), out_dir=tmp_path / "x")
 
 
+def test_committed_configs_match_the_typed_schemas(tmp_path):
+    """Every committed text config validates against its suite's schemas; a wrong parameter
+    is reported with its YAML line; the schema's defaults are the recipe's."""
+    import yaml
+
+    from emofuse.paths import repo_root
+    from emofuse.recipes import config_path, explain_suite_config
+    from emofuse.recipes.text_params import MLPParams, TextFeatureParams, TextSuiteParams
+
+    paths = [config_path(n) for n in ("ter-dair", "ter-meld", "ter-goemotions")]
+    for path in [*paths, repo_root() / "configs/models/text.yaml"]:
+        assert explain_suite_config(path) == [], path
+        typed = TextSuiteParams.of(load_config(path).model)
+        assert typed.systems and typed.export in typed.systems
+    data = yaml.safe_load(paths[0].read_text())
+    data["model"]["params"]["systems"]["frozen"]["params"]["dropout"] = 1.5
+    data["features"]["params"]["emoji"] = "word"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data, sort_keys=False))
+    problems = explain_suite_config(bad)
+    assert len(problems) == 2, problems
+    assert any(p.startswith("features.params.emoji (line ") and "did you mean 'words'" in p
+               for p in problems)
+    assert any(p.startswith("model.params.systems.frozen.params.dropout (line ")
+               for p in problems)
+    assert TextFeatureParams().model_dump() == {
+        "urls": True, "mentions": True, "markup": True, "emoji": "words",
+        "filter_unemotional": False, "context_turns": 0, "context_speakers": True,
+        "vader_threshold": 0.3}
+    grid = MLPParams.of({"hidden": [16, 32], "dropout": 0.1, "lr": 2})
+    assert [p.given() for p in grid.points()] == [{"hidden": 16, "dropout": 0.1, "lr": 2},
+                                                  {"hidden": 32, "dropout": 0.1, "lr": 2}]
+    assert grid.model_kwargs(lr=1.0, weight_decay=0.5) == {
+        "hidden": [16, 32], "dropout": 0.1, "lr": 2, "weight_decay": 0.5}
+
+
 @pytest.mark.parametrize("name", ["ter-dair", "ter-meld", "ter-goemotions"])
 def test_committed_suites_quick(name, shared_data, tmp_path, monkeypatch):
     from emofuse.recipes import config_path
@@ -195,5 +233,6 @@ def test_committed_suites_quick(name, shared_data, tmp_path, monkeypatch):
     res = get_suite(name).run(cfg, quick=True)
     validate_result(res)
     assert res["suite"] == name and res["metrics"]["train_s"]["mean"] >= 0
-    systems = cfg.model.params["systems"]
-    assert set(res["dev_scores"]) == set(systems)
+    from emofuse.recipes.text_params import TextSuiteParams
+
+    assert set(res["dev_scores"]) == set(TextSuiteParams.of(cfg.model).systems)

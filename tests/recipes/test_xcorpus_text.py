@@ -15,6 +15,7 @@ from emofuse.errors import ConfigError
 from emofuse.evaluate.results import validate_result
 from emofuse.recipes import get_suite
 from emofuse.recipes import xcorpus_text as xt
+from emofuse.recipes.xcorpus_text_joint import train_joint
 
 WORDS = {"happy": ["so happy", "wonderful", "delighted", "great fun"],
          "sad": ["so sad", "lonely", "miserable", "in tears"],
@@ -201,7 +202,7 @@ def test_joint_model_folder_predicts_calibrated_without_torch(corpora, tmp_path)
 
     cfg = _cfg(corpora, grid={"head": "mlp", "class_balance": 1, "hidden": 16,
                               "dropout": 0.1})
-    out = xt.train_joint(cfg, out_dir=tmp_path / "v2", log=None)
+    out = train_joint(cfg, out_dir=tmp_path / "v2", log=None)
     card = json.loads((out / "card.json").read_text())
     assert card["labels"] == ["neutral", "happy", "sad", "angry"]
     assert card["model"]["name"] == "minilm_mlp" and card["model"]["params"]["hidden"] == 16
@@ -234,18 +235,27 @@ def test_config_problems(corpora):
         xt.run_suite(_cfg(corpora, foo=1), log=None)
     with pytest.raises(ConfigError, match="at least 3"):
         xt.run_suite(_cfg(corpora, corpora=["dair", "meld"]), log=None)
-    with pytest.raises(ConfigError, match="goemotions_multilabel"):
+    with pytest.raises(ConfigError, match="goemotions_multilabel: expected one of same_group"):
         xt.run_suite(_cfg(corpora, goemotions_multilabel="any"), log=None)
+    with pytest.raises(ConfigError, match=r"grid\[0\]\.class_balance: expected a number in 0..1"):
+        xt.run_suite(_cfg(corpora, grid={"head": "lr", "class_balance": [0, 2]}), log=None)
+    with pytest.raises(ConfigError, match=r"mlp\.epochs: expected an integer >= 1"):
+        xt.run_suite(_cfg(corpora, mlp={"epochs": 0}), log=None)
 
 
 def test_committed_configs_are_valid():
     from emofuse.paths import repo_root
-    from emofuse.recipes import config_path
+    from emofuse.recipes import config_path, explain_suite_config
 
     for path in (config_path("xcorpus-text"), repo_root() / "configs/models/text-v2.yaml"):
-        cfg = load_config(path)
-        p = xt._params(cfg, quick=False)
-        assert p["corpora"] == ["dair", "meld", "goemotions"] and len(p["cands"]) >= 2
+        assert explain_suite_config(path) == [], path
+        p, cands = xt.setup(load_config(path))
+        assert p.corpora == ["dair", "meld", "goemotions"] and len(cands) == 32
+        assert p.mlp.model_dump() == {"epochs": 40, "patience": 5, "batch_size": 256,
+                                      "lr": 0.002}
+        # grid order: the keys as written (ties go to the first candidate)
+        assert [c.short() for c in cands[:2]] == ["lr cb0 corpus-none C0.0001",
+                                                  "lr cb0 corpus-none C0.0003"]
 
 
 def test_committed_suite_quick(shared_data, tmp_path, monkeypatch):

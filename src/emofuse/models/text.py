@@ -31,7 +31,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import ConfigError
-from ..features.text import NRC_EMOTIONS, lexicon_cached, minilm_path
+from ..features.minilm import minilm_path
+from ..features.text import NRC_EMOTIONS, lexicon_cached
 from . import register_model
 
 __all__ = ["LexiconRule", "LexiconLR", "TfidfLR", "EmbeddingMLP", "MiniLMClassifier",
@@ -292,7 +293,7 @@ class MiniLMClassifier(_Classifier):
         mask = batch["attention_mask"]
         extra = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
         with torch.autocast(mask.device.type, dtype=torch.bfloat16,
-                            enabled=bool(self.hparams.get("bf16"))):
+                            enabled=bool(self.hparams.bf16)):
             h = self.encoder(input_ids=batch["input_ids"], attention_mask=mask,
                              **extra).last_hidden_state
         h = h.float()
@@ -329,7 +330,7 @@ def load_transformer(path: str | None = None, *, pretrained: bool = True) -> nn.
     ``pretrained=False`` builds the same architecture with random weights (for loading a
     fine-tuned state dict without reading the original weights twice).
     """
-    from ..features.text import _offline
+    from ..features.minilm import _offline
 
     _offline()
     from transformers import AutoConfig, AutoModel
@@ -344,7 +345,7 @@ _TOKENIZERS: dict[str, Any] = {}
 
 
 def _tokenizer(path: str | None) -> Any:
-    from ..features.text import _offline
+    from ..features.minilm import _offline
 
     _offline()
     from transformers import AutoTokenizer
