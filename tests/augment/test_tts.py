@@ -152,7 +152,7 @@ def test_suite_pieces_subsets_normalisation_and_arms():
     from emofuse.config import load_config
     from emofuse.corpora import Record
     from emofuse.recipes import config_path
-    from emofuse.recipes.aug_tts import _params, _speaker_normalised, speaker_stratified
+    from emofuse.recipes.aug_tts import AugTtsParams, _speaker_normalised, speaker_stratified
 
     recs = [Record(id=f"{s}-{c}-{i}", corpus="x", label_native=c, label=c, speaker=s)
             for s in ("a", "b", "c", "d") for c in ("neutral", "angry")
@@ -169,12 +169,16 @@ def test_suite_pieces_subsets_normalisation_and_arms():
         z = np.stack([out[k] for k in out if k[0] == s])
         assert np.allclose(z.mean(0), 0, atol=1e-5) and np.allclose(z.std(0), 1, atol=1e-3)
     cfg = load_config(config_path("aug-speech-tts"))
-    p = _params(cfg)
-    assert p["arms"]["real"]["engines"] == [] and p["arms"]["tts"]["per_class"] == 40
-    assert p["arms"]["tts_spknorm"]["baseline"] == "real_spknorm"
+    p = AugTtsParams.of(cfg.model)
+    assert p.arms["real"].engines == [] and p.arms["tts"].per_class == 40
+    assert p.arms["tts_spknorm"].baseline == "real_spknorm"
+    assert p.arms["real_spknorm"].per_class == 0 and p.arms["tts_10"].per_class == 10
     cfg.model.params["arms"] = {"real": {}, "x": {"setting": "spknorm", "baseline": "nope"}}
     with pytest.raises(ConfigError, match="baseline"):
-        _params(cfg)
+        AugTtsParams.of(cfg.model)
     cfg.model.params["arms"] = {"real": {}, "x": {"engines": ["festival"]}}
     with pytest.raises(ConfigError, match="engines"):
-        _params(cfg)
+        AugTtsParams.of(cfg.model)
+    cfg.model.params["arms"] = {"real": {"per_class": 3}}
+    with pytest.raises(ConfigError, match="real data only"):
+        AugTtsParams.of(cfg.model)

@@ -14,7 +14,7 @@ def test_subsets_contain_the_core_and_params():
     from emofuse.config import load_config
     from emofuse.corpora import Record
     from emofuse.recipes import config_path
-    from emofuse.recipes.aug_diffusion import _params, with_core
+    from emofuse.recipes.aug_diffusion import AugDiffusionParams, with_core
     from emofuse.recipes.aug_tts import speaker_stratified
 
     classes = ["neutral", "angry"]
@@ -27,21 +27,22 @@ def test_subsets_contain_the_core_and_params():
         assert {r.id for r in core} <= {r.id for r in sub} and len(sub) == 40
     assert with_core(recs, core, classes, 1.0, 0.1, seed=0) == recs
     cfg = load_config(config_path("aug-speech-diffusion"))
-    p = _params(cfg)
-    assert p["arms"]["ddpm"]["engines"] == ["ddpm"] and p["arms"]["real"]["engines"] == []
-    assert p["arms"]["ddpm_neutral"]["classes"] == ["neutral"]
-    assert p["arms"]["all"]["engines"] == ["ddpm", "piper", "espeak"]
-    assert p["tts_pool"] == {"per_class": 60, "seed": 0, "generator": {}}   # = aug-speech-tts
+    p = AugDiffusionParams.of(cfg.model)
+    assert p.arms["ddpm"].engines == ["ddpm"] and p.arms["real"].engines == []
+    assert p.arms["ddpm_neutral"].classes == ["neutral"]
+    assert p.arms["all"].engines == ["ddpm", "piper", "espeak"]
+    assert p.tts_pool.model_dump() == {"per_class": 60, "seed": 0, "generator": {}}  # = tts
+    assert p.quick.generator == {"steps": 3, "griffin_lim_iter": 2, "ddim_steps": 3, "crops": 1}
     cfg.model.params["arms"] = {"real": {}, "x": {"engine": ["piper"]}}
     with pytest.raises(ConfigError, match="unknown key"):
-        _params(cfg)
+        AugDiffusionParams.of(cfg.model)
     cfg.model.params["arms"] = {"real": {}, "x": {"engines": ["gan"]}}
     with pytest.raises(ConfigError, match="engines"):
-        _params(cfg)
+        AugDiffusionParams.of(cfg.model)
     cfg.model.params["arms"] = {"real": {}}
     cfg.model.params["core"] = 0.5
     with pytest.raises(ConfigError, match="core"):
-        _params(cfg)
+        AugDiffusionParams.of(cfg.model)
 
 
 def test_quick_suite_on_ravdess(shared_data, tmp_path):

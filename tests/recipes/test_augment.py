@@ -4,6 +4,7 @@ embedding; statistics helpers; config problems; the committed config parses."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,7 +118,7 @@ def test_config_problems(tmp_path, fakes):
         aug.aug_text(_cfg(root, tmp_path, arms={"real": [], "x": {"baseline": "y"}}))
     with pytest.raises(ConfigError, match="unknown key"):
         aug.aug_text(_cfg(root, tmp_path, arms={"real": [], "x": {"weights": 1}}))
-    with pytest.raises(ConfigError, match="filter must be"):
+    with pytest.raises(ConfigError, match=r"filter: expected one of real, balanced"):
         aug.aug_text(_cfg(root, tmp_path, arms={"real": [], "x": {"filter": "strict"}}))
     with pytest.raises(ConfigError, match="fractions"):
         aug.aug_text(_cfg(root, tmp_path, fractions=[0.0]))
@@ -150,9 +151,16 @@ def test_paired_tests_and_bootstrap():
 def test_committed_config_is_valid():
     cfg = load_config(config_path("aug-text"))
     assert cfg.suite == "aug-text" and cfg.data.corpus == "dair"
-    p = aug._params(cfg)
-    assert p["fractions"] == [0.1, 0.25, 1.0] and len(cfg.train.seeds) >= 5
-    assert {"real", "llm"} <= set(p["arms"])
+    p = aug.AugTextParams.of(cfg.model)
+    assert p.fractions == [0.1, 0.25, 1.0] and len(cfg.train.seeds) >= 5
+    assert {"real", "llm"} <= set(p.arms)
+    assert p.arms["llm_bf"].filter == "balanced" and p.arms["llm"].filter == "real"
+    # the large variant of the suite (run with --config) fits the same schema
+    from emofuse.recipes import explain_suite_config
+
+    assert explain_suite_config(config_path("aug-text")) == []
+    large = load_config(Path(config_path("aug-text")).with_name("aug-text-large.yaml"))
+    assert set(aug.AugTextParams.of(large.model).arms) >= {"real", "llm_bf"}
 
 
 @pytest.mark.shared_data

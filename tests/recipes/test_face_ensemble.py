@@ -53,7 +53,9 @@ def test_unknown_ensemble_settings_are_config_errors(tmp_path):
     with pytest.raises(ConfigError):
         ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"fer_tta": []}))
     rcfg, settings = ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"finetune": {"epochs": 2}}))
-    assert "ensemble" not in rcfg.model.params and settings["finetune"]["epochs"] == 2
+    assert "ensemble" not in rcfg.model.params and settings.finetune.epochs == 2
+    assert settings.finetune.training == {"warmup_epochs": 0.3, "optimizer": "adamw"}
+    assert settings.fer_tta[0]["flip"] is True and settings.combine == ["prob", "log"]
 
 
 @needs_fer

@@ -30,65 +30,111 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from ..config import RunConfig
+from ..config import Params, RunConfig
 from ..corpora import Record
-from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from . import suite
-from ._common import Timer, model_params, require_modality
-from .aug_tts import (_draw, _fold_mean, _full_proba, _pool_features, _quality, _result,
-                      speaker_stratified)
+from ._aug_params import Fraction, Lda, generator_kwargs
+from ._aug_speech_report import _full_proba, _quality, _result
+from ._common import Timer, require_modality
+from .aug_tts import (
+    SpeechPrimary,
+    SpeechQuick,
+    TtsPool,
+    _draw,
+    _fold_mean,
+    _pool_features,
+    speaker_stratified,
+)
 
-__all__ = ["aug_speech_diffusion", "with_core", "DEFAULTS"]
+__all__ = ["aug_speech_diffusion", "with_core", "AugDiffusionParams"]
 
-DEFAULTS: dict[str, Any] = {
-    "lda": {"shrinkage": 0.5, "balanced": True},
-    "fractions": [0.1, 0.25, 1.0],
-    "core": 0.1,
-    "folds": None,
-    "generator": {},
-    "pool": {"per_class": 20, "seed": 0},
-    # the emotional-TTS pools of aug-speech-tts (same settings, so its cached pools are reused)
-    "tts_pool": {"per_class": 60, "seed": 0, "generator": {}},
-    "arms": {"real": {}, "ddpm": {"per_class": 10}},
-    "primary": {"arm": "ddpm", "fraction": 0.1},
-    "bootstrap": 1000,
-    "pca": 64,
-    "quick": {"pool_per_class": 2, "per_class": 2, "fractions": [0.5, 1.0], "seeds": 2,
-              "generator": {"steps": 3, "griffin_lim_iter": 2, "ddim_steps": 3,
-                            "crops": 1}},
-    "pool_dir": None,
-}
 POOL = "ddpm"
 ENGINES = (POOL, "piper", "espeak")
 
 
-def _params(cfg: RunConfig) -> dict[str, Any]:
-    p = model_params(cfg, DEFAULTS, nested=('pool', 'tts_pool', 'quick'))
-    if p["arms"].get("real", 0) not in ({}, None):
-        raise ConfigError("model.params.arms needs 'real: {}' (real data only)")
-    arms = {}
-    for arm, spec in p["arms"].items():
-        spec = dict(spec or {})
-        if extra := sorted(set(spec) - {"per_class", "classes", "engines"}):
-            raise ConfigError(f"model.params.arms.{arm}: unknown key(s) {extra}; an arm is "
-                              "{per_class: N, classes: [...], engines: [...]}")
-        real = arm == "real"
-        engines = [str(e) for e in spec.get("engines", [POOL])]
-        if not real and (not engines or set(engines) - set(ENGINES)):
-            raise ConfigError(f"model.params.arms.{arm}.engines: {engines}; choose from "
-                              f"{', '.join(ENGINES)}")
-        arms[arm] = {"engines": [] if real else engines, "per_class": 0 if real else
-                     int(spec.get("per_class", 10)), "classes": spec.get("classes"),
-                     "setting": "inductive", "baseline": "real"}
-    p["arms"] = arms
-    if not 0 < float(p["core"]) <= min(p["fractions"]) <= max(p["fractions"]) <= 1:
-        raise ConfigError("model.params: need 0 < core <= every fraction <= 1")
-    return p
+def _ddpm_kwargs(v: dict[str, Any], where: str) -> dict[str, Any]:
+    return generator_kwargs("ddpm_logmel", v, where=where)
+
+
+class DiffArm(Params):
+    """An arm: clips of the fold's DDPM pool (and/or the TTS pools) added per class."""
+
+    per_class: int = Field(default=10, ge=0)   #: clips per class
+    classes: list[str] | None = None           #: only these classes get clips
+    engines: list[str] = Field(default_factory=lambda: [POOL])   #: ddpm, piper, espeak
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+class DiffPool(Params):
+    """The pool of each fold's DDPM."""
+
+    per_class: int = Field(default=20, gt=0)   #: clips per class
+    seed: int = Field(default=0, ge=0)         #: core draw, fit and sampling
+
+
+class DiffQuick(SpeechQuick):
+    """``--quick``: tiny pools, doses, fractions, seeds and generator."""
+
+    generator: dict[str, Any] = Field(default_factory=lambda: {
+        "steps": 3, "griffin_lim_iter": 2, "ddim_steps": 3, "crops": 1})
+
+    @field_validator("generator")
+    @classmethod
+    def _generator_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _ddpm_kwargs(v, "quick.generator")
+
+
+class AugDiffusionParams(Params):
+    """``model.params`` of ``aug-speech-diffusion``."""
+
+    lda: Lda = Field(default_factory=Lda)
+    fractions: list[Fraction] = Field(default_factory=lambda: [0.1, 0.25, 1.0], min_length=1)
+    core: Fraction = 0.1                     #: the generator's share of each training fold
+    folds: list[int] | None = None           #: None: every fold of the protocol
+    generator: dict[str, Any] = Field(default_factory=dict)   #: ``ddpm_logmel`` parameters
+    pool: DiffPool = Field(default_factory=DiffPool)
+    #: the emotional-TTS pools of aug-speech-tts (same settings, so its cached pools are reused)
+    tts_pool: TtsPool = Field(default_factory=TtsPool)
+    arms: dict[str, DiffArm] = Field(default_factory=lambda: {
+        "real": DiffArm(), "ddpm": DiffArm(per_class=10)})
+    primary: SpeechPrimary = Field(default_factory=lambda: SpeechPrimary(arm=POOL))
+    bootstrap: int = Field(default=1000, ge=1)
+    pca: int = Field(default=64, gt=0)       #: quality gates' principal components
+    quick: DiffQuick = Field(default_factory=DiffQuick)
+    pool_dir: str | None = None              #: pools' folder (None: the cache)
+
+    @field_validator("generator")
+    @classmethod
+    def _generator_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _ddpm_kwargs(v, "generator")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if "real" not in self.arms or self.arms["real"].model_fields_set:
+            raise ValueError("arms needs 'real: {}' (real data only)")
+        self.arms["real"].engines, self.arms["real"].per_class = [], 0
+        for arm, spec in self.arms.items():
+            if arm != "real" and (not spec.engines or set(spec.engines) - set(ENGINES)):
+                raise ValueError(f"arms.{arm}.engines: {spec.engines}; choose from "
+                                 f"{', '.join(ENGINES)}")
+        if not self.core <= min(self.fractions):
+            raise ValueError("need 0 < core <= every fraction <= 1")
+        return self
+
+    def arm_dicts(self) -> dict[str, dict[str, Any]]:
+        """The arms as the speech result reads them (every one inductive, vs real)."""
+        return {a: {"engines": s.engines, "per_class": s.per_class, "classes": s.classes,
+                    "setting": "inductive", "baseline": "real"} for a, s in self.arms.items()}
 
 
 def with_core(train: Sequence[Record], core: Sequence[Record], classes: Sequence[str],
@@ -104,7 +150,7 @@ def with_core(train: Sequence[Record], core: Sequence[Record], classes: Sequence
     return list(core) + more
 
 
-def _fold_pool(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], core: list[Record],
+def _fold_pool(cfg: RunConfig, p: AugDiffusionParams, classes: Sequence[str], core: list[Record],
                split: Any, *, quick: bool, log: Callable[[str], None]) -> tuple[Any, Path]:
     """Fit the generator on ``core`` and generate the fold's pool (from the cache when
     there)."""
@@ -113,13 +159,13 @@ def _fold_pool(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], cor
     from ..augment.speech import make_ddpm_set
     from ..paths import cache_dir
 
-    n = int(p["quick"]["pool_per_class"]) if quick else int(p["pool"]["per_class"])
-    seed = int(p["pool"]["seed"])
-    gparams = {**p["generator"], **(p["quick"]["generator"] if quick else {})}
+    n = p.quick.pool_per_class if quick else p.pool.per_class
+    seed = p.pool.seed
+    gparams = {**p.generator, **(p.quick.generator if quick else {})}
     key = json.dumps({"params": gparams, "n": n, "seed": seed, "classes": list(classes),
                       "core": ids_digest(r.id for r in core), "version": 2}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    root = Path(p["pool_dir"]) if p["pool_dir"] else cache_dir() / "augment"
+    root = Path(p.pool_dir) if p.pool_dir else cache_dir() / "augment"
     folder = (root / f"{cfg.data.corpus}-ddpm{'-quick' if quick else ''}"
               / f"fold{split.fold}-{digest}")
     if (folder / "manifest.json").is_file():
@@ -132,7 +178,7 @@ def _fold_pool(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], cor
         f"{gen.info['fit_s']} s ({gen.info['parameters']} parameters)")
     sset = make_ddpm_set(gen, {c: n for c in classes}, folder, seed=seed,
                          corpus=cfg.data.corpus,
-                         part=f"fold {split.fold} training part, core {p['core']:g} "
+                         part=f"fold {split.fold} training part, core {p.core:g} "
                               f"(speaker-stratified, seed {seed})", log=log)
     gen.save(folder / "generator", data={"corpus": cfg.data.corpus, "fold": split.fold,
                                          "part": sset.fitted_on["part"]})
@@ -140,6 +186,7 @@ def _fold_pool(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], cor
 
 
 @suite("aug-speech-diffusion", modality="speech",
+       params={"model": AugDiffusionParams},
        description="RAVDESS speech: real data only vs real + class-conditional log-mel DDPM "
                    "(DDIM, Griffin-Lim) fitted per fold on a training core, at 10/25/100 % of "
                    "each training fold, shrinkage LDA on the fused vector, EmoBox folds")
@@ -150,10 +197,10 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
     from .speech import _fold_records, _usable_folds
 
     require_modality(cfg, "speech")
-    p = _params(cfg)
-    seeds, fracs = list(cfg.train.seeds), list(p["fractions"])
+    p = AugDiffusionParams.of(cfg.model)
+    seeds, fracs = list(cfg.train.seeds), list(p.fractions)
     if quick:
-        seeds, fracs = seeds[: int(p["quick"]["seeds"])], list(p["quick"]["fractions"])
+        seeds, fracs = seeds[: p.quick.seeds], list(p.quick.fractions)
     feature, fparams = cfg.features.name, dict(cfg.features.params)
     with Timer() as timer:
         records, classes, splits = _fold_records(cfg, quick=quick)
@@ -161,10 +208,10 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
         t0 = time.perf_counter()
         vec = data.vectors(feature, fparams)
         real_feat_s = time.perf_counter() - t0
-        splits = _usable_folds(splits, set(vec), folds=p["folds"], quick=quick)
+        splits = _usable_folds(splits, set(vec), folds=p.folds, quick=quick)
         by_id = {r.id: r for r in data.records if r.id in vec}
         log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
-            f" seeds {seeds}, fractions {fracs}, core {p['core']:g}")
+            f" seeds {seeds}, fractions {fracs}, core {p.core:g}")
         tts_pools = _tts_pools(cfg, p, classes, feature, fparams, data.cache, quick=quick,
                                log=log)
         memo: dict[str, Any] = {}
@@ -174,8 +221,7 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
         first: dict[str, Any] = {}
         for split in splits:
             train = [by_id[i] for i in split.train]
-            core = speaker_stratified(train, classes, float(p["core"]),
-                                      int(p["pool"]["seed"]) * 1000 + split.fold)
+            core = speaker_stratified(train, classes, p.core, p.pool.seed * 1000 + split.fold)
             sset, folder = _fold_pool(cfg, p, classes, core, split, quick=quick, log=log)
             to_records(sset, folder=folder, test_ids=split.test)    # refuses a leaking set
             t1, c1 = time.perf_counter(), time.process_time()
@@ -195,47 +241,51 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
             y_te = np.array([classes.index(by_id[i].label) for i in split.test])
             for frac in fracs:
                 for seed in seeds:
-                    sub = with_core(train, core, classes, frac, float(p["core"]),
+                    sub = with_core(train, core, classes, frac, p.core,
                                     seed * 1000 + split.fold)
                     _arms(p, classes, sub, vec, pools, seed, frac, split.fold, X_te, y_te,
                           runs, memo, fit_s, quick=quick)
                 log(f"  fold {split.fold} fraction {frac:g}: " + "; ".join(
                     f"{a} UA {100 * _fold_mean(runs[(a, frac)], split.fold):.2f}"
-                    for a in p["arms"]))
+                    for a in p.arms))
             if not first:
                 first = {"split": split, "pools": pools, "core": core}
-        quality = _diffusion_quality(first, by_id, vec, classes, runs, memo, n_pca=int(p["pca"]))
-    result = _result(cfg, p, classes, runs, {}, quality, seeds, fracs, splits, timer,
-                     fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
+        quality = _diffusion_quality(first, by_id, vec, classes, runs, memo, n_pca=p.pca)
+    result = _result(cfg, classes, runs, {}, quality, seeds, fracs, splits, timer,
+                     arms=p.arm_dicts(), primary=(p.primary.arm, p.primary.fraction),
+                     bootstrap=p.bootstrap,
+                     settings={"lda": p.lda.model_dump(), "pool": p.pool.model_dump()},
+                     pca=p.pca, fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
     result["generation"] = generation
     result["settings"]["generator"] = {**first["pools"][POOL]["set"].settings}
-    result["settings"]["core"] = p["core"]
+    result["settings"]["core"] = p.core
     result["protocol"] = result["protocol"].replace(
         "synthetic clips from text only (no corpus data), the same pool for every fold",
         f"synthetic clips from a DDPM fitted per fold on a fixed speaker-stratified "
-        f"{100 * p['core']:g} % core of the training fold that every subset contains")
+        f"{100 * p.core:g} % core of the training fold that every subset contains")
     result["notes"] = render_notes(result)
     return result
 
 
-def _tts_pools(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], feature: str,
+def _tts_pools(cfg: RunConfig, p: AugDiffusionParams, classes: Sequence[str], feature: str,
                fparams: Mapping[str, Any], cache: Any, *, quick: bool,
                log: Callable[[str], None]) -> dict[str, Any]:
     """The emotional-TTS pools the arms name (text only: one pool serves every fold), with the
     settings of ``aug-speech-tts`` so that its cached pools are reused."""
     from .aug_tts import _pool
 
-    wanted = sorted({e for a in p["arms"].values() for e in a["engines"]} - {POOL})
-    spec = {"pool": p["tts_pool"], "quick": p["quick"], "pool_dir": p["pool_dir"]}
+    wanted = sorted({e for a in p.arms.values() for e in a.engines} - {POOL})
     out = {}
     for engine in wanted:
-        sset, folder = _pool(cfg, spec, classes, engine, quick=quick, log=log)
+        sset, folder = _pool(cfg, classes, engine, pool=p.tts_pool,
+                             quick_per_class=p.quick.pool_per_class, pool_dir=p.pool_dir,
+                             quick=quick, log=log)
         X, y, ids = _pool_features(sset, folder, feature, fparams, classes, cache)
         out[engine] = {"set": sset, "X": X, "y": y, "ids": ids}
     return out
 
 
-def _arms(p: Mapping[str, Any], classes: Sequence[str], sub: Sequence[Record],
+def _arms(p: AugDiffusionParams, classes: Sequence[str], sub: Sequence[Record],
           vec: Mapping[str, np.ndarray], pools: Mapping[str, Any], seed: int, frac: float,
           fold: int, X_te: np.ndarray, y_te: np.ndarray,
           runs: dict[tuple[str, float], list[dict[str, Any]]], memo: dict[str, Any],
@@ -247,11 +297,12 @@ def _arms(p: Mapping[str, Any], classes: Sequence[str], sub: Sequence[Record],
     Xs = np.stack([vec[r.id] for r in sub])
     ys = np.array([classes.index(r.label) for r in sub])
     base = f"{fold}|" + hashlib.sha256("|".join(r.id for r in sub).encode()).hexdigest()
-    for arm, spec in p["arms"].items():
+    for arm, spec in p.arms.items():
         X, y, key, added = Xs, ys, base, {c: 0 for c in classes}
-        if spec["engines"]:
-            Xa, ya, added, chosen = _draw(pools, spec, classes, seed, arm, quick=quick,
-                                          quick_n=int(p["quick"]["per_class"]))
+        if spec.engines:
+            Xa, ya, added, chosen = _draw(
+                pools, classes, seed, arm, engines=spec.engines,
+                per_class=p.quick.per_class if quick else spec.per_class, only=spec.classes)
             if len(ya):
                 X, y = np.concatenate([Xs, Xa]), np.concatenate([ys, ya])
             key = base + "|" + ",".join(chosen)
@@ -259,7 +310,7 @@ def _arms(p: Mapping[str, Any], classes: Sequence[str], sub: Sequence[Record],
             t1 = time.perf_counter()
             with warnings.catch_warnings():   # one-clip classes in tiny subsets
                 warnings.simplefilter("ignore")
-                memo[key] = build_model("lda", **dict(p["lda"])).fit(X, y)
+                memo[key] = build_model("lda", **p.lda.model_dump()).fit(X, y)
             fit_s.append(time.perf_counter() - t1)
         if arm == "real" and frac >= 1:
             memo[f"real_full|{fold}"] = memo[key]

@@ -33,64 +33,109 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from ..config import RunConfig
-from ..errors import ConfigError
+from ..config import Params, RunConfig
 from ..evaluate.metrics import classification_metrics
 from . import suite
-from ._common import Timer, model_params
+from ._aug_params import (
+    Balance,
+    Classifier,
+    Fraction,
+    check_baselines,
+    dump_arms,
+    generator_kwargs,
+)
+from ._common import Timer
 
-__all__ = ["aug_face", "hog", "DEFAULTS"]
-
-DEFAULTS: dict[str, Any] = {
-    "hog": {"cell": 6, "bins": 9},
-    "pca": 160,
-    "classifier": {"C": 1.0, "max_iter": 300},
-    "fractions": [0.1, 0.25, 1.0],
-    "core_fraction": 0.1,
-    "generator": {"name": "cgan_face", "params": {}},
-    "pool_per_class": 1000,
-    "arms": {"real": {}, "cgan": {"source": "cgan", "per_class": "plan"}},
-    "balance": {"strategy": "fraction", "fraction": 0.3},
-    "cap": 1000,
-    "bootstrap": 1000,
-    "primary": {"arm": "cgan", "fraction": 0.1},
-    "quick": {"iterations": 4, "pool_per_class": 6, "cap": 6, "seeds": 2,
-              "fractions": [0.5, 1.0]},
-    "pool_dir": None,
-}
-_ARM_KEYS = {"source", "per_class", "classes", "class_weight", "baseline"}
+__all__ = ["aug_face", "hog", "AugFaceParams", "DEFAULTS"]
 
 
-def _params(cfg: RunConfig) -> dict[str, Any]:
-    p = model_params(cfg, DEFAULTS)
-    if "real" not in p["arms"]:
-        raise ConfigError("model.params.arms needs the 'real' arm (real data only)")
-    arms = {}
-    for arm, spec in p["arms"].items():
-        spec = dict(spec or {})
-        bad = sorted(set(spec) - _ARM_KEYS)
-        if bad:
-            raise ConfigError(f"model.params.arms.{arm}: unknown key(s) {bad}; known: "
-                              f"{sorted(_ARM_KEYS)}")
-        spec.setdefault("source", None)
-        spec.setdefault("per_class", "plan")
-        spec.setdefault("classes", None)
-        spec.setdefault("class_weight", None)
-        spec.setdefault("baseline", "real")
-        if spec["source"] not in (None, "cgan", "flip"):
-            raise ConfigError(f"model.params.arms.{arm}.source must be cgan, flip or null")
-        arms[arm] = spec
-    for arm, spec in arms.items():
-        if spec["baseline"] not in arms:
-            raise ConfigError(f"model.params.arms.{arm}.baseline: {spec['baseline']!r} is no arm")
-    if arms["real"]["source"] or arms["real"]["class_weight"]:
-        raise ConfigError("model.params.arms.real must be real data only, unweighted")
-    p["arms"] = arms
-    return p
+class FaceArm(Params):
+    """An arm of the ablation."""
+
+    source: Literal["cgan", "flip"] | None = None     #: where added faces come from (None: none)
+    per_class: Literal["plan"] | int = "plan"          #: added per class, or the planner's need
+    classes: list[str] | None = None                   #: only these classes get added faces
+    class_weight: Literal["balanced"] | None = None    #: balanced class weights
+    baseline: str = "real"                             #: the arm it is compared with
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+class Hog(Params):
+    """Histograms of oriented gradients (:func:`hog`)."""
+
+    cell: int = Field(default=6, gt=0)   #: cell side in pixels
+    bins: int = Field(default=9, gt=0)   #: orientation bins
+
+
+class FaceGenerator(Params):
+    """The face generator fitted on the core."""
+
+    name: str = "cgan_face"                                  #: registered generator
+    params: dict[str, Any] = Field(default_factory=dict)     #: its keyword parameters
+
+    @model_validator(mode="after")
+    def _known_params(self) -> Self:
+        generator_kwargs(self.name, self.params, where="params")
+        return self
+
+
+class FacePrimary(Params):
+    """The arm and fraction of the unsuffixed metrics."""
+
+    arm: str | None = "cgan"
+    fraction: float | None = 0.1
+
+
+class FaceQuick(Params):
+    """``--quick``: a tiny generator fit, pool and run."""
+
+    iterations: int = Field(default=4, gt=0)
+    pool_per_class: int = Field(default=6, gt=0)
+    cap: int = Field(default=6, ge=0)
+    seeds: int = Field(default=2, gt=0)
+    fractions: list[Fraction] = Field(default_factory=lambda: [0.5, 1.0], min_length=1)
+
+
+class AugFaceParams(Params):
+    """``model.params`` of ``aug-face``."""
+
+    hog: Hog = Field(default_factory=Hog)
+    pca: int = Field(default=160, gt=0)                   #: PCA components (fitted on the core)
+    classifier: Classifier = Field(default_factory=lambda: Classifier(max_iter=300))
+    fractions: list[Fraction] = Field(default_factory=lambda: [0.1, 0.25, 1.0], min_length=1)
+    core_fraction: Fraction = 0.1                         #: the generator's training core
+    generator: FaceGenerator = Field(default_factory=FaceGenerator)
+    pool_per_class: int = Field(default=1000, gt=0)       #: faces sampled per class, once
+    arms: dict[str, FaceArm] = Field(default_factory=lambda: {
+        "real": FaceArm(), "cgan": FaceArm(source="cgan", per_class="plan")})
+    balance: Balance = Field(default_factory=lambda: Balance(strategy="fraction", fraction=0.3))
+    cap: int = Field(default=1000, ge=0)                  #: most faces added to one class
+    bootstrap: int = Field(default=1000, ge=1)
+    primary: FacePrimary = Field(default_factory=FacePrimary)
+    quick: FaceQuick = Field(default_factory=FaceQuick)
+    pool_dir: str | None = None                           #: the pool's folder (None: cache)
+
+    @model_validator(mode="after")
+    def _arms_consistent(self) -> Self:
+        if "real" not in self.arms:
+            raise ValueError("arms needs the 'real' arm (real data only)")
+        check_baselines(self.arms)
+        if self.arms["real"].source or self.arms["real"].class_weight:
+            raise ValueError("arms.real must be real data only, unweighted")
+        return self
+
+
+#: the defaults as a plain mapping (``emofuse augment face`` builds its encoder from it)
+DEFAULTS: dict[str, Any] = AugFaceParams().model_dump()
 
 
 def hog(x: np.ndarray, *, cell: int = 6, bins: int = 9) -> np.ndarray:
@@ -121,12 +166,13 @@ def hog(x: np.ndarray, *, cell: int = 6, bins: int = 9) -> np.ndarray:
 class _Encoder:
     """HOG -> PCA (fitted on the core) -> standardised; our own embedding of faces."""
 
-    def __init__(self, p: Mapping[str, Any], core_x: np.ndarray) -> None:
+    def __init__(self, p: AugFaceParams | Mapping[str, Any], core_x: np.ndarray) -> None:
         from sklearn.decomposition import PCA
 
-        h = hog(core_x, **p["hog"])
-        self.hog_opts = dict(p["hog"])
-        self.pca = PCA(min(int(p["pca"]), len(h) - 1, h.shape[1]), random_state=0).fit(h)
+        p = AugFaceParams.of(p)
+        self.hog_opts = p.hog.model_dump()
+        h = hog(core_x, **self.hog_opts)
+        self.pca = PCA(min(p.pca, len(h) - 1, h.shape[1]), random_state=0).fit(h)
         z = self.pca.transform(h)
         self.mu, self.sd = z.mean(0), z.std(0) + 1e-6
 
@@ -135,39 +181,41 @@ class _Encoder:
                 ).astype(np.float32)
 
 
-def _fit(X: np.ndarray, y: np.ndarray, K: int, p: Mapping[str, Any], cw: str | None) -> Any:
+def _fit(X: np.ndarray, y: np.ndarray, K: int, p: AugFaceParams | Mapping[str, Any],
+         cw: str | None) -> Any:
     from .augment import _fit_lr
 
-    return _fit_lr(X, y, K, float(p["classifier"]["C"]), int(p["classifier"]["max_iter"]), cw)
+    c = AugFaceParams.of(p).classifier
+    return _fit_lr(X, y, K, c.C, c.max_iter, cw)
 
 
-def _pool(cfg: RunConfig, p: Mapping[str, Any], x: np.ndarray, y: np.ndarray, ids: list[str],
+def _pool(cfg: RunConfig, p: AugFaceParams, x: np.ndarray, y: np.ndarray, ids: list[str],
           classes: list[str], corpus: str, *, quick: bool, log: Callable[[str], None]) -> Any:
     from ..augment import build_generator, load_set
     from ..augment.face import make_face_set
     from ..paths import cache_dir
 
-    params = dict(p["generator"].get("params") or {})
-    per_class = int(p["pool_per_class"])
+    name, params = p.generator.name, dict(p.generator.params)
+    per_class = p.pool_per_class
     if quick:
-        params["iterations"] = int(p["quick"]["iterations"])
-        per_class = int(p["quick"]["pool_per_class"])
-    key = json.dumps({"gen": p["generator"]["name"], "params": params, "per_class": per_class,
+        params["iterations"] = p.quick.iterations
+        per_class = p.quick.pool_per_class
+    key = json.dumps({"gen": name, "params": params, "per_class": per_class,
                       "ids": sorted(ids), "seed": cfg.protocol.seed}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    root = Path(p["pool_dir"]) if p["pool_dir"] else cache_dir() / "augment" / (
+    root = Path(p.pool_dir) if p.pool_dir else cache_dir() / "augment" / (
         corpus + ("-quick" if quick else ""))
     folder = root / f"cgan-{digest}"
     if (folder / "manifest.json").is_file():
         log(f"pool: reused {folder}")
         sset = load_set(folder)
     else:
-        gen = build_generator(p["generator"]["name"], **params)
-        log(f"fitting {p['generator']['name']} on the core ({len(x)} faces)")
+        gen = build_generator(name, **params)
+        log(f"fitting {name} on the core ({len(x)} faces)")
         gen.fit_arrays(x, y, classes, ids=ids, seed=cfg.protocol.seed, log=log)
         sset = make_face_set(gen, {c: per_class for c in classes}, folder,
                              seed=cfg.protocol.seed, corpus=corpus, part="Training/core",
-                             core_fraction=p["core_fraction"])
+                             core_fraction=p.core_fraction)
         log(f"pool: {len(sset.items)} faces, fit {gen.fit_seconds} s -> {folder}")
     from ..media.image import load_image
 
@@ -176,7 +224,7 @@ def _pool(cfg: RunConfig, p: Mapping[str, Any], x: np.ndarray, y: np.ndarray, id
     return sset, folder, imgs, labels
 
 
-@suite("aug-face", modality="face",
+@suite("aug-face", modality="face", params={"model": AugFaceParams},
        description="face augmentation ablation on FER2013: real vs real + projection-cGAN faces "
                    "(+ flip-duplicate control, class weighting) at 10/25/100 % of Training")
 def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] = print
@@ -186,13 +234,11 @@ def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
     from .augment import _core, _pct, stratified_subset
     from .face import _features, _fer_parts, _fer_records
 
-    p = _params(cfg)
+    p = AugFaceParams.of(cfg.model)
     seeds = list(cfg.train.seeds)
-    fracs = list(p["fractions"])
-    cap = int(p["cap"])
+    fracs, cap = list(p.fractions), p.cap
     if quick:
-        seeds, fracs, cap = seeds[:int(p["quick"]["seeds"])], list(p["quick"]["fractions"]), \
-            int(p["quick"]["cap"])
+        seeds, fracs, cap = seeds[:p.quick.seeds], list(p.quick.fractions), p.quick.cap
     if cfg.train.num_threads:
         import torch
 
@@ -205,7 +251,7 @@ def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
         (tx, ty, _), _, (ex, ey, _) = arrays
         train_ids = [r.id for r in train_recs]  # arrays keep every training image (no skips)
         core = _core(ty, 1, cfg.protocol.seed) if quick else stratified_subset(
-            ty, float(p["core_fraction"]), core=np.zeros(0, int), seed=cfg.protocol.seed)
+            ty, p.core_fraction, core=np.zeros(0, int), seed=cfg.protocol.seed)
         sset, folder, pool_x, pool_y = _pool(cfg, p, tx[core], ty[core],
                                              [train_ids[i] for i in core], classes,
                                              cfg.data.corpus, quick=quick, log=log)
@@ -223,18 +269,18 @@ def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                 sub = stratified_subset(ty, frac, core=core, seed=1000 * seed + 17)
                 ys = ty[sub]
                 counts = {c: int(np.sum(ys == i)) for i, c in enumerate(classes)}
-                plan = plan_balance(counts, **p["balance"])
+                plan = plan_balance(counts, **p.balance.kwargs())
                 rng = np.random.default_rng(seed)
-                for arm, spec in p["arms"].items():
+                for arm, spec in p.arms.items():
                     Xa, ya = [Etr[sub]], [ys]
                     added = {c: 0 for c in classes}
-                    if spec["source"]:
+                    if spec.source:
                         for i, c in enumerate(classes):
-                            if spec["classes"] and c not in spec["classes"]:
+                            if spec.classes and c not in spec.classes:
                                 continue
-                            n = plan.needed.get(c, 0) if spec["per_class"] == "plan" else int(
-                                spec["per_class"])
-                            if spec["source"] == "cgan":
+                            n = plan.needed.get(c, 0) if spec.per_class == "plan" else int(
+                                spec.per_class)
+                            if spec.source == "cgan":
                                 cand = np.flatnonzero(pool_y == i)
                                 E = Epool
                             else:
@@ -247,12 +293,12 @@ def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                             Xa.append(E[pick])
                             ya.append(np.full(n, i))
                             added[c] = n
-                    key = hashlib.sha256(sub.tobytes() + str(spec["class_weight"]).encode()
+                    key = hashlib.sha256(sub.tobytes() + str(spec.class_weight).encode()
                                          + b"|".join(a.tobytes() for a in Xa[1:])).hexdigest()
                     if key not in memo:
                         t1 = time.perf_counter()
                         memo[key] = _fit(np.concatenate(Xa), np.concatenate(ya), K, p,
-                                         spec["class_weight"])
+                                         spec.class_weight)
                         fit_s.append(time.perf_counter() - t1)
                     model = memo[key]
                     pred = model.predict_proba(Ete).argmax(1)
@@ -264,7 +310,7 @@ def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                         real_full = model
                 log(f"  fraction {frac:g} seed {seed}: " + "; ".join(
                     f"{a} UA {100 * runs[(a, frac)][-1]['metrics']['ua']:.2f}"
-                    for a in p["arms"]))
+                    for a in p.arms))
             memo.clear()
         quality = {"cgan": {"candidates": int(len(pool_y)), "kept": int(len(pool_y)),
                             "gates_candidates": quality_report(
@@ -278,7 +324,7 @@ def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                    embed_s=embed_s, fit_s=fit_s, quick=quick, grid=str(grid), pct=_pct)
 
 
-def _result(cfg: RunConfig, p: Mapping[str, Any], classes: list[str], y_te: np.ndarray,
+def _result(cfg: RunConfig, p: AugFaceParams, classes: list[str], y_te: np.ndarray,
             runs: dict, sset: Any, folder: Path, quality: dict, seeds: list[int],
             fracs: list[float], timer: Timer, *, embed_s: float, fit_s: list[float],
             quick: bool, grid: str, pct: Callable[[float], str]) -> dict[str, Any]:
@@ -290,25 +336,24 @@ def _result(cfg: RunConfig, p: Mapping[str, Any], classes: list[str], y_te: np.n
     arms = {a: {"generators": [s["source"]] if s["source"] else [],
                 "class_weight": s["class_weight"], "baseline": s["baseline"],
                 "filter": "none", "per_class": s["per_class"], "classes": s["classes"]}
-            for a, s in p["arms"].items()}
-    prim = dict(p["primary"])
-    if prim.get("fraction") not in fracs:
-        prim["fraction"] = min(fracs)
-    q = {**p, "arms": arms, "primary": prim, "fractions": fracs, "core_per_class": None, "filter": None,
-         "dedupe_threshold": None, "bootstrap": 100 if quick else p["bootstrap"]}
+            for a, s in dump_arms(p.arms).items()}
+    prim_frac = p.primary.fraction if p.primary.fraction in fracs else min(fracs)
     pools = {"cgan": {"set": sset, "folder": str(folder), "requested": sset.settings.get(
         "requested")}}
     sset.extra.setdefault("cpu_s", sset.extra.get("fit_s"))
-    result = aug._result(cfg, q, task, runs, pools, quality, seeds, timer, embed_s=embed_s,
-                         fit_s=fit_s, quick=quick)
+    settings = {"hog": p.hog.model_dump(), "pca": p.pca, "classifier": p.classifier.model_dump(),
+                "core_fraction": p.core_fraction, "pool_per_class": p.pool_per_class,
+                "balance": p.balance.kwargs(), "cap": p.cap, "bootstrap": p.bootstrap,
+                "generator": p.generator.model_dump()}
+    result = aug._result(cfg, task, runs, pools, quality, seeds, timer, arms=arms, fracs=fracs,
+                         primary=(p.primary.arm, prim_frac), core_per_class=None,
+                         bootstrap=100 if quick else p.bootstrap, settings=settings,
+                         embed_s=embed_s, fit_s=fit_s, quick=quick)
     result["protocol"] = (
         f"FER2013 official usages: class-stratified subsets of Training "
         f"({', '.join(f'{100 * f:g} %' for f in fracs)}), each containing the "
-        f"{100 * p['core_fraction']:g} % core the cGAN was fitted on; PrivateTest scored once per "
+        f"{100 * p.core_fraction:g} % core the cGAN was fitted on; PrivateTest scored once per "
         f"run; PublicTest unused (fixed settings); per_fold = one entry per seed")
-    result["settings"] = {k: p[k] for k in ("hog", "pca", "classifier", "core_fraction",
-                                            "pool_per_class", "balance", "cap", "bootstrap",
-                                            "generator")}
     result["generator_fit_s"] = sset.extra.get("fit_s")
     result["grid_png"] = grid
     d = "disgust"

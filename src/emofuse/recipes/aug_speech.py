@@ -29,45 +29,73 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from ..config import RunConfig, dump_config
+from ..config import Params, RunConfig, dump_config
 from ..corpora import Record
-from ..errors import ConfigError
 from ..evaluate.metrics import summarise
 from . import suite
-from ._common import (FoldOutput, Timer, make_result, model_params, require_modality,
-                      run_folds)
+from ._aug_params import Fraction, generator_kwargs
+from ._common import FoldOutput, Timer, make_result, require_modality, run_folds
 
-__all__ = ["aug_speech_aaec", "DEFAULTS", "render_notes"]
+__all__ = ["aug_speech_aaec", "AugAaecParams", "render_notes"]
 
-DEFAULTS: dict[str, Any] = {
-    "variants": ["aaec", "aae_c", "aae_plus_c", "aaec_plain", "classifier"],
-    "fractions": [1.0, 0.1],
-    "folds": None,                     # None: every fold of the protocol
-    "steps": 32,
-    "trim_db": 35.0,
-    "aaec": {},                        # AAECGenerator parameters (epochs, sizes, k1/k2/k3...)
-    "quick": {"epochs": 2, "finetune_epochs": 1},
-    "synthetic": {"variant": "aaec", "per_class": 24},
-    "primary": {"variant": "aaec", "fraction": 1.0},
-}
+#: AAECGenerator parameters the suite sets itself (not in ``aaec`` / ``quick``)
+_SET_BY_SUITE = ("variant", "feature", "feature_params", "steps", "trim_db", "num_threads")
 
 
-def _params(cfg: RunConfig) -> dict[str, Any]:
-    from ..augment.aaec import VARIANTS
+def _aaec_kwargs(v: dict[str, Any], where: str) -> dict[str, Any]:
+    return generator_kwargs("aaec", v, where=where, exclude=_SET_BY_SUITE)
 
-    p = model_params(cfg, DEFAULTS)
-    if bad := [v for v in p["variants"] if v not in VARIANTS]:
-        raise ConfigError(f"model.params.variants: unknown {bad}; known: {', '.join(VARIANTS)}")
-    if not all(0 < f <= 1 for f in p["fractions"]):
-        raise ConfigError("model.params.fractions must be in (0, 1]")
-    if p["primary"]["variant"] not in p["variants"] or \
-            p["primary"]["fraction"] not in p["fractions"]:
-        raise ConfigError("model.params.primary: a variant and a fraction of the run")
-    return p
+
+class AaecSynthetic(Params):
+    """The synthetic set written once (first fold and seed at 100 %)."""
+
+    variant: str = "aaec"                     #: the variant whose generator makes it
+    per_class: int = Field(default=24, gt=0)  #: items per class
+
+
+class AaecPrimary(Params):
+    """The variant and fraction of the unsuffixed metrics."""
+
+    variant: str = "aaec"
+    fraction: float = 1.0
+
+
+class AugAaecParams(Params):
+    """``model.params`` of ``aug-speech-aaec``."""
+
+    variants: list[str] = Field(default_factory=lambda: [
+        "aaec", "aae_c", "aae_plus_c", "aaec_plain", "classifier"], min_length=1)
+    fractions: list[Fraction] = Field(default_factory=lambda: [1.0, 0.1], min_length=1)
+    folds: list[int] | None = None            #: None: every fold of the protocol
+    steps: int = Field(default=32, gt=0)      #: time steps the sequences are pooled to
+    trim_db: float | None = 35.0              #: silence trimmed below the loudest frame (dB)
+    #: AAECGenerator parameters (epochs, sizes, k1/k2/k3...)
+    aaec: dict[str, Any] = Field(default_factory=dict)
+    #: --quick overrides of ``aaec``
+    quick: dict[str, Any] = Field(default_factory=lambda: {"epochs": 2, "finetune_epochs": 1})
+    synthetic: AaecSynthetic = Field(default_factory=AaecSynthetic)
+    primary: AaecPrimary = Field(default_factory=AaecPrimary)
+
+    @field_validator("aaec", "quick")
+    @classmethod
+    def _generator_keys(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        return _aaec_kwargs(v, str(info.field_name))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        from ..augment.aaec import VARIANTS
+
+        if bad := [v for v in self.variants if v not in VARIANTS]:
+            raise ValueError(f"variants: unknown {bad}; known: {', '.join(VARIANTS)}")
+        if self.primary.variant not in self.variants or \
+                self.primary.fraction not in self.fractions:
+            raise ValueError("primary: a variant and a fraction of the run")
+        return self
 
 
 def _tag(variant: str, fraction: float) -> str:
@@ -87,7 +115,7 @@ def _subset(records: Sequence[Record], classes: Sequence[str], fraction: float, 
     return [records[i] for i in idx]
 
 
-@suite("aug-speech-aaec", modality="speech",
+@suite("aug-speech-aaec", modality="speech", params={"model": AugAaecParams},
        description="RAVDESS speech: adversarial-autoencoder classifier (AAEC) self-comparison "
                    "(AAEC, AAE_C, AAE+C, AAEC', classifier alone) at 100/10 % of the training "
                    "data, EmoBox folds")
@@ -99,28 +127,28 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
     from .speech import _fold_records, _usable_folds
 
     require_modality(cfg, "speech")
-    p = _params(cfg)
+    p = AugAaecParams.of(cfg.model)
     seeds = list(cfg.train.seeds)[:1] if quick else list(cfg.train.seeds)
     threads = int(cfg.train.num_threads or 1)
     torch.set_num_threads(threads)
-    gen_params = {**p["aaec"], **(p["quick"] if quick else {})}
+    gen_params = {**p.aaec, **(p.quick if quick else {})}
     with Timer() as timer:
         records, classes, splits = _fold_records(cfg, quick=quick)
         t0 = time.perf_counter()
         seqs, skipped = sequence_features(records, feature=cfg.features.name,
-                                          params=cfg.features.params, steps=int(p["steps"]),
-                                          trim_db=p["trim_db"])
+                                          params=cfg.features.params, steps=p.steps,
+                                          trim_db=p.trim_db)
         feature_s = time.perf_counter() - t0
         kept = set(seqs)
-        splits = _usable_folds(splits, kept, folds=p["folds"], quick=quick)
+        splits = _usable_folds(splits, kept, folds=p.folds, quick=quick)
         recs = [r for r in records if r.id in kept]
         log(f"{len(recs)} utterances, {len(classes)} classes, folds "
             f"{[s.fold for s in splits]}, seeds {seeds}; features {feature_s:.0f} s")
         parts: dict[str, list[FoldOutput]] = {}
         runs: dict[str, list[dict[str, Any]]] = {}
         keep_gen: dict[str, Any] = {}
-        for frac in p["fractions"]:
-            for variant in p["variants"]:
+        for frac in p.fractions:
+            for variant in p.variants:
                 tag = _tag(variant, frac)
 
                 def fit_predict(train: list[Record], val: list[Record], test: list[Record],
@@ -130,7 +158,7 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
                     va = _subset(val, classes, frac, seed)
                     gen = AAECGenerator(variant=variant, feature=cfg.features.name,
                                         feature_params=cfg.features.params,
-                                        steps=int(p["steps"]), trim_db=p["trim_db"],
+                                        steps=p.steps, trim_db=p.trim_db,
                                         num_threads=threads, **gen_params)
                     c0 = time.process_time()
                     gen.fit_arrays(np.stack([seqs[r.id] for r in tr]), [r.label for r in tr],
@@ -142,8 +170,7 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
                     info = {"variant": variant, "fraction": frac, "fit_s": gen.info["fit_s"],
                             "fit_cpu_s": round(cpu, 2), "n_fit": len(tr), "n_val_used": len(va),
                             **{k: v for k, v in gen.info.items() if k != "fit_s"}}
-                    syn = p["synthetic"]
-                    if variant == syn["variant"] and frac == 1.0 and "gen" not in keep_gen:
+                    if variant == p.synthetic.variant and frac == 1.0 and "gen" not in keep_gen:
                         keep_gen.update(gen=gen, seed=seed, test=[r.id for r in test],
                                         train=tr)
                     return proba, info
@@ -156,19 +183,19 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
                 parts[tag] = outs
                 runs[tag] = [{"fold": o.fold, "seed": o.seed, **o.info} for o in outs]
         generation = _synthetic_set(cfg, p, keep_gen, classes, seqs, quick=quick, log=log)
-    prim = _tag(p["primary"]["variant"], p["primary"]["fraction"])
+    prim = _tag(p.primary.variant, p.primary.fraction)
     result = make_result(cfg, protocol=_protocol(cfg, splits, p), classes=classes,
                          parts={"": parts[prim], **parts}, started=timer.started,
                          duration_s=timer.seconds, primary="",
-                         variants=list(p["variants"]), fractions=list(p["fractions"]),
+                         variants=list(p.variants), fractions=list(p.fractions),
                          folds=[s.fold for s in splits], runs=runs, generation=generation,
                          skipped=skipped, timing={"features_s": round(feature_s, 1)},
-                         settings={"steps": p["steps"], "trim_db": p["trim_db"],
+                         settings={"steps": p.steps, "trim_db": p.trim_db,
                                    "features": {"name": cfg.features.name,
                                                 "params": dict(cfg.features.params)},
                                    "aaec": AAECGenerator(**gen_params).settings()},
-                         primary_run={"variant": p["primary"]["variant"],
-                                      "fraction": p["primary"]["fraction"]},
+                         primary_run={"variant": p.primary.variant,
+                                      "fraction": p.primary.fraction},
                          config=dump_config(cfg))
     if quick:
         result["seeds"] = seeds
@@ -179,10 +206,10 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
     return result
 
 
-def _protocol(cfg: RunConfig, splits: Sequence[Any], p: Mapping[str, Any]) -> str:
+def _protocol(cfg: RunConfig, splits: Sequence[Any], p: AugAaecParams) -> str:
     return (f"{cfg.protocol.kind} folds {[s.fold for s in splits]} of {cfg.data.corpus} "
             f"(speaker-independent); validation = speaker-disjoint {cfg.train.val_fraction:g} "
-            f"of each training fold; training fractions {list(p['fractions'])} "
+            f"of each training fold; training fractions {list(p.fractions)} "
             "(class-stratified per seed, the same for every variant)")
 
 
@@ -198,7 +225,7 @@ def _add_combined(result: dict[str, Any], suffixes: Sequence[str]) -> None:
         M[f"combined{sfx}"] = out
 
 
-def _synthetic_set(cfg: RunConfig, p: Mapping[str, Any], keep: Mapping[str, Any],
+def _synthetic_set(cfg: RunConfig, p: AugAaecParams, keep: Mapping[str, Any],
                    classes: Sequence[str], seqs: Mapping[str, np.ndarray], *, quick: bool,
                    log: Callable[[str], None]) -> dict[str, Any]:
     """Generate ``synthetic.per_class`` items per class with the kept generator, write them as
@@ -212,7 +239,7 @@ def _synthetic_set(cfg: RunConfig, p: Mapping[str, Any], keep: Mapping[str, Any]
     gen = keep.get("gen")
     if gen is None:
         return {}
-    n = int(p["synthetic"].get("per_class", 24))
+    n = p.synthetic.per_class
     t0 = time.perf_counter()
     items = gen.generate({c: n for c in classes if c in gen.classes}, seed=int(keep["seed"]))
     secs = time.perf_counter() - t0

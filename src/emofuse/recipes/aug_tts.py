@@ -41,69 +41,100 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from ..config import RunConfig, dump_config
+from ..config import Params, RunConfig
 from ..corpora import Record
-from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
-from ..evaluate.results import build_result
 from . import suite
-from ._common import Timer, model_params, require_modality
+from ._aug_params import Fraction, Lda, check_baselines, dump_arms, generator_kwargs
+from ._aug_speech_report import _full_proba, _quality, _result, render_notes
+from ._common import Timer, require_modality
 
-__all__ = ["aug_speech_tts", "speaker_stratified", "DEFAULTS", "render_notes"]
-
-DEFAULTS: dict[str, Any] = {
-    "lda": {"shrinkage": 0.5, "balanced": True},
-    "fractions": [0.1, 0.25, 1.0],
-    "folds": None,                       # None: every fold of the protocol
-    "pool": {"per_class": 60, "seed": 0, "generator": {}},
-    "arms": {"real": {}, "tts": {"engines": ["piper", "espeak"], "per_class": 40}},
-    "primary": {"arm": "tts", "fraction": 0.1},
-    "bootstrap": 1000,
-    "pca": 64,
-    "quick": {"pool_per_class": 2, "per_class": 2, "fractions": [0.5, 1.0], "seeds": 2},
-    "pool_dir": None,
-}
-_METRICS = ("ua", "accuracy", "macro_f1")
+__all__ = ["aug_speech_tts", "speaker_stratified", "AugTtsParams", "SpeechArm", "TtsPool",
+           "render_notes"]
 
 
-def _params(cfg: RunConfig) -> dict[str, Any]:
-    from ..augment.tts import ENGINES
+class SpeechArm(Params):
+    """An arm: synthetic clips added to every run's real subset."""
 
-    p = model_params(cfg, DEFAULTS, nested=('pool',))
-    if "real" not in p["arms"] or p["arms"]["real"] not in ({}, None):
-        raise ConfigError("model.params.arms needs 'real: {}' (real data only)")
-    arms = {}
-    for arm, spec in p["arms"].items():
-        spec = dict(spec or {})
-        if extra := sorted(set(spec) - {"engines", "per_class", "classes", "setting",
-                                        "baseline"}):
-            raise ConfigError(f"model.params.arms.{arm}: unknown key(s) {extra}; an arm is "
-                              "{engines: [piper, espeak], per_class: N, classes: [...], "
-                              "setting: inductive|spknorm, baseline: ARM}")
-        spec.setdefault("setting", "inductive")
-        spec.setdefault("baseline", "real")
-        if spec["setting"] not in ("inductive", "spknorm"):
-            raise ConfigError(f"model.params.arms.{arm}.setting: 'inductive' or 'spknorm', not "
-                              f"{spec['setting']!r}")
-        spec.setdefault("engines", [] if arm == "real" else list(ENGINES))   # [] = real only
-        spec.setdefault("per_class", 40 if spec["engines"] else 0)
-        spec.setdefault("classes", None)       # None: every class gets synthetic clips
-        if bad := [e for e in spec["engines"] if e not in ENGINES]:
-            raise ConfigError(f"model.params.arms.{arm}.engines: unknown {bad}; known: "
-                              f"{', '.join(ENGINES)}")
-        arms[arm] = spec
-    for arm, spec in arms.items():
-        if spec["baseline"] not in arms:
-            raise ConfigError(f"model.params.arms.{arm}.baseline: {spec['baseline']!r} is not "
-                              "an arm")
-    p["arms"] = arms
-    if not all(0 < f <= 1 for f in p["fractions"]):
-        raise ConfigError("model.params.fractions must be in (0, 1]")
-    return p
+    engines: list[str] | None = None    #: pools drawn from (None: none for real, else all)
+    per_class: int | None = Field(default=None, ge=0)   #: clips per class (None: 40, real 0)
+    classes: list[str] | None = None    #: only these classes get clips (None: every class)
+    setting: Literal["inductive", "spknorm"] = "inductive"   #: per-speaker standardisation
+    baseline: str = "real"              #: the arm it is compared with
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+class TtsPool(Params):
+    """The emotional-TTS pool of each engine, generated once from text alone."""
+
+    per_class: int = Field(default=60, gt=0)   #: clips per class and engine
+    seed: int = Field(default=0, ge=0)
+    generator: dict[str, Any] = Field(default_factory=dict)   #: ``tts`` generator parameters
+
+    @field_validator("generator")
+    @classmethod
+    def _generator_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "engines" in v:
+            raise ValueError("generator.engines: set per arm (arms.*.engines)")
+        return generator_kwargs("tts", v, where="generator")
+
+
+class SpeechPrimary(Params):
+    """The arm and fraction of the unsuffixed metrics (None: the last arm, the smallest)."""
+
+    arm: str | None = "tts"
+    fraction: float | None = 0.1
+
+
+class SpeechQuick(Params):
+    """``--quick``: tiny pools, doses, fractions and seeds."""
+
+    pool_per_class: int = Field(default=2, gt=0)
+    per_class: int = Field(default=2, ge=0)
+    fractions: list[Fraction] = Field(default_factory=lambda: [0.5, 1.0], min_length=1)
+    seeds: int = Field(default=2, gt=0)
+
+
+class AugTtsParams(Params):
+    """``model.params`` of ``aug-speech-tts``."""
+
+    lda: Lda = Field(default_factory=Lda)
+    fractions: list[Fraction] = Field(default_factory=lambda: [0.1, 0.25, 1.0], min_length=1)
+    folds: list[int] | None = None            #: None: every fold of the protocol
+    pool: TtsPool = Field(default_factory=TtsPool)
+    arms: dict[str, SpeechArm] = Field(default_factory=lambda: {
+        "real": SpeechArm(), "tts": SpeechArm(engines=["piper", "espeak"], per_class=40)})
+    primary: SpeechPrimary = Field(default_factory=SpeechPrimary)
+    bootstrap: int = Field(default=1000, ge=1)
+    pca: int = Field(default=64, gt=0)        #: quality gates' principal components
+    quick: SpeechQuick = Field(default_factory=SpeechQuick)
+    pool_dir: str | None = None               #: pools' folder (None: the cache)
+
+    @model_validator(mode="after")
+    def _arms_consistent(self) -> Self:
+        from ..augment.tts import ENGINES
+
+        if "real" not in self.arms or self.arms["real"].model_fields_set:
+            raise ValueError("arms needs 'real: {}' (real data only)")
+        for arm, spec in self.arms.items():
+            if spec.engines is None:
+                spec.engines = [] if arm == "real" else list(ENGINES)
+            if spec.per_class is None:
+                spec.per_class = 40 if spec.engines else 0
+            if bad := [e for e in spec.engines if e not in ENGINES]:
+                raise ValueError(f"arms.{arm}.engines: unknown {bad}; known: "
+                                 f"{', '.join(ENGINES)}")
+        check_baselines(self.arms)
+        return self
 
 
 def speaker_stratified(records: Sequence[Record], classes: Sequence[str], fraction: float,
@@ -132,27 +163,24 @@ def speaker_stratified(records: Sequence[Record], classes: Sequence[str], fracti
     return [records[i] for i in sorted(keep)]
 
 
-def _tag(arm: str, frac: float) -> str:
-    return f"{arm}_f{int(round(100 * frac))}"
 
 
-# -- the pool ---------------------------------------------------------------------------------
-
-
-def _pool(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str], engine: str, *,
-          quick: bool, log: Callable[[str], None]) -> tuple[Any, Path]:
-    """The synthetic set of ``engine`` (from the cache when there)."""
+def _pool(cfg: RunConfig, classes: Sequence[str], engine: str, *, pool: TtsPool,
+          quick_per_class: int, pool_dir: str | None, quick: bool,
+          log: Callable[[str], None]) -> tuple[Any, Path]:
+    """The synthetic set of ``engine`` (from the cache when there): ``pool.per_class`` clips
+    per class (``quick_per_class`` in --quick)."""
     from ..augment import build_generator, load_set
     from ..augment.tts import PROSODY, make_tts_set
     from ..paths import cache_dir
 
-    n = int(p["quick"]["pool_per_class"]) if quick else int(p["pool"]["per_class"])
-    seed = int(p["pool"]["seed"])
-    gparams = {**p["pool"]["generator"], "engines": [engine]}
+    n = quick_per_class if quick else pool.per_class
+    seed = pool.seed
+    gparams = {**pool.generator, "engines": [engine]}
     key = json.dumps({"params": gparams, "n": n, "seed": seed, "classes": list(classes),
                       "prosody": PROSODY, "version": 1}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    root = Path(p["pool_dir"]) if p["pool_dir"] else cache_dir() / "augment"
+    root = Path(pool_dir) if pool_dir else cache_dir() / "augment"
     folder = root / f"{cfg.data.corpus}-tts{'-quick' if quick else ''}" / f"{engine}-{digest}"
     if (folder / "manifest.json").is_file():
         sset = load_set(folder)
@@ -180,7 +208,7 @@ def _pool_features(sset: Any, folder: Path, feature: str, params: Mapping[str, A
 # -- the suite --------------------------------------------------------------------------------
 
 
-@suite("aug-speech-tts", modality="speech",
+@suite("aug-speech-tts", modality="speech", params={"model": AugTtsParams},
        description="RAVDESS speech: real data only vs real + emotional TTS (piper, espeak-ng) "
                    "at 10/25/100 % of each training fold, shrinkage LDA on the fused vector, "
                    "EmoBox folds")
@@ -192,12 +220,12 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
     from .speech import _fold_records, _usable_folds
 
     require_modality(cfg, "speech")
-    p = _params(cfg)
+    p = AugTtsParams.of(cfg.model)
     seeds = list(cfg.train.seeds)
-    fracs = list(p["fractions"])
+    fracs = list(p.fractions)
     if quick:
-        seeds = seeds[: int(p["quick"]["seeds"])]
-        fracs = list(p["quick"]["fractions"])
+        seeds = seeds[: p.quick.seeds]
+        fracs = list(p.quick.fractions)
     feature, fparams = cfg.features.name, dict(cfg.features.params)
     with Timer() as timer:
         records, classes, splits = _fold_records(cfg, quick=quick)
@@ -206,16 +234,18 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
         vec = data.vectors(feature, fparams)
         real_feat_s = time.perf_counter() - t0
         kept = set(vec)
-        splits = _usable_folds(splits, kept, folds=p["folds"], quick=quick)
+        splits = _usable_folds(splits, kept, folds=p.folds, quick=quick)
         by_id = {r.id: r for r in data.records if r.id in kept}
         log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
             f" seeds {seeds}, fractions {fracs}; real features {real_feat_s:.0f} s")
 
         # pools: one per engine, generated once (no corpus data), features cached by content
-        engines = sorted({e for a in p["arms"].values() for e in a["engines"]})
+        engines = sorted({e for a in p.arms.values() for e in a.engines or ()})
         pools: dict[str, dict[str, Any]] = {}
         for e in engines:
-            sset, folder = _pool(cfg, p, classes, e, quick=quick, log=log)
+            sset, folder = _pool(cfg, classes, e, pool=p.pool,
+                                 quick_per_class=p.quick.pool_per_class, pool_dir=p.pool_dir,
+                                 quick=quick, log=log)
             for s in splits:   # the set names no test item (it names none at all)
                 to_records(sset, folder=folder, test_ids=s.test)
             t1, c1 = time.perf_counter(), time.process_time()
@@ -224,7 +254,7 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
                         "feature_s": round(time.perf_counter() - t1, 2),
                         "feature_cpu_s": round(time.process_time() - c1, 2)}
             log(f"pool {e}: {len(y)} clips, features {pools[e]['feature_s']} s")
-        spk = any(a["setting"] == "spknorm" for a in p["arms"].values())
+        spk = any(a.setting == "spknorm" for a in p.arms.values())
         vec_n = _speaker_normalised(vec, {i: str(r.speaker) for i, r in by_id.items()}) \
             if spk else {}
         for e, pl in pools.items():
@@ -233,7 +263,7 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
                 xn = _speaker_normalised(dict(zip(pl["ids"], pl["X"])), who)
                 pl["Xn"] = np.stack([xn[i] for i in pl["ids"]])
 
-        lda = dict(p["lda"])
+        lda = p.lda.model_dump()
         memo: dict[str, Any] = {}
         fit_s: list[float] = []
 
@@ -260,21 +290,21 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
                     sub = speaker_stratified(train, classes, frac, seed * 1000 + split.fold)
                     ys = np.array([classes.index(r.label) for r in sub])
                     sub_key = hashlib.sha256("|".join(r.id for r in sub).encode()).hexdigest()
-                    for arm, spec in p["arms"].items():
-                        setting = spec["setting"]
+                    for arm, spec in p.arms.items():
+                        setting = spec.setting
                         src = vec_n if setting == "spknorm" else vec
                         Xs = np.stack([src[r.id] for r in sub])
                         key = f"{setting}|{sub_key}"
-                        if not spec["engines"]:
+                        if not spec.engines:
                             model = fit(Xs, ys, key)
                             added = {c: 0 for c in classes}
                             if frac == 1.0:
                                 real_full[(split.fold, setting)] = model
                         else:
                             Xa, ya, added, chosen = _draw(
-                                pools, spec, classes, seed, arm, quick=quick,
-                                quick_n=int(p["quick"]["per_class"]),
-                                x_key="Xn" if setting == "spknorm" else "X")
+                                pools, classes, seed, arm, engines=spec.engines,
+                                per_class=p.quick.per_class if quick else spec.per_class,
+                                only=spec.classes, x_key="Xn" if setting == "spknorm" else "X")
                             model = fit(np.concatenate([Xs, Xa]), np.concatenate([ys, ya]),
                                         key + "|" + ",".join(chosen))
                         pred = _full_proba(model, X_tes[setting], len(classes)).argmax(1)
@@ -285,16 +315,19 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
                              "n_synthetic": int(sum(added.values()))})
                 log(f"  fold {split.fold} fraction {frac:g}: " + "; ".join(
                     f"{a} UA {100 * _fold_mean(runs[(a, frac)], split.fold):.2f}"
-                    for a in p["arms"]))
+                    for a in p.arms))
         f1 = splits[0].fold
         quality = _quality(pools, splits[0], by_id, vec, classes,
-                           real_full.get((f1, "inductive")), n_pca=int(p["pca"]))
+                           real_full.get((f1, "inductive")), n_pca=p.pca)
         if vec_n:
             quality["spknorm"] = _quality(pools, splits[0], by_id, vec_n, classes,
-                                          real_full.get((f1, "spknorm")), n_pca=int(p["pca"]),
+                                          real_full.get((f1, "spknorm")), n_pca=p.pca,
                                           x_key="Xn")
-    return _result(cfg, p, classes, runs, pools, quality, seeds, fracs, splits, timer,
-                   fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
+    return _result(cfg, classes, runs, pools, quality, seeds, fracs, splits, timer,
+                   arms=dump_arms(p.arms), primary=(p.primary.arm, p.primary.fraction),
+                   bootstrap=p.bootstrap,
+                   settings={"lda": p.lda.model_dump(), "pool": p.pool.model_dump()},
+                   pca=p.pca, fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
 
 
 def _fold_mean(rs: Sequence[Mapping[str, Any]], fold: int) -> float:
@@ -318,19 +351,18 @@ def _speaker_normalised(vectors: Mapping[str, np.ndarray], speaker: Mapping[str,
     return out
 
 
-def _draw(pools: Mapping[str, Any], spec: Mapping[str, Any], classes: Sequence[str], seed: int,
-          arm: str, *, quick: bool, quick_n: int, x_key: str = "X"
-          ) -> tuple[np.ndarray, np.ndarray, dict[str, int], list[str]]:
-    """``per_class`` synthetic clips per class (of ``classes`` when the arm names them), shared
-    out between the arm's engines in turn, drawn per seed (the same for every fold and
-    fraction)."""
-    per = quick_n if quick else int(spec["per_class"])
+def _draw(pools: Mapping[str, Any], classes: Sequence[str], seed: int, arm: str, *,
+          engines: Sequence[str], per_class: int, only: Sequence[str] | None,
+          x_key: str = "X") -> tuple[np.ndarray, np.ndarray, dict[str, int], list[str]]:
+    """``per_class`` synthetic clips per class (of ``only`` when the arm names classes),
+    shared out between the arm's ``engines`` in turn, drawn per seed (the same for every fold
+    and fraction)."""
+    per = int(per_class)
     h = int(hashlib.sha256(f"{arm}|{seed}".encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(h)
-    engs = list(spec["engines"])
+    engs = list(engines)
     Xa, ya, chosen = [], [], []
     added = {c: 0 for c in classes}
-    only = spec.get("classes")
     for ci, c in enumerate(classes):
         if only and c not in only:
             continue
@@ -349,281 +381,3 @@ def _draw(pools: Mapping[str, Any], spec: Mapping[str, Any], classes: Sequence[s
         return np.zeros((0, 0), np.float32), np.zeros(0, int), added, chosen
     return np.concatenate(Xa), np.concatenate(ya), added, chosen
 
-
-def _full_proba(clf: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
-    p = clf.predict_proba(x)
-    out = np.zeros((len(x), n_classes))
-    out[:, np.asarray(clf.classes_, dtype=int)] = p
-    return out
-
-
-def _quality(pools: Mapping[str, Any], split: Any, by_id: Mapping[str, Record],
-             vec: Mapping[str, np.ndarray], classes: Sequence[str], real_model: Any, *,
-             n_pca: int, x_key: str = "X") -> dict[str, Any]:
-    """Quality gates of each engine's pool (and of both) against the first fold's training
-    part, in PCA space of the standardised fused vector; confidence from that fold's 100 %
-    real-data model, plus what it predicts for the synthetic clips of each class."""
-    from ..augment.quality import quality_report
-
-    train = [by_id[i] for i in split.train]
-    R = np.stack([vec[r.id] for r in train]).astype(np.float64)
-    ry = np.array([classes.index(r.label) for r in train])
-    mu, sd = R.mean(0), R.std(0) + 1e-8
-    Z = (R - mu) / sd
-    k = int(min(n_pca, Z.shape[1], len(Z) - 1))
-    _, _, vt = np.linalg.svd(Z - Z.mean(0), full_matrices=False)
-    W = vt[:k].T
-
-    def emb(X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, np.float64) - mu) / sd - Z.mean(0)) @ W
-
-    sets = {e: (pl[x_key], pl["y"]) for e, pl in pools.items()}
-    if len(pools) > 1:
-        sets["all"] = (np.concatenate([pl[x_key] for pl in pools.values()]),
-                       np.concatenate([pl["y"] for pl in pools.values()]))
-    out: dict[str, Any] = {"space": f"first {k} principal components of the standardised "
-                           f"fused vector (fold {split.fold} training part)",
-                           "fold": split.fold}
-    real_emb = emb(R)
-    for name, (X, y) in sets.items():
-        proba = _full_proba(real_model, X, len(classes)) if real_model is not None else None
-        rep = quality_report(emb(X), y, real_emb, ry, classes, proba=proba)
-        if proba is not None:
-            conf = np.zeros((len(classes), len(classes)), int)
-            for t, q in zip(y, proba.argmax(1)):
-                conf[t, q] += 1
-            rep["predicted_as"] = conf.tolist()
-        out[name] = rep
-    return out
-
-
-# -- result -----------------------------------------------------------------------------------
-
-
-def _summ(vals: Sequence[float]) -> dict[str, Any]:
-    v = np.asarray(vals, float)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
-
-
-def _result(cfg: RunConfig, p: Mapping[str, Any], classes: Sequence[str],
-            runs: Mapping[tuple[str, float], list[dict[str, Any]]], pools: Mapping[str, Any],
-            quality: Mapping[str, Any], seeds: list[int], fracs: list[float],
-            splits: Sequence[Any], timer: Timer, *, fit_s: list[float], real_feat_s: float,
-            quick: bool) -> dict[str, Any]:
-    from .augment import bootstrap_diff, paired_tests
-
-    arms = list(p["arms"])
-    folds = [s.fold for s in splits]
-    prim_arm = p["primary"].get("arm") or arms[-1]
-    prim_frac = p["primary"].get("fraction") or min(fracs)
-    if prim_frac not in fracs:
-        prim_frac = min(fracs)
-    metrics: dict[str, Any] = {}
-
-    def per_seed(rs: list[dict], m: str) -> list[float]:
-        return [float(np.mean([r["metrics"][m] for r in rs if r["seed"] == s])) for s in seeds]
-
-    def per_fold(rs: list[dict], m: str) -> list[float]:
-        return [float(np.mean([r["metrics"][m] for r in rs if r["fold"] == f])) for f in folds]
-
-    def put(name: str, rs: list[dict], m: str) -> None:
-        ps, pf = per_seed(rs, m), per_fold(rs, m)
-        metrics[name] = {**_summ(ps), "per_fold": pf, "per_seed": ps}
-
-    for m in _METRICS:
-        put(m, runs[(prim_arm, prim_frac)], m)
-    for frac in fracs:
-        for arm in arms:
-            for m in _METRICS:
-                put(f"{m}_{_tag(arm, frac)}", runs[(arm, frac)], m)
-    comparisons: dict[str, Any] = {}
-    recall: dict[str, Any] = {}
-    K = len(classes)
-    for frac in fracs:
-        for arm in arms:
-            base = runs[(p["arms"][arm]["baseline"], frac)]
-            rs = runs[(arm, frac)]
-            recall[_tag(arm, frac)] = {
-                c: float(np.mean([r["metrics"]["per_class"][c]["recall"] for r in rs]))
-                for c in classes}
-            if arm == "real":
-                continue
-            comp: dict[str, Any] = {m: paired_tests(per_seed(base, m), per_seed(rs, m))
-                                    for m in _METRICS}
-            key = lambda r: (r["fold"], r["seed"])  # noqa: E731
-            b_by = {key(r): r for r in base}
-            pairs = [(b_by[key(r)]["metrics"]["ua"], r["metrics"]["ua"]) for r in rs]
-            comp["ua_fold_seed"] = paired_tests([a for a, _ in pairs], [b for _, b in pairs])
-            comp["neutral_recall"] = paired_tests(
-                [r["metrics"]["per_class"]["neutral"]["recall"] for r in base]
-                if "neutral" in classes else [0.0],
-                [r["metrics"]["per_class"]["neutral"]["recall"] for r in rs]
-                if "neutral" in classes else [0.0])
-            y_all = np.concatenate([r["y"] for r in base if r["seed"] == seeds[0]])
-            pa = [np.concatenate([r["pred"] for r in base if r["seed"] == s]) for s in seeds]
-            pb = [np.concatenate([r["pred"] for r in rs if r["seed"] == s]) for s in seeds]
-            comp["bootstrap"] = bootstrap_diff(y_all, pa, pb, K,
-                                               n=100 if quick else int(p["bootstrap"]), seed=0)
-            comp["n_real_mean"] = float(np.mean([r["n_real"] for r in rs]))
-            comp["n_synthetic"] = float(np.mean([r["n_synthetic"] for r in rs]))
-            comp["added_per_class"] = rs[0]["added"]
-            comp["baseline"] = p["arms"][arm]["baseline"]
-            comparisons[_tag(arm, frac)] = comp
-    prim = runs[(prim_arm, prim_frac)]
-    conf = np.sum([r["metrics"]["confusion"] for r in prim], axis=0).tolist()
-    per_class = {c: {k: float(np.mean([r["metrics"]["per_class"][c][k] for r in prim]))
-                     for k in ("precision", "recall", "f1")} | {
-                         "support": int(sum(r["metrics"]["per_class"][c]["support"]
-                                            for r in prim if r["seed"] == seeds[0]))}
-                 for c in classes}
-    generation = {}
-    for e, pl in pools.items():
-        s = pl["set"]
-        t = (s.extra.get("timing") or {}).get(e, {})
-        generation[e] = {"clips": len(s.items), "per_class": s.counts(kept_only=False),
-                         "seconds": s.seconds, "cpu_s": s.extra.get("cpu_s"),
-                         "audio_s": t.get("audio_s"), "synthesis_wall_s": t.get("wall_s"),
-                         "synthesis_cpu_s": t.get("cpu_s"), "feature_s": pl["feature_s"],
-                         "feature_cpu_s": pl["feature_cpu_s"], "folder": pl["folder"],
-                         "created": s.created, "seed": s.seed,
-                         "fitted_on_n": s.fitted_on.get("n", 0),
-                         "mean_duration_s": float(np.mean([it.extra.get("duration_s", 0)
-                                                           for it in s.items]))}
-    result = build_result(
-        suite=cfg.suite, corpus=cfg.data.corpus,
-        protocol=(f"{cfg.protocol.kind} folds {folds} of {cfg.data.corpus} (speaker-independent);"
-                  f" speaker-stratified training subsets "
-                  f"{', '.join(f'{100 * f:g} %' for f in fracs)} per seed; synthetic clips "
-                  "from text only (no corpus data), the same pool for every fold; per_fold = "
-                  "per fold (mean over seeds), per_seed = per seed (mean over folds)"),
-        classes=classes, metrics=metrics, per_class=per_class, confusion=conf, seeds=seeds,
-        started=timer.started, duration_s=timer.seconds,
-        primary={"arm": prim_arm, "fraction": prim_frac}, arms=dict(p["arms"]),
-        fractions=fracs, folds=folds, comparisons=comparisons, per_class_recall=recall,
-        quality=quality, generation=generation,
-        timing={"real_features_s": round(real_feat_s, 1), "lda_fits": len(fit_s),
-                "lda_fit_mean_s": round(float(np.mean(fit_s)), 2) if fit_s else None},
-        settings={"lda": dict(p["lda"]), "features": {"name": cfg.features.name,
-                                                      "params": dict(cfg.features.params)},
-                  "pool": dict(p["pool"]), "bootstrap": p["bootstrap"], "pca": p["pca"]},
-        config=dump_config(cfg))
-    result["notes"] = render_notes(result)
-    return result
-
-
-def render_notes(result: Mapping[str, Any]) -> str:
-    """Markdown tables of the ablation (the result's ``notes``)."""
-    classes, arms, fracs = result["classes"], list(result["arms"]), result["fractions"]
-    M, C = result["metrics"], result["comparisons"]
-
-    def pm(name: str) -> str:
-        m = M[name]
-        return f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}"
-
-    def pv(x: Any) -> str:
-        return "–" if x is None else f"{x:.3g}"
-
-    L = [f"Primary figures (unsuffixed metrics): arm **{result['primary']['arm']}** at "
-         f"{100 * result['primary']['fraction']:g} % of each training fold.", "",
-         "The synthetic speech is generated from text alone (built-in neutral carrier "
-         "sentences, prosody per emotion): it depends on no training or test item, so one pool "
-         "serves every fold and cannot leak the test fold.", "",
-         f"## Ablation (test %, folds {result['folds']}, seeds {result['seeds']})", "",
-         "Mean ± std over seeds (each seed's value = mean over the folds); Δ against the arm "
-         "in column *vs*. Setting *spknorm*: every speaker's vectors (a TTS voice or "
-         "pseudo-speaker counts as one) standardised by that speaker's mean and std over all "
-         "its clips, unlabelled, test speakers included (the speech recipe's spknorm). Arms: "
-         + "; ".join(
-             f"**{a}** = " + ("real only" if not s["engines"] else
-                              f"real + {s['per_class']} synthetic clips per class "
-                              + (f"of {', '.join(s['classes'])} " if s.get("classes") else "")
-                              + f"({' + '.join(s['engines'])})")
-             + (", spknorm" if s.get("setting") == "spknorm" else "")
-             for a, s in result["arms"].items()) + ".", "",
-         "| train data | arm | n real | + synthetic | UA | accuracy | macro-F1 | **neutral "
-         "recall** | vs | ΔUA (t p / Wilcoxon p, seeds) | p fold x seed (t / W) | ΔUA "
-         "bootstrap 95 % CI |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for frac in fracs:
-        for arm in arms:
-            t = _tag(arm, frac)
-            comp = C.get(t)
-            nr = result["per_class_recall"][t].get("neutral")
-            if comp:
-                d, fs, b = comp["ua"], comp["ua_fold_seed"], comp["bootstrap"]
-                delta = f"{100 * d['diff_mean']:+.2f} ({pv(d['t_p'])} / {pv(d['wilcoxon_p'])})"
-                pfs = f"{pv(fs['t_p'])} / {pv(fs['wilcoxon_p'])}"
-                ci = f"[{100 * b['ua_ci_low']:+.2f}, {100 * b['ua_ci_high']:+.2f}]"
-                nreal, nsyn = f"{comp['n_real_mean']:.0f}", f"{comp['n_synthetic']:.0f}"
-                vs = comp.get("baseline", "real")
-            else:
-                delta = pfs = ci = vs = "–"
-                nsyn = "0"
-                nreal = next((f"{c['n_real_mean']:.0f}" for k, c in C.items()
-                              if k.endswith(f"_f{int(round(100 * frac))}")), "")
-            L.append(f"| {100 * frac:g} % | {arm} | {nreal} | {nsyn} | {pm(f'ua_{t}')} | "
-                     f"{pm(f'accuracy_{t}')} | {pm(f'macro_f1_{t}')} | "
-                     f"{'–' if nr is None else f'{100 * nr:.1f}'} | {vs} | {delta} | {pfs} | "
-                     f"{ci} |")
-    L += ["", "## Per-class recall (test %, mean over folds and seeds; RAVDESS **neutral** is "
-          "the smallest class: 96 clips vs 192)", "",
-          "| train data | arm | " + " | ".join(f"**{c}**" if c == "neutral" else c
-                                              for c in classes) + " |",
-          "|---|---" + "|---" * len(classes) + "|"]
-    for frac in fracs:
-        for arm in arms:
-            r = result["per_class_recall"][_tag(arm, frac)]
-            L.append(f"| {100 * frac:g} % | {arm} | " + " | ".join(
-                (f"**{100 * r[c]:.1f}**" if c == "neutral" else f"{100 * r[c]:.1f}")
-                for c in classes) + " |")
-    g = result["generation"]
-    L += ["", "## Generation (once; the machine's 2 cores shared with other jobs)", "",
-          "| engine | clips | audio s | synthesis wall s (CPU s) | features wall s (CPU s) in this "
-          "run (cached by content after the first extraction) |",
-          "|---|---|---|---|---|"]
-    for e, x in g.items():
-        L.append(f"| {e} | {x['clips']} | {x['audio_s']} | {x['synthesis_wall_s']} "
-                 f"({x['synthesis_cpu_s']}) | {x['feature_s']} ({x['feature_cpu_s']}) |")
-    q = result["quality"]
-    L += _quality_tables(q, classes, "")
-    if isinstance(q.get("spknorm"), dict):
-        L += _quality_tables(q["spknorm"], classes, ", speaker-normalised vectors (spknorm)")
-    t = result["timing"]
-    L += ["", f"LDA fits: {t['lda_fits']} ({t['lda_fit_mean_s']} s each on average); real "
-          f"features from the cache in {t['real_features_s']} s."]
-    return "\n".join(L)
-
-
-def _quality_tables(q: Mapping[str, Any], classes: Sequence[str], title: str) -> list[str]:
-    """The quality-gate tables of one space."""
-
-    def f3(x: Any) -> str:
-        return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
-
-    L = ["", f"## Quality gates{title} ({q.get('space', '')}; confidence = the "
-          f"fold-{q.get('fold')} real-data model at 100 %)", "",
-          "| pool | n | confidence | agreement | diversity (real) | nearest-real dist. mean / "
-          "p05 | near copies | Fréchet (real vs real) |", "|---|---|---|---|---|---|---|---|"]
-    for name, rep in q.items():
-        if not isinstance(rep, dict) or "overall" not in rep:
-            continue
-        o = rep["overall"]
-        L.append(f"| {name} | {o.get('n')} | {f3(o.get('confidence'))} | "
-                 f"{f3(o.get('agreement'))} | {f3(o.get('diversity'))} "
-                 f"({f3(o.get('real_diversity'))}) | {f3(o.get('nearest_real_mean'))} / "
-                 f"{f3(o.get('nearest_real_p05'))} | {f3(o.get('near_copies'))} | "
-                 f"{f3(o.get('frechet'))} ({f3(o.get('frechet_real_vs_real'))}) |")
-    L += ["", "Agreement per class (share of a class's synthetic clips that the real-data "
-          "model assigns to that class):", "",
-          "| pool | " + " | ".join(classes) + " | most often predicted as |",
-          "|---" + "|---" * (len(classes) + 1) + "|"]
-    for name, rep in q.items():
-        if not isinstance(rep, dict) or "per_class" not in rep:
-            continue
-        pc = rep["per_class"]
-        conf = np.asarray(rep.get("predicted_as") or np.zeros((len(classes),) * 2))
-        top = conf.sum(0)
-        most = ", ".join(f"{classes[i]} {int(top[i])}" for i in np.argsort(-top)[:3]
-                         if top[i] > 0)
-        L.append(f"| {name} | " + " | ".join(f3((pc.get(c) or {}).get("agreement"))
-                                             for c in classes) + f" | {most} |")
-    return L

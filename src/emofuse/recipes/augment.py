@@ -35,32 +35,28 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from ..config import RunConfig
+from ..config import Params, RunConfig
 from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import build_result
 from . import suite
+from ._aug_params import (
+    Balance,
+    Classifier,
+    Fraction,
+    check_baselines,
+    dump_arms,
+    generator_kwargs,
+)
 from ._common import Timer
 
-__all__ = ["aug_text", "stratified_subset", "paired_tests", "bootstrap_diff", "DEFAULTS"]
+__all__ = ["aug_text", "stratified_subset", "paired_tests", "bootstrap_diff", "AugTextParams"]
 
-DEFAULTS: dict[str, Any] = {
-    "classifier": {"C": 1.0, "max_iter": 2000},
-    "fractions": [0.1, 0.25, 1.0],
-    "core_per_class": 10,
-    "generators": {"eda": {"name": "eda_text", "params": {}, "budget": 200}},
-    "arms": {"real": [], "eda": ["eda"]},  # list of generators, or {generators, class_weight}
-    "filter": {"min_confidence": 0.0, "model": "real"},
-    "balance": {"strategy": "max", "fraction": 1.0},
-    "dedupe_threshold": 0.05,
-    "bootstrap": 1000,
-    "primary": {"arm": None, "fraction": None},
-    "pool_dir": None,
-}
 _METRICS = ("accuracy", "ua", "macro_f1")
 
 #: texts -> embeddings; None = :func:`emofuse.features.text.embed_texts` (tests replace it)
@@ -75,44 +71,79 @@ def _embed(texts: list[str]) -> np.ndarray:
     return embed_texts(texts)
 
 
-def _params(cfg: RunConfig) -> dict[str, Any]:
-    p = {**DEFAULTS, **cfg.model.params}
-    unknown = sorted(set(cfg.model.params) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"model.params: unknown key(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(DEFAULTS)}")
-    if "real" not in p["arms"]:
-        raise ConfigError("model.params.arms needs the 'real' arm (real data only)")
-    arms = {}
-    for arm, spec in p["arms"].items():
-        spec = {"generators": list(spec)} if isinstance(spec, (list, tuple)) else dict(spec)
-        extra = sorted(set(spec) - {"generators", "class_weight", "baseline", "filter"})
-        if extra:
-            raise ConfigError(f"model.params.arms.{arm}: unknown key(s) {extra}; an arm is a "
-                              "list of generators or {generators: [...], class_weight: balanced, "
-                              "baseline: ARM, filter: real|balanced}")
-        spec.setdefault("generators", [])
-        spec.setdefault("class_weight", None)
-        spec.setdefault("baseline", "real")
-        spec.setdefault("filter", p["filter"].get("model", "real"))
-        if spec["filter"] not in ("real", "balanced"):
-            raise ConfigError(f"model.params.arms.{arm}.filter must be 'real' (the real-data "
-                              f"model) or 'balanced' (its class-weighted twin), not "
-                              f"{spec['filter']!r}")
-        bad = [g for g in spec["generators"] if g not in p["generators"]]
-        if bad:
-            raise ConfigError(f"model.params.arms.{arm}: unknown generator(s) {bad}")
-        arms[arm] = spec
-    for arm, spec in arms.items():
-        if spec["baseline"] not in arms:
-            raise ConfigError(f"model.params.arms.{arm}.baseline: {spec['baseline']!r} is not "
-                              "an arm")
-    if arms["real"]["generators"] or arms["real"]["class_weight"]:
-        raise ConfigError("model.params.arms.real must be real data only, unweighted ([])")
-    p["arms"] = arms
-    if not all(0 < f <= 1 for f in p["fractions"]):
-        raise ConfigError("model.params.fractions must be in (0, 1]")
-    return p
+class TextGenerator(Params):
+    """One generator of the candidate pool."""
+
+    name: str = Field(min_length=1)                         #: registered generator
+    params: dict[str, Any] = Field(default_factory=dict)    #: its keyword parameters
+    budget: int = Field(default=100, ge=0)                  #: candidates asked for
+    quick_budget: int = Field(default=12, ge=0)             #: at most this many in --quick
+
+    @model_validator(mode="after")
+    def _known_params(self) -> Self:
+        generator_kwargs(self.name, self.params, where="params")
+        return self
+
+
+class TextArm(Params):
+    """An arm: a list of generators, or this mapping."""
+
+    generators: list[str] = Field(default_factory=list)     #: pools it draws from
+    class_weight: Literal["balanced"] | None = None         #: balanced class weights
+    baseline: str = "real"                                  #: the arm it is compared with
+    #: filter with the real-data model or its class-weighted twin (None: ``filter.model``)
+    filter: Literal["real", "balanced"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_form(cls, v: Any) -> Any:
+        return {"generators": list(v)} if isinstance(v, (list, tuple)) else v
+
+
+class TextFilter(Params):
+    """The quality filter of the candidates."""
+
+    min_confidence: float = Field(default=0.0, ge=0, le=1)  #: least probability of the class
+    model: Literal["real", "balanced"] = "real"             #: the arms' default filter
+
+
+class TextPrimary(Params):
+    """The arm and fraction of the unsuffixed metrics (None: the second arm, the smallest)."""
+
+    arm: str | None = None
+    fraction: float | None = None
+
+
+class AugTextParams(Params):
+    """``model.params`` of ``aug-text``."""
+
+    classifier: Classifier = Field(default_factory=Classifier)
+    fractions: list[Fraction] = Field(default_factory=lambda: [0.1, 0.25, 1.0], min_length=1)
+    core_per_class: int = Field(default=10, ge=1)   #: generators' few-shot core per class
+    generators: dict[str, TextGenerator] = Field(default_factory=lambda: {
+        "eda": TextGenerator(name="eda_text", params={}, budget=200)})
+    arms: dict[str, TextArm] = Field(default_factory=lambda: {
+        "real": TextArm(), "eda": TextArm(generators=["eda"])})
+    filter: TextFilter = Field(default_factory=TextFilter)
+    balance: Balance = Field(default_factory=Balance)
+    dedupe_threshold: float = Field(default=0.05, ge=0)   #: near-copy cosine distance
+    bootstrap: int = Field(default=1000, ge=1)            #: bootstrap resamples
+    primary: TextPrimary = Field(default_factory=TextPrimary)
+    pool_dir: str | None = None                           #: pools' folder (None: the cache)
+
+    @model_validator(mode="after")
+    def _arms_consistent(self) -> Self:
+        if "real" not in self.arms:
+            raise ValueError("arms needs the 'real' arm (real data only)")
+        for arm, spec in self.arms.items():
+            if spec.filter is None:
+                spec.filter = self.filter.model
+            if bad := [g for g in spec.generators if g not in self.generators]:
+                raise ValueError(f"arms.{arm}: unknown generator(s) {bad}")
+        check_baselines(self.arms)
+        if self.arms["real"].generators or self.arms["real"].class_weight:
+            raise ValueError("arms.real must be real data only, unweighted ([])")
+        return self
 
 
 def stratified_subset(y: np.ndarray, fraction: float, *, core: np.ndarray, seed: int
@@ -201,16 +232,16 @@ def bootstrap_diff(y: np.ndarray, preds_a: Sequence[np.ndarray], preds_b: Sequen
 # -- pools ------------------------------------------------------------------------------------
 
 
-def _pool_dir(cfg: RunConfig, p: Mapping[str, Any], quick: bool) -> Path:
-    if p["pool_dir"]:
-        return Path(p["pool_dir"])
+def _pool_dir(cfg: RunConfig, p: AugTextParams, quick: bool) -> Path:
+    if p.pool_dir:
+        return Path(p.pool_dir)
     from ..paths import cache_dir
 
     # keyed by content (spec, counts, core ids, seed), so suites on one corpus share pools
     return cache_dir() / "augment" / (cfg.data.corpus + ("-quick" if quick else ""))
 
 
-def _make_pools(cfg: RunConfig, p: Mapping[str, Any], task: Any, core: np.ndarray, *,
+def _make_pools(cfg: RunConfig, p: AugTextParams, task: Any, core: np.ndarray, *,
                 quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     """Candidate pool of every generator (fitted on the core), from the cache when there."""
     from ..augment import build_generator, load_set, plan_balance, write_set
@@ -222,12 +253,11 @@ def _make_pools(cfg: RunConfig, p: Mapping[str, Any], task: Any, core: np.ndarra
     core_recs = [task.records["train"][i] for i in core]
     root = _pool_dir(cfg, p, quick)
     pools = {}
-    for gname, spec in p["generators"].items():
-        budget = int(spec.get("budget", 100))
-        if quick:
-            budget = min(budget, int(spec.get("quick_budget", 12)))
+    for gname, spec in p.generators.items():
+        budget = min(spec.budget, spec.quick_budget) if quick else spec.budget
         want = plan_balance(counts, strategy="budget", budget=budget).needed
-        key = json.dumps({"spec": spec, "want": want, "core": [r.id for r in core_recs],
+        # the keys given in the config (as before the typed schema: the cached pools stay valid)
+        key = json.dumps({"spec": spec.model_dump(exclude_unset=True), "want": want, "core": [r.id for r in core_recs],
                           "seed": cfg.protocol.seed}, sort_keys=True, default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         folder = root / f"{gname}-{digest}"
@@ -235,18 +265,18 @@ def _make_pools(cfg: RunConfig, p: Mapping[str, Any], task: Any, core: np.ndarra
             sset = load_set(folder)
             log(f"pool {gname}: {len(sset.items)} candidates reused from {folder}")
         else:
-            gen = build_generator(spec["name"], **spec.get("params", {}))
+            gen = build_generator(spec.name, **spec.params)
             t0, c0 = time.perf_counter(), time.process_time()
             gen.fit(core_recs, seed=cfg.protocol.seed)
             items = gen.generate(want, seed=cfg.protocol.seed)
             secs, cpu = time.perf_counter() - t0, time.process_time() - c0
             for it in items:
                 it.generator = gname
-            sset = SyntheticSet(gname, "text", {**gen.settings(), "generator": spec["name"],
+            sset = SyntheticSet(gname, "text", {**gen.settings(), "generator": spec.name,
                                                 "requested": want}, cfg.protocol.seed,
                                 SyntheticSet.fitted(task.corpus, "train/core",
                                                     [r.id for r in core_recs],
-                                                    core_per_class=p["core_per_class"]),
+                                                    core_per_class=p.core_per_class),
                                 items, seconds=round(secs, 2),
                                 extra={"key": digest, "cpu_s": round(cpu, 1), "load_s": getattr(
                                     getattr(gen, "_backend", None), "load_seconds", None)})
@@ -259,7 +289,7 @@ def _make_pools(cfg: RunConfig, p: Mapping[str, Any], task: Any, core: np.ndarra
 # -- the suite --------------------------------------------------------------------------------
 
 
-@suite("aug-text", modality="text",
+@suite("aug-text", modality="text", params={"model": AugTextParams},
        description="text augmentation ablation: real vs real + SmolLM2 generation/paraphrase "
                    "(+ EDA control) at 10/25/100 % of dair's training data")
 def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] = print
@@ -269,7 +299,7 @@ def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
     from ..augment.text import dedupe
     from .text import feature_options, load_task, prepare_inputs
 
-    p = _params(cfg)
+    p = AugTextParams.of(cfg.model)
     seeds = list(cfg.train.seeds)[:2] if quick else list(cfg.train.seeds)
     if cfg.train.num_threads:
         import torch
@@ -285,7 +315,7 @@ def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
         emb = {part: _embed(inputs.texts[part]) for part in ("train", "test")}
         embed_s = time.perf_counter() - t0
         y_tr, y_te = task.y["train"], task.y["test"]
-        core = _core(y_tr, int(p["core_per_class"]), cfg.protocol.seed)
+        core = _core(y_tr, p.core_per_class, cfg.protocol.seed)
         pools = _make_pools(cfg, p, task, core, quick=quick, log=log)
         index = {c: i for i, c in enumerate(classes)}
         pool_emb, pool_y, pool_text = {}, {}, {}
@@ -296,14 +326,14 @@ def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
             pool_emb[g] = _embed(texts) if texts else np.zeros((0, emb["train"].shape[1]))
             pool_y[g] = np.array([index[it.label] for it in items], int)
             # within-pool de-duplication (the subset copy check comes per run)
-            pool["unique"] = dedupe(texts, pool_emb[g], threshold=p["dedupe_threshold"])
-        C, max_iter = p["classifier"]["C"], p["classifier"].get("max_iter", 2000)
-        arms = list(p["arms"])
+            pool["unique"] = dedupe(texts, pool_emb[g], threshold=p.dedupe_threshold)
+        C, max_iter = p.classifier.C, p.classifier.max_iter
+        arms = list(p.arms)
         runs: dict[tuple[str, float], list[dict[str, Any]]] = {}
         quality: dict[str, Any] = {}
         fit_s: list[float] = []
         memo: dict[str, Any] = {}
-        for frac in p["fractions"]:
+        for frac in p.fractions:
             memo.clear()
             for seed in seeds:
                 sub = stratified_subset(y_tr, frac, core=core, seed=1000 * seed + 17)
@@ -317,9 +347,9 @@ def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                     fit_s.append(time.perf_counter() - t1)
                     memo[real_key] = real
                 plan = plan_balance({c: int(np.sum(ys == i)) for i, c in enumerate(classes)},
-                                    **p["balance"])
+                                    **p.balance.kwargs())
                 filters = {"real": real}
-                if any(a["filter"] == "balanced" for a in p["arms"].values()):
+                if any(a.filter == "balanced" for a in p.arms.values()):
                     bkey = real_key + "|balanced"
                     if bkey not in memo:
                         t1 = time.perf_counter()
@@ -330,15 +360,15 @@ def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                 for g in pools:
                     base_mask = pools[g]["unique"] & dedupe(
                         pool_text[g], pool_emb[g], real_emb=Xs,
-                        threshold=p["dedupe_threshold"]) if len(pool_y[g]) else np.zeros(0, bool)
+                        threshold=p.dedupe_threshold) if len(pool_y[g]) else np.zeros(0, bool)
                     for fname, filt in filters.items():
                         if len(pool_y[g]) == 0:
                             kept[(g, fname)] = np.zeros(0, int)
                             continue
                         mask, score = filt.keep(pool_emb[g], pool_y[g])
-                        mask &= score >= p["filter"].get("min_confidence", 0.0)
+                        mask &= score >= p.filter.min_confidence
                         kept[(g, fname)] = np.flatnonzero(mask & base_mask)
-                    if frac == max(p["fractions"]) and seed == seeds[0] and len(pool_y[g]):
+                    if frac == max(p.fractions) and seed == seeds[0] and len(pool_y[g]):
                         k = kept[(g, "real")]
                         quality[g] = {
                             "candidates": int(len(pool_y[g])),
@@ -360,9 +390,9 @@ def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                                 for i, c in enumerate(classes)}
                 rng = np.random.default_rng(seed)
                 for arm in arms:
-                    gens = p["arms"][arm]["generators"]
-                    cw = p["arms"][arm]["class_weight"]
-                    fname = p["arms"][arm]["filter"]
+                    gens = p.arms[arm].generators
+                    cw = p.arms[arm].class_weight
+                    fname = p.arms[arm].filter
                     if not gens and not cw:
                         model, added = real, {c: 0 for c in classes}
                         chosen_n = 0
@@ -402,23 +432,33 @@ def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                          "n_real": int(len(sub)), "n_synthetic": chosen_n})
                 log(f"  fraction {frac:g} seed {seed}: " + "; ".join(
                     f"{a} UA {100 * runs[(a, frac)][-1]['metrics']['ua']:.2f}" for a in arms))
-    return _result(cfg, p, task, runs, pools, quality, seeds, timer, embed_s=embed_s,
-                   fit_s=fit_s, quick=quick)
+    return _result(cfg, task, runs, pools, quality, seeds, timer, arms=dump_arms(p.arms),
+                   fracs=list(p.fractions), primary=(p.primary.arm, p.primary.fraction),
+                   core_per_class=p.core_per_class, bootstrap=p.bootstrap,
+                   settings={"classifier": p.classifier.model_dump(),
+                             "core_per_class": p.core_per_class,
+                             "filter": p.filter.model_dump(), "balance": p.balance.kwargs(),
+                             "dedupe_threshold": p.dedupe_threshold, "bootstrap": p.bootstrap},
+                   embed_s=embed_s, fit_s=fit_s, quick=quick)
 
 
 def _pct(f: float) -> str:
     return f"f{int(round(100 * f))}"
 
 
-def _result(cfg: RunConfig, p: Mapping[str, Any], task: Any, runs: dict, pools: dict,
-            quality: dict, seeds: list[int], timer: Timer, *, embed_s: float,
-            fit_s: list[float], quick: bool) -> dict[str, Any]:
+def _result(cfg: RunConfig, task: Any, runs: dict, pools: dict, quality: dict,
+            seeds: list[int], timer: Timer, *, arms: Mapping[str, Mapping[str, Any]],
+            fracs: list[float], primary: tuple[str | None, float | None],
+            core_per_class: int | None, bootstrap: int, settings: dict[str, Any],
+            embed_s: float, fit_s: list[float], quick: bool) -> dict[str, Any]:
+    """The result of an ablation: ``arms`` (plain mappings with ``generators``,
+    ``class_weight``, ``baseline``, ``filter``), ``primary`` = (arm, fraction), None: the
+    second arm, the smallest fraction."""
     classes, K = task.classes, len(task.classes)
     y_te = task.y["test"]
-    arms = list(p["arms"])
-    fracs = list(p["fractions"])
-    prim_arm = p["primary"].get("arm") or (arms[1] if len(arms) > 1 else arms[0])
-    prim_frac = p["primary"].get("fraction") or min(fracs)
+    arm_specs, arms = arms, list(arms)
+    prim_arm = primary[0] or (arms[1] if len(arms) > 1 else arms[0])
+    prim_frac = primary[1] or min(fracs)
     metrics: dict[str, Any] = {}
 
     def put(name: str, vals: list[float]) -> None:
@@ -436,7 +476,7 @@ def _result(cfg: RunConfig, p: Mapping[str, Any], task: Any, runs: dict, pools: 
     per_class_recall: dict[str, Any] = {}
     for frac in fracs:
         for arm in arms:
-            base = runs[(p["arms"][arm]["baseline"], frac)]
+            base = runs[(arm_specs[arm]["baseline"], frac)]
             rs = runs[(arm, frac)]
             per_class_recall[f"{arm}_{_pct(frac)}"] = {
                 c: float(np.mean([r["metrics"]["per_class"][c]["recall"] for r in rs]))
@@ -447,10 +487,10 @@ def _result(cfg: RunConfig, p: Mapping[str, Any], task: Any, runs: dict, pools: 
                                     [r["metrics"][m] for r in rs]) for m in _METRICS}
             comp["bootstrap"] = bootstrap_diff(
                 y_te, [r["pred"] for r in base], [r["pred"] for r in rs], K,
-                n=100 if quick else int(p["bootstrap"]), seed=0)
+                n=100 if quick else int(bootstrap), seed=0)
             comp["added_per_class_mean"] = {c: float(np.mean([r["added"][c] for r in rs]))
                                             for c in classes}
-            comp["baseline"] = p["arms"][arm]["baseline"]
+            comp["baseline"] = arm_specs[arm]["baseline"]
             comp["n_real"] = int(np.mean([r["n_real"] for r in rs]))
             comp["n_synthetic_mean"] = float(np.mean([r["n_synthetic"] for r in rs]))
             comparisons[f"{arm}_{_pct(frac)}"] = comp
@@ -469,18 +509,17 @@ def _result(cfg: RunConfig, p: Mapping[str, Any], task: Any, runs: dict, pools: 
         suite=cfg.suite, corpus=task.corpus,
         protocol=(f"official split of {task.corpus}; class-stratified training subsets "
                   f"{', '.join(f'{100 * f:g} %' for f in fracs)} (each contains the "
-                  f"{p['core_per_class']}-per-class core the generators were fitted on); "
+                  f"{core_per_class}-per-class core the generators were fitted on); "
                   f"test part scored once per run; per_fold = one entry per seed"),
         classes=classes, metrics=metrics, per_class=per_class, confusion=conf, seeds=seeds,
         started=timer.started, duration_s=timer.seconds,
         primary={"arm": prim_arm, "fraction": prim_frac},
-        arms={a: p["arms"][a] for a in arms}, fractions=fracs,
+        arms={a: arm_specs[a] for a in arms}, fractions=fracs,
         comparisons=comparisons, per_class_recall=per_class_recall, quality=quality,
         generation=generation, timing={"embedding_s": round(embed_s, 1),
                                        "classifier_fit_mean_s": round(float(np.mean(fit_s)), 2),
                                        "classifier_fits": len(fit_s)},
-        settings={k: p[k] for k in ("classifier", "core_per_class", "filter", "balance",
-                                    "dedupe_threshold", "bootstrap")})
+        settings=settings)
     result["notes"] = render_notes(result)
     return result
 

