@@ -8,8 +8,8 @@ from typing import Any
 from .inference.speech import SpeakerStats
 from .inference.speech import SpeechPredictor as _SpeechPredictor
 from .inference.speech_models import (KINDS, MIN_SECONDS, Member, band_stats, check_audio,
-                                      load_member, normalise_log_proba, save_member,
-                                      vector_stats, waveform_proba, window_bounds)
+                                      load_member, normalise_log_proba, save_member, vector_stats,
+                                      waveform_proba, window_bounds)
 from .inference.types import Waveform
 
 __all__ = ["SpeechPredictor", "SpeakerStats", "Member", "load_member", "save_member",

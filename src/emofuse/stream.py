@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from .inference.stream import Stream
-from .inference.stream_files import agreement, media_events, play, replay, stream_timeline
+from .inference.stream_files import (agreement, media_events, play, replay, stream_timeline)
 from .inference.stream_parts import (SR, STREAM_MODALITIES, StreamOptions, StreamSlots,
                                      TooManyStreams, Update, to_float_audio)
 

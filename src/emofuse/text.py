@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .inference.text import MAX_CHARS, MLPHead, TextPrediction, check_text, predict_texts
+from .inference.text import (MAX_CHARS, MLPHead, TextPrediction, check_text, predict_texts)
 from .inference.text import TextPredictor as _TextPredictor
 
 __all__ = ["TextPrediction", "TextPredictor", "MLPHead", "predict_texts", "check_text",

@@ -27,11 +27,10 @@ The package, from the bottom:
 
 from __future__ import annotations
 
-from .card import ModelCard, ModelInfo, bundled_dir, model_path, read_card, resolve_models
+from .card import (ModelCard, ModelInfo, bundled_dir, model_path, read_card, resolve_models)
 from .detect import detect_kind
 from .protocol import (_ADAPTERS, FusionPredictor, ModalityPredictor, Predictor, late_fusion,
-                       list_adapters, load, load_predictor, register_adapter,
-                       register_predictor)
+                       list_adapters, load, load_predictor, register_adapter, register_predictor)
 from .recognizer import PredictOptions, Recognizer
 from .stream import Stream
 from .stream_files import agreement, media_events, play, replay, stream_timeline

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import DataError, EmofuseError, MediaError
 from .card import ModelCard
 from .protocol import register_predictor
-from .speech_models import MIN_SECONDS, SILENCE_PEAK, check_audio, load_member, window_bounds
+from .speech_models import (MIN_SECONDS, SILENCE_PEAK, check_audio, load_member, window_bounds)
 from .types import ModalityOutput, Waveform
 
 __all__ = ["SpeechPredictor", "SpeakerStats"]

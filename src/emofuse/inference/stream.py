@@ -7,7 +7,7 @@
 >>> s.push_audio(chunk, sr=48000)        # int16 or float, any rate   # doctest: +SKIP
 >>> s.push_frame(rgb, t=1.25)            # RGB uint8, seconds         # doctest: +SKIP
 >>> for u in s.step(): print(u.time, u.label, u.modalities)           # doctest: +SKIP
->>> replay(rec, "examples/video.mp4")    # a file -> its updates (the offline timeline)  # doctest: +SKIP
+>>> replay(rec, "examples/video.mp4")    # a file -> its updates      # doctest: +SKIP
 
 How an update is made, every ``hop`` seconds of *stream time* (default 0.5 s):
 
@@ -25,16 +25,17 @@ How an update is made, every ``hop`` seconds of *stream time* (default 0.5 s):
 * fusion: as :class:`~emofuse.inference.Recognizer` fuses (the fusion model of the bundle, or
   equal weights; one modality alone is its own answer).
 
-The same code makes the offline timeline: :func:`~emofuse.inference.stream_files.replay` feeds a file to a stream as fast as
-it can, every frame processed, and returns the list of updates. Run live (:meth:`Stream.start`),
-a stream runs the face model and the speech model in threads of their own. Frames that wait
-while the face model is busy are dropped (``frames_dropped``). An update waits at most
+The same code makes the offline timeline: :func:`~emofuse.inference.stream_files.replay`
+feeds a file to a stream as fast as it can, every frame processed, and returns the list of
+updates. Run live (:meth:`Stream.start`, :mod:`~emofuse.inference.stream_live`), a stream
+runs the face model and the speech model in threads of their own. Frames that wait while the
+face model is busy are dropped (``frames_dropped``). An update waits at most
 ``speech_wait`` (0.3 s) for the speech answer on its window and for the frames up to its
 time, then shows the latest answer (``speech_time`` < ``time``, ``speech_late``), so that
 updates keep coming on time while speech catches up; hops that pass while an update is made
 are merged into the next one (``hops_merged``). Counters in every update say so.
-:func:`~emofuse.inference.stream_files.play` feeds a file at real-time speed (``speed`` > 1 for tests), as a microphone and a
-webcam would.
+:func:`~emofuse.inference.stream_files.play` feeds a file at real-time speed (``speed`` > 1
+for tests), as a microphone and a webcam would.
 """
 
 
@@ -93,7 +94,7 @@ class Stream(LiveThreads):
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         # audio at 16 kHz: _audio[0] is sample _a0 of the stream; _n samples received
-        self._resampler: _Resampler | None = None
+        self._resampler: Resampler | None = None
         self._audio = np.zeros(0, dtype=np.float32)
         self._a0 = 0
         self._n = 0

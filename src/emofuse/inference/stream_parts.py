@@ -56,7 +56,8 @@ class StreamOptions:
         Face detection (``auto``, ``always``, ``never``), as :class:`PredictOptions` has it.
     speech_wait
         Live: how long an update waits for the speech model's answer on its window and for
-        the frames up to its time to be classified; after that it shows the latest answer (``speech_time`` says which hop) and stays on time,
+        the frames up to its time to be classified; after that it shows the latest answer
+        (``speech_time`` says which hop) and stays on time,
         while the speech thread catches up (``speech_late``; windows never started because a
         newer one came: ``speech_skipped``).
     """

