@@ -88,7 +88,7 @@ def _result(cfg: RunConfig, classes: Sequence[str],
     """The result of a speech ablation: ``arms`` as plain mappings (``engines``,
     ``per_class``, ``classes``, ``setting``, ``baseline``), ``primary`` = (arm, fraction),
     None: the last arm, the smallest fraction; ``settings``: ``lda`` and ``pool``."""
-    from .augment import bootstrap_diff, paired_tests
+    from ._aug_stats import bootstrap_diff, paired_tests
 
     arm_specs, arms = arms, list(arms)
     folds = [s.fold for s in splits]
