@@ -26,12 +26,35 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
+from pydantic import Field
+
+from ..config import Params, RunConfig
 from ..errors import DataError
 from . import suite
 from ._common import Timer
 
-__all__ = ["live_latency"]
+__all__ = ["LiveParams", "live_latency"]
+
+
+class LiveParams(Params):
+    """``model.params`` of ``live-latency`` (a quick run shortens the three streams)."""
+
+    #: seconds of the one real-time stream
+    single_s: float = Field(default=60.0, gt=0)
+    #: seconds of the long stream
+    long_s: float = Field(default=600.0, gt=0)
+    #: replay speed of the long stream (x real time)
+    long_speed: float = Field(default=1.0, gt=0)
+    #: streams run at once (one more is refused)
+    concurrent: int = Field(default=4, ge=1)
+    #: seconds of each concurrent stream
+    concurrent_s: float = Field(default=30.0, gt=0)
+    #: stream hop, speech window (s) and face frames per second
+    hop: float = Field(default=0.5, gt=0)
+    window: float = Field(default=3.0, gt=0)
+    frame_rate: float = Field(default=10.0, gt=0)
+    #: other speech waits (s) the one-stream run is repeated with
+    speech_waits_extra: list[float] = Field(default_factory=list)
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -153,7 +176,8 @@ def _run_live(rec: Any, opts: Any, events: Any, *, speed: float = 1.0,
 
 @suite("live-latency", modality="fusion",
        description="Live streams on CPU: update cadence, audio lag, face frames per second, "
-                   "live vs offline labels, a long stream, concurrent streams")
+                   "live vs offline labels, a long stream, concurrent streams",
+       params={"model": LiveParams})
 def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     from ..evaluate.results import build_result
     from ..inference import Recognizer
@@ -161,14 +185,13 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     from ..stream import (StreamOptions, StreamSlots, TooManyStreams, agreement, media_events,
                           replay)
 
-    p = cfg.model.params
-    single_s = 8.0 if quick else float(p.get("single_s", 60))
-    long_s = 20.0 if quick else float(p.get("long_s", 600))
-    long_speed = float(p.get("long_speed", 1.0))
-    n_conc = int(p.get("concurrent", 4))
-    conc_s = 5.0 if quick else float(p.get("concurrent_s", 30))
-    opts = StreamOptions(hop=float(p.get("hop", 0.5)), window=float(p.get("window", 3.0)),
-                         frame_rate=float(p.get("frame_rate", 10.0)))
+    p = LiveParams.of(cfg.model)
+    single_s = 8.0 if quick else p.single_s
+    long_s = 20.0 if quick else p.long_s
+    long_speed = p.long_speed
+    n_conc = p.concurrent
+    conc_s = 5.0 if quick else p.concurrent_s
+    opts = StreamOptions(hop=p.hop, window=p.window, frame_rate=p.frame_rate)
     ex = Path(cfg.data.root) if cfg.data.root else examples_dir()
     if ex is None or not (ex / "video.mp4").is_file():
         raise DataError(ex, "the examples folder (video.mp4) was not found")
@@ -207,8 +230,8 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         extra["single"]["labels_offline"] = [u.label for u in offline]
 
         # 1b. the same stream with other speech waits: the lag / agreement trade-off
-        for w in ([] if quick else list(p.get("speech_waits_extra", []))):
-            ow = StreamOptions(**{**opts.__dict__, "speech_wait": float(w)})
+        for w in ([] if quick else p.speech_waits_extra):
+            ow = StreamOptions(**{**opts.__dict__, "speech_wait": w})
             rw, _, _ = _run_live(rec, ow, _looped(base, period, single_s))
             key = f"wait{int(round(1000 * float(w)))}ms"
             lw = [u.lag_ms for u in rw.updates if u.lag_ms is not None]

@@ -19,12 +19,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
+from pydantic import Field
+
+from ..config import Params, RunConfig
 from ..errors import DataError
 from . import suite
 from ._common import Timer
 
-__all__ = ["product_latency"]
+__all__ = ["ProductParams", "product_latency"]
+
+
+class ProductParams(Params):
+    """``model.params`` of ``product-latency`` (a quick run: 3 repeats, 1 cold run, 2 copies)."""
+
+    #: warm predictions measured per input (a fifth of them for the video file)
+    repeats: int = Field(default=30, ge=1)
+    #: fresh processes per modality for the cold start
+    cold_runs: int = Field(default=3, ge=1)
+    #: ``emofuse predict --jobs N`` values whose throughput is measured
+    jobs: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    #: copies of the four example files in the throughput folder
+    copies: int = Field(default=10, ge=1)
 
 _COLD = r"""
 import json, sys, time
@@ -80,7 +95,8 @@ def _examples(cfg: RunConfig) -> Path:
 
 
 @suite("product-latency", modality="fusion",
-       description="Latency of the bundled models on CPU (one thread, warm) and cold start")
+       description="Latency of the bundled models on CPU (one thread, warm) and cold start",
+       params={"model": ProductParams})
 def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     import torch
 
@@ -88,8 +104,9 @@ def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     from ..inference import Recognizer, bundled_dir
     from ..media import load_audio, load_image
 
-    repeats = 3 if quick else int(cfg.model.params.get("repeats", 30))
-    cold_runs = 1 if quick else int(cfg.model.params.get("cold_runs", 3))
+    p = ProductParams.of(cfg.model)
+    repeats = 3 if quick else p.repeats
+    cold_runs = 1 if quick else p.cold_runs
     ex = _examples(cfg)
     with Timer() as timer:
         torch.set_num_threads(1)
@@ -141,9 +158,7 @@ def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             metrics[f"cold_load_{name}_s"] = _stats(loads)
             metrics[f"cold_first_{name}_s"] = _stats(firsts)
             metrics[f"cold_process_{name}_s"] = _stats(totals)
-        throughput = _throughput(ex, jobs=list(cfg.model.params.get("jobs", [1, 2])),
-                                 copies=2 if quick else int(cfg.model.params.get("copies", 10)),
-                                 env=env)
+        throughput = _throughput(ex, jobs=list(p.jobs), copies=2 if quick else p.copies, env=env)
         metrics.update(throughput)
         sizes = {d.name: sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
                  for d in sorted(bundled_dir().iterdir()) if d.is_dir()}
