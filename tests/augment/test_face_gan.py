@@ -96,19 +96,19 @@ def fer_tree_small(tmp_path):
 def test_diff_augment_shapes_and_policies():
     import torch
 
-    from emofuse.augment.face import diff_augment
+    from emofuse.augment.online import diff_augment
     from emofuse.errors import ConfigError
 
     x = torch.linspace(-1, 1, 2 * 48 * 48).reshape(2, 1, 48, 48)
-    assert torch.equal(diff_augment(x, []), x)                      # empty policy: identity
+    assert torch.equal(diff_augment(x, policy=[]), x)                      # empty policy: identity
     g = torch.Generator().manual_seed(0)
-    out = diff_augment(x, ["translation"], g)
+    out = diff_augment(x, policy=["translation"], generator=g)
     assert out.shape == x.shape
     # a shift keeps pixel values (plus zero padding), it does not invent new ones
     assert set(out.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
-    cut = diff_augment(torch.ones(4, 1, 48, 48), ["cutout"], g)
+    cut = diff_augment(torch.ones(4, 1, 48, 48), policy=["cutout"], generator=g)
     assert torch.all((cut == 0).sum((1, 2, 3)) == 24 * 24)          # one half-side square each
-    col = diff_augment(x, ["color"], g)
+    col = diff_augment(x, policy=["color"], generator=g)
     assert col.shape == x.shape and not torch.equal(col, x)
     with pytest.raises(ConfigError, match="diffaug"):
         CGANFace(diffaug=("rotate",))

@@ -31,49 +31,9 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from . import register_generator
 from .manifest import SyntheticItem, SyntheticSet, write_set
+from .online import DIFFAUG_POLICIES, diff_augment
 
-__all__ = ["CGANFace", "diff_augment", "make_face_set", "save_grid"]
-
-
-#: the DiffAugment transforms :func:`diff_augment` knows
-DIFFAUG_POLICIES = ("color", "translation", "cutout")
-
-
-def diff_augment(x: Any, policy: Sequence[str], gen: Any = None) -> Any:
-    """DiffAugment (Zhao et al. 2020) for grayscale batches in [-1, 1]: the same kind of random,
-    differentiable change applied to real and generated images before the discriminator, so a
-    discriminator fitted on a few thousand faces cannot memorise them.
-
-    ``policy``: any of ``color`` (brightness and contrast), ``translation`` (shift by up to 1/8
-    of the side, zero padding) and ``cutout`` (one square of half the side set to zero)."""
-    import torch
-    import torch.nn.functional as F
-
-    n, _, h, w = x.shape
-    dev = x.device
-    if "color" in policy:
-        x = x + (torch.rand(n, 1, 1, 1, generator=gen, device=dev) - 0.5)
-        mean = x.mean((1, 2, 3), keepdim=True)
-        x = (x - mean) * (torch.rand(n, 1, 1, 1, generator=gen, device=dev) * 1.0 + 0.5) + mean
-    if "translation" in policy:
-        s = max(1, h // 8)
-        tx = torch.randint(-s, s + 1, (n,), generator=gen, device=dev)
-        ty = torch.randint(-s, s + 1, (n,), generator=gen, device=dev)
-        gy, gx = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev),
-                                indexing="ij")
-        sy = (gy[None] - ty[:, None, None] + 1).clamp(0, h + 1)
-        sx = (gx[None] - tx[:, None, None] + 1).clamp(0, w + 1)
-        padded = F.pad(x, (1, 1, 1, 1))[:, 0]
-        x = padded[torch.arange(n, device=dev)[:, None, None], sy, sx].unsqueeze(1)
-    if "cutout" in policy:
-        ch, cw = h // 2, w // 2
-        oy = torch.randint(0, h - ch + 1, (n, 1, 1), generator=gen, device=dev)
-        ox = torch.randint(0, w - cw + 1, (n, 1, 1), generator=gen, device=dev)
-        gy = torch.arange(h, device=dev)[None, :, None]
-        gx = torch.arange(w, device=dev)[None, None, :]
-        keep = ~(((gy - oy) >= 0) & ((gy - oy) < ch) & ((gx - ox) >= 0) & ((gx - ox) < cw))
-        x = x * keep.unsqueeze(1).to(x.dtype)
-    return x
+__all__ = ["CGANFace", "make_face_set", "save_grid"]
 
 
 def _nets(z_dim: int, width: int, n_classes: int, side: int, mbstd: bool = False):
@@ -252,7 +212,7 @@ class CGANFace:
         tgen = torch.Generator().manual_seed(seed + 1)
 
         def aug(t: torch.Tensor) -> torch.Tensor:
-            return diff_augment(t, self.diffaug, tgen) if self.diffaug else t
+            return diff_augment(t, policy=self.diffaug, generator=tgen) if self.diffaug else t
 
         t0 = time.perf_counter()
         self.history = []
