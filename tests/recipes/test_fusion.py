@@ -122,14 +122,15 @@ def test_quick_suite_runs(shared_data: Path, fusion_cache: Path, tmp_path: Path,
 def test_train_then_evaluate(shared_data: Path, fusion_cache: Path, tmp_path: Path,
                              monkeypatch) -> None:
     from emofuse.corpora import load_corpus
-    from emofuse.recipes.fusion import _quick_records, evaluate, predict_records, train
+    from emofuse.recipes._fusion_data import quick_records
+    from emofuse.recipes.fusion import evaluate, predict_records, train
 
     monkeypatch.setenv("EMOFUSE_CACHE", str(fusion_cache))
     cfg = load_config(CONFIG)
     model = train(cfg, out_dir=tmp_path / "model", quick=True)
     card = json.loads((model / "card.json").read_text())
     assert card["task"] == "fusion" and len(card["labels"]) == 8
-    recs = _quick_records(load_corpus("ravdess", check_media=False).records)[:12]
+    recs = quick_records(load_corpus("ravdess", check_media=False).records)[:12]
     recs[0].au = None                                  # one clip without its face
     res = evaluate(model, recs, corpus="ravdess")
     assert res["items"] == 12 and 0 <= res["metrics"]["ua"]["mean"] <= 1
@@ -140,7 +141,7 @@ def test_train_then_evaluate(shared_data: Path, fusion_cache: Path, tmp_path: Pa
 
 def test_ensemble_averages_members_fold_by_fold():
     from emofuse.recipes._common import FoldOutput
-    from emofuse.recipes.fusion import ensemble_outputs
+    from emofuse.recipes._fusion_ensemble import ensemble_outputs
 
     ids, y = ["a", "b"], np.array([0, 1])
     nn = [FoldOutput(1, s, ids, y, np.array([[0.8, 0.2], [0.6, 0.4]]) + 0.1 * s * np.array(
@@ -171,7 +172,7 @@ def test_fixed_late_fusion_model_from_config(tmp_path: Path) -> None:
 
 def test_ensemble_conditions_drop_members_that_need_a_removed_modality():
     from emofuse.recipes._common import FoldOutput
-    from emofuse.recipes.fusion import ensemble_outputs
+    from emofuse.recipes._fusion_ensemble import ensemble_outputs
 
     ids, y = ["a", "b"], np.array([0, 1])
     c = lambda *rows: {"proba": np.array(rows, float)}  # noqa: E731
@@ -208,7 +209,8 @@ def test_ensemble_conditions_drop_members_that_need_a_removed_modality():
 
 def test_classical_member_with_multi_condition_training_and_noisy_condition(tmp_path):
     from emofuse.config import load_config as _load
-    from emofuse.recipes.fusion import load_av_data, make_runner
+    from emofuse.recipes._fusion_data import load_av_data
+    from emofuse.recipes._fusion_models import make_runner
 
     recs = _records(tmp_path)
     fparams = {"modalities": {"audio": ["lld_stats"], "face": ["openface_au"]},
@@ -228,7 +230,7 @@ def test_classical_member_with_multi_condition_training_and_noisy_condition(tmp_
 
 def test_select_ensemble_greedy_on_validation_outputs():
     from emofuse.recipes._common import FoldOutput
-    from emofuse.recipes.fusion import select_ensemble
+    from emofuse.recipes._fusion_ensemble import select_ensemble
 
     y = np.array([0, 0, 1, 1])
     good = np.array([[0.9, 0.1], [0.6, 0.4], [0.4, 0.6], [0.45, 0.55]])
@@ -244,7 +246,7 @@ def test_select_ensemble_greedy_on_validation_outputs():
 def test_validation_splits_hold_out_training_actors_only():
     from emofuse.corpora import Record
     from emofuse.protocols import Split
-    from emofuse.recipes.fusion import validation_splits
+    from emofuse.recipes._fusion_ensemble import validation_splits
 
     recs = [Record(id=f"{s}-{i}", corpus="x", label="happy" if i % 2 else "sad",
                    label_native="h" if i % 2 else "s", speaker=s, audio=None)
@@ -256,3 +258,70 @@ def test_validation_splits_hold_out_training_actors_only():
     assert not set(v.test) & set(test) and not set(v.train) & set(test)
     assert {spk[i] for i in v.test}.isdisjoint({spk[i] for i in v.train})
     assert set(v.train) | set(v.test) == set(split.train) and v.test
+
+
+# --- typed parameters (issue 22) --------------------------------------------------------------
+
+def test_committed_fusion_configs_validate_against_their_suite_schemas():
+    from emofuse.recipes import explain_suite_config
+
+    for name in ("av-ravdess", "av-ravdess-whisper", "tri-synthetic", "av-clips",
+                 "models/fusion"):
+        assert explain_suite_config(repo_root() / "configs" / f"{name}.yaml") == [], name
+
+
+def test_bad_fusion_parameters_are_reported_with_their_yaml_lines(tmp_path: Path):
+    import yaml
+
+    from emofuse.recipes import explain_suite_config
+
+    cfg = yaml.safe_load(CONFIG.read_text())
+    compare = cfg["model"]["params"]["compare"]
+    compare["svm_face"]["Cx"] = 1
+    compare["linear_face"]["kind"] = "lineer"
+    compare["intermediate"]["dropout"] = 2
+    cfg["model"]["params"]["dropot"] = 0.1
+    cfg["features"]["params"]["settings"] = ["inductive", "spk"]
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    problems = explain_suite_config(p)
+    joined = "\n".join(problems)
+    assert len(problems) == 5, problems
+    assert all("(line " in x for x in problems)
+    assert "model.params.dropot" in joined and "did you mean 'dropout'" in joined
+    assert "compare.svm_face.Cx (line" in joined and "did you mean 'C'?" in joined
+    assert "compare.linear_face.kind (line" in joined and "did you mean 'linear'?" in joined
+    assert "compare.intermediate.dropout (line" in joined
+    assert "features.params.settings[1] (line" in joined
+
+
+def test_fusion_schema_defaults_are_the_code_defaults():
+    import inspect
+
+    from emofuse.fusion import AttentionFusion, IntermediateFusion, MFAProjector
+    from emofuse.fusion._torch import train_net
+    from emofuse.recipes._fusion_params import (
+        AttentionNetParams,
+        AVModelParams,
+        IntermediateSpec,
+        MfaSpec,
+    )
+
+    def defaults(fn) -> dict:
+        return {k: v.default for k, v in inspect.signature(fn).parameters.items()}
+
+    att = defaults(AttentionFusion)
+    assert all(att[k] == v for k, v in AttentionNetParams().net_kwargs().items())
+    inter = defaults(IntermediateFusion)
+    assert all(inter[k] == v for k, v in IntermediateSpec(kind="intermediate").net_kwargs()
+               .items())
+    mfa, spec = defaults(MFAProjector), MfaSpec(kind="mfa")
+    assert all(mfa[k] == getattr(spec, k) for k in ("size", "n_components", "k1", "k2", "reg"))
+    tcfg = load_config(CONFIG).train
+    kw = AVModelParams().train_kwargs(tcfg)
+    net = defaults(train_net)
+    assert (kw["l2"], kw["early_stopping"]) == (net["l2"], net["early_stopping"])
+    assert (kw["max_epochs"], kw["lr"], kw["num_threads"]) == (tcfg.max_epochs, tcfg.lr, 1)
+    main = AVModelParams.of(load_config(CONFIG).model)
+    assert main.attention().kind == "attention" and main.attention().n_ensemble == 3
+    assert main.train_kwargs(tcfg)["early_stopping"] is False

@@ -20,8 +20,9 @@ from emofuse.fusion.reliability import (
 )
 from emofuse.paths import repo_root
 from emofuse.recipes import get_suite
-from emofuse.recipes.fusion import add_white_noise
-from emofuse.recipes.fusion_whisper import _params, layer_columns
+from emofuse.recipes._fusion_data import add_white_noise
+from emofuse.recipes._fusion_params import ReliabilityParams
+from emofuse.recipes.fusion_whisper import layer_columns
 
 CONFIG = repo_root() / "configs" / "av-ravdess-whisper.yaml"
 
@@ -86,8 +87,8 @@ def test_config_and_parameters():
     assert cfg.suite == "av-ravdess-whisper" and cfg.protocol.kind == "emobox"
     assert get_suite("av-ravdess-whisper").modality == "fusion"
     assert cfg.train.seeds == [0, 1, 2]
-    p = _params(cfg)
-    assert p["audio"]["layers"] and p["gate"]["signals"]
+    p = ReliabilityParams.of(cfg.model)
+    assert p.audio.layers and p.gate.signals and p.inner_folds == 5
     fp = cfg.features.params
     assert fp["noise"]["snr_db"] == 0 and 0 not in fp["augment"]["snr_db"]   # 0 dB: test only
     cols = layer_columns([2, 3], available=[1, 2, 3, 4, 5, 6])
@@ -96,8 +97,14 @@ def test_config_and_parameters():
         layer_columns([7], available=[1, 2, 3])
     bad = cfg.model_copy(deep=True)
     bad.model.params = {**bad.model.params, "nonsense": 1}
-    with pytest.raises(ConfigError):
-        _params(bad)
+    with pytest.raises(ConfigError, match="nonsense"):
+        ReliabilityParams.of(bad.model)
+    # partial nested sections keep the other defaults (as the merged dicts did)
+    q = ReliabilityParams.of({"audio": {"C": 0.1}, "gate": {"l2": 0.1}, "inner_folds": 3})
+    assert q.audio.layers == [[3], [3, 4], [2, 3, 4]] and q.audio.max_iter == 2000
+    assert q.gate.train_conditions[0] == "clean" and q.face.candidates() == [0.01, 0.1, 1.0]
+    with pytest.raises(ConfigError, match="inner_folds"):
+        ReliabilityParams.of({"inner_folds": 1})
 
 
 def test_quick_suite_runs(shared_data: Path, tmp_path: Path, monkeypatch) -> None:

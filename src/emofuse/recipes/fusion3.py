@@ -43,6 +43,9 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..features.cache import FeatureCache
 from . import suite
+from ._fusion_data import quick_config
+from ._fusion_params import ClipsParams, FacePool, TextPool, TriFeatureParams, TriModelParams
+from ._fusion_report import pm, targets_table
 
 __all__ = ["face_embeddings", "text_embeddings", "SHARED_LABELS", "run_tri_suite"]
 
@@ -132,41 +135,39 @@ def _sample_per_class(records: Sequence[Any], n: int | None, seed: int) -> list[
     return [records[i] for i in keep]
 
 
-def _face_pools(fp: Mapping[str, Any], labels: Sequence[str], quick: bool,
+def _face_pools(fp: FacePool, labels: Sequence[str], quick: bool,
                 cache: FeatureCache) -> dict[str, Any]:
     from .. import protocols
     from ..corpora import load_corpus
 
-    scan = load_corpus(fp.get("corpus", "fer2013"), fp.get("root"), check_media=False)
+    scan = load_corpus(fp.corpus, fp.root, check_media=False)
     recs = [r for r in scan.records if r.label in labels]
     split = protocols.official_split(recs, allow_leak=True)
     dedup = protocols.drop_cross_duplicates(split, recs, allow_leak=True)
-    caps = {"train": fp.get("train_per_class", 700), "val": fp.get("val_per_class", 150),
-            "test": fp.get("test_per_class")}
+    caps = fp.caps()
     if quick:
         caps = {"train": 12, "val": 6, "test": 6}
     pools = {}
     for part in ("train", "val", "test"):
         part_recs = dedup.select(recs, part)
-        pools[part] = _sample_per_class(part_recs, caps[part], seed=int(fp.get("seed", 0)))
+        pools[part] = _sample_per_class(part_recs, caps[part], seed=fp.seed)
     X = {p: face_embeddings(r, cache=cache) for p, r in pools.items()}
     return {"records": pools, "X": X,
             "dropped_duplicates": dedup.info.get("dropped_duplicates", {})}
 
 
-def _text_pools(tp: Mapping[str, Any], labels: Sequence[str], quick: bool,
+def _text_pools(tp: TextPool, labels: Sequence[str], quick: bool,
                 cache: FeatureCache) -> dict[str, Any]:
     from .. import protocols
     from ..corpora import load_corpus
 
-    scan = load_corpus(tp.get("corpus", "meld"), tp.get("root"), check_media=False)
+    scan = load_corpus(tp.corpus, tp.root, check_media=False)
     recs = [r for r in scan.records if r.label in labels]
     split = protocols.official_split(recs)
-    caps = {"train": tp.get("train_per_class"), "val": tp.get("val_per_class"),
-            "test": tp.get("test_per_class")}
+    caps = tp.caps()
     if quick:
         caps = {"train": 12, "val": 6, "test": 6}
-    pools = {p: _sample_per_class(split.select(recs, p), caps[p], seed=int(tp.get("seed", 0)))
+    pools = {p: _sample_per_class(split.select(recs, p), caps[p], seed=tp.seed)
              for p in ("train", "val", "test")}
     return {"records": pools, "X": {p: text_embeddings(r, cache=cache) for p, r in pools.items()}}
 
@@ -210,15 +211,15 @@ def _subset_name(s: Sequence[str]) -> str:
 # The suite
 
 
-def _load_inputs(cfg: Any, p: Mapping[str, Any], labels: Sequence[str],
+def _load_inputs(cfg: Any, p: TriFeatureParams, labels: Sequence[str],
                  audio_blocks: Sequence[str], quick: bool, cache: FeatureCache) -> dict[str, Any]:
     """The three corpora's pools and features, and the speech protocol's folds."""
     from .. import protocols
     from ._common import load_records, make_splits
-    from .fusion import modality_data
+    from ._fusion_data import modality_data
 
-    face = _face_pools(dict(p.get("face") or {}), labels, quick, cache)
-    text = _text_pools(dict(p.get("text") or {}), labels, quick, cache)
+    face = _face_pools(p.face, labels, quick, cache)
+    text = _text_pools(p.text, labels, quick, cache)
     acfg = cfg.model_copy(deep=True)
     acfg.data.labels = None          # the protocol's folds are defined on all clips
     _, all_recs = load_records(acfg)
@@ -229,8 +230,7 @@ def _load_inputs(cfg: Any, p: Mapping[str, Any], labels: Sequence[str],
     else:
         splits = make_splits(cfg, all_recs)
     arecs = [r for r in all_recs if r.label in labels and r.audio]
-    adata = modality_data(arecs, {"audio": list(audio_blocks)}, sr=int(p.get("sr", 16000)),
-                          cache=cache)
+    adata = modality_data(arecs, {"audio": list(audio_blocks)}, sr=p.sr, cache=cache)
     return {"face": face, "text": text, "all_records": all_recs, "splits": splits,
             "audio_records": arecs, "audio_X": adata.X["audio"],
             "audio_present": adata.present["audio"]}
@@ -249,21 +249,20 @@ def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
     from ..fusion import FusionDataset, predict_net, synthetic_pairs, train_net
     from ..fusion.normalise import Standardiser
     from ._common import FoldOutput, Timer, make_result, summarise_outputs
-    from .fusion import _nn_train_kwargs, build_net
+    from ._fusion_models import build_net
 
-    p = dict(cfg.features.params)
+    p = TriFeatureParams.of(cfg.features, where="features.params")
     labels = list(cfg.data.labels or SHARED_LABELS)
     bad = [c for c in labels if c not in SHARED_LABELS]
     if bad:
         raise ConfigError(f"data.labels: {bad} are not shared by FER2013, RAVDESS and MELD")
     mods = ["face", "audio", "text"]
-    audio_blocks = list(p.get("audio", ["egemaps", "lld_stats"]))
-    pairing = dict(p.get("pairing") or {})
-    n_pairs = {"train": int(pairing.get("train_per_class", 1000)),
-               "val": int(pairing.get("val_per_class", 200)),
-               "test": int(pairing.get("test_per_class", 400))}
-    params = dict(cfg.model.params)
-    Cs = list(params.pop("unimodal_C", [0.01, 0.1, 1.0]))
+    audio_blocks = list(p.audio)
+    pairing = p.pairing
+    n_pairs = {"train": pairing.train_per_class, "val": pairing.val_per_class,
+               "test": pairing.test_per_class}
+    params = TriModelParams.of(cfg.model)
+    Cs = list(params.unimodal_C)
     tcfg = cfg.train.model_copy()
     seeds = list(cfg.train.seeds)
     if quick:
@@ -304,15 +303,15 @@ def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
         pool_ua: dict[str, list[float]] = {m: [] for m in mods}
         val_ua: dict[str, list[float]] = {}
         fold_info = []
-        tkw = _nn_train_kwargs(tcfg, params)
+        tkw = params.train_kwargs(tcfg)
         if quick:
             tkw.update(max_epochs=2, patience=1)
         for split in splits:
             fold = split.fold or 0
             wanted = {r.id for r in arecs}
             train = [r for r in split.select(all_recs, "train") if r.id in wanted]
-            _, val_ids = protocols.validation_split(train, fraction=float(
-                pairing.get("val_fraction", 0.15)), seed=fold)
+            _, val_ids = protocols.validation_split(train, fraction=pairing.val_fraction,
+                                                    seed=fold)
             held = set(val_ids)
             apools = {"train": [r for r in train if r.id not in held],
                       "val": [r for r in train if r.id in held],
@@ -359,8 +358,9 @@ def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
             # the three-way attention fusion
             for seed in seeds:
                 net = build_net("attention", {m: Xtr[m].shape[1] for m in mods}, C, params)
-                info = train_net(net, FusionDataset(Xtr, ones["train"], ytr, modality_dropout=float(
-                    params.get("modality_dropout", 0.3))), FusionDataset(Xva, ones["val"], yva),
+                info = train_net(net, FusionDataset(Xtr, ones["train"], ytr,
+                                                    modality_dropout=params.modality_dropout),
+                                 FusionDataset(Xva, ones["val"], yva),
                     n_classes=C, seed=seed, **tkw)
                 for s in subsets:
                     mk = np.zeros_like(ones["test"])
@@ -430,9 +430,7 @@ def _tri_result(cfg: Any, labels: list[str], mods: list[str], outs: Mapping[str,
                                     f"{100 * own[best_m]:.2f}",
                         "met": bool(ua >= own[best_m] - 0.02), "aim_met": bool(ua >= own[best_m])})
     main = {"": outs[f"attention[{full}]"]}
-    if quick:
-        cfg = cfg.model_copy(deep=True)
-        cfg.train.seeds = list(seeds)
+    cfg = quick_config(cfg, seeds) if quick else cfg
     result = make_result(
         cfg, protocol="synthetic triples: FER2013 official usages (de-duplicated PrivateTest) x "
                       "RAVDESS EmoBox folds x MELD official splits", classes=labels, parts=main,
@@ -451,10 +449,6 @@ def _tri_result(cfg: Any, labels: list[str], mods: list[str], outs: Mapping[str,
     result["metrics"].update(metrics)
     result["notes"] = _tri_notes(result, mods)
     return result
-
-
-def _pm(m: Mapping[str, Any]) -> str:
-    return f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}"
 
 
 def _tri_notes(result: Mapping[str, Any], mods: Sequence[str]) -> str:
@@ -480,7 +474,7 @@ def _tri_notes(result: Mapping[str, Any], mods: Sequence[str]) -> str:
         "## Models on the test triples (UA / WA / macro-F1 %, mean ± std over the 6 folds)",
         "", "| model | UA | WA | macro-F1 |", "|---|---|---|---|"]
     for name, e in result["models"].items():
-        lines.append(f"| {name} | {_pm(e['ua'])} | {_pm(e['wa'])} | {_pm(e['macro_f1'])} |")
+        lines.append(f"| {name} | {pm(e['ua'])} | {pm(e['wa'])} | {pm(e['macro_f1'])} |")
     lines += ["", "`attention[S]`: the one three-way attention model tested with only the "
               "modalities in S present (the rest masked); `unimodal_m`: logistic regression "
               "trained on modality m's own training pool (C chosen on its validation pool); "
@@ -490,20 +484,13 @@ def _tri_notes(result: Mapping[str, Any], mods: Sequence[str]) -> str:
               "| available | " + " | ".join(mods) + " |", "|---|" + "---|" * len(mods)]
     for s, w in result["attention_weights"]["mean_by_subset"].items():
         lines.append(f"| {s} | " + " | ".join(f"{x:.3f}" for x in w) + " |")
-    lines += ["", "## Targets", "", "| target | measured | met | aim met |", "|---|---|---|---|"]
-    for t in result["targets"]:
-        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} | "
-                     f"{'yes' if t.get('aim_met', t['met']) else 'no'} |")
-    return "\n".join(lines)
+    return "\n".join(lines + targets_table(result["targets"]))
 
 
-@suite("tri-synthetic", modality="fusion",
-       description="Three-way attention fusion on SYNTHETIC triples (FER2013 face + RAVDESS "
-                   "speech + MELD text of the same label), every subset of modalities")
-def tri_synthetic(cfg: Any, *, quick: bool = False) -> dict[str, Any]:
-    """``emofuse bench tri-synthetic``."""
-    return run_tri_suite(cfg, quick=quick)
-
+suite("tri-synthetic", modality="fusion",
+      description="Three-way attention fusion on SYNTHETIC triples (FER2013 face + RAVDESS "
+                  "speech + MELD text of the same label), every subset of modalities",
+      params={"model": TriModelParams, "features": TriFeatureParams})(run_tri_suite)
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,7 +507,7 @@ def run_av_clips(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str
     from ._common import FoldOutput, Timer, make_result
     from .face import _clip_records
 
-    names = list((cfg.model.params or {}).get("models") or ["default"])
+    names = list(ClipsParams.of(cfg.model).models)
     with Timer() as timer:
         recs = _clip_records(cfg)
         if quick:
@@ -591,9 +578,7 @@ def run_av_clips(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str
     return result
 
 
-@suite("av-clips", modality="fusion",
-       description="Real video clips (RAVDESS mp4, CREMA-D flv) end to end through the bundled "
-                   "speech + face models and their fusion")
-def av_clips(cfg: Any, *, quick: bool = False) -> dict[str, Any]:
-    """``emofuse bench av-clips``."""
-    return run_av_clips(cfg, quick=quick)
+suite("av-clips", modality="fusion",
+      description="Real video clips (RAVDESS mp4, CREMA-D flv) end to end through the bundled "
+                  "speech + face models and their fusion",
+      params={"model": ClipsParams})(run_av_clips)

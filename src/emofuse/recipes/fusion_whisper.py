@@ -36,18 +36,20 @@ from typing import Any
 import numpy as np
 
 from ..corpora import Record
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..features.cache import FeatureCache
 from . import suite
-from .fusion import (
+from ._fusion_data import (
     SETTING_NOTES,
     SETTINGS,
-    _feature_params,
-    _noise_rng,
-    _quick_records,
-    add_white_noise,
+    av_records,
     load_av_data,
+    quick_config,
+    snr_table,
 )
+from ._fusion_ensemble import ua_score
+from ._fusion_params import AugmentSpec, ReliabilityParams, WhisperFeatureParams
+from ._fusion_report import pm, targets_table
 
 __all__ = ["CONDITIONS", "SYSTEMS", "layer_columns", "run_suite", "snr_table"]
 
@@ -57,34 +59,6 @@ CONDITIONS = ("clean", "audio_noise", "audio_missing", "face_missing")
 SYSTEMS = ("audio", "face", "fused", "fused_static")
 _KEYS = ("ua", "wa", "macro_f1")
 _BLOCK = 1024   # columns of one Whisper block in the canonical meanstd vector
-
-DEFAULTS: dict[str, Any] = {
-    "audio": {"layers": [[3], [3, 4], [2, 3, 4]], "C": 0.03, "multicondition": True,
-              "max_iter": 2000},
-    "face": {"C": [0.01, 0.1, 1.0], "max_iter": 2000},
-    "inner_folds": 5,
-    "gate": {"signals": ["entropy", "max_prob", "snr", "present"], "l2": 0.01,
-             "train_conditions": ["clean", "augment", "audio_missing", "face_missing"]},
-    "targets": {"fused_ua": 0.80, "fused_ua_spknorm": 0.90, "missing_tolerance": 0.01},
-}
-
-
-def _params(cfg: Any) -> dict[str, Any]:
-    p = dict(cfg.model.params or {})
-    unknown = sorted(set(p) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"model.params: unknown key(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(DEFAULTS)}")
-    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in DEFAULTS.items()}
-    for k, v in p.items():
-        out[k] = {**DEFAULTS[k], **v} if isinstance(DEFAULTS[k], Mapping) else v
-    if not out["audio"]["layers"] or not all(isinstance(s, (list, tuple)) and s
-                                             for s in out["audio"]["layers"]):
-        raise ConfigError("model.params.audio.layers: a list of candidate block sets, "
-                          "e.g. [[3], [3, 4]]")
-    if int(out["inner_folds"]) < 2:
-        raise ConfigError("model.params.inner_folds must be at least 2")
-    return out
 
 
 def layer_columns(layers: Sequence[int], *, available: Sequence[int]) -> np.ndarray:
@@ -98,46 +72,6 @@ def layer_columns(layers: Sequence[int], *, available: Sequence[int]) -> np.ndar
                           f"{avail})")
     return np.concatenate([np.arange(avail.index(b) * _BLOCK, (avail.index(b) + 1) * _BLOCK)
                            for b in layers])
-
-
-# --------------------------------------------------------------------------------------------
-# The audio reliability signal: a blind SNR estimate from the waveform
-
-
-def snr_table(records: Sequence[Record], conditions: Mapping[str, Mapping[str, Any] | None], *,
-              sr: int = 16000, cache: FeatureCache | None = None) -> dict[str, np.ndarray]:
-    """:func:`~emofuse.fusion.reliability.estimate_snr` of every record's audio under each
-    condition (``None``: clean; else ``{"snr_db", "seed"}``, the same white noise as the
-    features), ``{condition: (n,)}`` (NaN where the audio is missing); cached per clip."""
-    from ..fusion.reliability import estimate_snr
-    from ..media import load_audio
-
-    cache = cache or FeatureCache()
-    names = list(conditions)
-    spec = [None if conditions[c] is None else
-            {"snr_db": float(conditions[c]["snr_db"]), "seed": int(conditions[c].get("seed", 0))}
-            for c in names]
-    settings = {"feature": "snr_estimate", "version": 1, "sr": int(sr), "noise": spec}
-
-    def compute(p: str) -> np.ndarray:
-        y, _ = load_audio(p, sr=sr)
-        out = []
-        for s in spec:
-            z = y if s is None else add_white_noise(y, snr_db=s["snr_db"],
-                                                    rng=_noise_rng(p, s["seed"]))
-            out.append(estimate_snr(z, sr=sr))
-        return np.asarray(out, np.float64)
-
-    table = np.full((len(records), len(names)), np.nan)
-    for i, r in enumerate(records):
-        if not r.audio:
-            continue
-        try:
-            table[i] = np.asarray(cache.get_or_compute(r.audio, settings, compute))
-        except Exception as exc:
-            if not isinstance(exc, (OSError, DataError)):
-                raise
-    return {c: table[:, j] for j, c in enumerate(names)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,16 +115,10 @@ class _Member:
                          n_classes=n_classes)
 
 
-def _ua(y: np.ndarray, p: np.ndarray, n_classes: int) -> float:
-    pred = p.argmax(1)
-    return float(np.mean([np.mean(pred[y == k] == k) for k in range(n_classes)
-                          if np.any(y == k)]))
-
-
 class _Setting:
     """The matrices of one setting (inductive / spknorm) and the member fitting on them."""
 
-    def __init__(self, data: Any, setting: str, params: Mapping[str, Any], layers: list[int],
+    def __init__(self, data: Any, setting: str, params: ReliabilityParams, layers: list[int],
                  snr: Mapping[str, np.ndarray]) -> None:
         self.data, self.setting, self.p = data, setting, params
         base = data._base("clean", data.clean, setting)
@@ -206,26 +134,26 @@ class _Setting:
         self.C = len(data.classes)
         self.aug = [k for k in self.A if k.startswith("aug")]
         self.cols = {tuple(s): layer_columns(s, available=layers)
-                     for s in params["audio"]["layers"]}
+                     for s in params.audio.layers}
         self.snr = snr
 
     def fit_audio(self, layers: tuple[int, ...], rows: np.ndarray, seed: int) -> _Member:
-        a = self.p["audio"]
+        a = self.p.audio
         rows = rows[self.ap[rows]]
         extra = []
-        if a.get("multicondition") and self.aug:
+        if a.multicondition and self.aug:
             rng = np.random.default_rng([int(seed), 11])
             which = rng.integers(len(self.aug), size=len(rows))
             for k, name in enumerate(self.aug):
                 r = rows[(which == k) & self.data.augment[k].present["audio"][rows]]
                 if len(r):
                     extra.append((self.A[name], r))
-        return _Member(self.cols[layers], a["C"], seed, a["max_iter"]).fit(
+        return _Member(self.cols[layers], a.C, seed, a.max_iter).fit(
             self.A["clean"], rows, self.y, extra)
 
     def fit_face(self, C: float, rows: np.ndarray, seed: int) -> _Member:
         rows = rows[self.fp[rows]]
-        return _Member(None, C, seed, self.p["face"]["max_iter"]).fit(self.F, rows, self.y)
+        return _Member(None, C, seed, self.p.face.max_iter).fit(self.F, rows, self.y)
 
     def audio_outputs(self, m: _Member, rows: np.ndarray, conds: Sequence[str]
                       ) -> dict[str, np.ndarray]:
@@ -302,7 +230,7 @@ def _gate_data(S: _Setting, oof: Mapping[str, Any], a: tuple[int, ...], C: float
 
 
 def _run_setting(S: _Setting, splits: Sequence[Any], records: Sequence[Record],
-                 seeds: Sequence[int], params: Mapping[str, Any], log: Any,
+                 seeds: Sequence[int], params: ReliabilityParams, log: Any,
                  ) -> tuple[dict[str, dict[str, list[Any]]], dict[str, Any]]:
     """All systems under all conditions for one setting: ``{system: {condition: [FoldOutput]}}``
     and the per-fold choices and gate weights."""
@@ -310,10 +238,9 @@ def _run_setting(S: _Setting, splits: Sequence[Any], records: Sequence[Record],
     from ._common import FoldOutput, Timer
 
     data = S.data
-    gate_p = params["gate"]
-    audio_cands = [tuple(s) for s in params["audio"]["layers"]]
-    fc = params["face"]["C"]
-    face_cands = [float(c) for c in (fc if isinstance(fc, (list, tuple)) else [fc])]
+    gate_p = params.gate
+    audio_cands = [tuple(s) for s in params.audio.layers]
+    face_cands = params.face.candidates()
     out: dict[str, dict[str, list[Any]]] = {s: {c: [] for c in CONDITIONS} for s in SYSTEMS}
     info: dict[str, Any] = {"choices": [], "gate": []}
     for sp in splits:
@@ -325,7 +252,7 @@ def _run_setting(S: _Setting, splits: Sequence[Any], records: Sequence[Record],
         choice = None
         for seed in seeds:
             t = Timer().__enter__()
-            parts = _inner_partition(data.speakers, tr, int(params["inner_folds"]), seed, fold)
+            parts = _inner_partition(data.speakers, tr, params.inner_folds, seed, fold)
             cands_a = audio_cands if choice is None else [choice["audio_layers"]]
             cands_f = face_cands if choice is None else [choice["face_C"]]
             oof = _oof(S, parts, cands_a, cands_f, seed, log)
@@ -334,9 +261,9 @@ def _run_setting(S: _Setting, splits: Sequence[Any], records: Sequence[Record],
                 inner = {p: [] for p in ("a", "f")}
                 for part in parts:
                     sel = np.isin(oof["rows"], part)
-                    inner["a"].append({a: _ua(yo[sel], oof["audio"][a]["clean"][sel], S.C)
+                    inner["a"].append({a: ua_score(yo[sel], oof["audio"][a]["clean"][sel], S.C)
                                        for a in cands_a})
-                    inner["f"].append({c: _ua(yo[sel], oof["face"][c][sel], S.C)
+                    inner["f"].append({c: ua_score(yo[sel], oof["face"][c][sel], S.C)
                                        for c in cands_f})
                 sa = {a: float(np.mean([d[a] for d in inner["a"]])) for a in cands_a}
                 sf = {c: float(np.mean([d[c] for d in inner["f"]])) for c in cands_f}
@@ -348,11 +275,10 @@ def _run_setting(S: _Setting, splits: Sequence[Any], records: Sequence[Record],
                 info["choices"].append(choice)
             a, C = choice["audio_layers"], choice["face_C"]
             # the gate: reliability-weighted pool on the out-of-fold outputs
-            La, Lf, R, yg = _gate_data(S, oof, a, C, gate_p["signals"],
-                                       gate_p["train_conditions"])
-            gate = ReliabilityGate(l2=float(gate_p["l2"])).fit(La, Lf, R, yg, seed=seed)
+            La, Lf, R, yg = _gate_data(S, oof, a, C, gate_p.signals, gate_p.train_conditions)
+            gate = ReliabilityGate(l2=gate_p.l2).fit(La, Lf, R, yg, seed=seed)
             La0, Lf0, R0, y0 = _gate_data(S, oof, a, C, [], ["clean"])
-            static = ReliabilityGate(l2=float(gate_p["l2"])).fit(La0, Lf0, R0, y0, seed=seed)
+            static = ReliabilityGate(l2=gate_p.l2).fit(La0, Lf0, R0, y0, seed=seed)
             # the members on the whole training fold, scored on the test actors
             ma = S.fit_audio(a, tr, seed)
             mf = S.fit_face(C, tr, seed)
@@ -367,7 +293,7 @@ def _run_setting(S: _Setting, splits: Sequence[Any], records: Sequence[Record],
                 tests["audio_noise"] = (pa["noise"], ap, fp, S.snr["noise"][te])
             gw = {}
             for cond, (pac, apx, fpx, snr) in tests.items():
-                La_t, Lf_t, R_t = _signals(S, pac, pf, apx, fpx, snr, gate_p["signals"])
+                La_t, Lf_t, R_t = _signals(S, pac, pf, apx, fpx, snr, gate_p.signals)
                 fused, W = gate.predict(La_t, Lf_t, R_t)
                 st, _ = static.predict(La_t, Lf_t, np.zeros((len(te), 0)))
                 gw[cond] = {"audio": float(W[:, 0].mean()), "face": float(W[:, 1].mean())}
@@ -385,8 +311,8 @@ def _run_setting(S: _Setting, splits: Sequence[Any], records: Sequence[Record],
                                      "face": float(static.weights(np.zeros((1, 0)))[0, 1])},
                                  "seconds": round(t.elapsed, 1)})
             if log:
-                ua = {n: _ua(y, out[n]["clean"][-1].proba, S.C) for n in SYSTEMS}
-                un = {n: _ua(y, out[n]["audio_noise"][-1].proba, S.C) for n in SYSTEMS
+                ua = {n: ua_score(y, out[n]["clean"][-1].proba, S.C) for n in SYSTEMS}
+                un = {n: ua_score(y, out[n]["audio_noise"][-1].proba, S.C) for n in SYSTEMS
                       if out[n]["audio_noise"]}
                 log(f"  [{S.setting}] fold {fold} seed {seed}: layers {'-'.join(map(str, a))}, "
                     f"face C {C:g}; clean UA " + " ".join(f"{n} {100 * v:.1f}"
@@ -412,53 +338,34 @@ def _summ(outs: Sequence[Any], classes: Sequence[str], suffix: str) -> dict[str,
 
 def run_suite(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str, Any]:
     """Run the suite of ``cfg``; return the result dict."""
-    from .. import protocols
-    from ._common import Timer, class_list, load_records, make_result, make_splits
+    from ._common import Timer, make_result
 
-    fparams = _feature_params(cfg)
-    params = _params(cfg)
-    mods = fparams["modalities"]
+    fparams = WhisperFeatureParams.of(cfg.features, where="features.params")
+    params = ReliabilityParams.of(cfg.model)
+    mods = fparams.modalities
     if set(mods) != {"audio", "face"} or mods["audio"] != ["whisper"] \
             or mods["face"] != ["openface_au"]:
         raise ConfigError("features.params.modalities: this suite needs exactly "
                           "{audio: [whisper], face: [openface_au]}")
-    wparams = dict((fparams.get("block_params") or {}).get("whisper") or {})
-    layers = list(wparams.get("layers") or [3])
-    if wparams.get("pooling", "meanstd") != "meanstd":
-        raise ConfigError("features.params.block_params.whisper.pooling must be meanstd")
-    settings = list(fparams.get("settings") or SETTINGS)
-    bad = [s for s in settings if s not in SETTINGS]
-    if bad:
-        raise ConfigError(f"features.params.settings: unknown {bad}; known: {list(SETTINGS)}")
+    layers = list(fparams.block_params.whisper.layers)
+    settings = list(fparams.settings)
     with Timer() as timer:
-        _, records = load_records(cfg)
-        records = [r for r in records if r.audio or r.au]
-        classes = class_list(records, cfg.data.labels)
-        seeds = list(cfg.train.seeds)
+        records, classes, splits, seeds, protocol = av_records(cfg, quick=quick)
         if quick:   # 6 actors, one clip per actor and class, 2 folds, one seed, 1 SNR copy
-            records = _quick_records(records, n_speakers=6)
-            splits = protocols.speaker_kfold(records, k=2, seed=cfg.protocol.seed)
-            seeds = seeds[:1]
-            params["inner_folds"] = 3
-            params["audio"]["layers"] = params["audio"]["layers"][:2]
-            aug = dict(fparams.get("augment") or {})
-            if aug.get("snr_db"):
-                snrs = list(aug["snr_db"])
-                fparams["augment"] = {**aug, "snr_db": [snrs[len(snrs) // 2]]}
-            protocol = "speaker_kfold (k=2, quick subset)"
-        else:
-            splits = make_splits(cfg, records)
-            protocol = cfg.protocol.kind
+            params = params.model_copy(update={"inner_folds": 3, "audio": params.audio.model_copy(
+                update={"layers": params.audio.layers[:2]})})
+            if fparams.augment is not None and fparams.augment.snr_db:
+                snrs = fparams.augment.snr_db
+                fparams = fparams.model_copy(update={"augment": AugmentSpec(
+                    snr_db=[snrs[len(snrs) // 2]], seed=fparams.augment.seed)})
         cache = FeatureCache()
         data = load_av_data(records, classes, fparams, cache=cache, log=log)
-        sr = int(fparams.get("sr", 16000))
-        aug = fparams.get("augment") or {}
         snr_conds: dict[str, Any] = {"clean": None}
-        if fparams.get("noise"):
-            snr_conds["noise"] = dict(fparams["noise"])
-        for k, s in enumerate(aug.get("snr_db") or []):
-            snr_conds[f"aug{k}"] = {"snr_db": s, "seed": aug.get("seed", 1)}
-        snr = snr_table(records, snr_conds, sr=sr, cache=cache)
+        if fparams.noise is not None:
+            snr_conds["noise"] = fparams.noise
+        for k, noise in enumerate(fparams.augment.noises() if fparams.augment else []):
+            snr_conds[f"aug{k}"] = noise
+        snr = snr_table(records, snr_conds, sr=fparams.sr, cache=cache)
         if log:
             log("waveform SNR estimate (median dB): " + ", ".join(
                 f"{c} {np.nanmedian(v):.1f}" for c, v in snr.items()))
@@ -475,9 +382,7 @@ def run_suite(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str, A
             seconds[setting] = round(t.elapsed, 1)
             del S
         duration = timer.elapsed
-    if quick:
-        cfg = cfg.model_copy(deep=True)
-        cfg.train.seeds = seeds
+    cfg = quick_config(cfg, seeds) if quick else cfg
     parts = {SETTINGS[s]: outputs[s]["fused"]["clean"] for s in settings}
     systems: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
@@ -504,7 +409,7 @@ def run_suite(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str, A
         metrics[f"wall_{setting}_s"] = {"mean": seconds[setting], "std": 0.0,
                                         "per_fold": [seconds[setting]]}
     gate_summary = {s: _gate_summary(infos[s]["gate"]) for s in settings}
-    targets = _targets(systems, settings, params["targets"])
+    targets = _targets(systems, settings, params)
     result = make_result(cfg, protocol=protocol, classes=classes, parts=parts,
                          started=timer.started, duration_s=duration,
                          primary=SETTINGS[settings[0]],
@@ -530,13 +435,14 @@ def _gate_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _targets(systems: Mapping[str, Any], settings: Sequence[str],
-             t: Mapping[str, Any]) -> list[dict[str, Any]]:
+             params: ReliabilityParams) -> list[dict[str, Any]]:
     out = []
-    tol = float(t.get("missing_tolerance", 0.01))
+    t = params.targets
+    tol = t.missing_tolerance
     for setting in settings:
         f = systems["fused"][setting]
         face = systems["face"][setting]["clean"]["ua"]["mean"]
-        goal = float(t["fused_ua"] if setting == "inductive" else t["fused_ua_spknorm"])
+        goal = t.fused_ua if setting == "inductive" else t.fused_ua_spknorm
         ua = f["clean"]["ua"]["mean"]
         out.append({"target": f"fused UA >= {100 * goal:.0f} ({setting})",
                     "measured": f"UA {100 * ua:.2f}", "met": bool(ua >= goal)})
@@ -554,10 +460,6 @@ def _targets(systems: Mapping[str, Any], settings: Sequence[str],
     return out
 
 
-def _pm(m: Mapping[str, Any]) -> str:
-    return f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}"
-
-
 def _spread(m: Mapping[str, Any]) -> str:
     ps = m.get("per_seed") or []
     if len(ps) < 2:
@@ -565,32 +467,38 @@ def _spread(m: Mapping[str, Any]) -> str:
     return f"{100 * (max(ps) - min(ps)):.2f}"
 
 
-def _notes(result: Mapping[str, Any], params: Mapping[str, Any],
-           fparams: Mapping[str, Any]) -> str:
+def _db(v: float | Sequence[float]) -> str:
+    """SNRs as the YAML gives them (``0``, ``[-5, 5, 15]``)."""
+    return f"[{', '.join(f'{x:g}' for x in v)}]" if isinstance(v, Sequence) else f"{v:g}"
+
+
+def _notes(result: Mapping[str, Any], params: ReliabilityParams,
+           fparams: WhisperFeatureParams) -> str:
     settings = list(result["settings"])
     systems = result["systems"]
-    noise = fparams.get("noise") or {}
-    aug = fparams.get("augment") or {}
+    noise, aug = fparams.noise, fparams.augment
     lines = ["## Settings", ""] + [f"- {t}" for t in result["settings"].values()]
+    snrs = _db(aug.snr_db) if aug else None
+    test_noise = f"{_db(noise.snr_db)} dB SNR, seed {noise.seed}" if noise else \
+        "None dB SNR, seed None"
     lines += [
         "", f"Features (clip level): audio = Whisper-base encoder states (blocks "
-        f"{(fparams.get('block_params') or {}).get('whisper', {}).get('layers')}, mean + std "
-        "over frames; the audio member uses one candidate block set), face = 35 OpenFace AU "
-        "clip means. Members: standardisation + balanced logistic regression (audio C "
-        f"{params['audio']['C']}, multi-condition training: "
-        f"{bool(params['audio'].get('multicondition'))}; face C chosen among "
-        f"{params['face']['C']}). Fused: reliability-gated log-linear pool "
-        "(`emofuse.fusion.reliability`; signals: " + ", ".join(params["gate"]["signals"])
+        f"{fparams.block_params.whisper.layers}, mean + std over frames; the audio member uses "
+        "one candidate block set), face = 35 OpenFace AU clip means. Members: "
+        "standardisation + balanced logistic regression (audio C "
+        f"{params.audio.C}, multi-condition training: {params.audio.multicondition}; face C "
+        f"chosen among {params.face.C}). Fused: reliability-gated log-linear pool "
+        "(`emofuse.fusion.reliability`; signals: " + ", ".join(params.gate.signals)
         + ") fitted on out-of-fold member outputs of the training actors "
-        f"({params['inner_folds']} inner actor folds; training conditions: "
-        + ", ".join(params["gate"]["train_conditions"])
-        + f"; augmentation SNRs {aug.get('snr_db')} dB). `fused_static`: the same pool with "
+        f"({params.inner_folds} inner actor folds; training conditions: "
+        + ", ".join(params.gate.train_conditions)
+        + f"; augmentation SNRs {snrs} dB). `fused_static`: the same pool with "
         "constant weights fitted on clean out-of-fold outputs (no reliability signals). "
         "Block set and face C chosen per outer fold on the inner folds (clean UA, first "
         "seed's partition); test actors never used for any fit, statistic or choice "
         "(except the unlabelled per-actor statistics of the speaker-normalised setting).",
         "", "Conditions: `clean`; `audio_noise` (the test clips' audio mixed with white noise "
-        f"at {noise.get('snr_db')} dB SNR, seed {noise.get('seed')}, face intact); "
+        f"at {test_noise}, face intact); "
         "`audio_missing` / `face_missing` (that modality removed at test time).", "",
         "## Systems under test conditions (%, mean ± std over folds; seed spread = max - min "
         "of the seed means)", "",
@@ -599,8 +507,8 @@ def _notes(result: Mapping[str, Any], params: Mapping[str, Any],
     for name in SYSTEMS:
         for s in settings:
             for c, e in systems.get(name, {}).get(s, {}).items():
-                lines.append(f"| {name} | {s} | {c} | {_pm(e['ua'])} | {_pm(e['wa'])} | "
-                             f"{_pm(e['macro_f1'])} | {_spread(e['ua'])} |")
+                lines.append(f"| {name} | {s} | {c} | {pm(e['ua'])} | {pm(e['wa'])} | "
+                             f"{pm(e['macro_f1'])} | {_spread(e['ua'])} |")
     lines += ["", "## Per fold (UA %)", "", "| system | setting | condition | " + " | ".join(
         f"fold {i + 1}" for i in range(len(systems['fused'][settings[0]]['clean']['ua']
                                            ['per_fold']))) + " |",
@@ -639,15 +547,10 @@ def _notes(result: Mapping[str, Any], params: Mapping[str, Any],
                                              for k, v in ch["inner_ua_face"].items()) + " |")
     lines += ["", "Waveform SNR estimate, median over clips (dB): " + ", ".join(
         f"{c} {v:.1f}" for c, v in result["waveform_snr_median_db"].items()) + "."]
-    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    for t in result["targets"]:
-        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |")
-    return "\n".join(lines)
+    return "\n".join(lines + targets_table(result["targets"], aim=False))
 
 
-@suite("av-ravdess-whisper", modality="fusion",
-       description="RAVDESS Whisper-base audio + OpenFace AUs, EmoBox folds: logistic-"
-                   "regression members and reliability-gated fusion, clean / 0 dB / missing")
-def av_ravdess_whisper(cfg: Any, *, quick: bool = False) -> dict[str, Any]:
-    """``emofuse bench av-ravdess-whisper``."""
-    return run_suite(cfg, quick=quick)
+suite("av-ravdess-whisper", modality="fusion",
+      description="RAVDESS Whisper-base audio + OpenFace AUs, EmoBox folds: logistic-"
+                  "regression members and reliability-gated fusion, clean / 0 dB / missing",
+      params={"model": ReliabilityParams, "features": WhisperFeatureParams})(run_suite)
