@@ -121,6 +121,48 @@ def test_module_adapter_missing_module_is_a_clear_error(tmp_path, monkeypatch):
         rec.predictor("fusion")
 
 
+# -- the predictor protocol and the model card ------------------------------------------------
+
+
+def test_every_model_loads_as_a_predictor(bundle, media):
+    from emofuse.inference import (FusionPredictor, ModalityOutput, ModelCard, Predictor,
+                                   Waveform, load)
+
+    face = np.full((32, 32, 3), 90, np.uint8) + np.arange(32, dtype=np.uint8)[:, None, None]
+    inputs = {"speech": Waveform(np.zeros(16000, np.float32) + 0.1, 16000), "face": face,
+              "text": "I am so happy today!"}
+    for name, x in inputs.items():
+        p = load(bundle / name)
+        assert isinstance(p, Predictor) and p.modality == name
+        assert isinstance(p.card, ModelCard) and p.card.labels == p.labels
+        out = p.predict(x)
+        assert isinstance(out, ModalityOutput) and out.probabilities.shape == (len(p.labels),)
+    assert isinstance(load(bundle / "fusion"), FusionPredictor)
+
+
+def test_the_card_is_typed_and_read_once(bundle, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    import emofuse.train.checkpoint as ck
+    from emofuse.inference import read_card
+
+    card = read_card(bundle / "speech")
+    assert card.task == "speech" and card.sr == 16000 and card["predictor"] == "torch-feature"
+    assert {**card}["labels"] == SPEECH_LABELS and card.get("nope", 1) == 1
+    reads = []
+    real = ck._read_card
+    monkeypatch.setattr(ck, "_read_card", lambda path: reads.append(path) or real(path))
+    Recognizer.load(str(bundle)).warmup()
+    assert len(reads) == len(set(reads)) == 4           # speech, face, text, fusion: once each
+    bad = tmp_path / "bad"
+    shutil.copytree(bundle / "speech", bad)
+    data = json.loads((bad / "card.json").read_text())
+    (bad / "card.json").write_text(json.dumps({**data, "sr": "fast"}))
+    with pytest.raises(DataError, match=r"card.json: sr: "):
+        read_card(bad)
+
+
 # -- prediction -------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from emofuse.config import parse_config
 from emofuse.errors import ConfigError
 from emofuse.corpora import load_corpus
 from emofuse.recipes import face as recipe
+from emofuse.recipes import face_train
 from emofuse.models import face_runtime
 from emofuse.recipes import get_suite
 
@@ -72,7 +73,7 @@ def test_tta_views_and_probabilities():
 
 def test_rare_class_oversampling():
     y = np.array([0] * 100 + [1] * 5)
-    idx = recipe._oversample(y, 0.2, np.random.default_rng(0))
+    idx = face_train._oversample(y, 0.2, np.random.default_rng(0))
     assert np.bincount(y[idx]).tolist() == [100, 20]
 
 
@@ -82,7 +83,7 @@ def test_unknown_settings_are_config_errors():
     with pytest.raises(ConfigError, match="augment"):
         recipe._features({"augment": {"rotat": 3}})
     with pytest.raises(ConfigError, match="training"):
-        recipe._split_model_params({"training": {"label_smooth": 0.1}})
+        face_train._split_model_params({"training": {"label_smooth": 0.1}})
 
 
 def test_fer_suite_quick_on_a_generated_tree(fer_tree, tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from emofuse.config import load_config, parse_config
 from emofuse.errors import ConfigError
 from emofuse.models.face import FER_CLASSES, ResNetFerMix
 from emofuse.recipes import face as recipe
+from emofuse.recipes import face_train
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_fer = pytest.mark.skipif(importlib.util.find_spec("fer") is None,
@@ -74,18 +75,18 @@ def test_choose_mix_takes_the_better_member_and_averages_views():
 
 
 def test_mix_settings_are_checked(tmp_path):
-    cfg, opts = recipe._mix_settings(_cfg(tmp_path, tmp_path, {"grid_step": 0.1}))
+    cfg, opts = face_train._mix_settings(_cfg(tmp_path, tmp_path, {"grid_step": 0.1}))
     assert "mix" not in cfg.model.params and opts["combine"] == ["prob", "log"]
     for bad in ({"step": 0.1}, {"grid_step": 0.3}, {"combine": ["max"]},
                 {"member": "other"}):
         with pytest.raises(ConfigError):
-            recipe._mix_settings(_cfg(tmp_path, tmp_path, bad))
-    assert recipe._mix_settings(_cfg(tmp_path, tmp_path, None))[1] is None
+            face_train._mix_settings(_cfg(tmp_path, tmp_path, bad))
+    assert face_train._mix_settings(_cfg(tmp_path, tmp_path, None))[1] is None
 
 
 def test_bundled_face_config_parses():
     cfg = load_config(ROOT / "configs" / "models" / "face-v2.yaml")
-    rcfg, opts = recipe._mix_settings(cfg)
+    rcfg, opts = face_train._mix_settings(cfg)
     assert opts is not None and cfg.features.params["tta"] == {"flip": True, "shift": 0}
     recipe.build_net(rcfg.model.name, rcfg.model.params, 7)  # the ResNet of the config
 
@@ -127,7 +128,7 @@ def test_forced_mixture_round_trips_through_the_card(fer_tree, tmp_path, monkeyp
         c = real(*a, **k)
         return {**c, "weight": 0.5, "combine": "log"}
 
-    monkeypatch.setattr(recipe, "choose_mix", half)
+    monkeypatch.setattr(face_train, "choose_mix", half)  # what train() calls
     cfg = _cfg(fer_tree, tmp_path / "model", {"grid_step": 0.5})
     out = recipe.train(cfg, out_dir=tmp_path / "model")  # output.dir == --out: checkpoints inside
     assert list((tmp_path / "model" / "checkpoints").glob("*.ckpt"))

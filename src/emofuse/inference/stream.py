@@ -46,17 +46,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, EmofuseError, MediaError
 from .protocol import fuse
-from .recognizer import Recognizer
 from .stream_live import LiveThreads
 from .stream_parts import (SR, STREAM_MODALITIES, VAD_FRAME, FaceObs, Resampler, StreamOptions,
                            Update, Vad, observe_face, to_float_audio, warm)
 from .types import ModelUnavailableError, Waveform
+
+if TYPE_CHECKING:
+    from .recognizer import Recognizer
 
 __all__ = ["Stream"]
 

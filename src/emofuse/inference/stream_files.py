@@ -9,15 +9,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, MediaError
-from .recognizer import Recognizer
 from .stream import Stream
 from .stream_parts import SR, STREAM_MODALITIES, StreamOptions, Update
 from .types import Segment
+
+if TYPE_CHECKING:
+    from .recognizer import Recognizer
 
 __all__ = ["media_events", "replay", "play", "stream_timeline", "agreement"]
 
