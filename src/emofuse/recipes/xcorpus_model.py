@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..models.speech_adaptive import AdaptiveHead, AdaptiveLinear
 from . import suite
 from . import xcorpus as X
+from ._xcorpus_params import XcorpusParams
 
 __all__ = ["head_columns", "train_bundled"]
 
@@ -101,14 +102,14 @@ def train_bundled(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False,
     from ..paths import data_root
     from ..train.checkpoint import save_model
 
-    params = dict(cfg.model.params)
-    corpora = list(params.get("corpora") or [])
+    p = XcorpusParams.of(cfg.model)
+    corpora = list(p.corpora)
     if len(corpora) < 3:
         raise ConfigError("model.params.corpora: at least 3 corpora (nested LOCO)")
     if cfg.features.name != "whisper":
         raise ConfigError("the bundled adaptive model needs the whisper feature")
-    grids = X._settings_grids(params, quick)
-    enrol_prior = float(params.get("enrol_prior", 5.0))
+    grids = X._settings_grids(p.grids_source(), quick)
+    enrol_prior = p.enrol_prior
     seed = cfg.train.seeds[0]
     base = Path(cfg.data.root) if cfg.data.root else data_root()
     roots = {c: (base / c) if cfg.data.root else None for c in corpora}
@@ -153,7 +154,7 @@ def train_bundled(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False,
     card = {
         "data": {"corpus": "+".join(corpora), "items": len(rows), "per_corpus": counts,
                  "classes": classes, "skipped": len(skipped),
-                 "languages": params.get("languages"), "licences": params.get("licences")},
+                 "languages": p.languages, "licences": p.licences},
         "protocol": {"kind": "whole corpora",
                      "validation": "nested leave-one-corpus-out over the training corpora "
                                    "(selection and temperature)"},
@@ -244,8 +245,9 @@ def emobox_cells(table: X.Table, corpora: Sequence[str], grids: dict[str, list[X
 
 
 @suite("xcorpus-speech-emobox", modality="speech-xcorpus",
-         description="The xcorpus-speech (v2 bundled model) recipe on the RAVDESS EmoBox "
-                     "folds, all other corpora always in the training part")
+       description="The xcorpus-speech (v2 bundled model) recipe on the RAVDESS EmoBox "
+                   "folds, all other corpora always in the training part",
+       params={"model": XcorpusParams})
 def xcorpus_speech_emobox(cfg: RunConfig, *, quick: bool = False,
                           log: Callable[[str], None] | None = print) -> dict[str, Any]:
     from ..evaluate.metrics import aggregate_folds, summarise
@@ -253,9 +255,9 @@ def xcorpus_speech_emobox(cfg: RunConfig, *, quick: bool = False,
     from ..paths import data_root
     from ._common import Timer
 
-    params = dict(cfg.model.params)
-    corpora = list(params.get("corpora") or [])
-    grids = X._settings_grids(params, quick)
+    p = XcorpusParams.of(cfg.model)
+    corpora = list(p.corpora)
+    grids = X._settings_grids(p.grids_source(), quick)
     base = Path(cfg.data.root) if cfg.data.root else data_root()
     roots = {c: (base / c) if cfg.data.root else None for c in corpora}
     if cfg.train.num_threads:
@@ -267,8 +269,7 @@ def xcorpus_speech_emobox(cfg: RunConfig, *, quick: bool = False,
                                       params=cfg.features.params, roots=roots, quick=quick,
                                       log=log)
         cells = emobox_cells(table, corpora, grids, quick=quick, seed=cfg.train.seeds[0],
-                             enrol_prior=float(params.get("enrol_prior", 5.0)),
-                             jobs=int(params.get("jobs", 1)), log=log)
+                             enrol_prior=p.enrol_prior, jobs=p.jobs, log=log)
     metrics: dict[str, Any] = {}
     main = None
     for setting, cs in cells.items():
