@@ -205,10 +205,13 @@ def test_committed_configs_match_the_typed_schemas(tmp_path):
     data = yaml.safe_load(paths[0].read_text())
     data["model"]["params"]["systems"]["frozen"]["params"]["dropout"] = 1.5
     data["features"]["params"]["emoji"] = "word"
+    data["model"]["params"]["systems"]["frozen_filtered"]["params"]["hiden"] = 8
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data, sort_keys=False))
     problems = explain_suite_config(bad)
-    assert len(problems) == 2, problems
+    assert len(problems) == 3, problems
+    assert any(p.startswith("model.params.systems.frozen_filtered.params.hiden (line ")
+               and "did you mean 'hidden'? minilm_mlp takes: " in p for p in problems)
     assert any(p.startswith("features.params.emoji (line ") and "did you mean 'words'" in p
                for p in problems)
     assert any(p.startswith("model.params.systems.frozen.params.dropout (line ")

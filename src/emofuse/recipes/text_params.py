@@ -9,12 +9,13 @@ A value written as a list is a grid (every value is tried; the recipe chooses on
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import (Field, PrivateAttr, TypeAdapter, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (Field, PrivateAttr, TypeAdapter, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 from pydantic_core import core_schema
 
 from ..config import Params
@@ -231,7 +232,25 @@ class SystemSpec(Params):
         if "model" not in info.data:        # an unknown model: reported on its own
             return _ModelParams()
         schema = MODEL_PARAMS[info.data["model"]]
-        return v if isinstance(v, schema) else schema.model_validate(v or {})
+        if isinstance(v, schema):
+            return v
+        try:
+            return schema.model_validate(v or {})
+        except ValidationError as exc:     # name the model's keys for an unknown one
+            raise ValidationError.from_exception_data(exc.title, [
+                _known_keys(e, schema, info.data["model"]) for e in exc.errors()]) from None
+
+
+def _known_keys(err: Any, schema: type[Params], model: str) -> Any:
+    """An unknown-key error of ``model``'s parameters, naming its keys (others as they are)."""
+    if err["type"] != "extra_forbidden":
+        return err
+    key, known = str(err["loc"][-1]), list(schema.model_fields)
+    hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    text = (f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ";")
+            + f" {model} takes: {', '.join(known) or 'no parameters'}")
+    return {"type": "value_error", "loc": err["loc"], "input": err["input"],
+            "ctx": {"error": text}}
 
 
 SelectMetric = Literal["accuracy", "ua", "wa", "macro_f1", "weighted_f1", "micro_f1",
