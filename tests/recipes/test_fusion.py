@@ -1,5 +1,6 @@
-"""Fusion recipe: noisy-audio features, modality tables, the av-ravdess --quick smoke run and
-``train`` / ``evaluate`` of the attention fusion."""
+"""Fusion recipe: noisy-audio features (the noise itself: tests/augment/test_online.py),
+modality tables, the av-ravdess --quick smoke run, ``train`` / ``evaluate`` of the attention
+fusion and the suites' typed parameters."""
 
 from __future__ import annotations
 
@@ -18,21 +19,9 @@ from emofuse.evaluate.results import validate_result
 from emofuse.features.cache import FeatureCache
 from emofuse.paths import repo_root
 from emofuse.recipes import get_suite
-from emofuse.recipes.fusion import add_white_noise, modality_data
+from emofuse.recipes.fusion import modality_data
 
 CONFIG = repo_root() / "configs" / "av-ravdess.yaml"
-
-
-def test_white_noise_hits_the_requested_snr():
-    rng = np.random.default_rng(0)
-    y = np.sin(np.linspace(0, 400, 32000)).astype(np.float32)
-    for snr in (0, 10):
-        noisy = add_white_noise(y, snr_db=snr, rng=np.random.default_rng(1))
-        measured = 10 * np.log10(np.mean(y ** 2) / np.mean((noisy - y) ** 2))
-        assert abs(measured - snr) < 0.2
-    a = add_white_noise(y, snr_db=0, rng=np.random.default_rng(5))
-    assert np.array_equal(a, add_white_noise(y, snr_db=0, rng=np.random.default_rng(5)))
-    assert np.all(add_white_noise(np.zeros(10), snr_db=0, rng=rng) == 0)
 
 
 def _records(root: Path) -> list[Record]:

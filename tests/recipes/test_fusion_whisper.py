@@ -20,7 +20,7 @@ from emofuse.fusion.reliability import (
 )
 from emofuse.paths import repo_root
 from emofuse.recipes import get_suite
-from emofuse.recipes._fusion_data import add_white_noise
+from emofuse.augment.online import white_noise as add_white_noise
 from emofuse.recipes._fusion_params import ReliabilityParams
 from emofuse.recipes.fusion_whisper import layer_columns
 

@@ -8,47 +8,24 @@ registered speech feature computed from the record's audio through the feature c
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..augment.online import clip_rng, white_noise
 from ..corpora import Record
 from ..errors import ConfigError, DataError, EmofuseError
-from ..features.cache import FeatureCache, content_hash
+from ..features.cache import FeatureCache
 from ._fusion_params import AVFeatureParams, NoiseSpec
 
 __all__ = ["FACE_BLOCKS", "SETTINGS", "SETTING_NOTES", "CONDITIONS", "ModalityData", "AVData",
-           "modality_data", "add_white_noise", "block_features", "block_modality",
+           "modality_data", "block_features", "block_modality",
            "load_av_data", "av_records", "quick_records", "quick_config", "snr_table"]
 
 #: Feature blocks read from tables rather than computed from audio.
 FACE_BLOCKS = ("openface_au",)
-
-
-# --------------------------------------------------------------------------------------------
-# Audio corruption
-
-
-def add_white_noise(y: np.ndarray, *, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """``y`` plus white Gaussian noise at ``snr_db`` dB SNR over the whole clip (float32).
-
-    The signal power is the mean square of the entire clip (silences included), the usual
-    global definition.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    power = float(np.mean(y ** 2)) if y.size else 0.0
-    if power <= 0:
-        return y.astype(np.float32)
-    noise = rng.standard_normal(y.shape) * np.sqrt(power / 10.0 ** (snr_db / 10.0))
-    return (y + noise).astype(np.float32)
-
-
-def _noise_rng(path: str | os.PathLike, seed: int) -> np.random.Generator:
-    """A generator fixed by the clip's content and ``seed`` (the same noise on every run)."""
-    return np.random.default_rng([int(seed), int(content_hash(path)[:12], 16)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,7 +46,7 @@ def _audio_block(path: str, name: str, *, params: Mapping[str, Any], sr: int,
 
     def compute(p: str) -> np.ndarray:
         y, _ = load_audio(p, sr=sr)
-        y = add_white_noise(y, snr_db=noise.snr_db, rng=_noise_rng(p, noise.seed))
+        y = white_noise(y, snr_db=noise.snr_db, rng=clip_rng(p, seed=noise.seed))
         try:
             return fn(y, sr=sr, **dict(params))
         except Exception as exc:  # a library failing on odd content: report this one file
@@ -303,7 +280,8 @@ class AVData:
         return m if rows is None else m[rows]
 
 
-def load_av_data(records: Sequence[Record], classes: Sequence[str], fparams: AVFeatureParams,
+def load_av_data(records: Sequence[Record], classes: Sequence[str],
+                 fparams: AVFeatureParams | Mapping[str, Any],
                  *, with_noise: bool = True, with_augment: bool = True,
                  cache: FeatureCache | None = None, log: Any = print) -> AVData:
     """Features of ``records`` for the fusion recipes (computed once, cached on disk)."""
@@ -402,8 +380,8 @@ def snr_table(records: Sequence[Record],
         y, _ = load_audio(p, sr=sr)
         out = []
         for s in spec:
-            z = y if s is None else add_white_noise(y, snr_db=s["snr_db"],
-                                                    rng=_noise_rng(p, s["seed"]))
+            z = y if s is None else white_noise(y, snr_db=s["snr_db"],
+                                                rng=clip_rng(p, seed=s["seed"]))
             out.append(estimate_snr(z, sr=sr))
         return np.asarray(out, np.float64)
 

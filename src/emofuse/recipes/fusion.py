@@ -44,7 +44,6 @@ from ._fusion_data import (
     FACE_BLOCKS,
     SETTINGS,
     ModalityData,
-    add_white_noise,
     av_records,
     block_features,
     load_av_data,
@@ -57,7 +56,7 @@ from ._fusion_models import build_net, make_runner, model_seeds
 from ._fusion_params import AVFeatureParams, AVModelParams, CompareSpec, EnsembleSpec
 from ._fusion_report import notes, suite_extras, suite_plots
 
-__all__ = ["FACE_BLOCKS", "ModalityData", "modality_data", "add_white_noise", "block_features",
+__all__ = ["FACE_BLOCKS", "ModalityData", "modality_data", "block_features",
            "run_av_suite", "train", "evaluate", "predict_records", "load_fusion_model"]
 
 
