@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = ["LinearProba", "fast_linear"]
 
@@ -19,6 +20,7 @@ _SCALER = "sklearn.preprocessing._data.StandardScaler"
 _SELECT = "emofuse.models.classical.ColumnSelect"
 _LDA = "sklearn.discriminant_analysis.LinearDiscriminantAnalysis"
 _BLDA = "emofuse.models.classical.BalancedLDA"
+_PIPELINE = "sklearn.pipeline.Pipeline"
 
 
 class LinearProba:
@@ -51,49 +53,85 @@ class LinearProba:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-def _arr(arrays: Mapping[str, Any], node: Mapping[str, Any] | None) -> np.ndarray | None:
-    if not node or node.get("t") != "arr" or node.get("k") not in arrays:
+class _Node(BaseModel):
+    """One node of a stored scikit-learn tree, as :func:`emofuse.models.classical.to_tensors`
+    writes it (``t``: ``obj``, ``arr``, ``v``, ``np``, ``list``, ``tuple`` or ``dict``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    #: the node's kind
+    t: str
+    #: ``obj``: the class path
+    c: str | None = None
+    #: ``obj``: its attributes
+    a: dict[str, _Node] = Field(default_factory=dict)
+    #: ``list`` / ``tuple``: the items (``dict``: by key)
+    i: list[_Node] | dict[str, _Node] = Field(default_factory=list)
+    #: ``arr``: the array's key among the stored arrays
+    k: str | None = None
+    #: ``v`` / ``np``: the value
+    v: Any = None
+
+    def attr(self, name: str) -> _Node | None:
+        """The attribute ``name`` of an ``obj`` node (``None`` when absent)."""
+        return self.a[name] if name in self.a else None
+
+    def pair(self) -> _Node | None:
+        """The second item of a two-item ``list``/``tuple`` node (a pipeline step's
+        estimator), else ``None``."""
+        if self.t in ("tuple", "list") and isinstance(self.i, list) and len(self.i) == 2:
+            return self.i[1]
         return None
-    a = arrays[node["k"]]
+
+
+def _arr(arrays: Mapping[str, Any], node: _Node | None) -> np.ndarray | None:
+    if node is None or node.t != "arr" or node.k not in arrays:
+        return None
+    a = arrays[node.k]
     return np.asarray(a.numpy() if hasattr(a, "numpy") else a)
 
 
-def _flag(node: Mapping[str, Any] | None, default: bool = True) -> bool:
-    return bool(node.get("v", default)) if node and node.get("t") == "v" else default
+def _flag(node: _Node | None, default: bool = True) -> bool:
+    if node is None or node.t != "v":
+        return default
+    return bool(node.v) if "v" in node.model_fields_set else default
 
 
 def fast_linear(arrays: Mapping[str, Any], tree: Mapping[str, Any]) -> LinearProba | None:
     """A :class:`LinearProba` for a stored ``[ColumnSelect] + StandardScaler + LDA`` pipeline
     (as written by :func:`emofuse.models.classical.to_tensors`), else ``None``."""
-    if tree.get("t") != "obj" or tree.get("c") != "sklearn.pipeline.Pipeline":
+    try:
+        root = _Node.model_validate(tree)
+    except ValidationError:
         return None
-    steps = tree["a"].get("steps", {}).get("i", [])
-    objs = [s["i"][1] for s in steps if s.get("t") in ("tuple", "list") and len(s["i"]) == 2]
-    if len(objs) != len(steps) or any(o.get("t") != "obj" for o in objs):
+    if root.t != "obj" or root.c != _PIPELINE:
+        return None
+    steps_node = root.attr("steps")
+    steps = steps_node.i if steps_node is not None and isinstance(steps_node.i, list) else []
+    objs = [o for o in (s.pair() for s in steps) if o is not None]
+    if len(objs) != len(steps) or any(o.t != "obj" for o in objs):
         return None
     idx = mean = scale = None
     for o in objs[:-1]:
-        a = o["a"]
-        if o["c"] == _SELECT and idx is None and mean is None:
-            idx = _arr(arrays, a.get("idx_"))
+        if o.c == _SELECT and idx is None and mean is None:
+            idx = _arr(arrays, o.attr("idx_"))
             if idx is None:
                 return None
-        elif o["c"] == _SCALER and mean is None:
-            mean = _arr(arrays, a.get("mean_")) if _flag(a.get("with_mean")) else None
-            scale = _arr(arrays, a.get("scale_")) if _flag(a.get("with_std")) else None
-            if (mean is None and _flag(a.get("with_mean"))) or \
-                    (scale is None and _flag(a.get("with_std"))):
+        elif o.c == _SCALER and mean is None:
+            with_mean, with_std = _flag(o.attr("with_mean")), _flag(o.attr("with_std"))
+            mean = _arr(arrays, o.attr("mean_")) if with_mean else None
+            scale = _arr(arrays, o.attr("scale_")) if with_std else None
+            if (mean is None and with_mean) or (scale is None and with_std):
                 return None
         else:
             return None
-    last = objs[-1]
-    if last["c"] == _BLDA:
-        last = last["a"].get("lda_", {})
-    if last.get("t") != "obj" or last.get("c") != _LDA:
+    last: _Node | None = objs[-1] if objs else None
+    if last is not None and last.c == _BLDA:
+        last = last.attr("lda_")
+    if last is None or last.t != "obj" or last.c != _LDA:
         return None
-    a = last["a"]
-    coef, intercept = _arr(arrays, a.get("coef_")), _arr(arrays, a.get("intercept_"))
-    classes = _arr(arrays, a.get("classes_"))
+    coef, intercept = _arr(arrays, last.attr("coef_")), _arr(arrays, last.attr("intercept_"))
+    classes = _arr(arrays, last.attr("classes_"))
     if coef is None or intercept is None or classes is None:
         return None
     return LinearProba(idx=idx, mean=mean, scale=scale, coef=coef.astype(np.float64),

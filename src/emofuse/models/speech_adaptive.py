@@ -25,8 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["MODES", "AdaptiveHead", "AdaptiveLinear", "source_stats"]
+from ..errors import DataError
+
+__all__ = ["MODES", "AdaptiveHead", "AdaptiveLinear", "AdaptiveTree", "source_stats"]
 
 MODES = ("inductive", "folder", "enrol")
 _EPS = 1e-8
@@ -39,6 +42,25 @@ def source_stats(x: np.ndarray) -> np.ndarray:
     if x64.ndim != 2 or not len(x64):
         raise ValueError("source_stats needs a non-empty (n, d) array")
     return np.stack([np.full(x64.shape[1], float(len(x64))), x64.mean(0), x64.var(0)])
+
+
+class _HeadMeta(BaseModel):
+    """What the card stores of one head beside its arrays."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    temperature: float = 1.0
+    pooled: bool = False
+
+
+class AdaptiveTree(BaseModel):
+    """The card's ``adaptive`` entry (:meth:`AdaptiveLinear.to_arrays`): the prior strength
+    and each mode's head metadata."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    prior: float = 5.0
+    heads: dict[str, _HeadMeta]
 
 
 @dataclass
@@ -145,20 +167,24 @@ class AdaptiveLinear:
     @classmethod
     def from_arrays(cls, labels: Sequence[str], arrays: Mapping[str, Any],
                     tree: Mapping[str, Any]) -> AdaptiveLinear:
-        """Rebuild from :meth:`to_arrays` output (``KeyError`` when an array is missing)."""
+        """Rebuild from :meth:`to_arrays` output (``KeyError`` when an array is missing,
+        :class:`DataError` when the tree is malformed)."""
         def arr(key: str) -> np.ndarray:
             a = arrays[key]
             return np.asarray(a.numpy() if hasattr(a, "numpy") else a)
 
+        try:
+            meta_tree = AdaptiveTree.model_validate(tree)
+        except ValidationError as exc:
+            raise DataError(None, f"adaptive model: malformed card entry ({exc})") from None
         heads = {}
-        for mode, meta in tree["heads"].items():
+        for mode, meta in meta_tree.heads.items():
             heads[mode] = AdaptiveHead(
                 columns=arr(f"{mode}.columns").astype(np.int64),
                 mean=arr(f"{mode}.mean").astype(np.float64),
                 var=arr(f"{mode}.var").astype(np.float64),
                 coef=arr(f"{mode}.coef").astype(np.float64),
                 intercept=arr(f"{mode}.intercept").astype(np.float64),
-                temperature=float(meta.get("temperature", 1.0)),
-                pooled=bool(meta.get("pooled", False)))
+                temperature=meta.temperature, pooled=meta.pooled)
         return cls(labels, heads, prior_mean=arr("prior.mean"), prior_var=arr("prior.var"),
-                   prior=float(tree.get("prior", 5.0)))
+                   prior=meta_tree.prior)
