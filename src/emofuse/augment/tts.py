@@ -69,7 +69,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from ..config import Params
 from ..errors import ConfigError
 from . import register_generator
 from .manifest import SyntheticItem, SyntheticSet, write_set
@@ -289,6 +291,14 @@ def wav_stats(y: np.ndarray, sr: int = SR) -> dict[str, float]:
 # -- the generator ---------------------------------------------------------------------------
 
 
+class LlmSentences(Params):
+    """The ``llm`` option of :class:`TTSGenerator`: extra sentences from the SmolLM2 text
+    generator."""
+
+    per_class: int = Field(default=10, gt=0)               #: sentences per class
+    params: dict[str, Any] = Field(default_factory=dict)   #: LLMTextGenerator parameters
+
+
 @register_generator("tts")
 class TTSGenerator:
     """Emotional speech from text with piper and/or espeak-ng (see the module docstring).
@@ -322,7 +332,8 @@ class TTSGenerator:
         self.sentences = list(sentences or CARRIERS)
         if not self.sentences:
             raise ConfigError("tts: no sentences")
-        self.llm = dict(llm) if llm else None
+        self.llm = dict(llm) if llm else None          # as given (settings, manifest)
+        self._llm = LlmSentences.of(llm, where="tts.llm") if llm else None
         self.prosody = {k: dict(v) for k, v in PROSODY.items()}
         for k, v in (prosody or {}).items():
             self.prosody[k] = {**self.prosody.get(_BORROW.get(k, "neutral"),
@@ -371,14 +382,14 @@ class TTSGenerator:
 
     def _sentences_for(self, labels: Sequence[str], seed: int) -> dict[str, list[tuple[str, str]]]:
         out = {c: [("carrier", s) for s in self.sentences] for c in labels}
-        if not self.llm:
+        if self._llm is None:
             return out
         from ..corpora import Record
         from .text import LLMTextGenerator
 
-        per = int(self.llm.get("per_class", 10))
+        per = self._llm.per_class
         gen = LLMTextGenerator(mode="generate", style="keep", backend=self._backend,
-                               **dict(self.llm.get("params") or {}))
+                               **self._llm.params)
         recs = [Record(id=f"carrier:{c}:{i}", corpus="tts-carriers", label_native=c, label=c,
                        split="train", text=s) for c in labels for i, s in enumerate(self.sentences)]
         gen.fit(recs, seed=seed)
