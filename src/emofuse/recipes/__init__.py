@@ -44,7 +44,7 @@ __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config
 MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment", "fusion3", "product",
                     "face_ensemble", "aug_speech", "aug_tts", "aug_face",
                     "aug_diffusion", "xcorpus", "xcorpus_model", "xcorpus_text", "live",
-                    "fusion_whisper", "speech_attn", "xcorpus_align")
+                    "fusion_whisper", "speech_attn", "xcorpus_align", "xcorpus_text_transfer")
 
 
 @dataclass(frozen=True)

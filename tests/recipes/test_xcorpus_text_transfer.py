@@ -1,0 +1,122 @@
+"""xcorpus-text-transfer on the tiny generated corpora of test_xcorpus_text, with a hashed
+bag-of-words stand-in for MiniLM (no encoder loaded): feature sets chosen by nested LOCO with
+the head, the held-out corpus never choosing, the typed parameters, the committed config."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from emofuse.config import parse_config
+from emofuse.errors import ConfigError
+from emofuse.evaluate.results import validate_result
+from emofuse.features import text_prototypes
+from emofuse.recipes import config_path, get_suite, load_suite_config
+from emofuse.recipes import xcorpus_text as xt
+from emofuse.recipes import xcorpus_text_transfer as xtt
+from tests.recipes.test_xcorpus_text import _dair, _goemotions, _meld
+
+SETS = [{"name": "minilm"},
+        {"name": "proto", "minilm": False, "prototypes": "meanmax",
+         "grid": {"head": "lr", "class_balance": 1, "C": [0.1, 10.0]}},
+        {"name": "both", "prototypes": "all"}]
+
+
+def _fake_embed(texts, **_):
+    out = np.zeros((len(texts), 32), np.float32)
+    for i, t in enumerate(texts):
+        for w in t.lower().replace("!", " ").replace(".", " ").split():
+            out[i] += np.random.default_rng(zlib.crc32(w.encode())).normal(size=32)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+@pytest.fixture()
+def corpora(tmp_path, monkeypatch):
+    import emofuse.features.minilm as minilm
+    import emofuse.features.text as text
+
+    monkeypatch.setattr(text, "embed_texts", _fake_embed)
+    monkeypatch.setattr(minilm, "embed_texts", _fake_embed)
+    text_prototypes._matrix.cache_clear()
+    yield {"dair": str(_dair(tmp_path / "dair")), "meld": str(_meld(tmp_path / "meld")),
+           "goemotions": str(_goemotions(tmp_path / "go"))}
+    text_prototypes._matrix.cache_clear()
+
+
+def _cfg(roots, sets=SETS, **params):
+    return parse_config({
+        "suite": "xcorpus-text-transfer", "task": {"modality": "text"},
+        "data": {"corpus": "dair+meld+goemotions"}, "protocol": {"kind": "logo"},
+        "features": {"name": "text_clean", "params": {}},
+        "model": {"name": "transfer", "params": {
+            "corpora": ["dair", "meld", "goemotions"], "roots": roots,
+            "grid": {"head": "lr", "class_balance": [0, 1], "C": 1.0},
+            "feature_sets": sets, "targets": {"loco_macro_f1": 0.36}, **params}},
+        "train": {"seeds": [0], "num_threads": 1}})
+
+
+def test_suite_chooses_features_with_the_head(corpora, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = get_suite("xcorpus-text-transfer").run(_cfg(corpora))
+    validate_result(res)
+    json.dumps(res)
+    assert [c["test"] for c in res["cells"]] == ["dair", "meld", "goemotions"]
+    for c in res["cells"]:
+        sel = c["selection"]
+        # 2 minilm + 2 proto + 2 both candidates, named "set | head"
+        assert len(sel["candidates"]) == len(sel["dev_macro_f1"]) == len(sel["mean"]) == 6
+        assert sel["candidates"][2] == "proto | lr cb1 corpus-none C0.1"
+        best = int(np.argmax(sel["mean"]))       # the first best wins
+        assert c["chosen_short"] == sel["candidates"][best]
+        assert sel["chosen_mean"] == sel["mean"][best]
+        assert c["chosen"]["features"] == c["features"] == c["chosen_short"].split(" | ")[0]
+        assert [f["left_out"] for f in sel["folds"]] == c["train"]
+    assert [s["name"] for s in res["feature_sets"]] == ["minilm", "proto", "both"]
+    assert "Feature sets" in res["notes"] and "Joint model" not in res["notes"]
+    quick = get_suite("xcorpus-text-transfer").run(_cfg(corpora), quick=True)
+    assert len(quick["feature_sets"]) == 2
+
+
+def test_the_held_out_corpus_never_chooses(corpora):
+    cfg = _cfg(corpora)
+    p = xtt.check(cfg)
+    table, _ = xt.load_table(p.corpora, roots=corpora, log=None)
+    cands = {fs.name: xtt._set_candidates(fs, xt.candidates(p.grid), quick=False)
+             for fs in p.feature_sets}
+
+    def choose(t):
+        ctxs = {n: xt._Ctx(v, cache=False) for n, v in
+                xtt.feature_tables(t, p.feature_sets, labels=p.labels).items()}
+        return xtt.select_features(ctxs, cands, ["dair", "goemotions"],
+                                   ["neutral", "happy", "sad", "angry"])
+
+    name, cand, summary = choose(table)
+    m = table.corpus == "meld"
+    table.labels[m] = np.random.default_rng(0).permutation(table.labels[m])
+    table.x[m] = table.x[m][::-1]
+    again = choose(table)
+    assert again[:2] == (name, cand) and again[2]["mean"] == summary["mean"]
+
+
+def test_params_and_committed_config(monkeypatch):
+    with pytest.raises(ConfigError, match="repeat"):
+        xtt.TransferParams.of({"feature_sets": [{"name": "a"}, {"name": "a"}]})
+    with pytest.raises(ConfigError, match="without any input"):
+        xtt.TransferParams.of({"feature_sets": [{"name": "a", "minilm": False}]})
+    with pytest.raises(ConfigError):
+        xtt.TransferParams.of({"feature_sets": [{"name": "a", "prototypes": "median"}]})
+    with pytest.raises(ConfigError):
+        xtt.TransferParams.of({"joint": True})
+    p = xtt.check(load_suite_config(config_path("xcorpus-text-transfer")))
+    assert p.feature_sets[0].name == "minilm" and len(p.feature_sets) >= 2
+    n = sum(len(text_prototypes.PROTOTYPES[c]) for c in p.labels)
+    protos = np.random.default_rng(0).normal(size=(n, 384)).astype(np.float32)
+    monkeypatch.setattr(text_prototypes, "_matrix", lambda labels: protos)   # no encoder
+    x = np.eye(3, 384, dtype=np.float32)
+    fs = xtt.FeatureSet(name="p", minilm=False, prototypes="meanmax")
+    assert xtt.feature_matrix(x, fs, labels=p.labels).shape == (3, 2 * len(p.labels))
+    both = fs.model_copy(update={"minilm": True, "prototypes": "all"})
+    assert xtt.feature_matrix(x, both, labels=p.labels).shape == (3, 384 + n)
