@@ -82,6 +82,8 @@ def test_config_problems_are_clear(tmp_path):
     with pytest.raises(ConfigError, match="ensemble"):
         run_suite(_cfg(root, {"t": {"model": "tfidf_lr"},
                               "e": {"model": "ensemble", "params": {"members": ["t", "z"]}}}))
+    with pytest.raises(ConfigError, match="'bert' is not a text model"):
+        run_suite(_cfg(root, {}, name="bert"))
     bad = _cfg(root, {"t": {"model": "tfidf_lr"}})
     bad.features.name = "mfcc"
     with pytest.raises(ConfigError, match="text_clean"):
@@ -107,6 +109,13 @@ def _meld(root: Path) -> Path:
                 sr += 1
         (root / f"{split}_sent_emo.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def test_one_system_named_by_the_model(tmp_path, monkeypatch):
+    """Without systems, model.name is the one system, with its model's default parameters."""
+    monkeypatch.chdir(tmp_path)
+    res = run_suite(_cfg(_dair(tmp_path / "dair"), {}, name="tfidf_lr"))
+    assert res["primary_system"] == "tfidf_lr" and set(res["dev_scores"]) == {"tfidf_lr"}
 
 
 def test_dialogue_context_suite(tmp_path, monkeypatch):

@@ -21,10 +21,10 @@ from pydantic_core import core_schema
 from ..config import Params
 from ..labels import BASIC7, CANONICAL
 
-__all__ = ["TextFeatureParams", "SystemSpec", "TextSuiteParams", "LexiconRuleParams",
-           "LexiconLRParams", "TfidfLRParams", "MLPParams", "FinetuneParams", "EnsembleParams",
-           "GridSpec", "MLPSettings", "Targets", "JointParams", "MODEL_PARAMS", "SKLEARN",
-           "TORCH", "CORPORA"]
+__all__ = ["TextFeatureParams", "SystemSpec", "TextSuiteParams", "ModelParams",
+           "LexiconRuleParams", "LexiconLRParams", "TfidfLRParams", "MLPParams",
+           "FinetuneParams", "EnsembleParams", "GridSpec", "MLPSettings", "Targets",
+           "JointParams", "MODEL_PARAMS", "SKLEARN", "TORCH", "CORPORA"]
 
 SKLEARN = ("tfidf_lr", "lexicon_lr", "lexicon_rule")
 TORCH = ("minilm_mlp", "minilm_finetune")
@@ -118,7 +118,7 @@ class TextFeatureParams(Params):
 # -- model parameters of the official-split suites ------------------------------------------------
 
 
-class _ModelParams(Params):
+class ModelParams(Params):
     """Parameters of one text model; a list value is a grid (chosen on dev)."""
 
     def given(self) -> dict[str, Any]:
@@ -135,18 +135,18 @@ class _ModelParams(Params):
         return [type(self).model_validate({**given, **dict(zip(keys, c))}) for c in combos]
 
 
-class LexiconRuleParams(_ModelParams):
+class LexiconRuleParams(ModelParams):
     """``lexicon_rule``: NRC emotion-word counts mapped onto the classes (no parameters)."""
 
 
-class LexiconLRParams(_ModelParams):
+class LexiconLRParams(ModelParams):
     """``lexicon_lr``: logistic regression on NRC rates and VADER scores."""
 
     C: Annotated[float | list[float], _grid(Positive)] = 1.0   #: inverse L2 penalty
     class_weight: Annotated[ClassWeight | list[ClassWeight], _grid(ClassWeight)] = None
 
 
-class TfidfLRParams(_ModelParams):
+class TfidfLRParams(ModelParams):
     """``tfidf_lr``: word and character n-gram TF-IDF, logistic regression."""
 
     C: Annotated[float | list[float], _grid(Positive)] = 4.0   #: inverse L2 penalty
@@ -161,7 +161,7 @@ class TfidfLRParams(_ModelParams):
 _TRAINING = ("epochs", "batch_size", "patience", "max_minutes", "max_len", "monitor")
 
 
-class _TorchParams(_ModelParams):
+class _TorchParams(ModelParams):
     """Training settings shared by the torch systems; ``None``: the ``train`` section's."""
 
     epochs: Annotated[int | None | list[int], _grid(Count | None)] = None  #: train.max_epochs
@@ -202,14 +202,14 @@ class FinetuneParams(_TorchParams):
     encoder_path: str | None = None   #: another MiniLM folder (default: the shipped one)
 
 
-class EnsembleParams(_ModelParams):
+class EnsembleParams(ModelParams):
     """``ensemble``: weighted mean of other systems' probabilities, weights chosen on dev."""
 
     members: list[str] = Field(min_length=2)   #: names of the member systems
 
 
 #: model name -> its parameter schema
-MODEL_PARAMS: dict[str, type[_ModelParams]] = {
+MODEL_PARAMS: dict[str, type[ModelParams]] = {
     "tfidf_lr": TfidfLRParams, "lexicon_lr": LexiconLRParams, "lexicon_rule": LexiconRuleParams,
     "minilm_mlp": MLPParams, "minilm_finetune": FinetuneParams, "ensemble": EnsembleParams}
 
@@ -221,7 +221,8 @@ class SystemSpec(Params):
     """One system of a text suite: ``{model, params, features, seeds}``."""
 
     model: ModelName                          #: which model (its parameters follow)
-    params: _ModelParams = Field(default_factory=_ModelParams)  #: the model's parameters
+    #: the model's parameters (its schema: :data:`MODEL_PARAMS`)
+    params: ModelParams = Field(default=None, validate_default=True)  # type: ignore[assignment]
     #: pre-processing keys overriding ``features.params`` for this system
     features: TextFeatureParams | None = None
     seeds: list[int] | None = None            #: torch systems: seeds (default: train.seeds)
@@ -230,7 +231,7 @@ class SystemSpec(Params):
     @classmethod
     def _typed(cls, v: Any, info: ValidationInfo) -> Any:
         if "model" not in info.data:        # an unknown model: reported on its own
-            return _ModelParams()
+            return ModelParams()
         schema = MODEL_PARAMS[info.data["model"]]
         if isinstance(v, schema):
             return v

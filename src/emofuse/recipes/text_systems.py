@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..config import RunConfig
+from ..errors import ConfigError
 from ..paths import cache_dir
-from .text_params import (SKLEARN, TORCH, EnsembleParams, FinetuneParams, MLPParams,
-                          SystemSpec, TextSuiteParams, _ModelParams)
+from .text_params import (MODEL_PARAMS, SKLEARN, TORCH, EnsembleParams, FinetuneParams,
+                          MLPParams, ModelParams, SystemSpec, TextSuiteParams)
 from .text_task import Inputs, TextTask, feature_options, prepare_inputs, score
 
 __all__ = ["SystemRun", "fit_torch", "run_system", "ensemble", "run_systems", "select_metric",
@@ -36,7 +37,7 @@ class SystemRun:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _fit_sklearn(name: str, params: _ModelParams, task: TextTask, inputs: Inputs,
+def _fit_sklearn(name: str, params: ModelParams, task: TextTask, inputs: Inputs,
                  metric: str, *, quick: bool = False) -> tuple[Any, dict[str, Any], float]:
     """Fit every grid point on train, keep the best on dev: (model, params, dev score)."""
     from ..models import build_model
@@ -290,7 +291,10 @@ def systems_of(cfg: RunConfig, params: TextSuiteParams) -> dict[str, SystemSpec]
     """The config's systems; without any, ``model.name`` is the one system (its defaults)."""
     if params.systems:
         return params.systems
-    return {cfg.model.name: SystemSpec.of({"model": cfg.model.name}, where="model.name")}
+    if cfg.model.name not in MODEL_PARAMS:
+        raise ConfigError(f"model.params.systems is empty and model.name {cfg.model.name!r} is "
+                          f"not a text model ({', '.join(MODEL_PARAMS)}): name the systems")
+    return {cfg.model.name: SystemSpec(model=cfg.model.name)}
 
 
 def run_systems(cfg: RunConfig, task: TextTask, *, quick: bool = False,
