@@ -17,11 +17,11 @@ are listed in the config under ``model.params.systems`` (name -> spec)::
           ens:      {model: ensemble, params: {members: [finetune, tfidf]}}
 
 ``features`` (name ``text_clean``) sets the pre-processing of every system (a system's own
-``features`` overrides it): ``urls``, ``mentions``, ``markup``, ``emoji`` (see
-:func:`emofuse.features.text.clean_text`),
-``filter_unemotional`` (drop training utterances labelled with an emotion but carrying no
-emotional cue, :func:`emofuse.features.text.emotional_content`), ``context_turns`` (MELD: the
-previous utterances of the dialogue, with speaker names; never later ones).
+``features`` overrides the keys it gives): ``urls``, ``mentions``, ``markup``, ``emoji`` (see
+:func:`emofuse.features.text.clean_text`), ``filter_unemotional`` (drop training utterances
+labelled with an emotion but carrying no emotional cue,
+:func:`emofuse.features.text.emotional_content`), ``context_turns`` (MELD: the previous
+utterances of the dialogue, with speaker names; never later ones).
 
 The parameters are typed (:mod:`emofuse.recipes.text_params`: every model's parameters, their
 defaults and ranges) and checked when the config loads. The task and its metrics live in
