@@ -10,13 +10,13 @@ import zlib
 import numpy as np
 import pytest
 
-from emofuse.config import parse_config
 from emofuse.errors import ConfigError
 from emofuse.evaluate.results import validate_result
 from emofuse.features import text_prototypes
 from emofuse.recipes import config_path, get_suite, load_suite_config
 from emofuse.recipes import xcorpus_text as xt
 from emofuse.recipes import xcorpus_text_transfer as xtt
+from tests.recipes.test_xcorpus_text import _cfg as _base_cfg
 from tests.recipes.test_xcorpus_text import _dair, _goemotions, _meld
 
 SETS = [{"name": "minilm"},
@@ -46,16 +46,12 @@ def corpora(tmp_path, monkeypatch):
     text_prototypes._matrix.cache_clear()
 
 
-def _cfg(roots, sets=SETS, **params):
-    return parse_config({
-        "suite": "xcorpus-text-transfer", "task": {"modality": "text"},
-        "data": {"corpus": "dair+meld+goemotions"}, "protocol": {"kind": "logo"},
-        "features": {"name": "text_clean", "params": {}},
-        "model": {"name": "transfer", "params": {
-            "corpora": ["dair", "meld", "goemotions"], "roots": roots,
-            "grid": {"head": "lr", "class_balance": [0, 1], "C": 1.0},
-            "feature_sets": sets, "targets": {"loco_macro_f1": 0.36}, **params}},
-        "train": {"seeds": [0], "num_threads": 1}})
+def _cfg(roots, sets=SETS):
+    """test_xcorpus_text's config of the generated corpora, as this suite's."""
+    base = _base_cfg(roots, grid={"head": "lr", "class_balance": [0, 1], "C": 1.0})
+    model = base.model.model_copy(update={"name": "transfer", "params": {
+        **base.model.params, "feature_sets": sets}})
+    return base.model_copy(update={"suite": "xcorpus-text-transfer", "model": model})
 
 
 def test_suite_chooses_features_with_the_head(corpora, tmp_path, monkeypatch):

@@ -159,8 +159,6 @@ def run_suite(cfg: RunConfig, *, quick: bool = False,
     default = default[:2] if quick else default
     sets = p.feature_sets[:2] if quick else p.feature_sets
     with Timer() as timer:
-        if log:
-            log(f"xcorpus-text-transfer: loading {', '.join(p.corpora)}")
         table, loaded = load_table(p.corpora, features=cfg.features, roots=p.roots,
                                    goemotions_multilabel=p.goemotions_multilabel, quick=quick,
                                    log=log)
