@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -164,10 +165,10 @@ class TfidfLR(_SklearnText):
         if fit:
             key = (tuple(texts), self.word_ngrams, self.char_ngrams, self.min_df,
                    self.max_features)
-            if _TFIDF_MEMO.get("key") != key:  # a grid over C re-uses the vectorisers
-                _TFIDF_MEMO.clear()
-                _TFIDF_MEMO.update(key=key, value=self._fit_vectorisers(texts))
-            self.vecs, X = _TFIDF_MEMO["value"]
+            if _TFIDF_MEMO.key != key:  # a grid over C re-uses the vectorisers
+                _TFIDF_MEMO.key, _TFIDF_MEMO.value = None, None
+                _TFIDF_MEMO.value, _TFIDF_MEMO.key = self._fit_vectorisers(texts), key
+            self.vecs, X = _TFIDF_MEMO.value
             return X
         return hstack([v.transform(texts) for v in self.vecs]).tocsr()
 
@@ -183,8 +184,16 @@ class TfidfLR(_SklearnText):
         return vecs, hstack([v.fit_transform(texts) for v in vecs]).tocsr()
 
 
+@dataclass
+class _Memo:
+    """One remembered value and the key it was computed for."""
+
+    key: Any = None
+    value: Any = None
+
+
 #: The last fitted TF-IDF vectorisers and training matrix (one entry).
-_TFIDF_MEMO: dict[str, Any] = {}
+_TFIDF_MEMO = _Memo()
 
 
 # -- torch models -----------------------------------------------------------------------------
