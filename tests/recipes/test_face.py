@@ -33,15 +33,17 @@ def _cfg(suite: str, root, out, **model):
         "output": {"dir": str(out)}})
 
 
-def test_augment_batch_keeps_shape_and_range():
+def test_face_batch_augmentation_keeps_shape_and_range():
+    from emofuse.augment.online import face_batch
+
     x = torch.rand(6, 1, 48, 48) * 2 - 1
     g = torch.Generator().manual_seed(0)
-    y = recipe.augment_batch(x, generator=g)
+    y = face_batch(x, generator=g)
     assert y.shape == x.shape and y.min() >= -1.0001 and y.max() <= 1.0001
-    same = recipe.augment_batch(x, flip=0, rotate=0, scale=(1, 1), shift=0, erase=0)
+    same = face_batch(x, flip=0, rotate=0, scale=(1, 1), shift=0, erase=0)
     torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
-    erased = recipe.augment_batch(torch.ones(4, 1, 48, 48), flip=0, rotate=0, scale=(1, 1),
-                                  shift=0, erase=1.0, erase_area=(0.2, 0.2))
+    erased = face_batch(torch.ones(4, 1, 48, 48), flip=0, rotate=0, scale=(1, 1), shift=0,
+                        erase=1.0, erase_area=(0.2, 0.2))
     assert ((erased == 0).float().mean((1, 2, 3)) > 0.1).all()
 
 

@@ -48,10 +48,10 @@ from ..models.face_runtime import (DEFAULT_TRAINING, build_net, predict_proba, t
 from ..train.face_model import load_fast, load_predictor
 from ._common import FoldOutput, Timer, class_list, load_records, make_result
 from .face_train import (DEFAULT_FEATURES, FACE_FEATURE, _accuracy, _arrays, _card, _features,
-                         _quick, augment_batch, choose_mix, fit_net, train)
+                         _quick, choose_mix, fit_net, train)
 
 __all__ = ["train", "evaluate", "fit_net", "choose_mix", "load_faces", "load_fast",
-           "augment_batch", "tta_views", "predict_proba", "build_net", "FACE_FEATURE",
+           "tta_views", "predict_proba", "build_net", "FACE_FEATURE",
            "DEFAULT_FEATURES", "DEFAULT_TRAINING", "CROP_MAX_SIDE", "load_predictor", "to_input"]
 
 

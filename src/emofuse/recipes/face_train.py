@@ -1,7 +1,8 @@
-"""Training face networks (the ``face`` modality's :func:`train`): input settings,
-on-the-fly augmentation, the Lightning module, rare-class oversampling, the optional mix with
-the pretrained FER2013 network, and the model folder (card, ONNX copy). The module docstring of
-:mod:`emofuse.recipes.face` describes the settings; the benchmark suites live there."""
+"""Training face networks (the ``face`` modality's :func:`train`): input settings, on-the-fly
+augmentation (:func:`emofuse.augment.online.face_batch`), the Lightning module, rare-class
+oversampling, the optional mix with the pretrained FER2013 network, and the model folder (card,
+ONNX copy). The module docstring of :mod:`emofuse.recipes.face` describes the settings; the
+benchmark suites live there."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ import numpy as np
 from .. import protocols
 from ..config import RunConfig
 from ..corpora import Record
+from ..augment.online import face_batch
 from ..errors import ConfigError, DataError
 from ..features.face_crops import load_faces
 from ..models.face_runtime import build_net, predict_proba, to_input, tta_views
 from ..models.face_runtime import split_model_params as _split_model_params
 from ._common import class_list, load_records
 
-__all__ = ["train", "fit_net", "augment_batch", "choose_mix", "FACE_FEATURE",
+__all__ = ["train", "fit_net", "choose_mix", "FACE_FEATURE",
            "DEFAULT_FEATURES"]
 
 #: Name of the input pipeline in configs and model cards.
@@ -56,52 +58,6 @@ def _features(cfg_params: dict[str, Any]) -> dict[str, Any]:
             out[k] = v
     if out["detect"] not in ("auto", True, False):
         raise ConfigError("features.params.detect must be auto, true or false")
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Face crops from records
-
-
-# --------------------------------------------------------------------------------------------
-# Augmentation and test-time augmentation (batched, in torch)
-
-
-def augment_batch(x, *, flip: float = 0.5, rotate: float = 15.0,
-                  scale: Sequence[float] = (0.85, 1.15), shift: float = 0.1, erase: float = 0.5,
-                  erase_area: Sequence[float] = (0.02, 0.2), generator=None):
-    """Random flip, rotation (degrees), scaling, shift (fraction of the side: a random crop)
-    and random erasing of a float batch ``(n, 1, H, W)`` in [-1, 1]; one affine warp each."""
-    import torch
-    import torch.nn.functional as F
-
-    n, _, h, w = x.shape
-
-    def rand(*shape):
-        return torch.rand(*shape, generator=generator)
-
-    angle = (rand(n) * 2 - 1) * math.radians(rotate)
-    s = scale[0] + rand(n) * (scale[1] - scale[0])
-    sign = torch.where(rand(n) < flip, -1.0, 1.0)
-    tx, ty = ((rand(n) * 2 - 1) * 2 * shift for _ in range(2))  # grid units span 2 per side
-    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack([torch.stack([cos * sign, -sin, tx], 1),
-                         torch.stack([sin * sign, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    if erase > 0:
-        area = (erase_area[0] + rand(n) * (erase_area[1] - erase_area[0])) * h * w
-        aspect = torch.exp((rand(n) * 2 - 1) * math.log(3.0))
-        eh = torch.sqrt(area * aspect).clamp(1, h)
-        ew = torch.sqrt(area / aspect).clamp(1, w)
-        top = rand(n) * (h - eh)
-        left = rand(n) * (w - ew)
-        rows = torch.arange(h).view(1, h, 1)
-        cols = torch.arange(w).view(1, 1, w)
-        box = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
-               & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
-        box &= (rand(n) < erase).view(n, 1, 1)
-        out = out.masked_fill(box[:, None], 0.0)
     return out
 
 
@@ -147,7 +103,7 @@ def _module_class():
 
         def training_step(self, batch, _):
             x, y = batch
-            x = augment_batch(to_input(x), **self.augment)
+            x = face_batch(to_input(x), **self.augment)
             logits = self._logits(x)
             loss = F.cross_entropy(logits, y, weight=self.class_weights,
                                    label_smoothing=float(self.opts["label_smoothing"]))
