@@ -109,3 +109,14 @@ def test_minilm_embeddings_are_cached(tmp_path):
     assert cache.hits == 2 and np.array_equal(a, b)
     sim = a[0] @ embed_texts(["I really love this"], cache=cache)[0]
     assert sim > a[0] @ a[1] - 0.5 and sim > 0.8
+
+
+def test_sentence_embeddings_live_in_minilm_and_are_re_exported():
+    """``features.minilm`` holds the encoder; ``features.text`` re-exports its names (the same
+    objects, so state such as the fast-encoder memo is shared)."""
+    from emofuse.features import get_feature, minilm, text
+
+    for name in ("embed_texts", "minilm", "minilm_path", "fast_encoder", "prepare_fast_encoder",
+                 "FastEncoder", "MINILM_DIM", "MINILM_VERSION", "_FAST", "_offline"):
+        assert getattr(text, name) is getattr(minilm, name), name
+    assert get_feature("minilm").fn is minilm.minilm
