@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
 
 from ..config import Params
 from ..corpora import Record
 from ..errors import ConfigError
 from ._fusion_data import AVData, block_modality
 from ._fusion_params import (
+    SPECS,
     AttentionNetParams,
     AttentionSpec,
     CompareSpec,
@@ -28,11 +28,8 @@ from ._fusion_params import (
 
 __all__ = ["KINDS", "build_net", "make_runner", "model_seeds"]
 
-_COMPARE: TypeAdapter[Any] = TypeAdapter(CompareSpec)
-
 #: model kinds a ``compare`` entry may name, and whether their result depends on the seed
-KINDS = {"svm": False, "linear": False, "decision_average": False, "mlp": True, "mfa": True,
-         "intermediate": True, "attention": True, "ensemble": True}
+KINDS = {kind: spec.stochastic for kind, spec in SPECS.items()}
 
 
 def _stack_blocks(X: Mapping[str, np.ndarray], slices: Mapping[str, tuple[str, slice]],
@@ -248,11 +245,11 @@ def make_runner(kind: str, data: AVData, setting: str, spec: CompareSpec | Mappi
                 tcfg: Any) -> Any:
     """The ``fit_predict`` of one model kind (see :data:`KINDS`) in one setting (``spec``: its
     typed parameters, or their mapping)."""
+    if kind not in SPECS:
+        raise ConfigError(f"unknown fusion model kind {kind!r}; known: {', '.join(KINDS)}")
     if not isinstance(spec, Params):
-        try:
-            spec = _COMPARE.validate_python({**dict(spec), "kind": kind})
-        except ValidationError as exc:
-            raise ConfigError(f"model.params.compare ({kind}): {exc}") from None
+        spec = SPECS[kind].of({**dict(spec), "kind": kind},
+                              where=f"model.params.compare ({kind})")
     if kind in ("svm", "linear"):
         return _classical_runner(kind, data, setting, spec, tcfg)
     if kind == "decision_average":
@@ -261,12 +258,13 @@ def make_runner(kind: str, data: AVData, setting: str, spec: CompareSpec | Mappi
         return _mfa_runner(data, setting, spec, tcfg)
     if kind in ("mlp", "intermediate", "attention"):
         return _nn_runner(kind, data, setting, spec, tcfg, conditions=kind == "attention")
-    raise ConfigError(f"unknown fusion model kind {kind!r}; known: {', '.join(KINDS)}")
+    raise ConfigError(f"model kind {kind!r} is not run on folds (an ensemble averages models "
+                      "run before it)")
 
 
 def model_seeds(spec: CompareSpec, seeds: Sequence[int]) -> list[int]:
     """All seeds for a stochastic model (at most its ``n_seeds``), the first for a
     deterministic one."""
-    if not KINDS[spec.kind]:
+    if not spec.stochastic:
         return list(seeds[:1])
     return list(seeds[: spec.n_seeds or len(seeds)])

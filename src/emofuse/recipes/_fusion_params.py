@@ -10,7 +10,7 @@ schemas, so each committed configuration behaves as before.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PlainValidator, ValidationError, model_validator
 
@@ -20,7 +20,7 @@ __all__ = ["NoiseSpec", "AugmentSpec", "AVFeatureParams", "WhisperFeatureParams"
            "AttentionNetParams", "SvmSpec", "LinearSpec", "DecisionAverageSpec", "MlpSpec",
            "AttentionSpec", "IntermediateSpec", "MfaSpec", "EnsembleSpec", "CompareSpec",
            "AVModelParams", "ReliabilityParams", "TriFeatureParams", "TriModelParams",
-           "ClipsParams", "Setting"]
+           "ClipsParams", "Setting", "SPECS"]
 
 #: normalisation settings of the audio-visual suites (see ``_fusion_data.SETTINGS``)
 Setting = Literal["inductive", "spknorm"]
@@ -110,6 +110,9 @@ class WhisperFeatureParams(AVFeatureParams):
 class _Spec(Params):
     """Keys every compared model takes."""
 
+    #: whether the model's result depends on the seed (else it runs with the first seed only)
+    stochastic: ClassVar[bool] = False
+
     #: seeds run for a stochastic model (at most this many of ``train.seeds``; all when unset)
     n_seeds: PositiveInt | None = None
 
@@ -142,15 +145,11 @@ class _TrainOverrides(Params):
     early_stopping: bool = True               #: off: fixed epochs, validation only monitored
 
     def train_kwargs(self, tcfg: TrainConfig) -> dict[str, Any]:
-        """Keyword arguments of :func:`emofuse.fusion.train_net`."""
-        pick = {k: getattr(self, k) for k in ("max_epochs", "patience", "batch_size", "lr",
-                                              "weight_decay")}
-        return {"max_epochs": pick["max_epochs"] or tcfg.max_epochs,
-                "patience": pick["patience"] or tcfg.patience,
-                "batch_size": pick["batch_size"] or tcfg.batch_size,
-                "lr": pick["lr"] or tcfg.lr,
-                "weight_decay": tcfg.weight_decay if pick["weight_decay"] is None
-                else pick["weight_decay"],
+        """Keyword arguments of :func:`emofuse.fusion.train_net` (``tcfg``: the run's
+        ``train`` section)."""
+        keys = ("max_epochs", "patience", "batch_size", "lr", "weight_decay")
+        own = {k: getattr(self, k) for k in keys}
+        return {**{k: getattr(tcfg, k) if own[k] is None else own[k] for k in keys},
                 "class_weighted": tcfg.class_weighted, "num_threads": tcfg.num_threads or 1,
                 "l2": self.l2, "early_stopping": self.early_stopping}
 
@@ -173,6 +172,8 @@ class AttentionNetParams(Params):
 
 
 class _NetSpec(_ModalitySpec, _TrainOverrides):
+    stochastic: ClassVar[bool] = True
+
     augment_p: float = Field(default=0.0, ge=0, le=1)   #: share of items with noisy audio
     modality_dropout: float = Field(default=0.0, ge=0, lt=1)   #: drop a modality in training
     n_ensemble: PositiveInt = 1   #: nets per fold (seeds s, s + 1000, ...), outputs averaged
@@ -248,6 +249,7 @@ class MfaSpec(_ModsSpec, _TrainOverrides):
     """Marginal Fisher analysis of the modalities, then a classifier."""
 
     kind: Literal["mfa"]
+    stochastic: ClassVar[bool] = True
     size: PositiveInt = 32            #: PCA size of each modality
     n_components: PositiveInt = 32
     k1: PositiveInt = 5
@@ -263,6 +265,7 @@ class EnsembleSpec(_Spec):
     """Average of models run before it (nothing fitted on test folds)."""
 
     kind: Literal["ensemble"]
+    stochastic: ClassVar[bool] = True
     members: list[str] = Field(min_length=1)
     #: fixed weights (one a member), or ``validation``: chosen on validation actors
     weights: list[float] | Literal["validation"] | None = None
@@ -280,7 +283,8 @@ class EnsembleSpec(_Spec):
         return self
 
 
-_SPECS: dict[str, type[_Spec]] = {
+#: ``compare`` kind -> its schema
+SPECS: dict[str, type[_Spec]] = {
     "svm": SvmSpec, "linear": LinearSpec, "decision_average": DecisionAverageSpec,
     "mlp": MlpSpec, "mfa": MfaSpec, "intermediate": IntermediateSpec,
     "attention": AttentionSpec, "ensemble": EnsembleSpec}
@@ -294,12 +298,12 @@ def _compare_spec(value: Any) -> Any:
     if not isinstance(value, Mapping):
         raise ValueError("expected a mapping of the model's parameters (with its kind)")
     kind = value["kind"] if "kind" in value else None
-    if kind not in _SPECS:
+    if kind not in SPECS:
         err = {"type": "missing", "loc": ("kind",), "input": value} if kind is None else {
             "type": "literal_error", "loc": ("kind",), "input": kind,
-            "ctx": {"expected": ", ".join(f"'{k}'" for k in _SPECS)}}
+            "ctx": {"expected": ", ".join(f"'{k}'" for k in SPECS)}}
         raise ValidationError.from_exception_data("compare", [err])   # type: ignore[list-item]
-    schema = _SPECS[kind]
+    schema = SPECS[kind]
     try:
         return schema.model_validate(dict(value))
     except ValidationError as exc:   # name the allowed keys of this kind (config can't see them)
