@@ -12,12 +12,12 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import Params
 
-__all__ = ["Classifier", "Balance", "Lda", "Fraction", "generator_kwargs", "check_baselines",
-           "dump_arms"]
+__all__ = ["Arm", "Classifier", "Balance", "Lda", "Primary", "Fraction", "generator_kwargs",
+           "check_baselines", "dump_arms"]
 
 #: a share of the training data, in (0, 1]
 Fraction = Annotated[float, Field(gt=0, le=1)]
@@ -49,6 +49,23 @@ class Lda(Params):
 
     shrinkage: float | Literal["auto"] = 0.5   #: in [0, 1], or ``auto`` (Ledoit-Wolf)
     balanced: bool = True                       #: equal class priors
+
+
+class Arm(Params):
+    """Base of an arm's schema: an arm written as ``null`` is the empty mapping."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+class Primary(Params):
+    """The arm and training fraction of a suite's unsuffixed metrics (None: the suite's
+    choice, e.g. its second or last arm, the smallest fraction)."""
+
+    arm: str | None = None
+    fraction: float | None = None
 
 
 def generator_kwargs(name: str, value: Mapping[str, Any] | None, *, where: str,

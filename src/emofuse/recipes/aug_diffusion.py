@@ -39,18 +39,10 @@ from ..config import Params, RunConfig
 from ..corpora import Record
 from ..evaluate.metrics import classification_metrics
 from . import suite
-from ._aug_params import Fraction, Lda, generator_kwargs
+from ._aug_params import Arm, Fraction, Lda, Primary, generator_kwargs
 from ._aug_speech_report import _full_proba, _quality, _result
 from ._common import Timer, require_modality
-from .aug_tts import (
-    SpeechPrimary,
-    SpeechQuick,
-    TtsPool,
-    _draw,
-    _fold_mean,
-    _pool_features,
-    speaker_stratified,
-)
+from .aug_tts import SpeechQuick, TtsPool, _draw, _fold_mean, _pool_features, speaker_stratified
 
 __all__ = ["aug_speech_diffusion", "with_core", "AugDiffusionParams"]
 
@@ -62,17 +54,12 @@ def _ddpm_kwargs(v: dict[str, Any], where: str) -> dict[str, Any]:
     return generator_kwargs("ddpm_logmel", v, where=where)
 
 
-class DiffArm(Params):
+class DiffArm(Arm):
     """An arm: clips of the fold's DDPM pool (and/or the TTS pools) added per class."""
 
     per_class: int = Field(default=10, ge=0)   #: clips per class
     classes: list[str] | None = None           #: only these classes get clips
     engines: list[str] = Field(default_factory=lambda: [POOL])   #: ddpm, piper, espeak
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty(cls, v: Any) -> Any:
-        return {} if v is None else v
 
 
 class DiffPool(Params):
@@ -107,7 +94,7 @@ class AugDiffusionParams(Params):
     tts_pool: TtsPool = Field(default_factory=TtsPool)
     arms: dict[str, DiffArm] = Field(default_factory=lambda: {
         "real": DiffArm(), "ddpm": DiffArm(per_class=10)})
-    primary: SpeechPrimary = Field(default_factory=lambda: SpeechPrimary(arm=POOL))
+    primary: Primary = Field(default_factory=lambda: Primary(arm=POOL, fraction=0.1))
     bootstrap: int = Field(default=1000, ge=1)
     pca: int = Field(default=64, gt=0)       #: quality gates' principal components
     quick: DiffQuick = Field(default_factory=DiffQuick)

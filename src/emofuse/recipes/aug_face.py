@@ -41,20 +41,14 @@ from pydantic import Field, model_validator
 from ..config import Params, RunConfig
 from ..evaluate.metrics import classification_metrics
 from . import suite
-from ._aug_params import (
-    Balance,
-    Classifier,
-    Fraction,
-    check_baselines,
-    dump_arms,
-    generator_kwargs,
-)
+from ._aug_params import (Arm, Balance, Classifier, Fraction, Primary, check_baselines, dump_arms,
+                          generator_kwargs)
 from ._common import Timer
 
 __all__ = ["aug_face", "hog", "AugFaceParams", "DEFAULTS"]
 
 
-class FaceArm(Params):
+class FaceArm(Arm):
     """An arm of the ablation."""
 
     source: Literal["cgan", "flip"] | None = None     #: where added faces come from (None: none)
@@ -62,11 +56,6 @@ class FaceArm(Params):
     classes: list[str] | None = None                   #: only these classes get added faces
     class_weight: Literal["balanced"] | None = None    #: balanced class weights
     baseline: str = "real"                             #: the arm it is compared with
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty(cls, v: Any) -> Any:
-        return {} if v is None else v
 
 
 class Hog(Params):
@@ -86,13 +75,6 @@ class FaceGenerator(Params):
     def _known_params(self) -> Self:
         generator_kwargs(self.name, self.params, where="params")
         return self
-
-
-class FacePrimary(Params):
-    """The arm and fraction of the unsuffixed metrics."""
-
-    arm: str | None = "cgan"
-    fraction: float | None = 0.1
 
 
 class FaceQuick(Params):
@@ -120,7 +102,7 @@ class AugFaceParams(Params):
     balance: Balance = Field(default_factory=lambda: Balance(strategy="fraction", fraction=0.3))
     cap: int = Field(default=1000, ge=0)                  #: most faces added to one class
     bootstrap: int = Field(default=1000, ge=1)
-    primary: FacePrimary = Field(default_factory=FacePrimary)
+    primary: Primary = Field(default_factory=lambda: Primary(arm="cgan", fraction=0.1))
     quick: FaceQuick = Field(default_factory=FaceQuick)
     pool_dir: str | None = None                           #: the pool's folder (None: cache)
 

@@ -50,15 +50,16 @@ from ..config import Params, RunConfig
 from ..corpora import Record
 from ..evaluate.metrics import classification_metrics
 from . import suite
-from ._aug_params import Fraction, Lda, check_baselines, dump_arms, generator_kwargs
+from ._aug_params import (Arm, Fraction, Lda, Primary, check_baselines, dump_arms,
+                          generator_kwargs)
 from ._aug_speech_report import _full_proba, _quality, _result, render_notes
 from ._common import Timer, require_modality
 
 __all__ = ["aug_speech_tts", "speaker_stratified", "AugTtsParams", "SpeechArm", "TtsPool",
-           "render_notes"]
+           "SpeechQuick", "render_notes"]
 
 
-class SpeechArm(Params):
+class SpeechArm(Arm):
     """An arm: synthetic clips added to every run's real subset."""
 
     engines: list[str] | None = None    #: pools drawn from (None: none for real, else all)
@@ -66,11 +67,6 @@ class SpeechArm(Params):
     classes: list[str] | None = None    #: only these classes get clips (None: every class)
     setting: Literal["inductive", "spknorm"] = "inductive"   #: per-speaker standardisation
     baseline: str = "real"              #: the arm it is compared with
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty(cls, v: Any) -> Any:
-        return {} if v is None else v
 
 
 class TtsPool(Params):
@@ -86,13 +82,6 @@ class TtsPool(Params):
         if "engines" in v:
             raise ValueError("generator.engines: set per arm (arms.*.engines)")
         return generator_kwargs("tts", v, where="generator")
-
-
-class SpeechPrimary(Params):
-    """The arm and fraction of the unsuffixed metrics (None: the last arm, the smallest)."""
-
-    arm: str | None = "tts"
-    fraction: float | None = 0.1
 
 
 class SpeechQuick(Params):
@@ -113,7 +102,7 @@ class AugTtsParams(Params):
     pool: TtsPool = Field(default_factory=TtsPool)
     arms: dict[str, SpeechArm] = Field(default_factory=lambda: {
         "real": SpeechArm(), "tts": SpeechArm(engines=["piper", "espeak"], per_class=40)})
-    primary: SpeechPrimary = Field(default_factory=SpeechPrimary)
+    primary: Primary = Field(default_factory=lambda: Primary(arm="tts", fraction=0.1))
     bootstrap: int = Field(default=1000, ge=1)
     pca: int = Field(default=64, gt=0)        #: quality gates' principal components
     quick: SpeechQuick = Field(default_factory=SpeechQuick)

@@ -45,14 +45,8 @@ from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import build_result
 from . import suite
-from ._aug_params import (
-    Balance,
-    Classifier,
-    Fraction,
-    check_baselines,
-    dump_arms,
-    generator_kwargs,
-)
+from ._aug_params import (Balance, Classifier, Fraction, Primary, check_baselines, dump_arms,
+                          generator_kwargs)
 from ._aug_stats import bootstrap_diff, paired_tests
 from ._common import Timer
 
@@ -108,13 +102,6 @@ class TextFilter(Params):
     model: Literal["real", "balanced"] = "real"             #: the arms' default filter
 
 
-class TextPrimary(Params):
-    """The arm and fraction of the unsuffixed metrics (None: the second arm, the smallest)."""
-
-    arm: str | None = None
-    fraction: float | None = None
-
-
 class AugTextParams(Params):
     """``model.params`` of ``aug-text``."""
 
@@ -129,7 +116,7 @@ class AugTextParams(Params):
     balance: Balance = Field(default_factory=Balance)
     dedupe_threshold: float = Field(default=0.05, ge=0)   #: near-copy cosine distance
     bootstrap: int = Field(default=1000, ge=1)            #: bootstrap resamples
-    primary: TextPrimary = Field(default_factory=TextPrimary)
+    primary: Primary = Field(default_factory=Primary)   #: None: the second arm, smallest
     pool_dir: str | None = None                           #: pools' folder (None: the cache)
 
     @model_validator(mode="after")

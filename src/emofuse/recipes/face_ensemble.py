@@ -38,17 +38,8 @@ from ..config import Params, RunConfig
 from ..errors import ConfigError
 from . import suite
 from ._common import Timer
-from .face import (
-    _card,
-    _features,
-    _fer_parts,
-    _fer_records,
-    _fer_result,
-    fit_net,
-    predict_proba,
-    to_input,
-    tta_views,
-)
+from .face import (_card, _features, _fer_parts, _fer_records, _fer_result, fit_net, predict_proba,
+                   to_input, tta_views)
 
 __all__ = ["mix", "choose_weights", "choose_tta", "summary_note", "EnsembleParams",
            "EnsembleModelParams"]
