@@ -314,3 +314,12 @@ def test_fusion_schema_defaults_are_the_code_defaults():
     main = AVModelParams.of(load_config(CONFIG).model)
     assert main.attention().kind == "attention" and main.attention().n_ensemble == 3
     assert main.train_kwargs(tcfg)["early_stopping"] is False
+
+
+def test_late_fusion_keys_are_refused_by_the_attention_suite():
+    from emofuse.recipes.fusion import run_av_suite
+
+    cfg = load_config(CONFIG)
+    cfg.model.params = {**cfg.model.params, "weights": {"speech": 1.0}}
+    with pytest.raises(ConfigError, match="late_fusion"):
+        run_av_suite(cfg, quick=True, log=None)

@@ -68,7 +68,7 @@ def run_av_suite(cfg: Any, *, quick: bool = False, results_dir: str | Path | Non
     from ._common import Timer, make_result, run_folds
 
     fparams = AVFeatureParams.of(cfg.features, where="features.params")
-    params = AVModelParams.of(cfg.model)
+    params = _attention_params(cfg)
     settings = list(fparams.settings)
     tcfg = cfg.train.model_copy()
     with Timer() as timer:
@@ -144,6 +144,15 @@ suite("av-ravdess", modality="fusion",
 # train / evaluate (``emofuse train`` and ``emofuse evaluate``)
 
 
+def _attention_params(cfg: Any) -> AVModelParams:
+    """``model.params`` of an attention-fusion run (the late-fusion keys are errors here)."""
+    p = AVModelParams.of(cfg.model)
+    if p.weights or p.note:
+        raise ConfigError("model.params.weights / note belong to a late_fusion model "
+                          f"(model.name late_fusion), not to {cfg.model.name!r}")
+    return p
+
+
 def _save_late_fusion(cfg: Any, out_dir: Path) -> Path:
     """A ``late-fusion`` model folder: fixed modality weights from ``model.params.weights``
     over the labels in ``data.labels`` (nothing is fitted)."""
@@ -179,7 +188,7 @@ def train(cfg: Any, *, out_dir: str | Path, quick: bool = False) -> Path:
     if cfg.model.name == "late_fusion":
         return _save_late_fusion(cfg, Path(out_dir))
     fparams = AVFeatureParams.of(cfg.features, where="features.params")
-    params = AVModelParams.of(cfg.model)
+    params = _attention_params(cfg)
     if cfg.model.name != "attention_fusion":
         raise ConfigError(f"model.name: the fusion recipe trains 'attention_fusion', got "
                           f"{cfg.model.name!r}")

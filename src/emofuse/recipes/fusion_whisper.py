@@ -25,7 +25,9 @@ copies): the ablation that shows what the signals buy.
 Every system is tested clean, with the test clips' audio mixed with white noise at the
 configured SNR (``audio_noise``), with the audio removed (``audio_missing``) and with the face
 removed (``face_missing``), in the inductive and speaker-normalised settings of av-ravdess
-(:data:`emofuse.recipes.fusion.SETTINGS`).
+(:data:`emofuse.recipes._fusion_data.SETTINGS`). Parameters:
+:class:`~emofuse.recipes._fusion_params.ReliabilityParams` (``model.params``) and
+:class:`~emofuse.recipes._fusion_params.WhisperFeatureParams` (``features.params``).
 """
 
 from __future__ import annotations
