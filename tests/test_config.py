@@ -199,3 +199,25 @@ def test_cli_config_validate_uses_the_suite_schema(tmp_path: Path) -> None:
     finally:
         _SUITES.clear()
         _SUITES.update(saved)
+
+
+class _Head(Params):
+    hidden: int = 8
+
+
+class _Systems(Params):
+    systems: dict[str, _Head] = Field(default_factory=dict)
+    grid: list[_Head] = Field(default_factory=list)
+    maybe: _Head | None = None
+
+
+@pytest.mark.parametrize("params, where", [
+    ({"systems": {"a": {"hiden": 1}}}, "model.params.systems.a.hiden"),
+    ({"grid": [{"hidden": 1}, {"hiden": 1}]}, "model.params.grid[1].hiden"),
+    ({"maybe": {"hiden": 1}}, "model.params.maybe.hiden"),
+])
+def test_unknown_key_hint_inside_dicts_lists_and_optionals(params: dict, where: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _Systems.of(params)
+    assert f"{where}: unknown key 'hiden'; did you mean 'hidden'? Allowed keys: hidden" \
+        in str(info.value)

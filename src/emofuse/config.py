@@ -18,12 +18,20 @@ working directory by whoever uses them.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Self
+from types import UnionType
+from typing import Any, Literal, Self, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -387,24 +395,33 @@ def _explain(err: dict[str, Any], root: yaml.Node | None, base: type[BaseModel] 
 
 def _fields_at(loc: tuple[str, ...], model: type[BaseModel] = RunConfig) -> set[str]:
     """Names of the keys allowed in the section at ``loc`` (``()``: the top level of
-    ``model``)."""
-    for part in loc:
-        field = model.model_fields.get(part)
-        ann = _model_in(field.annotation) if field else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+    ``model``); walks fields, ``M | None``, ``dict[str, M]`` and ``list[M]``."""
+    ann: Any = model
+    parts = list(loc)
+    while True:
+        ann = _unwrap(ann)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if not parts:
+                return set(ann.model_fields)
+            field = ann.model_fields.get(parts.pop(0))
+            if field is None:
+                return set()
+            ann = field.annotation
+        elif get_origin(ann) in (dict, list, tuple, Mapping, Sequence) and parts:
+            parts.pop(0)                                # a key or an index
+            ann = get_args(ann)[-1] if get_args(ann) else None
+        else:
             return set()
-        model = ann
-    return set(model.model_fields)
 
 
-def _model_in(ann: Any) -> Any:
-    """The pydantic model inside an annotation (``M``, ``M | None``, ``Optional[M]``)."""
-    if isinstance(ann, type):
-        return ann
-    for arg in getattr(ann, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-    return None
+def _unwrap(ann: Any) -> Any:
+    """``M | None`` / ``Optional[M]`` -> ``M`` (the first model or container of a union)."""
+    if get_origin(ann) in (Union, UnionType):
+        for arg in get_args(ann):
+            if (isinstance(arg, type) and issubclass(arg, BaseModel)) or get_origin(arg):
+                return arg
+        return None
+    return ann
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[str, ...]) -> int | None:
