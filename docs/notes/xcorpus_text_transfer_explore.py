@@ -11,8 +11,8 @@ Run: OMP_NUM_THREADS=1 .venv/bin/python docs/notes/xcorpus_text_transfer_explore
         '[{"name": "minilm"}, {"name": "proto", "minilm": false, "prototypes": "all",
            "grid": {"head": "lr", "class_balance": 0.75, "C": [0.01, 0.1]}}]' \
         '{"head": "lr", "class_balance": 0.75, "C": [0.0001, 0.0003]}'
-(first argument: feature sets, second: the default grid). ``--llm``: the SmolLM2 zero-shot
-probe on 120 dev items per corpus instead.
+(first argument: feature sets, second: the default grid). ``--llm [N]``: the SmolLM2 zero-shot
+probe on N (120) dev items per corpus instead.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def llm_probe(table: xt.TextTable, n: int = 120) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--llm"]:
-        llm_probe(xt.load_table(CORPORA, log=print)[0])
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 120
+        llm_probe(xt.load_table(CORPORA, log=print)[0], n=n)
         return
     sets = [xtt.FeatureSet.model_validate(s) for s in json.loads(sys.argv[1])] \
         if len(sys.argv) > 1 else [xtt.FeatureSet(name="minilm")]

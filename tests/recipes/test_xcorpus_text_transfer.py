@@ -62,13 +62,13 @@ def test_suite_chooses_features_with_the_head(corpora, tmp_path, monkeypatch):
     assert [c["test"] for c in res["cells"]] == ["dair", "meld", "goemotions"]
     for c in res["cells"]:
         sel = c["selection"]
-        # 2 minilm + 2 proto + 2 both candidates, named "set | head"
+        # 2 minilm + 2 proto + 2 both candidates, named "set: head"
         assert len(sel["candidates"]) == len(sel["dev_macro_f1"]) == len(sel["mean"]) == 6
-        assert sel["candidates"][2] == "proto | lr cb1 corpus-none C0.1"
+        assert sel["candidates"][2] == "proto: lr cb1 corpus-none C0.1"
         best = int(np.argmax(sel["mean"]))       # the first best wins
         assert c["chosen_short"] == sel["candidates"][best]
         assert sel["chosen_mean"] == sel["mean"][best]
-        assert c["chosen"]["features"] == c["features"] == c["chosen_short"].split(" | ")[0]
+        assert c["chosen"]["features"] == c["features"] == c["chosen_short"].split(": ")[0]
         assert [f["left_out"] for f in sel["folds"]] == c["train"]
     assert [s["name"] for s in res["feature_sets"]] == ["minilm", "proto", "both"]
     assert "Feature sets" in res["notes"] and "Joint model" not in res["notes"]

@@ -112,13 +112,13 @@ def select_features(ctxs: Mapping[str, _Ctx], cands: Mapping[str, Sequence[Candi
                     train_corpora: Sequence[str], classes: Sequence[str]
                     ) -> tuple[str, Candidate, dict[str, Any]]:
     """Nested LOCO over every (feature set, candidate): the winner and the joined scores
-    (rows named ``set | candidate``)."""
+    (rows named ``set: candidate``)."""
     best: tuple[float, str, Candidate] | None = None
     names, scores, means, folds = [], [], [], None
     for name, ctx in ctxs.items():
         sel = select(ctx, train_corpora, classes, cands[name])
         folds = sel["folds"]
-        names += [f"{name} | {c.short()}" for c in cands[name]]
+        names += [f"{name}: {c.short()}" for c in cands[name]]
         scores.append(sel["scores"])
         means.append(sel["mean"])
         m = float(sel["mean"][sel["best"]])
@@ -173,7 +173,7 @@ def run_suite(cfg: RunConfig, *, quick: bool = False,
             name, cand, summary = select_features(ctxs, cands, train, classes)
             cell = run_cell(ctxs[name], train, test, [cand], bins=p.ece_bins, labels=p.labels)
             cell.update(features=name, chosen={**cell["chosen"], "features": name},
-                        chosen_short=f"{name} | {cand.short()}", selection=summary)
+                        chosen_short=f"{name}: {cand.short()}", selection=summary)
             cells.append(cell)
             if log:
                 log(f"  -> {test}: chose {cell['chosen_short']}")
@@ -190,7 +190,7 @@ _NOTE = ("Feature sets (chosen per cell by the same nested rule, together with t
          "`minilm` the frozen MiniLM embedding; `prototypes` cosine similarities with fixed "
          "descriptions of each emotion (emofuse.features.text_prototypes, written before any "
          "figure), per template (`all`) or pooled per emotion; a candidate is named "
-         "`feature set | head`.\n\n")
+         "`feature set: head`.\n\n")
 
 
 @suite("xcorpus-text-transfer", modality="text",
