@@ -68,7 +68,7 @@ class Primary(Params):
     fraction: float | None = None
 
 
-def generator_kwargs(name: str, value: Mapping[str, Any] | None, *, where: str,
+def generator_kwargs(name: str, value: Mapping[str, Any] | None, *, where: str = "",
                      exclude: Sequence[str] = ()) -> dict[str, Any]:
     """``value`` checked as keyword parameters of generator ``name`` (its constructor's
     keyword names but ``exclude``, those the suite sets; a ``ValueError`` names unknown ones
@@ -88,7 +88,8 @@ def generator_kwargs(name: str, value: Mapping[str, Any] | None, *, where: str,
     known = [k for k, p in sig.parameters.items()
              if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and k not in exclude]
     if bad := sorted(set(value) - set(known)):
-        raise ValueError(f"{where}: unknown {name} parameter(s) {', '.join(bad)}; known: "
+        raise ValueError(f"{where + ': ' if where else ''}unknown {name} parameter(s) "
+                         f"{', '.join(bad)}; known: "
                          f"{', '.join(known)}")
     return value
 

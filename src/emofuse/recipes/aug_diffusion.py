@@ -50,8 +50,8 @@ POOL = "ddpm"
 ENGINES = (POOL, "piper", "espeak")
 
 
-def _ddpm_kwargs(v: dict[str, Any], where: str) -> dict[str, Any]:
-    return generator_kwargs("ddpm_logmel", v, where=where)
+def _ddpm_kwargs(v: dict[str, Any]) -> dict[str, Any]:
+    return generator_kwargs("ddpm_logmel", v)
 
 
 class DiffArm(Arm):
@@ -60,6 +60,13 @@ class DiffArm(Arm):
     per_class: int = Field(default=10, ge=0)   #: clips per class
     classes: list[str] | None = None           #: only these classes get clips
     engines: list[str] = Field(default_factory=lambda: [POOL])   #: ddpm, piper, espeak
+
+    @field_validator("engines")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        if not v or set(v) - set(ENGINES):
+            raise ValueError(f"{v}; choose from {', '.join(ENGINES)}")
+        return v
 
 
 class DiffPool(Params):
@@ -78,7 +85,7 @@ class DiffQuick(SpeechQuick):
     @field_validator("generator")
     @classmethod
     def _generator_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _ddpm_kwargs(v, "quick.generator")
+        return _ddpm_kwargs(v)
 
 
 class AugDiffusionParams(Params):
@@ -103,17 +110,14 @@ class AugDiffusionParams(Params):
     @field_validator("generator")
     @classmethod
     def _generator_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _ddpm_kwargs(v, "generator")
+        return _ddpm_kwargs(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if "real" not in self.arms or self.arms["real"].model_fields_set:
             raise ValueError("arms needs 'real: {}' (real data only)")
-        self.arms["real"].engines, self.arms["real"].per_class = [], 0
-        for arm, spec in self.arms.items():
-            if arm != "real" and (not spec.engines or set(spec.engines) - set(ENGINES)):
-                raise ValueError(f"arms.{arm}.engines: {spec.engines}; choose from "
-                                 f"{', '.join(ENGINES)}")
+        # real data only (built unvalidated: engines [] is refused for every other arm)
+        self.arms["real"] = DiffArm.model_construct(engines=[], per_class=0, classes=None)
         if not self.core <= min(self.fractions):
             raise ValueError("need 0 < core <= every fraction <= 1")
         return self

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config import Params, RunConfig, dump_config
 from ..corpora import Record
@@ -47,8 +47,8 @@ __all__ = ["aug_speech_aaec", "AugAaecParams", "render_notes"]
 _SET_BY_SUITE = ("variant", "feature", "feature_params", "steps", "trim_db", "num_threads")
 
 
-def _aaec_kwargs(v: dict[str, Any], where: str) -> dict[str, Any]:
-    return generator_kwargs("aaec", v, where=where, exclude=_SET_BY_SUITE)
+def _aaec_kwargs(v: dict[str, Any]) -> dict[str, Any]:
+    return generator_kwargs("aaec", v, exclude=_SET_BY_SUITE)
 
 
 class AaecSynthetic(Params):
@@ -83,15 +83,20 @@ class AugAaecParams(Params):
 
     @field_validator("aaec", "quick")
     @classmethod
-    def _generator_keys(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        return _aaec_kwargs(v, str(info.field_name))
+    def _generator_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _aaec_kwargs(v)
+
+    @field_validator("variants")
+    @classmethod
+    def _known_variants(cls, v: list[str]) -> list[str]:
+        from ..augment.aaec import VARIANTS
+
+        if bad := [x for x in v if x not in VARIANTS]:
+            raise ValueError(f"unknown {bad}; known: {', '.join(VARIANTS)}")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        from ..augment.aaec import VARIANTS
-
-        if bad := [v for v in self.variants if v not in VARIANTS]:
-            raise ValueError(f"variants: unknown {bad}; known: {', '.join(VARIANTS)}")
         if self.primary.variant not in self.variants or \
                 self.primary.fraction not in self.fractions:
             raise ValueError("primary: a variant and a fraction of the run")

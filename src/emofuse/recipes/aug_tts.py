@@ -68,6 +68,15 @@ class SpeechArm(Arm):
     setting: Literal["inductive", "spknorm"] = "inductive"   #: per-speaker standardisation
     baseline: str = "real"              #: the arm it is compared with
 
+    @field_validator("engines")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        from ..augment.tts import ENGINES
+
+        if v and (bad := [e for e in v if e not in ENGINES]):
+            raise ValueError(f"unknown {bad}; known: {', '.join(ENGINES)}")
+        return v
+
 
 class TtsPool(Params):
     """The emotional-TTS pool of each engine, generated once from text alone."""
@@ -81,7 +90,7 @@ class TtsPool(Params):
     def _generator_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
         if "engines" in v:
             raise ValueError("generator.engines: set per arm (arms.*.engines)")
-        return generator_kwargs("tts", v, where="generator")
+        return generator_kwargs("tts", v)
 
 
 class SpeechQuick(Params):
@@ -119,9 +128,6 @@ class AugTtsParams(Params):
                 spec.engines = [] if arm == "real" else list(ENGINES)
             if spec.per_class is None:
                 spec.per_class = 40 if spec.engines else 0
-            if bad := [e for e in spec.engines if e not in ENGINES]:
-                raise ValueError(f"arms.{arm}.engines: unknown {bad}; known: "
-                                 f"{', '.join(ENGINES)}")
         check_baselines(self.arms)
         return self
 
