@@ -18,7 +18,7 @@ from ..corpora import Record
 from ..errors import ConfigError, EmofuseError
 from ..features.cache import FeatureCache
 from ._speech_params import Setting, settings_list
-from ._speech_torch import adamw_cosine, class_weights, log_val_ua
+from ._speech_torch import class_weights, classifier_module
 
 __all__ = [
     "AttnParams",
@@ -259,45 +259,16 @@ def _collate(items: Sequence[tuple[np.ndarray, int]]) -> tuple[Any, Any, Any]:
             torch.tensor([y for _, y in items], dtype=torch.long))
 
 
+def _clip_inputs(batch: Any) -> tuple[tuple, Any]:
+    x, mask, y = batch
+    return (x, mask), y
+
+
 def _module(net: Any, *, class_weights: np.ndarray | None, lr: float, weight_decay: float,
             max_epochs: int) -> Any:
-    import lightning.pytorch as pl
-    import torch
-    import torch.nn.functional as F
-
-    class _Head(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-            w = torch.zeros(0) if class_weights is None else torch.tensor(class_weights)
-            self.register_buffer("class_w", w.float(), persistent=False)
-            self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-        def _ce(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(logits, y, weight=self.class_w if self.class_w.numel()
-                                   else None)
-
-        def training_step(self, batch: Any, _: int) -> torch.Tensor:
-            x, mask, y = batch
-            loss = self._ce(self.net(x, mask), y)
-            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-            return loss
-
-        def validation_step(self, batch: Any, _: int) -> None:
-            x, mask, y = batch
-            logits = self.net(x, mask)
-            self._val.append((logits.argmax(1), y))
-            self.log("val_loss", self._ce(logits, y), on_step=False, on_epoch=True,
-                     batch_size=len(y))
-
-        def on_validation_epoch_end(self) -> None:
-            log_val_ua(self)
-
-        def configure_optimizers(self) -> Any:
-            return adamw_cosine(self.net.parameters(), lr=lr, weight_decay=weight_decay,
-                                max_epochs=max_epochs)
-
-    return _Head()
+    return classifier_module(net, inputs=_clip_inputs, class_weights=class_weights, lr=lr,
+                             weight_decay=weight_decay, max_epochs=max_epochs,
+                             loss_mean="weight")
 
 
 def head_proba(net: Any, ds: Clips, *, batch: int = 32) -> np.ndarray:

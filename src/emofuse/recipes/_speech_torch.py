@@ -6,8 +6,8 @@ Lightning pieces (:func:`log_val_ua`, :func:`adamw_cosine`, :func:`class_weights
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -67,8 +67,17 @@ class _VecSet:
         return torch.from_numpy(self.x[i]), torch.zeros(0), int(self.labels[i])
 
 
-def _lightning_module(net: Any, *, class_weights: np.ndarray | None, lr: float,
-                      weight_decay: float, mixup: float, max_epochs: int) -> Any:
+def classifier_module(net: Any, *, inputs: Callable[[Any], tuple[tuple, Any]],
+                      class_weights: np.ndarray | None, lr: float, weight_decay: float,
+                      max_epochs: int, mixup: float = 0.0,
+                      loss_mean: Literal["sample", "weight"] = "sample") -> Any:
+    """A Lightning module training the classifier ``net`` with class-weighted cross-entropy
+    (AdamW, cosine schedule), logging ``val_ua`` for early stopping.
+
+    ``inputs(batch)`` gives ``(net arguments, labels)``; ``mixup`` > 0 mixes pairs of a batch
+    (the net takes ``mix=``); ``loss_mean``: ``sample`` averages the weighted per-item losses,
+    ``weight`` divides by the sum of the weights (``F.cross_entropy``'s mean).
+    """
     import lightning.pytorch as pl
     import torch
     import torch.nn.functional as F
@@ -84,30 +93,32 @@ def _lightning_module(net: Any, *, class_weights: np.ndarray | None, lr: float,
                                  persistent=False)
             self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-        def _ce(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def _ce(self, logits: torch.Tensor, y: torch.Tensor, reduction: str) -> torch.Tensor:
             w = self.class_w if self.class_w.numel() else None
-            return F.cross_entropy(logits, y, weight=w, reduction="none")
+            return F.cross_entropy(logits, y, weight=w, reduction=reduction)
 
-        @staticmethod
-        def _stats(st: torch.Tensor) -> torch.Tensor | None:
-            return st if st.numel() else None
+        def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            if loss_mean == "weight":
+                return self._ce(logits, y, "mean")
+            return self._ce(logits, y, "none").mean()
 
         def training_step(self, batch: Any, _: int) -> torch.Tensor:
-            x, st, y = batch
+            args, y = inputs(batch)
             if mixup > 0:
                 perm, lam = mixup_pairs(len(y), mixup)
-                logits = self.net(x, self._stats(st), mix=(perm, lam))
-                loss = (lam * self._ce(logits, y) + (1 - lam) * self._ce(logits, y[perm])).mean()
+                logits = self.net(*args, mix=(perm, lam))
+                loss = (lam * self._ce(logits, y, "none")
+                        + (1 - lam) * self._ce(logits, y[perm], "none")).mean()
             else:
-                loss = self._ce(self.net(x, self._stats(st)), y).mean()
+                loss = self._loss(self.net(*args), y)
             self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
             return loss
 
         def validation_step(self, batch: Any, _: int) -> None:
-            x, st, y = batch
-            logits = self.net(x, self._stats(st))
+            args, y = inputs(batch)
+            logits = self.net(*args)
             self._val.append((logits.argmax(1), y))
-            self.log("val_loss", self._ce(logits, y).mean(), on_step=False, on_epoch=True,
+            self.log("val_loss", self._loss(logits, y), on_step=False, on_epoch=True,
                      batch_size=len(y))
 
         def on_validation_epoch_end(self) -> None:
@@ -118,6 +129,19 @@ def _lightning_module(net: Any, *, class_weights: np.ndarray | None, lr: float,
                                 max_epochs=max_epochs)
 
     return _Module()
+
+
+def _wave_inputs(batch: Any) -> tuple[tuple, Any]:
+    """``(x, speaker stats or None)`` and labels of a :class:`_WaveSet` / :class:`_VecSet`
+    batch."""
+    x, st, y = batch
+    return (x, st if st.numel() else None), y
+
+
+def _lightning_module(net: Any, *, class_weights: np.ndarray | None, lr: float,
+                      weight_decay: float, mixup: float, max_epochs: int) -> Any:
+    return classifier_module(net, inputs=_wave_inputs, class_weights=class_weights, lr=lr,
+                             weight_decay=weight_decay, max_epochs=max_epochs, mixup=mixup)
 
 
 def log_val_ua(module: Any) -> None:
