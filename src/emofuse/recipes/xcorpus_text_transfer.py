@@ -193,9 +193,9 @@ _NOTE = ("Feature sets (chosen per cell by the same nested rule, together with t
          "`feature set: head`.\n\n")
 
 
-@suite("xcorpus-text-transfer", modality="text",
-       params={"model": TransferParams, "features": TextFeatureParams},
-       description="xcorpus-text with transfer features (zero-shot prototypes) chosen by "
-                   "nested LOCO with the head; macro-F1")
-def xcorpus_text_transfer(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    return run_suite(cfg, quick=quick)
+#: the suite is :func:`run_suite` itself
+xcorpus_text_transfer = suite(
+    "xcorpus-text-transfer", modality="text",
+    params={"model": TransferParams, "features": TextFeatureParams},
+    description="xcorpus-text with transfer features (zero-shot prototypes) chosen by nested "
+                "LOCO with the head; macro-F1")(run_suite)
