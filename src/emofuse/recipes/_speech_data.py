@@ -17,15 +17,8 @@ from ..features.cache import FeatureCache
 from ..models.classical import CLASSICAL_MODELS
 from ..models.speech import VECTOR_MODELS, WAVEFORM_MODELS
 from ..speech import band_stats, vector_stats
-from ._speech_params import (
-    SETTINGS,
-    AugmentParams,
-    FeatureRef,
-    FitParams,
-    MemberParams,
-    ModelKeys,
-    SpecAugmentParams,
-)
+from ._speech_params import (SETTINGS, AugmentParams, FeatureRef, FitParams, MemberParams,
+                             ModelKeys, SpecAugmentParams)
 
 __all__ = ["SETTINGS", "MemberSpec", "SpeechData", "labels_of", "member_matrix", "speed_copies",
            "with_copies"]

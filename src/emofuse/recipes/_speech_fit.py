@@ -23,22 +23,9 @@ from ..errors import ConfigError
 from ..models import build_model
 from ..models.classical import grid_search
 from ..speech import Member, vector_stats, window_bounds
-from ._speech_data import (
-    SETTINGS,
-    MemberSpec,
-    SpeechData,
-    labels_of,
-    member_matrix,
-    speed_copies,
-    with_copies,
-)
-from ._speech_torch import (
-    adamw_cosine,
-    class_weights,
-    log_val_ua,
-    net_params,
-    train_one,
-)
+from ._speech_data import (SETTINGS, MemberSpec, SpeechData, labels_of, member_matrix, speed_copies,
+                           with_copies)
+from ._speech_torch import (adamw_cosine, class_weights, log_val_ua, net_params, train_one)
 
 __all__ = [
     "SETTINGS",

@@ -48,27 +48,10 @@ from ..errors import ConfigError, DataError, EmofuseError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
 from . import suite
-from ._common import (
-    Timer,
-    class_list,
-    load_records,
-    make_result,
-    make_splits,
-    quick_speakers,
-    restrict_split,
-    run_folds,
-    scalar_metric,
-)
-from ._speech_fit import (
-    SETTINGS,
-    Fitted,
-    MemberSpec,
-    SpeechData,
-    as_output_norm,
-    fit_member,
-    member_proba,
-    raw_view,
-)
+from ._common import (Timer, class_list, load_records, make_result, make_splits, quick_speakers,
+                      restrict_split, run_folds, scalar_metric)
+from ._speech_fit import (SETTINGS, Fitted, MemberSpec, SpeechData, as_output_norm, fit_member,
+                          member_proba, raw_view)
 from ._speech_params import SpeechParams
 
 __all__ = ["RunSpec", "choose_weights", "evaluate", "parse_run", "run_benchmark", "train"]

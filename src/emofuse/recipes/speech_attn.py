@@ -43,27 +43,10 @@ from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
 from . import suite
-from ._common import (
-    Timer,
-    class_list,
-    load_records,
-    make_result,
-    make_splits,
-    quick_speakers,
-    restrict_split,
-    run_folds,
-    scalar_metric,
-)
-from ._speech_attn_head import (
-    AttnParams,
-    Clips,
-    FramesParams,
-    FrameStore,
-    HeadSpec,
-    fit_head,
-    head_proba,
-    parse_head,
-)
+from ._common import (Timer, class_list, load_records, make_result, make_splits, quick_speakers,
+                      restrict_split, run_folds, scalar_metric)
+from ._speech_attn_head import (AttnParams, Clips, FramesParams, FrameStore, HeadSpec, fit_head,
+                                head_proba, parse_head)
 from ._speech_params import SETTINGS
 from .speech import _confusion
 
