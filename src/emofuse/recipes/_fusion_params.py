@@ -27,6 +27,32 @@ Setting = Literal["inductive", "spknorm"]
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
+def _one_or_more(kind: type | tuple[type, ...], what: str, *,
+                 words: tuple[str, ...] = ()) -> PlainValidator:
+    """A value that is one positive ``kind`` (or one of ``words``) or a non-empty list of them,
+    kept as written (an integer C is reported back as an integer); one plain error otherwise."""
+
+    def one(x: Any) -> bool:
+        if isinstance(x, str):
+            return x in words
+        return isinstance(x, kind) and not isinstance(x, bool) and x > 0
+
+    def check(v: Any) -> Any:
+        if (one(v) if not isinstance(v, list) else v and all(one(x) for x in v)):
+            return v
+        raise ValueError(f"expected {what}, or a non-empty list of them")
+
+    return PlainValidator(check)
+
+
+#: C of an SVM / logistic regression; a list: chosen by speaker-grouped inner CV
+Cs = Annotated[float | list[float], _one_or_more((int, float), "a positive number")]
+#: RBF kernel width(s)
+Gammas = Annotated[float | str | list[float | str],
+                   _one_or_more((int, float), "a positive number, 'scale' or 'auto'",
+                                words=("scale", "auto"))]
+
+
 # --------------------------------------------------------------------------------------------
 # features.params
 
@@ -185,15 +211,12 @@ class _Classical(_ModalitySpec):
     augment: bool = False          #: also fit on one noisy-audio copy of each clip
 
 
-Gamma = float | Literal["scale", "auto"]
-
-
 class SvmSpec(_Classical):
     """RBF-SVM on the concatenated blocks (several C/gamma: speaker-grouped inner CV)."""
 
     kind: Literal["svm"]
-    C: float | list[float] = 1.0
-    gamma: Gamma | list[Gamma] = "scale"
+    C: Cs = 1.0
+    gamma: Gammas = "scale"
     probability: bool = False      #: Platt scaling (calibrated probabilities)
 
 
@@ -201,15 +224,15 @@ class LinearSpec(_Classical):
     """Logistic regression on the concatenated blocks."""
 
     kind: Literal["linear"]
-    C: float | list[float] = 0.01
+    C: Cs = 0.01
 
 
 class DecisionAverageSpec(_ModsSpec):
     """One RBF-SVM per modality, probabilities averaged over the present ones."""
 
     kind: Literal["decision_average"]
-    C: float | list[float] = 1.0
-    gamma: Gamma | list[Gamma] = "scale"
+    C: Cs = 1.0
+    gamma: Gammas = "scale"
 
 
 class MlpSpec(AttentionNetParams, _NetSpec):
@@ -234,7 +257,8 @@ class IntermediateSpec(_NetSpec):
 
     kind: Literal["intermediate"]
     enc_hidden: PositiveInt = 128
-    hidden: PositiveInt | list[PositiveInt] = Field(default_factory=lambda: [128])
+    hidden: Annotated[int | list[int], _one_or_more(int, "a positive width")] = Field(
+        default_factory=lambda: [128])   #: widths of the layers after the concatenation
     dropout: float = Field(default=0.3, ge=0, lt=1)
     input_dropout: float = Field(default=0.1, ge=0, lt=1)
     aux_weights: dict[str, float] | None = None   #: modality -> unimodal loss weight
@@ -258,7 +282,14 @@ class MfaSpec(_ModsSpec, _TrainOverrides):
     #: ``svm`` or a registered model (``fercnn``) trained as a network
     classifier: str = Field(default="fercnn", min_length=1)
     classifier_params: dict[str, Any] = Field(default_factory=dict)   #: the model's own
-    C: float | list[float] = 1.0      #: classifier ``svm`` only
+    C: Cs = 1.0                       #: classifier ``svm`` only
+
+
+def _weights(v: Any) -> Any:
+    if v is None or v == "validation" or (isinstance(v, list) and v and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v)):
+        return v
+    raise ValueError("expected a list of member weights (numbers >= 0) or 'validation'")
 
 
 class EnsembleSpec(_Spec):
@@ -268,7 +299,7 @@ class EnsembleSpec(_Spec):
     stochastic: ClassVar[bool] = True
     members: list[str] = Field(min_length=1)
     #: fixed weights (one a member), or ``validation``: chosen on validation actors
-    weights: list[float] | Literal["validation"] | None = None
+    weights: Annotated[list[float] | str | None, PlainValidator(_weights)] = None
     subset_experts: bool = False   #: a member votes only on its exact modality subset
     average_seeds: bool = False    #: average each member over its seeds first
     val_fraction: float = Field(default=0.2, gt=0, lt=1)   #: ``validation``: held-out actors
@@ -362,7 +393,7 @@ class WhisperAudioMember(Params):
 class WhisperFaceMember(Params):
     """The face member: logistic regression on the AU means (C chosen on inner folds)."""
 
-    C: float | list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0])
+    C: Cs = Field(default_factory=lambda: [0.01, 0.1, 1.0])
     max_iter: PositiveInt = 2000
 
     def candidates(self) -> list[float]:

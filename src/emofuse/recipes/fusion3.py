@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,13 @@ from ..errors import ConfigError, DataError
 from ..features.cache import FeatureCache
 from . import suite
 from ._fusion_data import quick_config
-from ._fusion_params import ClipsParams, FacePool, TextPool, TriFeatureParams, TriModelParams
+from ._fusion_params import (
+    ClipsParams,
+    FacePool,
+    TextPool,
+    TriFeatureParams,
+    TriModelParams,
+)
 from ._fusion_report import pm, targets_table
 
 __all__ = ["face_embeddings", "text_embeddings", "SHARED_LABELS", "run_tri_suite"]
