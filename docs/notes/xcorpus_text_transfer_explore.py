@@ -12,7 +12,8 @@ Run: OMP_NUM_THREADS=1 .venv/bin/python docs/notes/xcorpus_text_transfer_explore
            "grid": {"head": "lr", "class_balance": 0.75, "C": [0.01, 0.1]}}]' \
         '{"head": "lr", "class_balance": 0.75, "C": [0.0001, 0.0003]}'
 (first argument: feature sets, second: the default grid). ``--llm [N]``: the SmolLM2 zero-shot
-probe on N (120) dev items per corpus instead.
+probe on N (120) dev items per corpus instead. ``--std``: every feature set standardised per
+(corpus, split) with that block's own statistics (transductive).
 """
 
 from __future__ import annotations
@@ -78,7 +79,22 @@ def llm_probe(table: xt.TextTable, n: int = 120) -> None:
               flush=True)
 
 
+def standardise_blocks(x: np.ndarray, table: xt.TextTable) -> np.ndarray:
+    """Each (corpus, split) block z-scored with its own statistics (transductive: a dev or test
+    split with its own unlabelled statistics, as a user predicting a folder could)."""
+    out = np.array(x, np.float32)
+    for c in np.unique(table.corpus):
+        for part in np.unique(table.part):
+            m = (table.corpus == c) & (table.part == part)
+            if m.any():
+                out[m] = (x[m] - x[m].mean(0)) / np.maximum(x[m].std(0), 1e-6)
+    return out
+
+
 def main() -> None:
+    std = "--std" in sys.argv
+    if std:
+        sys.argv.remove("--std")
     if sys.argv[1:2] == ["--llm"]:
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 120
         llm_probe(xt.load_table(CORPORA, log=print)[0], n=n)
@@ -96,6 +112,8 @@ def main() -> None:
           + " | mean")
     for fs in sets:
         x = xtt.feature_matrix(table.x, fs, labels=BASIC7)
+        if std:
+            x = standardise_blocks(x, table)
         ctx = xt._Ctx(xtt.dataclasses.replace(table, x=x))
         for cand in xtt._set_candidates(fs, default, quick=False):
             t0 = time.perf_counter()

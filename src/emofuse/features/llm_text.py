@@ -11,7 +11,7 @@ LM with a tokenizer): one forward pass of ``PROMPT`` gives
 The model is passed in (``tokenizer``, ``model``): this layer does not load it (the loader of
 the shipped GGUF is :func:`emofuse.augment.text._load_smollm2`). Results are cached per chunk of
 texts in the :class:`~emofuse.features.cache.FeatureCache`, keyed by the texts, the prompt, the
-words and ``model_id``. It is slow on CPU (about 1.5 sentences/s on one busy core, measured with
+words and ``model_id``. It is slow on CPU (1.3-2.8 sentences/s on one busy core, measured with
 SmolLM2-135M dequantised to float32): use a GPU or subsample the training splits.
 """
 
