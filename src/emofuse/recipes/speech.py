@@ -3,7 +3,8 @@
 A run is described by one config (``configs/ser-*.yaml``). ``model.name`` is a registered
 speech model (``cnn2d``, ``bilstm_attn``, ``wavegram_logmel``, ``fercnn``, ``svm``,
 ``logreg``) or ``ensemble``. Besides the model's own constructor parameters, ``model.params``
-may hold these recipe keys:
+may hold these recipe keys (typed by :class:`~emofuse.recipes._speech_params.SpeechParams`,
+checked with their YAML lines when the config loads):
 
 ``settings``
     ``[inductive, spknorm]`` (default both): which settings to run and report. *inductive*:
