@@ -178,7 +178,7 @@ def test_tune_thresholds_and_metrics():
 
 def test_train_export_and_evaluate_round_trip(tmp_path):
     from emofuse.corpora import load_corpus
-    from emofuse.text import TextPredictor
+    from emofuse.inference.text import TextPredictor
 
     root = _dair(tmp_path / "dair")
     mlp = {"model": "minilm_mlp",
@@ -191,7 +191,7 @@ def test_train_export_and_evaluate_round_trip(tmp_path):
     scan = load_corpus("dair", root)
     res = evaluate(out, scan.records, corpus="dair")
     assert res["items"] == 9 and res["metrics"]["accuracy"]["mean"] > 0.5
-    pred = TextPredictor.load(out).predict(["i feel so happy and wonderful"])
+    pred = TextPredictor.load(out).analyse(["i feel so happy and wonderful"])
     assert pred[0].label == "happy"
     with pytest.raises(ConfigError, match="export"):
         train(_cfg(root, {"t": {"model": "tfidf_lr"}}, name="t"), out_dir=tmp_path / "x")

@@ -198,7 +198,7 @@ def test_joint_model_folder_predicts_calibrated_without_torch(corpora, tmp_path)
     import subprocess
     import sys
 
-    from emofuse.text import TextPredictor
+    from emofuse.inference.text import TextPredictor
 
     cfg = _cfg(corpora, grid={"head": "mlp", "class_balance": 1, "hidden": 16,
                               "dropout": 0.1})
@@ -211,7 +211,7 @@ def test_joint_model_folder_predicts_calibrated_without_torch(corpora, tmp_path)
     assert card["languages"] == ["en"] and card["licences"]["goemotions"] == "CC BY 4.0"
     assert {"test_meld_weighted_f1", "dev_dair_macro_f1"} <= set(card["metrics"])
     pred = TextPredictor.load(out)
-    assert pred.predict(["i feel so happy and delighted today"])[0].label == "happy"
+    assert pred.analyse(["i feel so happy and delighted today"])[0].label == "happy"
     code = ("import sys\nfrom emofuse import Recognizer\n"
             f"r = Recognizer.load({str(out)!r})\n"
             "p = r.predict('i am furious and so mad')\n"

@@ -295,7 +295,7 @@ def _module_params(module: Any) -> dict[str, Any]:
 def evaluate(model_dir: Path, records: list[Record], *, corpus: str) -> dict[str, Any]:
     """Measure a saved text model on ``records`` (their ``test`` part when they have one), in
     the labels model and corpus share."""
-    from ..text import TextPredictor
+    from ..inference.text import TextPredictor
 
     predictor = TextPredictor.load(model_dir)
     recs = [r for r in records if r.text]

@@ -233,7 +233,7 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, n_classes: int, cand: 
 def head_proba(head: Mapping[str, Any], x: np.ndarray, *, temperature: float = 1.0
                ) -> np.ndarray:
     """Probabilities of a fitted head (numpy, as the product computes them)."""
-    from ..text import MLPHead
+    from ..inference.text import MLPHead
 
     state = head["state"]
     last = "net.4.weight" if head["hidden"] else "net.1.weight"
