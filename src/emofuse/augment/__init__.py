@@ -16,6 +16,10 @@ Modules: :mod:`.planner` (how many samples per class and generator, plots),
 (SmolLM2-135M generation and paraphrase, filter, de-duplication; the EDA baseline).
 Other modalities (face cGAN, speech diffusion, AAEC, TTS) plug in as modules named in
 ``_MODULES`` that call :func:`register_generator`.
+
+Online augmentation (random changes made to training data on the fly: noise at an SNR, crops,
+waveform transforms, SpecAugment, mixup, face warps, DiffAugment, speaker shifts) is
+:mod:`.online`, small keyword-only functions that trainers and recipes call.
 """
 
 from __future__ import annotations
