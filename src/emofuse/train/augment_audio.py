@@ -13,7 +13,6 @@ and mixup on every step. :class:`SpecAugment` masks random frequency bands and t
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..augment.online import spec_mask, wave_copies
 from ..errors import ConfigError
 
 __all__ = ["WaveAugment", "SpecAugment", "mixup_pairs"]
@@ -65,39 +65,10 @@ class WaveAugment:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def _compose(self) -> Any:
-        import audiomentations as A
-
-        ts: list[Any] = []
-        if self.noise_snr_db:
-            ts.append(A.AddGaussianSNR(min_snr_db=self.noise_snr_db[0],
-                                       max_snr_db=self.noise_snr_db[1], p=self.p))
-        if self.gain_db:
-            ts.append(A.Gain(min_gain_db=self.gain_db[0], max_gain_db=self.gain_db[1], p=self.p))
-        if self.stretch:
-            ts.append(A.TimeStretch(min_rate=self.stretch[0], max_rate=self.stretch[1],
-                                    leave_length_unchanged=False, p=self.p))
-        if self.pitch_semitones:
-            ts.append(A.PitchShift(min_semitones=self.pitch_semitones[0],
-                                   max_semitones=self.pitch_semitones[1], p=self.p))
-        return A.Compose(ts, p=1.0) if ts else None
-
     def copies(self, y: np.ndarray, *, sr: int, n: int, seed: int) -> list[np.ndarray]:
         """``n`` augmented copies of ``y`` (float32, clipped to [-1, 1]); reproducible for a
-        given ``seed``."""
-        compose = self._compose()
-        if compose is None or n <= 0:
-            return []
-        state = (np.random.get_state(), random.getstate())  # audiomentations uses both RNGs
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-        try:
-            out = [np.clip(compose(samples=np.asarray(y, np.float32), sample_rate=sr), -1, 1)
-                   .astype(np.float32) for _ in range(n)]
-        finally:
-            np.random.set_state(state[0])
-            random.setstate(state[1])
-        return out
+        given ``seed`` (:func:`emofuse.augment.online.wave_copies`)."""
+        return wave_copies(y, sr=sr, n=n, seed=seed, **self.to_dict())
 
 
 class SpecAugment(nn.Module):
@@ -115,26 +86,12 @@ class SpecAugment(nn.Module):
         self.time_masks, self.time_width = time_masks, time_width
         self.value = value
 
-    @staticmethod
-    def _masks(b: int, size: int, count: int, width: int, device: torch.device) -> torch.Tensor:
-        """``(B, size)`` boolean mask, True inside any of ``count`` random spans per item."""
-        mask = torch.zeros(b, size, dtype=torch.bool, device=device)
-        if count <= 0 or width <= 0 or size <= 1:
-            return mask
-        pos = torch.arange(size, device=device)
-        for _ in range(count):
-            w = torch.randint(0, min(width, size) + 1, (b, 1), device=device)
-            start = (torch.rand(b, 1, device=device) * (size - w + 1)).long()
-            mask |= (pos >= start) & (pos < start + w)
-        return mask
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
-        b, m, t = x.shape
-        fm = self._masks(b, m, self.freq_masks, self.freq_width, x.device)[:, :, None]
-        tm = self._masks(b, t, self.time_masks, self.time_width, x.device)[:, None, :]
-        return x.masked_fill(fm | tm, self.value)
+        return spec_mask(x, freq_masks=self.freq_masks, freq_width=self.freq_width,
+                         time_masks=self.time_masks, time_width=self.time_width,
+                         value=self.value)
 
     def extra_repr(self) -> str:
         return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
