@@ -546,7 +546,7 @@ def run_av_clips(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str
             -1, len(classes))
         out = FoldOutput(1, 0, [Path(r.video).name for r, _ in probas], y, P)
     per_mod = {}
-    for m in {m for row in rows for m in row.get("modalities", {})}:
+    for m in sorted({m for row in rows for m in row.get("modalities", {})}):
         hits = [row["modalities"][m] == row["label"] for row in rows if m in row.get("modalities",
                                                                                        {})]
         per_mod[m] = {"accuracy": float(np.mean(hits)), "clips": len(hits)}
