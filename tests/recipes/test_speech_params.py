@@ -93,7 +93,8 @@ def test_mistakes_are_reported_with_their_yaml_line(tmp_path: Path) -> None:
     problems = explain_suite_config(p)
     assert len(problems) == 2, problems
     assert any(x.startswith("model.params.settings[1] (line ") for x in problems)
-    assert any("model.params.members[0].fit.sped (line " in x for x in problems)
+    assert any("model.params.members[0].fit.sped (line " in x and "did you mean 'speeds'" in x
+               for x in problems)
 
 
 def test_attn_pool_entries_are_typed() -> None:
