@@ -86,8 +86,8 @@ class AlignSuiteParams(Params):
                                     min_length=1)
     #: setting -> logistic-regression grid (keys of :func:`emofuse.recipes.xcorpus.candidates`)
     grid: dict[Setting, dict[str, Any]] = Field(default_factory=dict)
-    #: setting -> aligned-MLP grid
-    align: dict[Setting, AlignGridParams] = Field(default_factory=dict)
+    #: setting -> aligned-MLP grid, or a list of grids (their candidates in turn)
+    align: dict[Setting, AlignGridParams | list[AlignGridParams]] = Field(default_factory=dict)
     enrol_prior: float = Field(default=5.0, ge=0)     #: pseudo-utterances of the prior
     ece_bins: int = Field(default=15, gt=0)
     pairs: bool = True                                #: single-corpus heatmap cells
@@ -119,26 +119,28 @@ class AlignCandidate:
                 "domain": self.domain}
 
 
-def align_candidates(grid: AlignGridParams | None, *, quick: bool = False,
-                     where: str = "model.params.align") -> list[AlignCandidate]:
-    """The candidates of ``grid`` in product order (``lam`` varies fastest); a method
-    without alignment (``none``) appears once per other combination. ``quick``: epochs cut
-    to 2."""
+def align_candidates(grid: AlignGridParams | Sequence[AlignGridParams] | None, *,
+                     quick: bool = False, where: str = "model.params.align"
+                     ) -> list[AlignCandidate]:
+    """The candidates of ``grid`` (or of each grid of a list in turn) in product order
+    (``lam`` varies fastest); a method without alignment (``none``) appears once per other
+    combination. ``quick``: epochs cut to 2."""
     if grid is None:
         return []
+    grids = [grid] if isinstance(grid, AlignGridParams) else list(grid)
     out: list[AlignCandidate] = []
     seen = set()
-    for lay, norm, bal, hid, do, ep, meth, dom, lam in itertools.product(
-            grid.layers, grid.norm, grid.balance, grid.hidden, grid.dropout, grid.epochs,
-            grid.method, grid.domain, grid.lam):
+    for g, (lay, norm, bal, hid, do, ep, meth, dom, lam) in (
+            (g, v) for g in grids for v in itertools.product(
+                g.layers, g.norm, g.balance, g.hidden, g.dropout, g.epochs, g.method,
+                g.domain, g.lam)):
         if meth == "none":
             dom, lam = "corpus", 0.0
         (base,) = candidates({"layers": lay, "norm": norm, "balance": bal}, where=where)
         try:
-            spec = AlignSpec(method=meth, hidden=hid, latent=grid.latent, pca=grid.pca,
-                             lam=lam, rec=grid.rec, epochs=min(ep, 2) if quick else ep,
-                             batch=grid.batch, lr=grid.lr, weight_decay=grid.weight_decay,
-                             dropout=do)
+            spec = AlignSpec(method=meth, hidden=hid, latent=g.latent, pca=g.pca, lam=lam,
+                             rec=g.rec, epochs=min(ep, 2) if quick else ep, batch=g.batch,
+                             lr=g.lr, weight_decay=g.weight_decay, dropout=do)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         c = AlignCandidate(base, spec, dom)
