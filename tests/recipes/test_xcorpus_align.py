@@ -33,6 +33,8 @@ def test_candidates_dedupe_the_plain_mlp_and_check_values() -> None:
     assert cands[1].to_dict()["model"] == "mlp" and cands[1].to_dict()["layers"] == [3, 4]
     assert len({c.rep_key() for c in cands}) == len(cands)
     assert all(c.spec.epochs == 2 for c in A.align_candidates(g, quick=True))
+    two = A.align_candidates([A.AlignGridParams(hidden=[8]), g])     # a list: in turn
+    assert two[0].spec.hidden == 8 and two[1:] == cands
     with pytest.raises(ConfigError, match="model.params.align.inductive"):
         A.align_candidates(A.AlignGridParams(dropout=[1.5]),
                            where="model.params.align.inductive")
