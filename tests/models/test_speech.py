@@ -11,7 +11,8 @@ from emofuse.errors import ConfigError, DataError
 from emofuse.models import build_model, list_models
 from emofuse.models.classical import from_tensors, grid_search, to_tensors
 from emofuse.models.speech import LogMel
-from emofuse.train.augment_audio import SpecAugment, WaveAugment, mixup_pairs
+from emofuse.augment.online import mixup_pairs
+from emofuse.train.augment_audio import SpecAugment, WaveAugment
 
 torch.set_num_threads(1)
 SR = 16000
@@ -41,7 +42,7 @@ def test_train_step_with_mixup_and_speaker_stats(name: str) -> None:
     net = build_model(name, n_classes=4, norm="speaker", n_mels=64)
     net.spec_augment = SpecAugment()
     stats = torch.stack([torch.full((64,), -40.0), torch.full((64,), 10.0)])[None].repeat(3, 1, 1)
-    perm, lam = mixup_pairs(3, 0.4)
+    perm, lam = mixup_pairs(3, alpha=0.4)
     logits = net(waves(3, 1.0), stats, mix=(perm, lam))
     logits.sum().backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
@@ -125,7 +126,7 @@ def test_wave_augment_copies_reproducible() -> None:
 
 
 def test_mixup_pairs_favour_the_first_item() -> None:
-    perm, lam = mixup_pairs(16, 0.4)
+    perm, lam = mixup_pairs(16, alpha=0.4)
     assert sorted(perm.tolist()) == list(range(16)) and (lam >= 0.5).all()
 
 

@@ -102,7 +102,7 @@ def test_train_quick_builds_a_working_model(shared_data, tmp_path) -> None:
     from emofuse.config import load_config
     from emofuse.paths import repo_root
     from emofuse.recipes.speech import train
-    from emofuse.speech import SpeechPredictor
+    from emofuse.inference.speech import SpeechPredictor
 
     cfg = load_config(repo_root() / "configs" / "models" / "speech.yaml")
     out = train(cfg, out_dir=tmp_path / "speech", quick=True)
@@ -112,8 +112,8 @@ def test_train_quick_builds_a_working_model(shared_data, tmp_path) -> None:
     assert set(pred.card["modes"]) == {"inductive", "folder", "enrol"}
     assert pred.card["encoder"]["licence"] == "MIT"
     clip = repo_root() / "examples" / "speech.flac"
-    p = pred.predict(clip)
+    p = pred.analyse(clip)
     assert abs(sum(p["probs"].values()) - 1) < 1e-4 and not p["warnings"]
     stats = pred.speaker_stats([clip, clip], mode="enrol")
-    q = pred.predict(clip, speaker=stats)
+    q = pred.analyse(clip, speaker=stats)
     assert q["probs"] != p["probs"]

@@ -176,7 +176,7 @@ def _predict(modality: str, model_dir: Path, records: Sequence[Any]
     skipped: list[dict[str, str]] = []
     if modality == "speech":
         from ..features.cache import FeatureCache
-        from ..speech import SpeechPredictor
+        from ..inference.speech import SpeechPredictor
 
         pred = SpeechPredictor(model_dir, cache=FeatureCache())
         rows, kept = [], []
@@ -190,7 +190,7 @@ def _predict(modality: str, model_dir: Path, records: Sequence[Any]
         proba = np.stack(rows) if rows else np.zeros((0, len(labels)))
         return proba, labels, kept, skipped
     if modality == "text":
-        from ..text import TextPredictor
+        from ..inference.text import TextPredictor
 
         pred = TextPredictor.load(model_dir)
         kept = [r for r in records if r.text]

@@ -17,6 +17,7 @@ from ..config import Params, RunConfig, TrainConfig
 from ..corpora import Record
 from ..errors import ConfigError, EmofuseError
 from ..features.cache import FeatureCache
+from ..media.limits import SPEECH_SR
 from ._speech_params import Setting, settings_list
 from ._speech_torch import class_weights, classifier_module
 
@@ -112,8 +113,8 @@ class FrameStore:
                     "layers": self.layers, "padding": padding, "dtype": "float16"}
 
         def extract(path: Any) -> np.ndarray:
-            y = load_audio(path, sr=16000)[0]
-            states = whisper_frames(y, sr=16000, layers=self.layers, padding=padding)
+            y = load_audio(path, sr=SPEECH_SR)[0]
+            states = whisper_frames(y, sr=SPEECH_SR, layers=self.layers, padding=padding)
             return np.stack(states, axis=1).astype(np.float16)      # (T, L, 512)
 
         chunks, self.index, self.skipped, kept = [], {}, [], []

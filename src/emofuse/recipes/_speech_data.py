@@ -14,9 +14,10 @@ import numpy as np
 from ..corpora import Record
 from ..errors import ConfigError, EmofuseError
 from ..features.cache import FeatureCache
+from ..inference.speech_models import band_stats, vector_stats
+from ..media.limits import SPEECH_SR
 from ..models.classical import CLASSICAL_MODELS
 from ..models.speech import VECTOR_MODELS, WAVEFORM_MODELS
-from ..speech import band_stats, vector_stats
 from ._speech_params import (SETTINGS, AugmentParams, FeatureRef, FitParams, MemberParams,
                              ModelKeys, SpecAugmentParams)
 
@@ -122,7 +123,7 @@ class SpeechData:
     Records whose audio cannot be decoded are dropped and listed in :attr:`skipped`.
     """
 
-    def __init__(self, records: Sequence[Record], *, sr: int = 16000,
+    def __init__(self, records: Sequence[Record], *, sr: int = SPEECH_SR,
                  cache: FeatureCache | None = None) -> None:
         from ..media import load_audio
 

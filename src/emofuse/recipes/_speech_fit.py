@@ -3,9 +3,10 @@
 A *member* is one model of a run (a config's model, or one entry of an ensemble's
 ``members``, :class:`~emofuse.recipes._speech_data.MemberSpec`); :func:`fit_member` trains it
 on the training part of a fold, stops early (or picks hyper-parameters) on the validation part
-drawn from the training fold, and returns a :class:`~emofuse.speech.Member` plus its
-validation probabilities; :func:`member_proba` scores whole utterances. The data live in
-:mod:`._speech_data`, the Lightning training of networks in :mod:`._speech_torch`.
+drawn from the training fold, and returns a
+:class:`~emofuse.inference.speech_models.Member` plus its validation probabilities;
+:func:`member_proba` scores whole utterances. The data live in :mod:`._speech_data`, the
+Lightning training of networks in :mod:`._speech_torch`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import numpy as np
 from ..config import TrainConfig
 from ..corpora import Record
 from ..errors import ConfigError
+from ..inference.speech_models import Member, vector_stats, window_bounds
 from ..models import build_model
 from ..models.classical import grid_search
-from ..speech import Member, vector_stats, window_bounds
 from ._speech_data import (SETTINGS, MemberSpec, SpeechData, labels_of, member_matrix, speed_copies,
                            with_copies)
 from ._speech_torch import (adamw_cosine, class_weights, log_val_ua, net_params, train_one)
@@ -163,7 +164,7 @@ def as_output_norm(fitted: Fitted, val_speakers: Sequence[str]) -> Fitted:
     are standardised per speaker; validation probabilities likewise, per validation speaker."""
     import copy
 
-    from ..speech import normalise_log_proba
+    from ..inference.speech_models import normalise_log_proba
 
     member = copy.copy(fitted.member)
     member.setting, member.output_norm = "spknorm", True
@@ -185,7 +186,7 @@ def member_proba(member: Member, data: SpeechData, records: Sequence[Record], *,
     ``stats`` maps a speaker to the statistics a ``spknorm`` member needs."""
     spk = [data.speaker_of(r.id) for r in records]
     if member.output_norm:
-        from ..speech import normalise_log_proba
+        from ..inference.speech_models import normalise_log_proba
 
         raw = member_proba(raw_view(member), data, records, window_s=window_s)
         if stats is None:

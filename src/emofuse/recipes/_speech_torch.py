@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..augment.online import random_crop
 from ..config import TrainConfig
 from ..corpora import Record
 from ..models import build_model
@@ -19,15 +20,6 @@ from ._speech_data import MemberSpec, SpeechData, labels_of, member_matrix
 __all__ = ["adamw_cosine", "class_weights", "log_val_ua", "net_params", "train_one"]
 
 
-
-
-def _crop(y: np.ndarray, n: int, rng: np.random.Generator | None) -> np.ndarray:
-    """A window of ``n`` samples: random (``rng``) or centred; short input is repeated."""
-    if len(y) < n:
-        y = np.tile(y, int(np.ceil(n / max(1, len(y)))))[: max(n, len(y))]
-        return y[:n]
-    start = int(rng.integers(0, len(y) - n + 1)) if rng is not None else (len(y) - n) // 2
-    return y[start:start + n]
 
 
 class _WaveSet:
@@ -47,8 +39,8 @@ class _WaveSet:
 
         vs = self.variants[i]
         y = vs[int(self.rng.integers(len(vs)))] if self.train else vs[0]
-        x = torch.from_numpy(np.ascontiguousarray(_crop(y, self.n, self.rng if self.train
-                                                        else None), dtype=np.float32))
+        crop = random_crop(y, n=self.n, rng=self.rng if self.train else None)
+        x = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))
         s = self.stats[i]
         st = torch.from_numpy(s) if s is not None else torch.zeros(0)
         return x, st, int(self.labels[i])
@@ -82,7 +74,7 @@ def classifier_module(net: Any, *, inputs: Callable[[Any], tuple[tuple, Any]],
     import torch
     import torch.nn.functional as F
 
-    from ..train.augment_audio import mixup_pairs
+    from ..augment.online import mixup_pairs
 
     class _Module(pl.LightningModule):
         def __init__(self) -> None:
@@ -105,7 +97,7 @@ def classifier_module(net: Any, *, inputs: Callable[[Any], tuple[tuple, Any]],
         def training_step(self, batch: Any, _: int) -> torch.Tensor:
             args, y = inputs(batch)
             if mixup > 0:
-                perm, lam = mixup_pairs(len(y), mixup)
+                perm, lam = mixup_pairs(len(y), alpha=mixup)
                 logits = self.net(*args, mix=(perm, lam))
                 loss = (lam * self._ce(logits, y, "none")
                         + (1 - lam) * self._ce(logits, y[perm], "none")).mean()

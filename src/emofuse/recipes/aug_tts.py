@@ -333,7 +333,7 @@ def _speaker_normalised(vectors: Mapping[str, np.ndarray], speaker: Mapping[str,
                         ) -> dict[str, np.ndarray]:
     """Every vector standardised by the mean and std of all its speaker's vectors (unlabelled;
     the ``spknorm`` setting of the speech recipe; a TTS voice counts as a speaker)."""
-    from ..speech import vector_stats
+    from ..inference.speech_models import vector_stats
 
     groups: dict[str, list[str]] = {}
     for i in vectors:

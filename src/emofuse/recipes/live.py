@@ -1,8 +1,10 @@
-"""The ``live-latency`` suite: how a live stream (:mod:`emofuse.stream`) keeps up on a CPU.
+"""The ``live-latency`` suite: how a live stream (:mod:`emofuse.inference.stream`) keeps up
+on a CPU.
 
 The source is ``examples/video.mp4`` (3.3 s: a face throughout, silence then a sentence) looped
 back to back: 16 kHz audio in 50 ms chunks, as a microphone delivers them, and frames at 10
-per second, each pushed when the wall clock reaches its time (:func:`emofuse.stream.play`).
+per second, each pushed when the wall clock reaches its time
+(:func:`emofuse.inference.stream_files.play`).
 
 * one stream at real-time speed (``single_s`` seconds): the wall time between updates, the
   audio lag (receiving the chunk that completes a hop -> the update that includes it; and for
@@ -14,7 +16,8 @@ per second, each pushed when the wall clock reaches its time (:func:`emofuse.str
   updates (stream time and wall time x speed);
 * ``concurrent`` streams at once at real-time speed (``concurrent_s`` seconds each), sharing
   the models as the service's streams do: the largest gap between two updates of any stream;
-  one more stream is refused by the same :class:`~emofuse.stream.StreamSlots` that the
+  one more stream is refused by the same :class:`~emofuse.inference.stream_parts.StreamSlots`
+  that the
   ``/stream`` WebSocket uses.
 """
 
@@ -149,7 +152,8 @@ class _Recorder:
 
 def _run_live(rec: Any, opts: Any, events: Any, *, speed: float = 1.0,
               sample_rss: list | None = None) -> tuple[_Recorder, Any, float]:
-    from ..stream import Stream, play
+    from ..inference.stream import Stream
+    from ..inference.stream_files import play
 
     r = _Recorder()
     stream = Stream(rec, opts).start(r.on_update)
@@ -182,8 +186,8 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     from ..evaluate.results import build_result
     from ..inference import Recognizer
     from ..paths import examples_dir
-    from ..stream import (StreamOptions, StreamSlots, TooManyStreams, agreement, media_events,
-                          replay)
+    from ..inference.stream_files import agreement, media_events, replay
+    from ..inference.stream_parts import StreamOptions, StreamSlots, TooManyStreams
 
     p = LiveParams.of(cfg.model)
     single_s = 8.0 if quick else p.single_s
@@ -265,7 +269,8 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             recorders.append(rc)
 
             def go(rc: _Recorder = rc, i: int = i) -> None:
-                from ..stream import Stream, play
+                from ..inference.stream import Stream
+                from ..inference.stream_files import play
 
                 events = _looped(base, period, conc_s + 0.37 * i)  # not all in step
                 s = Stream(rec, opts).start(rc.on_update)

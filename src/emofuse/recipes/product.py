@@ -23,6 +23,7 @@ from pydantic import Field
 
 from ..config import Params, RunConfig
 from ..errors import DataError
+from ..media.limits import SPEECH_SR
 from . import suite
 from ._common import Timer
 
@@ -117,11 +118,11 @@ def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         except ImportError:  # pragma: no cover
             pass
         rec = Recognizer.load("default")
-        clip = load_audio(ex / "speech.flac", sr=16000)[0][: 3 * 16000]
+        clip = load_audio(ex / "speech.flac", sr=SPEECH_SR)[0][: 3 * SPEECH_SR]
         rgb = load_image(ex / "face.jpg")
         sentence = (ex / "sentence.txt").read_text(encoding="utf-8").strip()
         inputs: dict[str, Any] = {
-            "speech_3s": lambda: rec.predict(clip, sr=16000),
+            "speech_3s": lambda: rec.predict(clip, sr=SPEECH_SR),
             "image": lambda: rec.predict(rgb),
             "sentence": lambda: rec.predict_text(sentence),
             "video_file": lambda: rec.predict(ex / "video.mp4"),

@@ -298,7 +298,7 @@ def _stats(member: Any, spec: MemberSpec, data: SpeechData, records: Sequence[Re
         return None
     if not member.output_norm:
         return data.speaker_stats(spec, member.model)
-    from ..speech import vector_stats
+    from ..inference.speech_models import vector_stats
 
     p = member_proba(raw_view(member), data, records, window_s=spec.window_s)
     spk = np.array([data.speaker_of(r.id) for r in records])
@@ -366,7 +366,7 @@ def _notes(spec: RunSpec, cfg: RunConfig) -> str:
 def train(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> Path:
     """Train on the whole corpus of ``cfg`` (validation part drawn from it, speaker-disjoint)
     in the first of its settings, and save the model folder ``out_dir``."""
-    from ..speech import save_member
+    from ..inference.speech_models import save_member
     from ..train.checkpoint import save_model
 
     if cfg.suite == "xcorpus-speech":     # the bundled model v2 (several corpora)
@@ -461,7 +461,7 @@ def evaluate(model_dir: str | Path, records: Sequence[Record], *, corpus: str) -
     A ``spknorm`` model gets each speaker's statistics from that speaker's records here.
     """
     from ..features.cache import FeatureCache
-    from ..speech import SpeechPredictor
+    from ..inference.speech import SpeechPredictor
 
     pred = SpeechPredictor(model_dir, cache=FeatureCache())
     model_labels = pred.labels

@@ -43,6 +43,7 @@ from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
 from . import suite
+from ..media.limits import SPEECH_SR
 from ._common import (Timer, class_list, load_records, make_result, make_splits, quick_speakers,
                       restrict_split, run_folds, scalar_metric)
 from ._speech_attn_head import (AttnParams, Clips, FramesParams, FrameStore, HeadSpec, fit_head,
@@ -88,7 +89,7 @@ def _inference_ms(store: FrameStore, net: Any, padding: str) -> float:
         times = []
         for _ in range(5):
             t0 = time.thread_time()
-            h = np.stack(whisper_frames(y, sr=16000, layers=store.layers, padding=padding), 1)
+            h = np.stack(whisper_frames(y, sr=SPEECH_SR, layers=store.layers, padding=padding), 1)
             h = store._pool(h.astype(np.float16)).astype(np.float32)
             with torch.inference_mode():
                 net(torch.from_numpy(h[None]), None)

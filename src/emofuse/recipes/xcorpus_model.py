@@ -21,6 +21,7 @@ import numpy as np
 
 from ..config import RunConfig, dump_config
 from ..errors import ConfigError
+from ..media.limits import SPEECH_SR
 from ..models.speech_adaptive import AdaptiveHead, AdaptiveLinear
 from . import suite
 from . import xcorpus as X
@@ -148,7 +149,7 @@ def train_bundled(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False,
     model = AdaptiveLinear(classes, heads, prior_mean=xr.mean(0), prior_var=xr.var(0),
                            prior=enrol_prior)
     arrays, tree = model.to_arrays()
-    feature = {"feature": "whisper", "version": "1", "sr": 16000,
+    feature = {"feature": "whisper", "version": "1", "sr": SPEECH_SR,
                "params": {**dict(cfg.features.params), "layers": layers}}
     counts = {c: int((table.corpus[rows] == c).sum()) for c in corpora}
     card = {
@@ -168,7 +169,7 @@ def train_bundled(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False,
     state = {k: torch.from_numpy(v) for k, v in arrays.items()}
     full = {**card, "task": "speech", "kind": "adaptive", "labels": classes,
             "model": {"name": "adaptive_linear", "params": {}}, "setting": "inductive",
-            "sr": 16000, "output_norm": False, "features": feature}
+            "sr": SPEECH_SR, "output_norm": False, "features": feature}
     if log:
         log(f"xcorpus: model over {len(rows)} utterances of {', '.join(corpora)}; "
             + "; ".join(f"{s}: {v['chosen']} (inner UA {100 * v['inner_ua']:.1f}, "

@@ -24,7 +24,7 @@ from torch import nn
 from ..augment.online import spec_mask, wave_copies
 from ..errors import ConfigError
 
-__all__ = ["WaveAugment", "SpecAugment", "mixup_pairs"]
+__all__ = ["WaveAugment", "SpecAugment"]
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,3 @@ class SpecAugment(nn.Module):
     def extra_repr(self) -> str:
         return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
                 f"time_masks={self.time_masks}, time_width={self.time_width}")
-
-
-def mixup_pairs(n: int, alpha: float, *, generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A mixup pairing for a batch of ``n``: ``(perm, lam)`` with ``lam ~ Beta(alpha, alpha)``
-    per item, folded to ``>= 0.5`` so the first item dominates."""
-    perm = torch.randperm(n, generator=generator)
-    lam = torch.distributions.Beta(alpha, alpha).sample((n,))
-    return perm, torch.maximum(lam, 1 - lam)
