@@ -131,9 +131,9 @@ def align_candidates(grid: AlignGridParams | Sequence[AlignGridParams] | None, *
     out: list[AlignCandidate] = []
     seen = set()
     for g, (lay, norm, bal, hid, do, ep, meth, dom, lam) in (
-            (g, v) for g in grids for v in itertools.product(
-                g.layers, g.norm, g.balance, g.hidden, g.dropout, g.epochs, g.method,
-                g.domain, g.lam)):
+            (one, v) for one in grids for v in itertools.product(
+                one.layers, one.norm, one.balance, one.hidden, one.dropout, one.epochs,
+                one.method, one.domain, one.lam)):
         if meth == "none":
             dom, lam = "corpus", 0.0
         (base,) = candidates({"layers": lay, "norm": norm, "balance": bal}, where=where)
