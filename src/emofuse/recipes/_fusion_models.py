@@ -130,11 +130,18 @@ def _decision_average_runner(data: AVData, setting: str, spec: DecisionAverageSp
 
 
 def build_net(kind: str, input_dims: Mapping[str, int], n_classes: int,
-              params: AttentionNetParams | IntermediateSpec | Mapping[str, Any]) -> Any:
+              params: AttentionNetParams | IntermediateSpec | Mapping[str, Any], *,
+              seed: int | None = None) -> Any:
     """The fusion network of ``kind`` (``attention``/``mlp``: :class:`AttentionFusion`;
     ``intermediate``: :class:`IntermediateFusion`) from its typed parameters (or a mapping of
-    them, e.g. a model card's)."""
+    them, e.g. a model card's). ``seed`` seeds its initial weights (``None``: weights that
+    are loaded afterwards), so a run's first network is as reproducible as the others."""
     from ..fusion import AttentionFusion, IntermediateFusion
+
+    if seed is not None:
+        import torch
+
+        torch.manual_seed(seed)
 
     if kind == "intermediate":
         p = params if isinstance(params, IntermediateSpec) else IntermediateSpec.of(
@@ -192,7 +199,8 @@ def _nn_runner(kind: str, data: AVData, setting: str,
         # n_ensemble > 1: a seed ensemble (nets seed, seed + 1000, ...; outputs averaged)
         runs = []
         for k in range(spec.n_ensemble):
-            net = build_net(kind, {m: X[m].shape[1] for m in mods}, len(data.classes), spec)
+            net = build_net(kind, {m: X[m].shape[1] for m in mods}, len(data.classes), spec,
+                            seed=seed + 1000 * k)
             info = train_net(net, ds_tr, ds_va, n_classes=len(data.classes),
                              seed=seed + 1000 * k, **tkw)
             runs.append({c: predict_net(net, x, mk) for c, (x, mk) in cond.items()})
@@ -227,8 +235,11 @@ def _mfa_runner(data: AVData, setting: str, spec: MfaSpec, tcfg: Any) -> Any:
             svm = fit_svm(Z[both], data.y[both], groups=list(data.speakers[both]),
                           C=spec.C, seed=seed)
             return svm.predict_proba(Z[te], n_classes=len(data.classes)), info
+        import torch
+
         from ..models import build_model
 
+        torch.manual_seed(seed)                 # the classifier's initial weights
         net = VectorNet(build_model(classifier, n_classes=len(data.classes), dim=Z.shape[1],
                                     **spec.classifier_params))
         ones = np.ones((len(Z), 1), bool)

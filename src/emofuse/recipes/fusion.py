@@ -208,7 +208,8 @@ def train(cfg: Any, *, out_dir: str | Path, quick: bool = False) -> Path:
     X, mask = view["clean"], data.mask()
     aug_p = params.augment_p
     variants = {m: v[:, tr] for m, v in view["variants"].items()} if aug_p > 0 else None
-    net = build_net("attention", {m: X[m].shape[1] for m in mods}, len(classes), params)
+    net = build_net("attention", {m: X[m].shape[1] for m in mods}, len(classes), params,
+                    seed=seed)
     tkw = params.train_kwargs(cfg.train)
     if quick:
         tkw.update(max_epochs=2, patience=1)

@@ -363,7 +363,8 @@ def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
                 {"C": ce}))
             # the three-way attention fusion
             for seed in seeds:
-                net = build_net("attention", {m: Xtr[m].shape[1] for m in mods}, C, params)
+                net = build_net("attention", {m: Xtr[m].shape[1] for m in mods}, C, params,
+                                seed=seed)
                 info = train_net(net, FusionDataset(Xtr, ones["train"], ytr,
                                                     modality_dropout=params.modality_dropout),
                                  FusionDataset(Xva, ones["val"], yva),
