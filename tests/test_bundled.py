@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from emofuse.cli import app
 from emofuse.inference import BUNDLED_NAMES, Recognizer, bundled_dir
-from emofuse.train.checkpoint import read_card
+from emofuse.models.checkpoint import read_card
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 BUNDLED = bundled_dir()

@@ -144,7 +144,7 @@ def test_the_card_is_typed_and_read_once(bundle, tmp_path, monkeypatch):
     import json
     import shutil
 
-    import emofuse.train.checkpoint as ck
+    import emofuse.models.checkpoint as ck
     from emofuse.inference import read_card
 
     card = read_card(bundle / "speech")

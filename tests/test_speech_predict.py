@@ -123,7 +123,7 @@ def test_a_corrupt_file_in_a_batch(predictor: SpeechPredictor, tmp_path: Path) -
 
 def test_vector_classical_and_ensemble_folders(tmp_path: Path) -> None:
     from emofuse.features.speech import feature_settings, fused
-    from emofuse.train.checkpoint import save_model
+    from emofuse.models.checkpoint import save_model
 
     rng = np.random.default_rng(0)
     ys = [voice(1.0, f0=f, amp=a) for f, a in zip(rng.uniform(100, 300, 16),
@@ -177,7 +177,7 @@ def test_damaged_or_foreign_folders(tmp_path: Path, cnn_dir: Path) -> None:
     (bad / "model.safetensors").write_bytes(b"junk")
     with pytest.raises(DataError, match="checksum"):
         SpeechPredictor(bad)
-    from emofuse.train.checkpoint import save_model
+    from emofuse.models.checkpoint import save_model
 
     save_model(tmp_path / "text", {"w": torch.zeros(2)},
                {**CARD, "task": "text", "labels": LABELS, "features": {}})

@@ -18,7 +18,7 @@ from sklearn.model_selection import GroupKFold
 from emofuse.config import load_config
 from emofuse.models import build_model
 from emofuse.recipes._common import load_records, make_splits
-from emofuse.speech import vector_stats
+from emofuse.inference.speech_models import vector_stats
 
 warnings.simplefilter("ignore")
 corpus, setting = sys.argv[1], sys.argv[2]

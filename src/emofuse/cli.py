@@ -308,7 +308,7 @@ def evaluate(model: Annotated[str, typer.Option(help="Bundled model name (speech
     from .corpora import load_corpus
     from .inference import model_path
     from .recipes import get_modality
-    from .train.checkpoint import read_card
+    from .models.checkpoint import read_card
 
     model = model_path(model)
     card = read_card(model)

@@ -151,11 +151,11 @@ print(p.label, heavy)
 def test_text_prediction_imports_no_torch(onnx_cache):
     env = {**os.environ, "EMOFUSE_CACHE": str(onnx_cache[0]), "OMP_NUM_THREADS": "1"}
     env.pop("EMOFUSE_MODELS", None)
-    probe = subprocess.run([sys.executable, "-c", "import sys, emofuse.train.checkpoint; "
+    probe = subprocess.run([sys.executable, "-c", "import sys, emofuse.models.checkpoint; "
                             "print('torch' in sys.modules)"], capture_output=True, text=True,
                            env=env, check=True)
     if probe.stdout.strip() == "True":
-        pytest.skip("emofuse.train.checkpoint imports torch (model cards are read with it)")
+        pytest.skip("emofuse.models.checkpoint imports torch (model cards are read with it)")
     r = subprocess.run([sys.executable, "-c", _NO_TORCH], capture_output=True, text=True,
                        env=env, timeout=120)
     assert r.returncode == 0, r.stderr

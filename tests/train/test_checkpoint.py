@@ -13,7 +13,7 @@ from torch import nn  # noqa: E402
 
 from emofuse import __version__  # noqa: E402
 from emofuse.errors import DataError  # noqa: E402
-from emofuse.train.checkpoint import (CARD_FILE, MODEL_FILE, load_model,  # noqa: E402
+from emofuse.models.checkpoint import (CARD_FILE, MODEL_FILE, load_model,  # noqa: E402
                                       save_model)
 
 CARD = {"labels": ["neutral", "happy", "sad", "angry"],

@@ -374,7 +374,7 @@ class DDPMLogMel:
         """``model.safetensors`` (EMA weights + band statistics) and ``card.json``."""
         import torch
 
-        from ..train.checkpoint import save_model
+        from ..models.checkpoint import save_model
 
         if self.net is None:
             raise ConfigError("ddpm_logmel: nothing to save (not fitted)")
@@ -390,7 +390,7 @@ class DDPMLogMel:
     @classmethod
     def load(cls, folder: str | os.PathLike, **overrides: Any) -> DDPMLogMel:
         """A generator saved by :meth:`save` (sampling settings may be overridden)."""
-        from ..train.checkpoint import load_model
+        from ..models.checkpoint import load_model
 
         state, card = load_model(folder)
         keep = {k: v for k, v in card["settings"].items()

@@ -112,7 +112,7 @@ class ModelCard(BaseModel):
 
 def read_card(folder: str | os.PathLike) -> ModelCard:
     """The checked card of a model folder (the file is read here, once)."""
-    from ..train.checkpoint import read_card as read_json
+    from ..models.checkpoint import read_card as read_json
 
     return ModelCard.of(read_json(folder), folder=folder)
 
@@ -128,7 +128,7 @@ def load_weights(folder: str | os.PathLike, card: ModelCard, *, numpy: bool = Fa
         Naming the file, when it is missing, corrupt or does not match the checksum.
     """
     from ..paths import file_sha256
-    from ..train.checkpoint import MODEL_FILE
+    from ..models.checkpoint import MODEL_FILE
 
     path = Path(folder) / MODEL_FILE
     if not path.is_file():

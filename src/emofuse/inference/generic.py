@@ -148,7 +148,7 @@ class LateFusion:
         """Write a late-fusion model folder with these modality ``weights``."""
         import torch
 
-        from ..train import save_model
+        from ..models.checkpoint import save_model
 
         mods = list(weights)
         card = {"task": "fusion", "predictor": "late-fusion", "labels": list(labels),

@@ -229,12 +229,12 @@ def waveform_proba(net: Any, waves: Sequence[np.ndarray], *, stats: np.ndarray |
 
 def save_member(path_dir: str | os.PathLike, member: Member, card: Mapping[str, Any]) -> Path:
     """Save one member (any kind) as ``model.safetensors`` + ``card.json``; ``card`` holds the
-    required keys of :func:`emofuse.train.checkpoint.save_model` except ``labels``/``features``,
+    required keys of :func:`emofuse.models.checkpoint.save_model` except ``labels``/``features``,
     which come from the member."""
     import torch
 
     from ..models.classical import to_tensors
-    from ..train.checkpoint import save_model
+    from ..models.checkpoint import save_model
 
     full = {**card, "task": "speech", "kind": member.kind, "labels": list(member.labels),
             "model": member.spec, "setting": member.setting, "sr": member.sr,

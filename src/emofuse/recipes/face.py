@@ -154,7 +154,7 @@ def _fer_records(cfg: RunConfig, quick: bool) -> tuple[list[Record], list[str]]:
                    "PrivateTest accuracy, full and de-duplicated)")
 def fer_fer2013(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     from ..evaluate.metrics import classification_metrics
-    from ..train import save_model
+    from ..models.checkpoint import save_model
 
     with Timer() as timer:
         feats = _features(cfg.features.params)

@@ -220,7 +220,7 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
 
     from ..models import build_model
     from ..models.face import FER_CLASSES, FER_INPUT_SIDE
-    from ..train import save_model
+    from ..models.checkpoint import save_model
 
     rcfg, ens = _ensemble_settings(cfg)
     with Timer() as timer:

@@ -254,7 +254,7 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
     measured once after every choice.
     """
     from ..evaluate.metrics import classification_metrics
-    from ..train import save_model
+    from ..models.checkpoint import save_model
 
     out_dir = Path(out_dir)
     feats = _features(cfg.features.params)
@@ -455,7 +455,7 @@ def _package_pretrained(cfg: RunConfig, records: list[Record], feats: dict[str, 
     from ..evaluate.metrics import classification_metrics
     from ..models import build_model
     from ..models.face import FER_CLASSES, FER_INPUT_SIDE
-    from ..train import save_model
+    from ..models.checkpoint import save_model
 
     if int(feats["side"]) != FER_INPUT_SIDE:
         raise ConfigError(f"features.params.side must be {FER_INPUT_SIDE} for fer_pretrained")

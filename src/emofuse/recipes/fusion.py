@@ -156,7 +156,7 @@ def _attention_params(cfg: Any) -> AVModelParams:
 def _save_late_fusion(cfg: Any, out_dir: Path) -> Path:
     """A ``late-fusion`` model folder: fixed modality weights from ``model.params.weights``
     over the labels in ``data.labels`` (nothing is fitted)."""
-    from ..adapters import LateFusion
+    from ..inference.generic import LateFusion
 
     p = AVModelParams.of(cfg.model)
     labels = list(cfg.data.labels or [])
@@ -182,7 +182,7 @@ def train(cfg: Any, *, out_dir: str | Path, quick: bool = False) -> Path:
     from .. import protocols
     from ..evaluate.metrics import classification_metrics
     from ..fusion import FusionDataset, predict_net, train_net
-    from ..train.checkpoint import save_model
+    from ..models.checkpoint import save_model
     from ._common import class_list, load_records
 
     if cfg.model.name == "late_fusion":
@@ -249,7 +249,7 @@ def train(cfg: Any, *, out_dir: str | Path, quick: bool = False) -> Path:
 def load_fusion_model(model_dir: str | Path) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """``(net, scalers, card)`` of a model folder written by :func:`train`."""
     from ..fusion.normalise import Standardiser
-    from ..train.checkpoint import load_model
+    from ..models.checkpoint import load_model
 
     state, card = load_model(model_dir)
     spec = card.get("model") or {}
@@ -301,7 +301,7 @@ def evaluate(model_dir: str | Path, records: Sequence[Record], *, corpus: str) -
     """Metrics of a trained fusion model on ``records`` (labels it knows), with the mean
     attention weight per modality overall and by class."""
     from ..evaluate.metrics import classification_metrics, summarise
-    from ..train.checkpoint import read_card
+    from ..models.checkpoint import read_card
 
     labels = read_card(model_dir)["labels"]
     known = [r for r in records if r.label in labels]

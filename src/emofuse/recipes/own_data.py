@@ -345,7 +345,7 @@ def train_own_data(data: str | Path, modality: str, *, out_dir: str | Path,
 def _amend_card(model_dir: Path, own: OwnData, data: str | Path,
                 result: dict[str, Any] | None) -> None:
     """Say on the card how validation was drawn, who spoke, and the CV figures."""
-    from ..train.checkpoint import read_card
+    from ..models.checkpoint import read_card
 
     card = read_card(model_dir)
     protocol = card.get("protocol") if isinstance(card.get("protocol"), dict) else {}

@@ -367,7 +367,7 @@ def train(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> Path:
     """Train on the whole corpus of ``cfg`` (validation part drawn from it, speaker-disjoint)
     in the first of its settings, and save the model folder ``out_dir``."""
     from ..inference.speech_models import save_member
-    from ..train.checkpoint import save_model
+    from ..models.checkpoint import save_model
 
     if cfg.suite == "xcorpus-speech":     # the bundled model v2 (several corpora)
         from .xcorpus_model import train_bundled

@@ -242,7 +242,7 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
     Checkpoints live in the feature cache's run folder of that system, so a model the
     benchmark already trained with the same settings is exported without training again.
     """
-    from ..train import save_model
+    from ..models.checkpoint import save_model
 
     if cfg.model.name == "joint":  # several corpora at once (configs/models/text-v2.yaml)
         from .xcorpus_text_joint import train_joint

@@ -101,7 +101,7 @@ def train_bundled(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False,
     import torch
 
     from ..paths import data_root
-    from ..train.checkpoint import save_model
+    from ..models.checkpoint import save_model
 
     p = XcorpusParams.of(cfg.model)
     corpora = list(p.corpora)

@@ -60,7 +60,7 @@ def train_joint(cfg: RunConfig, *, out_dir: Path, quick: bool = False,
 
     from ..features.minilm import MINILM_VERSION
     from ..models import build_model
-    from ..train import save_model
+    from ..models.checkpoint import save_model
 
     p, cands = setup(cfg, quick=quick)
     corpora = p.corpora

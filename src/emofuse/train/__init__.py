@@ -1,5 +1,6 @@
 """Training harness: seeding, :func:`fit` (Lightning with early stopping, checkpoints and
-resuming) and model export to safetensors with a model card.
+resuming); saving a model as safetensors with a card is :mod:`emofuse.models.checkpoint`
+(re-exported here).
 
 Names are imported on first use, so ``from emofuse.train import load_model`` does not import
 Lightning.
@@ -12,14 +13,14 @@ from typing import Any
 
 __all__ = ["fit", "FitResult", "seed_everything", "save_model", "load_model", "read_card"]
 
-_WHERE = {"fit": "trainer", "FitResult": "trainer", "seed_everything": "trainer",
-          "save_model": "checkpoint", "load_model": "checkpoint",
-          "read_card": "checkpoint"}
+_WHERE = {"fit": ".trainer", "FitResult": ".trainer", "seed_everything": ".trainer",
+          "save_model": "..models.checkpoint", "load_model": "..models.checkpoint",
+          "read_card": "..models.checkpoint"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -14,7 +14,7 @@ def load_fast(model_dir: str | Path):
     """``(onnx net, card)`` of a saved face model with an ONNX copy (no torch imported), or
     ``None`` (then use :func:`load_predictor`)."""
     from .._onnx import load_onnx
-    from .checkpoint import read_card
+    from ..models.checkpoint import read_card
 
     card = read_card(model_dir)
     if card.get("task") != "face":
@@ -25,7 +25,7 @@ def load_fast(model_dir: str | Path):
 
 def load_predictor(model_dir: str | Path):
     """``(net, card)`` of a saved face model (see :func:`train`)."""
-    from .checkpoint import load_model
+    from ..models.checkpoint import load_model
 
     state, card = load_model(model_dir)
     if card.get("task") != "face":

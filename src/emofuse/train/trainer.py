@@ -10,7 +10,7 @@ epoch) and ``result.json`` (written when a fit ends). Calling :func:`fit` again 
 that ended at ``max_epochs`` when given more epochs, and returns a finished run at once. These
 checkpoints are our own training-state files (Lightning's format, which uses pickle); never
 point ``out_dir`` at files from elsewhere. Models to share are exported with
-:func:`emofuse.train.checkpoint.save_model` (safetensors, no pickle).
+:func:`emofuse.models.checkpoint.save_model` (safetensors, no pickle).
 
 The validation loader must come from inside the training fold: early stopping on test data
 would leak the test set into model selection.
