@@ -445,6 +445,8 @@ def _line_of(root: yaml.Node | None, loc: tuple[str, ...]) -> int | None:
 def _dotted(loc: tuple[str, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":             # pydantic's marker of a bad mapping key
+            continue
         out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
     return out
 

@@ -12,6 +12,7 @@ import pytest
 
 from emofuse.config import load_config
 from emofuse.errors import ConfigError
+from emofuse.labels import CANONICAL
 from emofuse.evaluate.results import results_to, validate_result
 from emofuse.paths import repo_root
 from emofuse.recipes import get_suite, list_suites
@@ -30,7 +31,7 @@ def synthetic(seed: int = 0, n_per: int = 6, layers: list[int] | None = None,
     speaker adds its own offset (the cross-corpus problem in miniature)."""
     rng = np.random.default_rng(seed)
     d = X.BLOCK * len(layers) if layers else 12
-    protos = {lab: rng.normal(0, 1.5, d) for lab in X.CANONICAL}
+    protos = {lab: rng.normal(0, 1.5, d) for lab in CANONICAL}
     xs, labs, corp, spk, ids = [], [], [], [], []
     for c, labels in LABELS.items():
         off_c = rng.normal(0, shift, d)
@@ -236,7 +237,8 @@ def test_config_is_valid_and_registered() -> None:
 def test_bad_params_are_explained() -> None:
     cfg = load_config(CONFIG)
     cfg.model.params = {**cfg.model.params, "grid": {"transductive": {}}}
-    with pytest.raises(ConfigError, match="unknown settings"):
+    with pytest.raises(ConfigError, match=r"model\.params\.grid\.transductive: expected one "
+                                          r"of inductive, folder, enrol"):
         get_suite("xcorpus-speech").run(cfg, quick=True)
     cfg.model.params = {"corpora": ["ravdess", "savee"]}
     with pytest.raises(ConfigError, match="at least 3"):

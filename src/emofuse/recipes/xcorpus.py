@@ -37,8 +37,6 @@ is reported before and after temperature scaling.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,14 +46,17 @@ from typing import Any
 import numpy as np
 
 from .. import protocols
-from ..config import RunConfig, dump_config
-from ..corpora import Record, load_corpus
-from ..errors import ConfigError, EmofuseError
-from ..evaluate.metrics import aggregate_folds, classification_metrics, summarise
-from ..evaluate.results import build_result, results_dir
-from ..labels import CANONICAL
+from ..augment.online import speaker_shift
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..evaluate.metrics import classification_metrics
+from ..evaluate.results import results_dir
 from . import suite
 from ._common import Timer
+from ._xcorpus_data import BLOCK, Table, _ordered, load_table
+from ._xcorpus_grid import SETTINGS, Candidate, candidates
+from ._xcorpus_params import XcorpusParams
+from ._xcorpus_report import _result, _union_confusion, plot_heatmap  # noqa: F401 (re-exported)
 
 __all__ = [
     "SETTINGS",
@@ -76,237 +77,8 @@ __all__ = [
     "transform",
 ]
 
-#: setting -> metric suffix
-SETTINGS = {"inductive": "", "folder": "_folder", "enrol": "_enrol"}
-#: Width of one Whisper layer block (512 means then 512 standard deviations).
-BLOCK = 1024
-_GRID_KEYS = ("layers", "part", "combine", "norm", "scale", "utt", "nap", "augment", "balance",
-              "C")
-_DEFAULT = {"layers": None, "part": "meanstd", "combine": "concat", "norm": "global",
-            "scale": "group", "utt": "none", "nap": 0, "augment": 0, "balance": "class", "C": 0.01}
 
 
-# --------------------------------------------------------------------------------------------
-# Data
-
-
-@dataclasses.dataclass
-class Table:
-    """Feature vectors of several corpora, one row per utterance.
-
-    ``layers``: the Whisper hidden-state index of each 1024-wide column block of ``x`` (``None``
-    for another feature, whose columns are used as a whole)."""
-
-    x: np.ndarray
-    labels: np.ndarray
-    corpus: np.ndarray
-    speaker: np.ndarray
-    ids: list[str]
-    layers: list[int] | None = None
-    records: list[Record] = dataclasses.field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.x = np.asarray(self.x, np.float32)
-        self.labels = np.asarray(self.labels, dtype=object)
-        self.corpus = np.asarray(self.corpus, dtype=object)
-        self.speaker = np.asarray([f"{c}:{s}" for c, s in zip(self.corpus, self.speaker)],
-                                  dtype=object) if len(self.corpus) else np.asarray([], object)
-        n = len(self.x)
-        if not (len(self.labels) == len(self.corpus) == len(self.speaker) == len(self.ids) == n):
-            raise ValueError("Table: x, labels, corpus, speaker and ids differ in length")
-        if self.layers is not None and self.x.shape[1] != BLOCK * len(self.layers):
-            raise ValueError(f"Table: {self.x.shape[1]} columns for {len(self.layers)} layers")
-
-    def where(self, corpora: Sequence[str], classes: Sequence[str] | None = None) -> np.ndarray:
-        """Row indices of ``corpora`` (and of ``classes`` when given)."""
-        m = np.isin(self.corpus, list(corpora))
-        if classes is not None:
-            m &= np.isin(self.labels, list(classes))
-        return np.flatnonzero(m)
-
-    def classes_of(self, corpora: Sequence[str]) -> set[str]:
-        return set(self.labels[np.isin(self.corpus, list(corpora))].tolist())
-
-
-def _media(r: Record) -> str | None:
-    return r.audio or r.video
-
-
-def _quick_records(records: list[Record], per_class: int = 3) -> list[Record]:
-    """A few utterances per class, from different speakers where possible."""
-    out, seen = [], {}
-    for r in sorted(records, key=lambda r: (r.label or "", str(r.speaker), r.id)):
-        spk = seen.setdefault(r.label, set())
-        if len(spk) < per_class and r.speaker not in spk:
-            spk.add(r.speaker)
-            out.append(r)
-    return out
-
-
-def load_table(corpora: Sequence[str], *, feature: str, params: Mapping[str, Any],
-               roots: Mapping[str, Path | None] | None = None, quick: bool = False,
-               log: Callable[[str], None] | None = print
-               ) -> tuple[Table, list[dict[str, str]]]:
-    """Labelled records of ``corpora`` and their cached feature vectors (the audio track of a
-    video). Returns the table and the skipped items (anomalies of the loaders that dropped a
-    file, items whose feature failed)."""
-    from ..features.cache import FeatureCache
-    from ..features.speech import extract
-
-    cache = FeatureCache()
-    rows, recs, skipped = [], [], []
-    for c in corpora:
-        root = (roots or {}).get(c)
-        scan = load_corpus(c, root, check_media=False)
-        skipped += [{"corpus": c, **a.to_dict()} for a in scan.anomalies if a.skipped]
-        rs = [r for r in scan.records if r.label is not None and _media(r)]
-        if quick:
-            rs = _quick_records(rs)
-        t0 = time.perf_counter()
-        for r in rs:
-            try:
-                rows.append(np.asarray(extract(_media(r), feature, params=params, cache=cache),
-                                       np.float32))
-                recs.append(r)
-            except EmofuseError as exc:
-                skipped.append({"corpus": c, "id": r.id, "path": str(_media(r)),
-                                "reason": str(exc)})
-        if log:
-            log(f"  {c}: {len(rs)} items, features in {time.perf_counter() - t0:.0f} s")
-    layers = list(params.get("layers", [])) if feature == "whisper" else None
-    if layers is not None and params.get("pooling", "meanstd") != "meanstd":
-        raise ConfigError("xcorpus: the whisper feature must use pooling 'meanstd'")
-    table = Table(np.stack(rows) if rows else np.zeros((0, 0), np.float32),
-                  [r.label for r in recs], [r.corpus for r in recs],
-                  [r.speaker or r.id for r in recs], [r.id for r in recs], layers, recs)
-    return table, skipped
-
-
-# --------------------------------------------------------------------------------------------
-# Candidates
-
-
-@dataclasses.dataclass(frozen=True)
-class Candidate:
-    """One point of a selection grid.
-
-    layers
-        Whisper hidden-state indices to use (``None``: every column of the table).
-    part
-        ``meanstd``, ``mean`` or ``std`` half of each layer block.
-    combine
-        ``concat`` the layer blocks or ``average`` them (one block).
-    norm
-        Inductive setting: how the training corpora are standardised (``global``, ``corpus``
-        or ``speaker``); the folder and enrol settings fix it (corpus, speaker).
-    scale
-        ``group``: each group (corpus, speaker) divided by its own standard deviations;
-        ``pooled``: only its mean removed, then divided by the training groups' average
-        standard deviations (steadier for groups of a few utterances).
-    utt
-        ``none`` or ``l2``: each utterance's standardised layer blocks scaled to unit RMS.
-    nap
-        Directions of the training speakers' mean vectors projected out (0: none).
-    augment
-        Speaker-offset copies of each training utterance (its speaker's mean replaced by a
-        random other training speaker's).
-    balance
-        ``class`` (each class the same total weight) or ``corpus_class`` (each corpus the
-        same, and each class within it).
-    C
-        Inverse L2 penalty of the logistic regression.
-    """
-
-    layers: tuple[int, ...] | None = None
-    part: str = "meanstd"
-    combine: str = "concat"
-    norm: str = "global"
-    scale: str = "group"
-    utt: str = "none"
-    nap: int = 0
-    augment: int = 0
-    balance: str = "class"
-    C: float = 0.01
-
-    def rep_key(self) -> tuple:
-        """Everything but C: candidates sharing it share their transformed features."""
-        return dataclasses.astuple(dataclasses.replace(self, C=0.0))
-
-    def short(self, setting: str = "inductive") -> str:
-        """One line, e.g. ``L3+4 meanstd concat norm=corpus bal=class C=0.01`` (``norm`` only
-        in the inductive setting, where it is a choice)."""
-        lay = "all" if self.layers is None else "+".join(map(str, self.layers))
-        parts = [f"L{lay}", self.part]
-        if self.layers and len(self.layers) > 1:
-            parts.append(self.combine)
-        if setting == "inductive":
-            parts.append(f"norm={self.norm}")
-        if self.scale != "group":
-            parts.append(f"scale={self.scale}")
-        if self.utt != "none":
-            parts.append(f"utt={self.utt}")
-        if self.nap:
-            parts.append(f"nap={self.nap}")
-        if self.augment:
-            parts.append(f"aug={self.augment}")
-        parts += [f"bal={self.balance}", f"C={self.C:g}"]
-        return " ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["layers"] = None if self.layers is None else list(self.layers)
-        return d
-
-
-def _check_candidate(c: Candidate, where: str) -> None:
-    bad = []
-    if c.part not in ("meanstd", "mean", "std"):
-        bad.append(f"part {c.part!r} (meanstd, mean, std)")
-    if c.combine not in ("concat", "average"):
-        bad.append(f"combine {c.combine!r} (concat, average)")
-    if c.norm not in ("global", "corpus", "speaker"):
-        bad.append(f"norm {c.norm!r} (global, corpus, speaker)")
-    if c.scale not in ("group", "pooled"):
-        bad.append(f"scale {c.scale!r} (group, pooled)")
-    if c.utt not in ("none", "l2"):
-        bad.append(f"utt {c.utt!r} (none, l2)")
-    if c.balance not in ("class", "corpus_class", "none"):
-        bad.append(f"balance {c.balance!r} (class, corpus_class, none)")
-    if c.nap < 0 or c.augment < 0 or not c.C > 0:
-        bad.append("nap and augment must be >= 0 and C > 0")
-    if c.layers is not None and (not c.layers or any(not 0 <= x <= 7 for x in c.layers)):
-        bad.append(f"layers {list(c.layers)} (Whisper hidden states 0..7)")
-    if bad:
-        raise ConfigError(f"{where}: " + "; ".join(bad))
-
-
-def candidates(grid: Mapping[str, Any] | None, *, where: str = "grid") -> list[Candidate]:
-    """The candidates of ``grid`` (each key a list of values, or one value), in product order
-    of :data:`_GRID_KEYS` (the last key, C, varies fastest)."""
-    grid = dict(grid or {})
-    if bad := sorted(set(grid) - set(_GRID_KEYS)):
-        raise ConfigError(f"{where}: unknown keys {bad}; allowed: {', '.join(_GRID_KEYS)}")
-    axes = []
-    for k in _GRID_KEYS:
-        v = grid.get(k, _DEFAULT[k])
-        if k == "layers":
-            if v is None or (isinstance(v, list) and v and not isinstance(v[0], list)
-                             and v[0] is not None):
-                v = [v]               # one layer list given alone
-        elif not isinstance(v, list):
-            v = [v]
-        if not v:
-            raise ConfigError(f"{where}.{k}: empty list")
-        axes.append(v)
-    out = []
-    for vals in itertools.product(*axes):
-        d = dict(zip(_GRID_KEYS, vals))
-        d["layers"] = None if d["layers"] is None else tuple(int(x) for x in d["layers"])
-        d["nap"], d["augment"], d["C"] = int(d["nap"]), int(d["augment"]), float(d["C"])
-        c = Candidate(**d)
-        _check_candidate(c, where)
-        out.append(c)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,23 +205,6 @@ def _weights(labels: np.ndarray, corpus: np.ndarray, balance: str) -> np.ndarray
     return w * len(w) / w.sum()
 
 
-def _augment(x: np.ndarray, speakers: np.ndarray, copies: int, seed: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """``copies`` copies of every row with its speaker's mean swapped for a random other
-    training speaker's; returns the copies and the row index each comes from."""
-    names, means = _speaker_means(x, speakers)
-    pos = {s: i for i, s in enumerate(names)}
-    own = np.array([pos[s] for s in speakers])
-    rng = np.random.default_rng(seed)
-    out, src = [], []
-    for _ in range(copies):
-        other = rng.integers(0, len(names) - 1, len(x))
-        other = other + (other >= own)          # never the utterance's own speaker
-        out.append(x + (means[other] - means[own]).astype(np.float32))
-        src.append(np.arange(len(x)))
-    return np.concatenate(out), np.concatenate(src)
-
-
 def fit_predict(table: Table, train: np.ndarray, test: np.ndarray, classes: Sequence[str],
                 cands: Sequence[Candidate], setting: str, *, seed: int = 0,
                 enrol_prior: float = 5.0, max_iter: int = 300,
@@ -468,7 +223,7 @@ def fit_predict(table: Table, train: np.ndarray, test: np.ndarray, classes: Sequ
     ytr = table.labels[train]
     w = _weights(ytr, table.corpus[train], cand.balance)
     if cand.augment and len(np.unique(spk)) > 1:
-        xa, src = _augment(ztr, spk, cand.augment, seed)
+        xa, src = speaker_shift(ztr, speakers=spk, copies=cand.augment, seed=seed)
         ztr = np.concatenate([ztr, xa])
         ytr = np.concatenate([ytr, ytr[src]])
         w = np.concatenate([w, w[src]])
@@ -554,9 +309,6 @@ def fit_temperature(probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> f
 # Cells
 
 
-def _ordered(labels: set[str] | Sequence[str]) -> list[str]:
-    s = set(labels)
-    return [c for c in CANONICAL if c in s] + sorted(s - set(CANONICAL))
 
 
 def _restrict(proba: np.ndarray, classes: Sequence[str], keep: Sequence[str]) -> np.ndarray:
@@ -730,146 +482,13 @@ def run_loco(table: Table, corpora: Sequence[str], grids: Mapping[str, Sequence[
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Plot and result
-
-
-def plot_heatmap(loco: Mapping[str, Any], corpora: Sequence[str], extra_test: Sequence[str],
-                 path: str | Path, *, title: str = "") -> Path:
-    """Train set (rows: each corpus alone, then all other corpora) -> test corpus (columns)
-    UA, one panel per setting; the chance level in each cell's corner."""
-    from ..evaluate.plots import _plt, save_figure
-
-    plt = _plt()
-    settings = list(loco["cells"])
-    cols = list(corpora) + list(extra_test)
-    rows = list(corpora) + ["all other corpora"]
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings) + 0.6, 4.4),
-                             squeeze=False)
-    for ax, setting in zip(axes[0], settings):
-        mat = np.full((len(rows), len(cols)), np.nan)
-        chance = np.full_like(mat, np.nan)
-        for i, a in enumerate(corpora):
-            for j, b in enumerate(cols):
-                v = loco["pairs"].get(setting, {}).get(a, {}).get(b)
-                if v is not None:
-                    mat[i, j] = v
-        for cell in loco["cells"][setting]:
-            j = cols.index(cell["test"])
-            mat[-1, j] = cell["ua"]
-            chance[-1, j] = cell["chance"]
-        im = ax.imshow(mat, cmap="viridis", vmin=0, vmax=1)
-        ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
-        ax.set_yticks(range(len(rows)), rows)
-        ax.set_xlabel("test corpus")
-        ax.set_ylabel("trained on")
-        ax.set_title(f"{setting}: UA")
-        for i in range(len(rows)):
-            for j in range(len(cols)):
-                if np.isfinite(mat[i, j]):
-                    ax.text(j, i, f"{100 * mat[i, j]:.0f}", ha="center", va="center",
-                            fontsize=8, color="white" if mat[i, j] < 0.5 else "black",
-                            fontweight="bold" if i == len(rows) - 1 else "normal")
-                    if np.isfinite(chance[i, j]):
-                        ax.text(j + 0.45, i + 0.4, f"{100 * chance[i, j]:.0f}", ha="right",
-                                va="bottom", fontsize=5, color="lightgray")
-        ax.axhline(len(rows) - 1.5, color="white", lw=1)
-    fig.colorbar(im, ax=axes[0][-1], fraction=0.046)
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, path)
-
-
-def _pct(v: float) -> str:
-    return "–" if v is None or not np.isfinite(v) else f"{100 * v:.1f}"
-
-
-def _cells_markdown(loco: Mapping[str, Any], corpora: Sequence[str], targets: Sequence[str],
-                    target_goals: Mapping[str, float]) -> str:
-    lines = []
-    for setting, cells in loco["cells"].items():
-        suffix = SETTINGS[setting]
-        loco4 = [c["ua"] for c in cells if c["test"] in targets]
-        goal = target_goals.get(setting)
-        lines += [f"### {setting}", "",
-                  f"LOCO mean UA over {', '.join(targets)}: **{_pct(float(np.mean(loco4)))}**"
-                  + (f" (target {100 * goal:.0f})" if goal else "")
-                  + f"; largest ECE after temperature scaling over the cells "
-                  f"{_pct(max(c['ece_ts'] for c in cells))} (target 8.0); wall "
-                  f"{loco['wall_s'][setting]:.0f} s.", "",
-                  ("| test corpus | trained on | classes (chance %) | dropped | n | UA | WA | "
-                  "macro-F1 | ECE | ECE after T | T | chosen (inner UA) |"),
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for c in cells:
-            dropped = "; ".join(f"{side}: " + ", ".join(f"{k} {v}" for k, v in d.items())
-                                for side, d in c["dropped"].items() if d) or "none"
-            lines.append(
-                f"| {c['test']} | {'+'.join(c['train'])} | {', '.join(c['classes'])} "
-                f"({_pct(c['chance'])}) | {dropped} | {c['n_test']} | **{_pct(c['ua'])}** | "
-                f"{_pct(c['wa'])} | {_pct(c['macro_f1'])} | {_pct(c['ece'])} | "
-                f"{_pct(c['ece_ts'])} | {c['temperature']:g} | {c['chosen_short']} "
-                f"({_pct(c['selection']['chosen_inner_ua'])}) |")
-        lines += ["", "Per-class recall (%):", "",
-                  "| test corpus | " + " | ".join(_ordered({k for c in cells
-                                                            for k in c["classes"]})) + " |",
-                  "|---" * (1 + len({k for c in cells for k in c["classes"]})) + "|"]
-        allc = _ordered({k for c in cells for k in c["classes"]})
-        for c in cells:
-            lines.append(f"| {c['test']} | " + " | ".join(
-                _pct(c["recall"][k]) if k in c["recall"] else "–" for k in allc) + " |")
-        names = cells[0]["selection"]["candidates"]
-        lines += ["", ("Nested selection: inner LOCO UA (%), the mean over the training corpora "
-                  "held out in turn, per candidate and cell (chosen in bold):"), "",
-                  "| candidate | " + " | ".join(c["test"] for c in cells) + " |",
-                  "|---" * (1 + len(cells)) + "|"]
-        for i, name in enumerate(names):
-            vals = []
-            for c in cells:
-                v = _pct(c["selection"]["inner_mean"][i])
-                vals.append(f"**{v}**" if i == c["selection"]["chosen_index"] else v)
-            lines.append(f"| {name} | " + " | ".join(vals) + " |")
-        lines += ["", (f"Confusions (rows true, columns predicted; metric suffix "
-                  f"`{suffix or '(none)'}`):"), ""]
-        for c in cells:
-            lines.append(f"- {c['test']} ({', '.join(c['classes'])}): {c['confusion']}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _union_confusion(cells: Sequence[Mapping[str, Any]], classes: Sequence[str]
-                     ) -> list[dict[str, Any]]:
-    """Each cell's metrics mapped into the union class list (for pooled per-class figures)."""
-    out = []
-    for c in cells:
-        conf = np.zeros((len(classes), len(classes)), int)
-        idx = [classes.index(k) for k in c["classes"]]
-        conf[np.ix_(idx, idx)] = np.asarray(c["confusion"])
-        pc = {k: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for k in classes}
-        pc.update(c["_metrics"]["per_class"])
-        out.append({**c["_metrics"], "confusion": conf.tolist(), "per_class": pc})
-    return out
-
-
-def _settings_grids(params: Mapping[str, Any], quick: bool) -> dict[str, list[Candidate]]:
-    settings = params.get("settings", list(SETTINGS))
-    settings = [settings] if isinstance(settings, str) else list(settings)
-    if bad := [s for s in settings if s not in SETTINGS] or not settings:
-        raise ConfigError(f"model.params.settings: unknown {bad or 'empty'}; choose from "
-                          f"{', '.join(SETTINGS)}")
-    grids = params.get("grid") or {}
-    if not isinstance(grids, Mapping):
-        raise ConfigError("model.params.grid: a mapping setting -> grid")
-    if bad := sorted(set(grids) - set(SETTINGS)):
-        raise ConfigError(f"model.params.grid: unknown settings {bad}")
-    out = {}
-    for s in settings:
-        cands = candidates(grids.get(s), where=f"model.params.grid.{s}")
-        out[s] = cands[:1] if quick else cands
-    return out
-
-
-_PARAM_KEYS = ("corpora", "targets", "extra_test", "settings", "grid", "enrol_prior",
-               "ece_bins", "pairs", "target_ua", "languages", "licences", "jobs")
+def _settings_grids(params: XcorpusParams | Mapping[str, Any], quick: bool
+                    ) -> dict[str, list[Candidate]]:
+    """Each setting's candidate grid (``--quick``: its first candidate)."""
+    p = XcorpusParams.of(params)
+    return {s: (cands[:1] if quick else cands)
+            for s in p.settings
+            for cands in [candidates(p.grid.get(s), where=f"model.params.grid.{s}")]}
 
 
 def run_suite(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] | None = print
@@ -878,21 +497,18 @@ def run_suite(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None]
     heatmap PNG to ``benchmarks/results/``."""
     from ..paths import data_root
 
-    params = dict(cfg.model.params)
-    if bad := sorted(set(params) - set(_PARAM_KEYS)):
-        raise ConfigError(f"model.params: unknown keys {bad}; allowed: {', '.join(_PARAM_KEYS)}")
+    p = XcorpusParams.of(cfg.model)
     if cfg.model.name != "logreg":
         raise ConfigError("xcorpus: model.name must be logreg (class-balanced logistic "
                           "regression)")
-    corpora = list(params.get("corpora") or [])
+    corpora = list(p.corpora)
     if len(corpora) < 3:
         raise ConfigError("model.params.corpora: at least 3 corpora (nested LOCO)")
-    targets = list(params.get("targets") or corpora)
-    extra = params.get("extra_test") or {}
+    targets = list(p.targets or corpora)
+    extra = p.extra_test or {}
     extra = {extra: None} if isinstance(extra, str) else dict(extra)
-    grids = _settings_grids(params, quick)
-    enrol_prior = float(params.get("enrol_prior", 5.0))
-    bins = int(params.get("ece_bins", 15))
+    grids = _settings_grids(p, quick)
+    enrol_prior, bins = p.enrol_prior, p.ece_bins
     seed = cfg.train.seeds[0]
     base = Path(cfg.data.root) if cfg.data.root else data_root()
     roots: dict[str, Path | None] = {c: (base / c) if cfg.data.root else None for c in corpora}
@@ -911,78 +527,16 @@ def run_suite(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None]
                                     params=cfg.features.params, roots=roots, quick=quick,
                                     log=log)
         loco = run_loco(table, corpora, grids, extra_test=list(extra),
-                        pairs=bool(params.get("pairs", True)), seed=seed,
+                        pairs=p.pairs, seed=seed,
                         enrol_prior=enrol_prior, bins=bins, log=log)
     name = cfg.suite + ("-quick" if quick else "")
     png = plot_heatmap(loco, corpora, list(extra), results_dir() / f"{name}.png",
                        title=f"{name}: train -> test UA (%)")
     return _result(cfg, loco, table, corpora, targets, list(extra), skipped, timer, png,
-                   params, quick)
+                   {"target_ua": dict(p.target_ua or {})}, quick)
 
 
-def _result(cfg: RunConfig, loco: Mapping[str, Any], table: Table, corpora: list[str],
-            targets: list[str], extra: list[str], skipped: list, timer: Timer, png: Path,
-            params: Mapping[str, Any], quick: bool) -> dict[str, Any]:
-    metrics: dict[str, Any] = {}
-    union = _ordered({k for cells in loco["cells"].values() for c in cells
-                      if c["test"] in corpora for k in c["classes"]})
-    main = None
-    cells_out: dict[str, list[dict[str, Any]]] = {}
-    for setting, cells in loco["cells"].items():
-        sfx = SETTINGS[setting]
-        loco_cells = [c for c in cells if c["test"] in corpora]
-        for k in ("ua", "wa", "macro_f1", "ece", "ece_ts"):
-            metrics[f"{k}{sfx}"] = summarise([c[k] for c in loco_cells])
-            metrics[f"{k}{sfx}_targets"] = summarise([c[k] for c in loco_cells
-                                                      if c["test"] in targets])
-        metrics[f"ece_ts{sfx}_max"] = {**summarise([max(c["ece_ts"] for c in cells)]),
-                                       "per_fold": [c["ece_ts"] for c in cells]}
-        for c in cells:
-            if c["test"] in extra:
-                for k in ("ua", "wa", "ece", "ece_ts"):
-                    metrics[f"{k}{sfx}_{c['test']}"] = summarise([c[k]])
-        agg = aggregate_folds(_union_confusion(loco_cells, union), suffix=sfx)
-        if main is None:
-            main = agg
-        cells_out[setting] = [{k: v for k, v in c.items() if not k.startswith("_")}
-                              for c in cells]
-    assert main is not None
-    goals = dict(params.get("target_ua") or {})
-    notes = _notes(corpora, targets, extra, loco, goals, quick)
-    return build_result(
-        suite=cfg.suite, corpus="+".join(corpora) + ("" if not extra else
-                                                     f" (+{'+'.join(extra)} test only)"),
-        protocol="leave-one-corpus-out, nested LOCO selection", classes=union, metrics=metrics,
-        per_class=main["per_class"], confusion=main["confusion"],
-        seeds=list(cfg.train.seeds), started=timer.started, duration_s=timer.seconds,
-        folds=corpora, targets=targets, extra_test=extra, settings=list(loco["cells"]),
-        cells=cells_out, pairs=loco["pairs"], wall_s=loco["wall_s"], heatmap_png=str(png),
-        items={c: int((table.corpus == c).sum()) for c in corpora + extra},
-        skipped=skipped, notes=notes, config=dump_config(cfg))
-
-
-def _notes(corpora, targets, extra, loco, goals, quick) -> str:
-    head = (
-        ("**Quick smoke run on a tiny subset; the figures mean nothing.**\n\n" if quick else "")
-        + f"Leave-one-corpus-out over {', '.join(corpora)}: each cell trains on the other "
-        "corpora and tests on the held-out one over the canonical labels both sides share "
-        "(classes, chance level and the classes dropped on each side are listed per cell)"
-        + (f"; {', '.join(extra)} is a test-only corpus for a model trained on all of them"
-           if extra else "")
-        + ". Metrics without a suffix are the **inductive** setting (nothing from the test "
-        "corpus), `_folder` standardises the test corpus with its own unlabelled statistics, "
-        "`_enrol` each test speaker with that speaker's unlabelled statistics. `per_fold` "
-        f"lists the cells in the order {', '.join(corpora)}; `*_targets` average over "
-        f"{', '.join(targets)}. Every choice (layers, normalisation, NAP, augmentation, "
-        "balancing, C) is made per cell by nested LOCO inside the training corpora, and the "
-        "temperature is fitted on those held-out training corpora: the test corpus chooses "
-        "nothing. `ece` / `ece_ts`: expected calibration error (15 bins) before / after "
-        "temperature scaling. The heatmap (`heatmap_png`) adds single-corpus -> corpus cells "
-        "trained with the candidate chosen for that test corpus.\n\n")
-    return head + _cells_markdown(loco, corpora, targets, goals)
-
-
-@suite("xcorpus-speech", modality="speech-xcorpus",
+@suite("xcorpus-speech", modality="speech-xcorpus", params={"model": XcorpusParams},
        description="Leave-one-corpus-out speech emotion recognition over RAVDESS, SAVEE, ASED, "
                    "nEMO and URDU (+ CREMA-D sample): inductive, folder- and speaker-"
                    "normalised, nested LOCO selection, calibration")
