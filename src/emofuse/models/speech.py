@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..augment import online
 from ..media.limits import SPEECH_SR
 from . import register_model
 
@@ -49,12 +50,8 @@ VECTOR_MODELS = ("fercnn",)
 
 
 def _mix(x: torch.Tensor, mix: Mix | None) -> torch.Tensor:
-    """Mixup of a batch with its permutation: ``lam * x + (1 - lam) * x[perm]``."""
-    if mix is None:
-        return x
-    perm, lam = mix
-    lam = lam.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
-    return lam * x + (1 - lam) * x[perm]
+    """Mixup of a batch with its permutation (:func:`emofuse.augment.online.mix`)."""
+    return x if mix is None else online.mix(x, perm=mix[0], lam=mix[1])
 
 
 class LogMel(nn.Module):
