@@ -1,27 +1,12 @@
 """``emofuse.augment.online``: the online augmentations, each reproducible from its generator,
-and (while they exist) identical to the copies they replace in train/models/recipes."""
+and what the training code calls (the models' mixup, SpecAugment, WaveAugment)."""
 
 from __future__ import annotations
-
-import importlib
 
 import numpy as np
 import pytest
 
 from emofuse.augment import online
-
-
-def _old(modules: str, name: str):
-    """The pre-``online`` implementation (in the first of the space-separated ``modules`` that
-    has it), or skip once its owner has switched to ``online``."""
-    for module in modules.split():
-        try:
-            fn = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            fn = None
-        if fn is not None:
-            return fn
-    pytest.skip(f"{name} gone from {modules} (callers use emofuse.augment.online)")
 
 
 def test_white_noise_snr_and_reproducible(tmp_path):
@@ -37,8 +22,6 @@ def test_white_noise_snr_and_reproducible(tmp_path):
     wav.write_bytes(b"clip")
     r1, r2 = online.clip_rng(wav, seed=1), online.clip_rng(wav, seed=1)
     assert r1.integers(0, 10**9) == r2.integers(0, 10**9)
-    old = _old("emofuse.recipes._fusion_data emofuse.recipes.fusion", "add_white_noise")
-    assert np.array_equal(old(y, snr_db=5.0, rng=np.random.default_rng(3)), a)
 
 
 def test_random_crop():
@@ -47,11 +30,6 @@ def test_random_crop():
     assert np.array_equal(online.random_crop(y[:3], n=7, rng=None), np.tile(y[:3], 3)[:7])
     c = online.random_crop(y, n=4, rng=np.random.default_rng(0))
     assert len(c) == 4 and np.array_equal(c, np.arange(c[0], c[0] + 4))
-    old = _old("emofuse.recipes._speech_torch emofuse.recipes._speech_fit", "_crop")
-    for rng in (None, 0, 5):
-        g1 = None if rng is None else np.random.default_rng(rng)
-        g2 = None if rng is None else np.random.default_rng(rng)
-        assert np.array_equal(old(y, 4, g1), online.random_crop(y, n=4, rng=g2))
 
 
 def test_speaker_shift_never_keeps_the_own_speaker():
@@ -61,9 +39,6 @@ def test_speaker_shift_never_keeps_the_own_speaker():
     out, src = online.speaker_shift(x, speakers=spk, copies=2, seed=4)
     assert out.shape == (24, 3) and np.array_equal(src, np.tile(np.arange(12), 2))
     assert not np.allclose(out[:12], x)
-    old = _old("emofuse.recipes.xcorpus", "_augment")
-    o2, s2 = old(x, spk, 2, 4)
-    assert np.array_equal(o2, out) and np.array_equal(s2, src)
 
 
 def test_mixup_and_spec_mask():
@@ -78,10 +53,11 @@ def test_mixup_and_spec_mask():
     s = online.spec_mask(torch.ones(4, 40, 100), freq_masks=2, freq_width=8, time_masks=2,
                          time_width=20)
     assert s.shape == (4, 40, 100) and 0 < float((s == 0).float().mean()) < 0.6
-    old_mix = _old("emofuse.models.speech", "_mix")
-    assert torch.equal(old_mix(x, (perm, lam)), m)
-    spec = _old("emofuse.train.augment_audio", "SpecAugment")(freq_masks=2, freq_width=8,
-                                                              time_masks=2, time_width=20)
+    from emofuse.models.speech import _mix
+    from emofuse.train.augment_audio import SpecAugment
+
+    assert torch.equal(_mix(x, (perm, lam)), m)
+    spec = SpecAugment(freq_masks=2, freq_width=8, time_masks=2, time_width=20)
     torch.manual_seed(1)
     assert torch.equal(spec.train()(torch.ones(4, 40, 100)), s)
 
@@ -95,8 +71,6 @@ def test_face_batch_and_diff_augment_reproducible():
     d = online.diff_augment(x, policy=online.DIFFAUG_POLICIES,
                             generator=torch.Generator().manual_seed(0))
     assert d.shape == x.shape
-    old = _old("emofuse.recipes.face", "augment_batch")
-    assert torch.equal(old(x, generator=torch.Generator().manual_seed(2)), a)
 
 
 def test_wave_copies_match_wave_augment():
@@ -107,5 +81,7 @@ def test_wave_copies_match_wave_augment():
     assert len(a) == 2 and all(np.array_equal(u, v) for u, v in zip(a, b))
     assert online.wave_copies(y, sr=16000, n=2, seed=7, noise_snr_db=None, gain_db=None,
                               stretch=None, pitch_semitones=None) == []
-    old = _old("emofuse.train.augment_audio", "WaveAugment")()
-    assert all(np.array_equal(u, v) for u, v in zip(old.copies(y, sr=16000, n=2, seed=7), a))
+    from emofuse.train.augment_audio import WaveAugment
+
+    wave = WaveAugment().copies(y, sr=16000, n=2, seed=7)
+    assert all(np.array_equal(u, v) for u, v in zip(wave, a))
