@@ -21,6 +21,7 @@ import typer
 from .cli_common import (QuietOpt, VerboseOpt, apply_threads, err, in_range, out,
                          set_verbosity, state, threads_option)
 from .errors import EmofuseError
+from .media.limits import SPEECH_SR
 
 __all__ = ["register", "find_devices", "Devices", "NoDeviceError"]
 
@@ -51,7 +52,7 @@ def _microphone(device: str | None) -> tuple[int | None, str | None]:
         info = sd.query_devices(device=_device(device), kind="input")
     except Exception as exc:  # noqa: BLE001 - PortAudio reports "no device" in many ways
         return None, f"no microphone ({exc})"
-    rate = int(info.get("default_samplerate") or 16000)
+    rate = int(info.get("default_samplerate") or SPEECH_SR)
     if int(info.get("max_input_channels") or 0) < 1:
         return None, f"device {info.get('name')!r} has no input channel"
     return rate, None

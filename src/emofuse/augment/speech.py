@@ -35,11 +35,12 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from . import register_generator
+from ..media.limits import SPEECH_SR
 from .manifest import SyntheticItem, SyntheticSet, write_set
 
 __all__ = ["DDPMLogMel", "make_ddpm_set", "plot_mels", "cosine_alphas_bar", "ddim_timesteps", "SR"]
 
-SR = 16000
+SR = SPEECH_SR
 
 
 def cosine_alphas_bar(T: int, s: float = 0.008) -> np.ndarray:

@@ -74,12 +74,13 @@ from pydantic import Field
 from ..config import Params
 from ..errors import ConfigError
 from . import register_generator
+from ..media.limits import SPEECH_SR
 from .manifest import SyntheticItem, SyntheticSet, write_set
 
 __all__ = ["TTSGenerator", "EngineUnavailable", "PROSODY", "CARRIERS", "ENGINES",
            "engine_status", "piper_voice_path", "make_tts_set", "wav_stats"]
 
-SR = 16000
+SR = SPEECH_SR
 ENGINES = ("piper", "espeak")
 
 #: per emotion: pitch (semitones re neutral), rate (tempo factor), energy (dB re neutral),

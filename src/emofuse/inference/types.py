@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..errors import EmofuseError, MediaError
+from ..media.limits import SPEECH_SR
 
 __all__ = ["Kind", "Face", "Segment", "Prediction", "PredictionFailure", "Waveform",
            "ModalityOutput", "UnsupportedMediaError", "NoFaceError", "ModelUnavailableError",
@@ -20,7 +21,7 @@ __all__ = ["Kind", "Face", "Segment", "Prediction", "PredictionFailure", "Wavefo
 Kind = Literal["audio", "video", "image", "text"]
 #: Sample rate that audio is read at for the speech models (a card's ``sr`` may differ: the
 #: speech predictor resamples to it).
-SR = 16000
+SR = SPEECH_SR
 #: Modalities that a single model recognises from.
 MODALITIES: tuple[str, ...] = ("speech", "face", "text")
 #: Names of the models shipped in the package (``default`` loads every one present).

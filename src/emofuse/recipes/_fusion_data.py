@@ -18,6 +18,7 @@ from ..augment.online import clip_rng, white_noise
 from ..corpora import Record
 from ..errors import ConfigError, DataError, EmofuseError
 from ..features.cache import FeatureCache
+from ..media.limits import SPEECH_SR
 from ._fusion_params import AVFeatureParams, NoiseSpec
 
 __all__ = ["FACE_BLOCKS", "SETTINGS", "SETTING_NOTES", "CONDITIONS", "ModalityData", "AVData",
@@ -71,7 +72,7 @@ def _au_rows(records: Sequence[Record]) -> dict[str, dict[str, np.ndarray]]:
 
 
 def block_features(records: Sequence[Record], block: str, *,
-                   params: Mapping[str, Any] | None = None, sr: int = 16000,
+                   params: Mapping[str, Any] | None = None, sr: int = SPEECH_SR,
                    noise: NoiseSpec | Mapping[str, Any] | None = None,
                    cache: FeatureCache | None = None,
                    ) -> tuple[list[np.ndarray | None], list[dict[str, str]]]:
@@ -142,7 +143,7 @@ class ModalityData:
 
 
 def modality_data(records: Sequence[Record], modalities: Mapping[str, Sequence[str]], *,
-                  block_params: Mapping[str, Mapping[str, Any]] | None = None, sr: int = 16000,
+                  block_params: Mapping[str, Mapping[str, Any]] | None = None, sr: int = SPEECH_SR,
                   noise: NoiseSpec | Mapping[str, Any] | None = None,
                   cache: FeatureCache | None = None) -> ModalityData:
     """Concatenate each modality's feature blocks for ``records``.
@@ -361,7 +362,7 @@ def quick_records(records: Sequence[Record], n_speakers: int = 4) -> list[Record
 
 def snr_table(records: Sequence[Record],
               conditions: Mapping[str, NoiseSpec | Mapping[str, Any] | None], *,
-              sr: int = 16000, cache: FeatureCache | None = None) -> dict[str, np.ndarray]:
+              sr: int = SPEECH_SR, cache: FeatureCache | None = None) -> dict[str, np.ndarray]:
     """:func:`~emofuse.fusion.reliability.estimate_snr` of every record's audio under each
     condition (``None``: clean; else ``{"snr_db", "seed"}``, the same white noise as the
     features), ``{condition: (n,)}`` (NaN where the audio is missing); cached per clip."""

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, PlainValidator, ValidationError, model_validator
 
 from ..config import Params, TrainConfig
+from ..media.limits import SPEECH_SR
 
 __all__ = ["NoiseSpec", "AugmentSpec", "AVFeatureParams", "WhisperFeatureParams",
            "AttentionNetParams", "SvmSpec", "LinearSpec", "DecisionAverageSpec", "MlpSpec",
@@ -92,7 +93,7 @@ class AVFeatureParams(Params):
         default_factory=_default_modalities, min_length=1)
     #: block -> keyword parameters of that feature (checked by the feature itself)
     block_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    sr: PositiveInt = 16000                 #: sample rate the audio is read at
+    sr: PositiveInt = SPEECH_SR                 #: sample rate the audio is read at
     noise: NoiseSpec | None = None          #: the noisy-audio test condition (none: not run)
     augment: AugmentSpec | None = None      #: noisy copies of the training clips
     #: speaker normalisation of noisy copies: ``own`` statistics or the ``clean`` clips'
@@ -474,7 +475,7 @@ class TriFeatureParams(Params):
     """``features.params`` of ``tri-synthetic``."""
 
     audio: list[str] = Field(default_factory=lambda: ["egemaps", "lld_stats"], min_length=1)
-    sr: PositiveInt = 16000
+    sr: PositiveInt = SPEECH_SR
     face: FacePool = Field(default_factory=FacePool)
     text: TextPool = Field(default_factory=TextPool)
     pairing: Pairing = Field(default_factory=Pairing)

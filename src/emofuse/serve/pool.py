@@ -57,6 +57,7 @@ __all__ = [
     "status_of",
 ]
 
+from ..media.limits import SPEECH_SR
 from .errors import (JobFailed, JobTimeout, QueueFull, ServiceError, WorkerCrashed, scrub,
                      status_of)
 
@@ -155,7 +156,7 @@ def _warm(rec: Any) -> None:
         if "speech" in rec.modalities:
             y = (0.1 * rng.standard_normal(32_000)).astype(np.float32)
             with contextlib.suppress(Exception):
-                rec.predict(y, sr=16_000, timeline=True)
+                rec.predict(y, sr=SPEECH_SR, timeline=True)
         if "face" in rec.modalities:
             with contextlib.suppress(Exception):
                 rec.predict(rng.integers(0, 255, (120, 120, 3), dtype=np.uint8))

@@ -43,6 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import EmofuseError
 from ..inference import Recognizer, Stream, StreamOptions, StreamSlots, TooManyStreams
 from ..inference.stream_parts import STREAM_MODALITIES
+from ..media.limits import SPEECH_SR
 
 __all__ = ["mount_stream", "DEFAULT_MAX_STREAMS", "IDLE_TIMEOUT_S"]
 
@@ -101,7 +102,7 @@ class _Session:
         self.slots = slots
         self.idle = idle_timeout_s
         self.stream: Stream | None = None
-        self.rate = 16000
+        self.rate = SPEECH_SR
         self.channels = 1
         self.dtype = _FORMATS["s16le"]
         self.frame_t: float | None = None
@@ -222,7 +223,7 @@ class _Session:
         if self.stream is not None:
             self._error("the stream has already started")
             return
-        rate, channels = msg.get("rate", 16000), msg.get("channels", 1)
+        rate, channels = msg.get("rate", SPEECH_SR), msg.get("channels", 1)
         fmt = msg.get("format", "s16le")
         problems = []
         if isinstance(rate, bool) or not isinstance(rate, int) or not 2000 <= rate <= 768_000:
