@@ -33,7 +33,22 @@ def wav(tmp_path_factory) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def system_tmp(tmp_path_factory):
+    """The service's (and its workers') system temporary folder for this module: a folder of
+    its own, so that files other processes on the machine create in /tmp are not counted."""
+    folder = tmp_path_factory.mktemp("system-tmp")
+    saved_env, saved_dir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)
+    yield folder
+    tempfile.tempdir = saved_dir
+    if saved_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved_env
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, system_tmp):
     bundle = make_bundle(tmp_path_factory.mktemp("models"))
     return create_app([str(bundle)], workers=2, queue=1, timeout_s=TIMEOUT_S,
                       read_timeout_s=0.5, worker_imports=[FAULTS],
@@ -165,11 +180,12 @@ def _send_and_leave(port: int, name: str, data: bytes, wait_s: float) -> None:
         time.sleep(wait_s)
 
 
-def test_temporary_files_are_removed_on_every_path(base, app, wav):
+def test_temporary_files_are_removed_on_every_path(base, app, wav, system_tmp):
     root = app.state.tmp_root
     _all_workers_up(base)
     before = _files(root)
-    system_tmp = set(os.listdir(tempfile.gettempdir()))
+    assert tempfile.gettempdir() == str(system_tmp)
+    before_tmp = set(os.listdir(system_tmp))
     assert not list((root / "uploads").iterdir())
     post = lambda name, data=wav: httpx.post(
         f"{base}/predict", files={"file": (name, data)}, timeout=30)
@@ -187,7 +203,7 @@ def test_temporary_files_are_removed_on_every_path(base, app, wav):
     after = _files(root)
     assert not [f for f in after if "litter" in f or "upload" in f], after
     assert len(after) == len(before), (before, after)  # each new worker as many as the old
-    new = set(os.listdir(tempfile.gettempdir())) - system_tmp
+    new = set(os.listdir(system_tmp)) - before_tmp
     assert not [n for n in new if n.startswith(("upload-", "litter-", "emofuse-"))], new
 
 
