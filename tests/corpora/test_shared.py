@@ -1,8 +1,11 @@
-"""Helpers shared by the loaders: Record.group, byte sniffing and hashing, image reading."""
+"""Helpers shared by the loaders: Record.group, byte sniffing and hashing, image reading, and
+the declaration of a loader in its class statement."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from emofuse.corpora import Record
 from emofuse.corpora._image import SNIFF_BYTES, content_hash, looks_like_text, read_image
@@ -79,3 +82,42 @@ def test_audio_and_images_share_one_content_hash(tmp_path: Path) -> None:
     assert checker.check(wav)
     assert checker.content_hash(wav) == content_hash(wav.read_bytes())
     assert len(content_hash(b"x")) == 32
+
+
+
+@pytest.fixture
+def corpus_registry():
+    """The corpus registry, restored after the test (its toy loaders must not leak)."""
+    from emofuse.corpora import _base, list_corpora
+
+    list_corpora()
+    saved = dict(_base._REGISTRY)
+    yield _base._REGISTRY
+    _base._REGISTRY.clear()
+    _base._REGISTRY.update(saved)
+
+
+def test_class_keywords_declare_and_register_a_loader(corpus_registry) -> None:
+    from emofuse.corpora import Corpus, get_corpus, list_corpora, register
+    from emofuse.corpora._media_check import AudioFilesCorpus
+
+    before = set(corpus_registry)
+
+    class _ToyBase(AudioFilesCorpus):               # no name: a base, not registered
+        exts = (".wav",)
+
+    class ToyKw(_ToyBase, name="toykw", modalities=["audio"], subdir="toy/kw",
+                description="declared in the class statement"):
+        pass
+
+    @register
+    class ToyOld(Corpus):                           # the older form still registers
+        name = "toyold"
+        modalities = ("text",)
+
+    assert set(corpus_registry) - before == {"toykw", "toyold"}
+    assert (ToyKw.name, ToyKw.modalities, ToyKw.default_subdir, ToyKw.description) == (
+        "toykw", ("audio",), "toy/kw", "declared in the class statement")
+    assert ToyKw.exts == (".wav",) and _ToyBase.name == "" and AudioFilesCorpus.name == ""
+    assert type(get_corpus("toykw")) is ToyKw and type(get_corpus("toyold")) is ToyOld
+    assert set(list_corpora()) >= {"savee", "ravdess", "toykw", "toyold"}

@@ -128,8 +128,15 @@ class CorpusScan:
 class Corpus:
     """Base of every corpus loader.
 
-    Subclasses set ``name``, ``modalities``, ``description`` and implement :meth:`scan`,
-    which must never raise for a single bad file: it records an :class:`Anomaly` and goes on.
+    A loader is declared in its class statement, which also registers it::
+
+        class Savee(AudioFilesCorpus, name="savee", modalities=("audio",), subdir="savee",
+                    description="SAVEE: 4 male speakers, 480 utterances, 7 emotions"):
+            parse = staticmethod(parse_savee)
+
+    A subclass without ``name`` (a base such as :class:`AudioFilesCorpus`) is not registered.
+    Loaders implement :meth:`scan`, which must never raise for a single bad file: it records an
+    :class:`Anomaly` and goes on.
     """
 
     name: str = ""
@@ -137,6 +144,17 @@ class Corpus:
     description: str = ""
     #: Sub-folder of the shared data root where this corpus lives by default.
     default_subdir: str = ""
+
+    def __init_subclass__(cls, *, name: str | None = None, modalities: Iterable[str] = (),
+                          description: str = "", subdir: str = "", **kw: Any) -> None:
+        """With ``name``: set ``name``, ``modalities``, ``description`` and ``default_subdir``
+        (from ``subdir``) and register the class under ``name``."""
+        super().__init_subclass__(**kw)
+        if name is None:
+            return
+        cls.name, cls.modalities = name, tuple(modalities)
+        cls.description, cls.default_subdir = description, subdir
+        register(cls)
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -159,7 +177,8 @@ _REGISTRY: Registry[type[Corpus]] = Registry("corpus")
 
 
 def register(cls: type[Corpus]) -> type[Corpus]:
-    """Class decorator adding a loader to the registry under ``cls.name``."""
+    """Class decorator adding a loader to the registry under ``cls.name`` (the older form of
+    ``class X(Corpus, name=...)``, kept for plugins)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
     return _REGISTRY.register(cls.name, cls)

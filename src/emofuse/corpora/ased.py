@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import AUDIO_EXTS, Anomaly, CorpusScan, Record, register
+from ._base import AUDIO_EXTS, Anomaly, CorpusScan, Record
 from ._image import content_hash
 from ._media_check import AudioFilesCorpus
 
@@ -174,12 +174,8 @@ def note_identical_audio(scan: CorpusScan) -> None:
         first.setdefault(h, rec.audio)
 
 
-@register
-class Ased(AudioFilesCorpus):
-    name = "ased"
-    modalities = ("audio",)
-    description = "ASED: Amharic, 65 speakers, 5 emotions, 2474 acted utterances"
-    default_subdir = "ased"
+class Ased(AudioFilesCorpus, name="ased", modalities=("audio",), subdir="ased",
+           description="ASED: Amharic, 65 speakers, 5 emotions, 2474 acted utterances"):
     parse = staticmethod(parse_ased)
     exts = SPEECH_EXTS
 

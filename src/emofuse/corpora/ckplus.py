@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..labels import CORPUS_LABELS, unify
-from ._base import IMAGE_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
+from ._base import IMAGE_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files
 from ._image import content_hash, read_image
 
 __all__ = ["CKPlus"]
@@ -35,12 +35,8 @@ def _base(root: Path) -> Path:
                           f"{FOLDER}/")
 
 
-@register
-class CKPlus(Corpus):
-    name = "ckplus"
-    modalities = ("image",)
-    description = "CK+ (CK+48 crops): 123 subjects, 7 posed expressions incl. contempt"
-    default_subdir = "ckplus"
+class CKPlus(Corpus, name="ckplus", modalities=("image",), subdir="ckplus",
+             description="CK+ (CK+48 crops): 123 subjects, 7 posed expressions incl. contempt"):
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..labels import unify
 from ._base import (AUDIO_EXTS, VIDEO_EXTS, Anomaly, Corpus, CorpusScan, Record, find_file,
-                    iter_files, modality_of, normalise_gender, register)
+                    iter_files, modality_of, normalise_gender)
 from ._media_check import MediaChecks
 
 SENTENCES: dict[str, str] = {
@@ -73,12 +73,9 @@ def read_stimuli(path: Path) -> dict[str, int]:
             if row.get("Filename") and row.get("Stimulus_Number", "").isdigit()}
 
 
-@register
-class CremaD(Corpus):
-    name = "cremad"
-    modalities = ("audio", "video")
-    description = "CREMA-D: 91 actors, 12 sentences, 6 emotions, 7442 clips as WAV, MP3 and FLV"
-    default_subdir = "cremad"
+class CremaD(Corpus, name="cremad", modalities=("audio", "video"), subdir="cremad",
+             description="CREMA-D: 91 actors, 12 sentences, 6 emotions, 7442 clips as WAV, "
+                         "MP3 and FLV"):
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

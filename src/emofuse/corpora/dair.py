@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..labels import CORPUS_LABELS, unify
-from ._base import Anomaly, Corpus, CorpusScan, Record, register
+from ._base import Anomaly, Corpus, CorpusScan, Record
 from ._text import clean_text, decode_utf8, invalid_bytes_anomaly
 
 __all__ = ["Dair", "LABELS", "SPLIT_STEMS"]
@@ -102,12 +102,8 @@ def _native(label: str) -> str:
     raise ValueError(f"unknown label {label!r} (expected {', '.join(LABELS)} or ids 0-5)")
 
 
-@register
-class Dair(Corpus):
-    name = "dair"
-    modalities = ("text",)
-    description = "dair-ai emotion: English tweets, 6 emotions, train/val/test"
-    default_subdir = "text/dair_emotion"
+class Dair(Corpus, name="dair", modalities=("text",), subdir="text/dair_emotion",
+           description="dair-ai emotion: English tweets, 6 emotions, train/val/test"):
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

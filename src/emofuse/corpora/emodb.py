@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import Anomaly, Record, register
+from ._base import Anomaly, Record
 from ._media_check import AudioFilesCorpus
 
 #: Speaker -> (gender, age in years), from the corpus' documentation.
@@ -59,10 +59,6 @@ def parse_emodb(path: Path, notes: list[Anomaly]) -> Record | str:
                   speaker=spk, gender=gender, extra=extra)
 
 
-@register
-class EmoDB(AudioFilesCorpus):
-    name = "emodb"
-    modalities = ("audio",)
-    description = "EmoDB (Berlin): 10 German actors, 10 sentences, 7 emotions, ~535 files"
-    default_subdir = "emodb"
+class EmoDB(AudioFilesCorpus, name="emodb", modalities=("audio",), subdir="emodb",
+            description="EmoDB (Berlin): 10 German actors, 10 sentences, 7 emotions, ~535 files"):
     parse = staticmethod(parse_emodb)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..labels import CORPUS_LABELS, unify
-from ._base import IMAGE_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
+from ._base import IMAGE_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files
 from ._image import content_hash, read_image
 
 # Lived here before; still importable from this module for existing callers.
@@ -104,15 +104,10 @@ def _usage_of(path: Path) -> tuple[str | None, str | None, str | None]:
     return from_folder, None, None
 
 
-@register
-class Fer2013(Corpus):
+class Fer2013(Corpus, name="fer2013", modalities=("image",), subdir="fer2013",
+              description="FER2013: 35,887 grayscale 48x48 faces, 7 classes, 3 usages"):
     """FER2013 loader. Option ``form``: ``"auto"`` (CSV when present, else images),
     ``"csv"`` or ``"images"``."""
-
-    name = "fer2013"
-    modalities = ("image",)
-    description = "FER2013: 35,887 grayscale 48x48 faces, 7 classes, 3 usages"
-    default_subdir = "fer2013"
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

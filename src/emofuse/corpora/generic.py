@@ -47,7 +47,7 @@ from typing import Any
 from ..errors import ConfigError, DataError
 from ..labels import normalise_label
 from ._base import (AUDIO_EXTS, IMAGE_EXTS, TEXT_EXTS, VIDEO_EXTS, Anomaly, Corpus, CorpusScan,
-                    Record, iter_files, modality_of, normalise_gender, register)
+                    Record, iter_files, modality_of, normalise_gender)
 from ._media_check import MediaChecks
 
 # Lived here before; still importable from this module for existing callers.
@@ -154,14 +154,10 @@ def _regroup(records: list[Record], group_by: str) -> list[Record]:
     return records
 
 
-@register
-class Folder(Corpus):
+class Folder(Corpus, name="folder", modalities=("audio", "video", "image", "text"),
+             description="your own data: root/<label>/<file>, or file names matched by "
+                         "label_regex; audio, video, image or .txt"):
     """One sub-folder per class (or labels from file names), any modality by extension."""
-
-    name = "folder"
-    modalities = ("audio", "video", "image", "text")
-    description = ("your own data: root/<label>/<file>, or file names matched by label_regex; "
-                   "audio, video, image or .txt")
 
     def __init__(self, *, speaker_regex: str | None = None, label_regex: str | None = None,
                  only_ids: list[str] | None = None, group_by: str = "speaker",
@@ -300,13 +296,10 @@ def _read_table(path: Path,
     return header, [(n, r) for n, r in numbered if any(f.strip() for f in r)]
 
 
-@register
-class Manifest(Corpus):
+class Manifest(Corpus, name="manifest", modalities=("audio", "video", "image", "text"),
+               description="your own data: a CSV/TSV with path or text, label, speaker, "
+                           "split, gender"):
     """A CSV/TSV listing files or texts with their labels."""
-
-    name = "manifest"
-    modalities = ("audio", "video", "image", "text")
-    description = "your own data: a CSV/TSV with path or text, label, speaker, split, gender"
 
     def __init__(self, *, only_ids: list[str] | None = None, group_by: str = "speaker",
                  use_split: bool = True, **unknown: Any) -> None:

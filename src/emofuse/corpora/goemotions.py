@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..labels import CORPUS_LABELS, GOEMOTIONS_28, unify
-from ._base import Anomaly, Corpus, CorpusScan, Record, register
+from ._base import Anomaly, Corpus, CorpusScan, Record
 from ._text import clean_text, decode_utf8, invalid_bytes_anomaly
 
 __all__ = ["GoEmotions", "SCHEMES", "SPLITS"]
@@ -82,14 +82,10 @@ def _parse_ids(field: str, names: list[str]) -> list[str]:
     return [names[int(t)] for t in dict.fromkeys(ids)]
 
 
-@register
-class GoEmotions(Corpus):
+class GoEmotions(Corpus, name="goemotions", modalities=("text",), subdir="text/goemotions",
+                 description="GoEmotions: Reddit comments, 28 labels (multi-label), "
+                             "Ekman/sentiment groups"):
     """GoEmotions loader. Option ``scheme``: ``"original"`` (default), ``"ekman"``, ``"group"``."""
-
-    name = "goemotions"
-    modalities = ("text",)
-    description = "GoEmotions: Reddit comments, 28 labels (multi-label), Ekman/sentiment groups"
-    default_subdir = "text/goemotions"
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

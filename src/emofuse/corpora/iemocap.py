@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..labels import CORPUS_LABELS, unify
-from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
+from ._base import AUDIO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files
 from ._media_check import scan_audio_files
 
 _UTT = re.compile(r"^Ses(?P<ses>\d{2})[FM]_(?P<part>.+)_(?P<g>[FM])(?P<num>[0-9]{3})$")
@@ -78,12 +78,9 @@ def read_transcriptions(session: Path) -> dict[str, str]:
     return out
 
 
-@register
-class Iemocap(Corpus):
-    name = "iemocap"
-    modalities = ("audio", "text")
-    description = "IEMOCAP: 5 sessions x 2 actors, improvised and scripted dyadic dialogues"
-    default_subdir = "iemocap"
+class Iemocap(Corpus, name="iemocap", modalities=("audio", "text"), subdir="iemocap",
+              description="IEMOCAP: 5 sessions x 2 actors, improvised and scripted dyadic "
+                          "dialogues"):
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..labels import CORPUS_LABELS, unify
-from ._base import Anomaly, Corpus, CorpusScan, Record, read_bytes, register
+from ._base import Anomaly, Corpus, CorpusScan, Record, read_bytes
 from ._text import clean_text, decode_utf8, invalid_bytes_anomaly
 
 # Lived here before; still importable from this module for existing callers.
@@ -69,12 +69,9 @@ class _BadRow(ValueError):
     """A CSV row that cannot become a record (message: the problem)."""
 
 
-@register
-class Meld(Corpus):
-    name = "meld"
-    modalities = ("text", "audio", "video")
-    description = "MELD: multi-party Friends dialogues, 7 emotions + sentiment, train/dev/test"
-    default_subdir = "text/meld"
+class Meld(Corpus, name="meld", modalities=("text", "audio", "video"), subdir="text/meld",
+           description="MELD: multi-party Friends dialogues, 7 emotions + sentiment, "
+                       "train/dev/test"):
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..labels import unify
 from ._base import (Anomaly, Corpus, CorpusScan, Record, find_file, iter_files,
-                    normalise_gender, register)
+                    normalise_gender)
 from ._media_check import scan_audio_files
 from .ased import SPEECH_EXTS, clean_stem, note_identical_audio
 
@@ -87,12 +87,8 @@ def parse_nemo(path: Path, notes: list[Anomaly]) -> Record | str:
                   extra={"number": int(m["num"])})
 
 
-@register
-class Nemo(Corpus):
-    name = "nemo"
-    modalities = ("audio",)
-    description = "nEMO: Polish, 9 speakers, 6 emotions, 4481 acted utterances"
-    default_subdir = "nemo"
+class Nemo(Corpus, name="nemo", modalities=("audio",), subdir="nemo",
+           description="nEMO: Polish, 9 speakers, 6 emotions, 4481 acted utterances"):
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

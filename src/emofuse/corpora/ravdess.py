@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import AUDIO_EXTS, VIDEO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files, register
+from ._base import AUDIO_EXTS, VIDEO_EXTS, Anomaly, Corpus, CorpusScan, Record, iter_files
 from ._media_check import AudioChecker
 
 EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
@@ -26,12 +26,8 @@ _NAME = re.compile(r"^(0[123])-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d{2})$
 AU_TABLE = "openface_au/ravdess_openface_au_clip_means.csv"
 
 
-@register
-class Ravdess(Corpus):
-    name = "ravdess"
-    modalities = ("audio", "video", "au")
-    description = "RAVDESS: 24 actors, speech and song, audio-only / full AV / video-only"
-    default_subdir = "ravdess"
+class Ravdess(Corpus, name="ravdess", modalities=("audio", "video", "au"), subdir="ravdess",
+              description="RAVDESS: 24 actors, speech and song, audio-only / full AV / video-only"):
 
     def scan(self, root: str | Path, *, check_media: bool = True) -> CorpusScan:
         root = Path(root)

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import Anomaly, Record, register
+from ._base import Anomaly, Record
 from ._media_check import AudioFilesCorpus
 
 SPEAKERS = ("DC", "JE", "JK", "KL")
@@ -49,10 +49,6 @@ def parse_savee(path: Path, notes: list[Anomaly]) -> Record | str:
                   extra={"sentence": num})
 
 
-@register
-class Savee(AudioFilesCorpus):
-    name = "savee"
-    modalities = ("audio",)
-    description = "SAVEE: 4 male British English speakers, 480 utterances, 7 emotions"
-    default_subdir = "savee"
+class Savee(AudioFilesCorpus, name="savee", modalities=("audio",), subdir="savee",
+            description="SAVEE: 4 male British English speakers, 480 utterances, 7 emotions"):
     parse = staticmethod(parse_savee)

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import Anomaly, Record, register
+from ._base import Anomaly, Record
 from ._media_check import AudioFilesCorpus
 
 #: Speaker -> age in years.
@@ -90,10 +90,6 @@ def parse_tess(path: Path, notes: list[Anomaly]) -> Record | str:
                          "age": SPEAKERS[speaker]})
 
 
-@register
-class Tess(AudioFilesCorpus):
-    name = "tess"
-    modalities = ("audio",)
-    description = "TESS: 2 female speakers, 200 words x 7 emotions, 2800 files"
-    default_subdir = "tess"
+class Tess(AudioFilesCorpus, name="tess", modalities=("audio",), subdir="tess",
+           description="TESS: 2 female speakers, 200 words x 7 emotions, 2800 files"):
     parse = staticmethod(parse_tess)

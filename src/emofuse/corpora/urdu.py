@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 from ..labels import unify
-from ._base import Anomaly, CorpusScan, Record, register
+from ._base import Anomaly, CorpusScan, Record
 from ._media_check import AudioFilesCorpus
 from .ased import SPEECH_EXTS, clean_stem, note_identical_audio
 
@@ -62,12 +62,9 @@ def parse_urdu(path: Path, notes: list[Anomaly]) -> Record | str:
                   extra={"speaker_file": int(m["n"]), "emotion_file": int(m["k"])})
 
 
-@register
-class Urdu(AudioFilesCorpus):
-    name = "urdu"
-    modalities = ("audio",)
-    description = "URDU: natural Urdu talk-show speech, 29 speaker ids, 4 emotions, 400 files"
-    default_subdir = "urdu"
+class Urdu(AudioFilesCorpus, name="urdu", modalities=("audio",), subdir="urdu",
+           description="URDU: natural Urdu talk-show speech, 29 speaker ids, 4 emotions, "
+                       "400 files"):
     parse = staticmethod(parse_urdu)
     exts = SPEECH_EXTS
 
