@@ -35,6 +35,10 @@ CorpusOpt = Annotated[str, typer.Option("--corpus", "-c", help="Corpus name (see
 RootOpt = Annotated[Optional[Path], typer.Option("--root", "-r", help="Corpus folder (default: its folder under $EMOFUSE_DATA or ../shared/data).")]
 StrategyOpt = Annotated[str, typer.Option(help="Balancing: max (raise every class to the largest x --target), fraction, fixed (--per-class each), budget.")]
 TargetOpt = Annotated[float, typer.Option("--target", help="With max/fraction: the share of the largest class every class is raised to.")]
+SpeechCorpusOpt = Annotated[str, typer.Option("--corpus", "-c", help="A speech corpus (see `emofuse data list`).")]
+HoldoutOpt = Annotated[str, typer.Option(help="Comma-separated speakers left out of the fit (a test fold's speakers, e.g. Actor_01,Actor_02).")]
+FitFractionOpt = Annotated[float, typer.Option("--fraction", help="Fit on a class-stratified share of the training data.")]
+FitSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the subset, the fit and the sampling.")]
 
 
 def _train_records(corpus: str, root: Path | None) -> list:
@@ -121,7 +125,7 @@ def text_cmd(corpus: CorpusOpt,
              out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (manifest.json, items.csv, plan.png).")],
              root: RootOpt = None,
              generator: Annotated[str, typer.Option(help="llm (SmolLM2 generation), paraphrase (SmolLM2 paraphrase) or eda (control, no model).")] = "llm",
-             fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 1.0,
+             fraction: FitFractionOpt = 1.0,
              per_class: Annotated[int, typer.Option(help="At most this many synthetic items per class.")] = 50,
              strategy: StrategyOpt = "max", target: TargetOpt = 1.0,
              seed: Annotated[int, typer.Option(help="Seed of the subset and the sampling.")] = 0,
@@ -164,11 +168,11 @@ def text_cmd(corpus: CorpusOpt,
 def face_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (files/*.png, manifest.json, items.csv, grid.png, generator/).")],
              corpus: Annotated[str, typer.Option("--corpus", "-c", help="A face corpus with an official Training part.")] = "fer2013",
              root: RootOpt = None,
-             fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 0.1,
+             fraction: FitFractionOpt = 0.1,
              per_class: Annotated[int, typer.Option(help="Faces to generate per class.")] = 100,
              iterations: Annotated[int, typer.Option(help="Training steps of the cGAN.")] = 2500,
              width: Annotated[int, typer.Option(help="Base channel count of the cGAN.")] = 16,
-             seed: Annotated[int, typer.Option(help="Seed of the subset, the fit and the sampling.")] = 0,
+             seed: FitSeedOpt = 0,
              ) -> None:
     """Fit the face cGAN (cgan_face) on training faces only and write a synthetic set with its
     manifest, a sample grid (rows = classes) and quality gates (HOG-PCA space)."""
@@ -227,14 +231,12 @@ def _summary(sset) -> None:
 
 @augment_app.command("speech")
 def speech_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (files/*.wav, manifest.json, items.csv, mels.png, generator/).")],
-               corpus: Annotated[str, typer.Option("--corpus", "-c", help="A speech corpus (see `emofuse data list`).")] = "ravdess",
-               root: RootOpt = None,
-               holdout: Annotated[str, typer.Option(help="Comma-separated speakers left out of the fit (a test fold's speakers, e.g. Actor_01,Actor_02).")] = "",
-               fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 0.1,
+               corpus: SpeechCorpusOpt = "ravdess", root: RootOpt = None, holdout: HoldoutOpt = "",
+               fraction: FitFractionOpt = 0.1,
                per_class: Annotated[int, typer.Option(help="Clips to generate per class.")] = 10,
                steps: Annotated[int, typer.Option(help="Training steps of the diffusion model.")] = 600,
                ddim_steps: Annotated[int, typer.Option(help="DDIM sampling steps.")] = 25,
-               seed: Annotated[int, typer.Option(help="Seed of the subset, the fit and the sampling.")] = 0,
+               seed: FitSeedOpt = 0,
                ) -> None:
     """Fit the log-mel diffusion model (ddpm_logmel) on training speech only and write Griffin-Lim
     WAV clips with their manifest, a log-mel grid (mels.png) and the weights (generator/)."""
@@ -284,14 +286,12 @@ def tts_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the s
 
 @augment_app.command("aaec")
 def aaec_cmd(out_dir: Annotated[Path, typer.Option("--out", help="Folder of the synthetic set (files/*.npy feature sequences, manifest.json, items.csv).")],
-             corpus: Annotated[str, typer.Option("--corpus", "-c", help="A speech corpus (see `emofuse data list`).")] = "ravdess",
-             root: RootOpt = None,
-             holdout: Annotated[str, typer.Option(help="Comma-separated speakers left out of the fit (a test fold's speakers).")] = "",
-             fraction: Annotated[float, typer.Option(help="Fit on a class-stratified share of the training data.")] = 1.0,
+             corpus: SpeechCorpusOpt = "ravdess", root: RootOpt = None, holdout: HoldoutOpt = "",
+             fraction: FitFractionOpt = 1.0,
              per_class: Annotated[int, typer.Option(help="Feature sequences to generate per class.")] = 24,
              variant: Annotated[str, typer.Option(help="aaec, aae_c, aae_plus_c or aaec_plain (see docs/augmentation.md).")] = "aaec",
              epochs: Annotated[int, typer.Option(help="Epochs of alternating AE / discriminator / classifier rounds.")] = 12,
-             seed: Annotated[int, typer.Option(help="Seed of the subset, the fit and the sampling.")] = 0,
+             seed: FitSeedOpt = 0,
              ) -> None:
     """Fit the adversarial-autoencoder classifier (AAEC) on training speech only and write
     generated MFCC sequences X' with their manifest and quality gates."""
