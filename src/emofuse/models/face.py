@@ -16,7 +16,8 @@
   64x64, and the two softmaxes are mixed (weighted arithmetic or geometric mean), so test-time
   augmentation, ONNX export and the predictors treat the ensemble as one model.
 
-Every network maps ``(n, 1, H, W)`` float inputs to ``(n, n_classes)`` logits.
+Every network maps ``(n, 1, H, W)`` float inputs to ``(n, n_classes)`` logits: ``n_classes``
+is the number of outputs and ``in_channels``, where a network takes it, is 1 for grayscale.
 """
 
 from __future__ import annotations
@@ -68,14 +69,10 @@ class _BasicBlock(nn.Module):
 
 @register_model("resnet18_face")
 class ResNet18(nn.Module):
-    """ResNet-18 for small grayscale faces.
+    """ResNet-18 for small grayscale faces (``n_classes``, ``in_channels``: see the module).
 
     Parameters
     ----------
-    n_classes
-        Number of outputs.
-    in_channels
-        1 for grayscale.
     width
         Channels of the first stage (stages use ``width * (1, 2, 4, 8)``); 64 is the original.
     stem_stride
@@ -171,14 +168,11 @@ class _XceptionBlock(nn.Module):
 
 @register_model("mini_xception")
 class MiniXception(nn.Module):
-    """mini-Xception (Arriaga, Ploeger & Valdenegro 2017).
+    """mini-Xception (Arriaga, Ploeger & Valdenegro 2017); ``n_classes``, ``in_channels``: see
+    the module.
 
     Parameters
     ----------
-    n_classes
-        Number of outputs.
-    in_channels
-        1 for grayscale.
     stem
         Channels of the two plain 3x3 convolutions ("valid" padding, as published).
     widths

@@ -27,7 +27,7 @@ acts only in training mode); it is not part of a saved model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -193,6 +193,16 @@ class _ConvBlock2d(nn.Module):
         return F.avg_pool2d(x, pool) if pool != (1, 1) else x
 
 
+def _conv_stack(c_in: int, channels: Sequence[int], **block: Any) -> tuple[list[nn.Module], int]:
+    """:class:`_ConvBlock2d` layers taking ``c_in`` channels through each of ``channels`` in
+    turn (``block``: their settings), and the channel count at the end."""
+    blocks: list[nn.Module] = []
+    for c in channels:
+        blocks.append(_ConvBlock2d(c_in, c, **block))
+        c_in = c
+    return blocks, c_in
+
+
 def _pooled_head(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, F, T)`` -> ``(B, 2C)``: mean over frequency, then mean + max over time."""
     x = x.mean(dim=2)
@@ -230,14 +240,11 @@ class CNN2D(_WaveformModel):
         # a strided stem keeps the full-resolution maps (slow on CPU) out of the network; its
         # kernel covers the stride so that no bin is skipped
         k = stem_kernel or (3 if stem_stride <= 2 else stem_stride + 1)
-        blocks: list[nn.Module] = [nn.Sequential(
+        stem = nn.Sequential(
             nn.Conv2d(1, channels[0], k, stride=stem_stride, padding=k // 2, bias=False),
-            nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True))]
-        c_in = channels[0]
-        for c in channels[1:]:
-            blocks.append(_ConvBlock2d(c_in, c, convs=convs))
-            c_in = c
-        self.blocks = nn.Sequential(*blocks)
+            nn.BatchNorm2d(channels[0]), nn.ReLU(inplace=True))
+        blocks, c_in = _conv_stack(channels[0], channels[1:], convs=convs)
+        self.blocks = nn.Sequential(stem, *blocks)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(2 * c_in, n_classes)
 
@@ -300,10 +307,7 @@ class WavegramLogmelCNN(_WaveformModel):
         self.wave_norm = nn.BatchNorm2d(wave_channels[-1] // bins)
         self.wave_block2d = _ConvBlock2d(wave_channels[-1] // bins, channels[0], pool=(1, 2))
         self.mel_block = _ConvBlock2d(1, channels[0], pool=(2, 2))
-        rest, c_in = [], 2 * channels[0]
-        for c in channels[1:]:
-            rest.append(_ConvBlock2d(c_in, c))
-            c_in = c
+        rest, c_in = _conv_stack(2 * channels[0], channels[1:])
         self.blocks = nn.Sequential(*rest)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(2 * c_in, n_classes)
