@@ -77,6 +77,8 @@ def test_detect_kind_refuses_text_behind_media_name_garbage_and_empty(media):
         detect_kind(media / "empty.wav")
     with pytest.raises(MediaError, match="does not exist"):
         detect_kind(media / "nothing.wav")
+    with pytest.raises(MediaError, match="is a folder, not a file"):
+        detect_kind(media)
 
 
 # -- model resolution -------------------------------------------------------------------------

@@ -77,3 +77,13 @@ def test_truncated_flac(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(MediaError, match="does not exist"):
         load_audio(tmp_path / "nope.wav")
+
+
+def test_folder_and_empty_file_refused_before_decoding(tmp_path):
+    (tmp_path / "dir.wav").mkdir()
+    (tmp_path / "empty.wav").touch()
+    with pytest.raises(MediaError, match="is a folder, not an audio file"):
+        probe_audio(tmp_path / "dir.wav")
+    for read in (probe_audio, load_audio):
+        with pytest.raises(MediaError, match=r"file is empty \(0 bytes\)"):
+            read(tmp_path / "empty.wav")

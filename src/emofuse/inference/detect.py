@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import MediaError
+from ..media._files import check_file
 from .types import MEDIA_EXTENSIONS, Kind, UnsupportedMediaError
 
 __all__ = ["detect_kind", "is_path"]
@@ -79,12 +80,7 @@ def detect_kind(path: str | os.PathLike) -> tuple[Kind, list[str]]:
     from PIL import Image
 
     path = Path(path)
-    if not path.exists():
-        raise MediaError(path, "file does not exist")
-    if path.is_dir():
-        raise MediaError(path, "is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes)")
+    check_file(path)
     claimed = _kind_from_extension(path)
     kind: str | None = None
     try:

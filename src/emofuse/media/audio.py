@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
+from ._files import check_file
 from ._util import describe, looks_like_text
 from .limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SPEECH_SR, max_audio_seconds
 
@@ -33,15 +34,6 @@ class AudioInfo:
     @property
     def duration(self) -> float:
         return self.frames / self.samplerate if self.samplerate else 0.0
-
-
-def _check_exists(path: Path) -> None:
-    if not path.exists():
-        raise MediaError(path, "file does not exist")
-    if path.is_dir():
-        raise MediaError(path, "is a folder, not an audio file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes)")
 
 
 def check_audio_header(path: str | Path, samplerate: float, frames: int | None) -> None:
@@ -92,7 +84,7 @@ def probe_audio(path: str | Path, *, decode: bool = True) -> AudioInfo:
     import soundfile as sf
 
     path = Path(path)
-    _check_exists(path)
+    check_file(path, "an audio file")
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile cannot open it: try PyAV (e.g. AAC, odd MP3)
@@ -194,7 +186,7 @@ def load_audio(path: str | Path, *, sr: int | None = SPEECH_SR, mono: bool = Tru
     import soundfile as sf
 
     path = Path(path)
-    _check_exists(path)
+    check_file(path, "an audio file")
     try:
         with sf.SoundFile(str(path)) as f:
             file_sr = f.samplerate
