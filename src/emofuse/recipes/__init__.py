@@ -10,15 +10,19 @@ A modality module (``emofuse.recipes.speech``, ``.face``, ``.text``, ``.fusion``
         # {"metrics": {name: {"mean", "std", "per_fold"}}, "per_class", "confusion",
         #  "classes", "items": int, "skipped": [{"path"/"id", "reason"}], ...}
 
-and registers its benchmark suites with :func:`suite`::
+and registers its benchmark suites as :class:`Suite` subclasses (``_suite.py``), the base
+owning the preamble (task check, typed ``model.params``, seeds, timer, fold records, result)::
 
     class LdaParams(Params):            # the suite's typed ``model.params``
         n_components: int | None = None
 
-    @suite("ser-ravdess", modality="speech", description="...", params={"model": LdaParams})
-    def ser_ravdess(cfg: RunConfig, *, quick: bool = False) -> dict:   # a result dict
-        p = LdaParams.of(cfg.model)
-        ...
+    class SerRavdess(Suite, name="ser-ravdess", modality="speech", params={"model": LdaParams},
+                     description="RAVDESS speech, EmoBox folds"):
+
+        def body(self) -> dict:                            # a result dict
+            records, classes, splits = self.fold_records()
+            ...                                            # self.p: the typed LdaParams
+            return self.result(protocol=..., classes=classes, parts={"": outputs})
 
 A suite's schemas are checked when its configuration loads (:func:`load_suite_config`), each
 problem with its YAML line.
@@ -27,58 +31,22 @@ problem with its YAML line.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-from .._plugins import Registry
-from ..config import Params, RunConfig, load_config
+from ..config import RunConfig, load_config
 from ..errors import ConfigError
+from ._suite import _SUITES, MODALITY_MODULES, Suite, suite
 
 __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config_path",
            "load_suite_config"]
 
-MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment", "fusion3", "product",
-                    "face_ensemble", "aug_speech", "aug_tts", "aug_face",
-                    "aug_diffusion", "xcorpus", "xcorpus_model", "xcorpus_text", "live",
-                    "fusion_whisper", "speech_attn", "xcorpus_align", "xcorpus_text_transfer")
 
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    modality: str
-    description: str
-    run: Callable[..., dict[str, Any]]
-    #: typed schemas of the config's sections: ``{"model": M, "features": F}``
-    params: Mapping[str, type[Params]] = field(default_factory=dict)
-
-
-#: suite name -> :class:`Suite`
-_SUITES: Registry[Suite] = Registry("benchmark suite", __name__, MODALITY_MODULES)
-
-
-def suite(name: str, *, modality: str, description: str = "",
-          params: Mapping[str, type[Params]] | None = None) -> Callable:
-    """Decorator registering a benchmark suite function under ``name`` (``params``: the
-    typed schemas of its ``model.params`` / ``features.params``)."""
-
-    def deco(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        _SUITES.register(name, Suite(name, modality, description or (fn.__doc__ or "").strip(),
-                                     fn, dict(params or {})))
-        return fn
-
-    return deco
-
-
-def list_suites() -> list[Suite]:
+def list_suites() -> list[type[Suite]]:
     return [_SUITES[n] for n in _SUITES.names()]
 
 
-def get_suite(name: str) -> Suite:
+def get_suite(name: str) -> type[Suite]:
     _SUITES.load()      # every suite module: a suite's name does not say which module has it
     return _SUITES.get(name)
 

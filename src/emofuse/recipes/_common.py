@@ -228,15 +228,21 @@ def scalar_metric(v: float) -> dict[str, Any]:
 
 
 class Timer:
-    """``with Timer() as t: ...`` then ``t.started`` (datetime) and ``t.seconds``."""
+    """``with Timer() as t: ...`` then ``t.started`` (datetime) and ``t.seconds`` (the time
+    spent inside the block; inside it, the time so far)."""
 
     def __enter__(self) -> Timer:
         self.started = _dt.datetime.now(_dt.UTC)
         self._t0 = time.perf_counter()
+        self._t1: float | None = None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self._t0
+        self._t1 = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return (self._t1 if self._t1 is not None else time.perf_counter()) - self._t0
 
     @property
     def elapsed(self) -> float:

@@ -38,13 +38,12 @@ from pydantic import Field, field_validator, model_validator
 from ..config import Params, RunConfig
 from ..corpora import Record
 from ..evaluate.metrics import classification_metrics
-from . import suite
 from ._aug_params import Arm, Fraction, Lda, Primary, generator_kwargs
 from ._aug_speech_report import _full_proba, _quality, _result
-from ._common import Timer, require_modality
+from ._suite import Suite
 from .aug_tts import SpeechQuick, TtsPool, _draw, _fold_mean, _pool_features, speaker_stratified
 
-__all__ = ["aug_speech_diffusion", "with_core", "AugDiffusionParams"]
+__all__ = ["AugSpeechDiffusion", "aug_speech_diffusion", "with_core", "AugDiffusionParams"]
 
 POOL = "ddpm"
 ENGINES = (POOL, "piper", "espeak")
@@ -176,30 +175,28 @@ def _fold_pool(cfg: RunConfig, p: AugDiffusionParams, classes: Sequence[str], co
     return sset, folder
 
 
-@suite("aug-speech-diffusion", modality="speech",
-       params={"model": AugDiffusionParams},
-       description="RAVDESS speech: real data only vs real + class-conditional log-mel DDPM "
-                   "(DDIM, Griffin-Lim) fitted per fold on a training core, at 10/25/100 % of "
-                   "each training fold, shrinkage LDA on the fused vector, EmoBox folds")
-def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
-                         log: Callable[[str], None] = print) -> dict[str, Any]:
-    from ..augment.manifest import to_records
-    from ._speech_fit import SpeechData
-    from .speech import _fold_records, _usable_folds
+class AugSpeechDiffusion(Suite, name="aug-speech-diffusion", modality="speech",
+                         params={"model": AugDiffusionParams}):
+    """RAVDESS speech: real data only vs real + class-conditional log-mel DDPM (DDIM,
+    Griffin-Lim) fitted per fold on a training core, at 10/25/100 % of each training fold,
+    shrinkage LDA on the fused vector, EmoBox folds"""
 
-    require_modality(cfg, "speech")
-    p = AugDiffusionParams.of(cfg.model)
-    seeds, fracs = list(cfg.train.seeds), list(p.fractions)
-    if quick:
-        seeds, fracs = seeds[: p.quick.seeds], list(p.quick.fractions)
-    feature, fparams = cfg.features.name, dict(cfg.features.params)
-    with Timer() as timer:
-        records, classes, splits = _fold_records(cfg, quick=quick)
+    def quick_seed_count(self) -> int:
+        return self.p.quick.seeds
+
+    def body(self) -> dict[str, Any]:
+        from ..augment.manifest import to_records
+        from ._speech_fit import SpeechData
+
+        cfg, p, log, quick, seeds = self.cfg, self.p, self.log, self.quick, self.seeds
+        fracs = list(p.quick.fractions) if quick else list(p.fractions)
+        feature, fparams = cfg.features.name, dict(cfg.features.params)
+        records, classes, splits = self.fold_records()
         data = SpeechData(records)
         t0 = time.perf_counter()
         vec = data.vectors(feature, fparams)
         real_feat_s = time.perf_counter() - t0
-        splits = _usable_folds(splits, set(vec), folds=p.folds, quick=quick)
+        splits = self.usable_folds(splits, set(vec), folds=p.folds)
         by_id = {r.id: r for r in data.records if r.id in vec}
         log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
             f" seeds {seeds}, fractions {fracs}, core {p.core:g}")
@@ -242,20 +239,23 @@ def aug_speech_diffusion(cfg: RunConfig, *, quick: bool = False,
             if not first:
                 first = {"split": split, "pools": pools, "core": core}
         quality = _diffusion_quality(first, by_id, vec, classes, runs, memo, n_pca=p.pca)
-    result = _result(cfg, classes, runs, {}, quality, seeds, fracs, splits, timer,
-                     arms=p.arm_dicts(), primary=(p.primary.arm, p.primary.fraction),
-                     bootstrap=p.bootstrap,
-                     settings={"lda": p.lda.model_dump(), "pool": p.pool.model_dump()},
-                     pca=p.pca, fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
-    result["generation"] = generation
-    result["settings"]["generator"] = {**first["pools"][POOL]["set"].settings}
-    result["settings"]["core"] = p.core
-    result["protocol"] = result["protocol"].replace(
-        "synthetic clips from text only (no corpus data), the same pool for every fold",
-        f"synthetic clips from a DDPM fitted per fold on a fixed speaker-stratified "
-        f"{100 * p.core:g} % core of the training fold that every subset contains")
-    result["notes"] = render_notes(result)
-    return result
+        result = _result(cfg, classes, runs, {}, quality, seeds, fracs, splits, self.timer,
+                         arms=p.arm_dicts(), primary=(p.primary.arm, p.primary.fraction),
+                         bootstrap=p.bootstrap,
+                         settings={"lda": p.lda.model_dump(), "pool": p.pool.model_dump()},
+                         pca=p.pca, fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
+        result["generation"] = generation
+        result["settings"]["generator"] = {**first["pools"][POOL]["set"].settings}
+        result["settings"]["core"] = p.core
+        result["protocol"] = result["protocol"].replace(
+            "synthetic clips from text only (no corpus data), the same pool for every fold",
+            f"synthetic clips from a DDPM fitted per fold on a fixed speaker-stratified "
+            f"{100 * p.core:g} % core of the training fold that every subset contains")
+        result["notes"] = render_notes(result)
+        return result
+
+
+aug_speech_diffusion = AugSpeechDiffusion.run
 
 
 def _tts_pools(cfg: RunConfig, p: AugDiffusionParams, classes: Sequence[str], feature: str,

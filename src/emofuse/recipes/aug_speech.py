@@ -34,14 +34,14 @@ from typing import Any, Self
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from ..config import Params, RunConfig, dump_config
+from ..config import Params, RunConfig
 from ..corpora import Record
 from ..evaluate.metrics import summarise
-from . import suite
 from ._aug_params import Fraction, generator_kwargs
-from ._common import FoldOutput, Timer, make_result, require_modality, run_folds
+from ._common import FoldOutput, run_folds
+from ._suite import Suite
 
-__all__ = ["aug_speech_aaec", "AugAaecParams", "render_notes"]
+__all__ = ["AugSpeechAaec", "aug_speech_aaec", "AugAaecParams", "render_notes"]
 
 #: AAECGenerator parameters the suite sets itself (not in ``aaec`` / ``quick``)
 _SET_BY_SUITE = ("variant", "feature", "feature_params", "steps", "trim_db", "num_threads")
@@ -120,32 +120,28 @@ def _subset(records: Sequence[Record], classes: Sequence[str], fraction: float, 
     return [records[i] for i in idx]
 
 
-@suite("aug-speech-aaec", modality="speech", params={"model": AugAaecParams},
-       description="RAVDESS speech: adversarial-autoencoder classifier (AAEC) self-comparison "
-                   "(AAEC, AAE_C, AAE+C, AAEC', classifier alone) at 100/10 % of the training "
-                   "data, EmoBox folds")
-def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
-                    log: Callable[[str], None] = print) -> dict[str, Any]:
-    import torch
+class AugSpeechAaec(Suite, name="aug-speech-aaec", modality="speech",
+                    params={"model": AugAaecParams}, quick_seeds=1):
+    """RAVDESS speech: adversarial-autoencoder classifier (AAEC) self-comparison (AAEC, AAE_C,
+    AAE+C, AAEC', classifier alone) at 100/10 % of the training data, EmoBox folds"""
 
-    from ..augment.aaec import AAECGenerator, sequence_features
-    from .speech import _fold_records, _usable_folds
+    def body(self) -> dict[str, Any]:
+        import torch
 
-    require_modality(cfg, "speech")
-    p = AugAaecParams.of(cfg.model)
-    seeds = list(cfg.train.seeds)[:1] if quick else list(cfg.train.seeds)
-    threads = int(cfg.train.num_threads or 1)
-    torch.set_num_threads(threads)
-    gen_params = {**p.aaec, **(p.quick if quick else {})}
-    with Timer() as timer:
-        records, classes, splits = _fold_records(cfg, quick=quick)
+        from ..augment.aaec import AAECGenerator, sequence_features
+
+        cfg, p, log, quick, seeds = self.cfg, self.p, self.log, self.quick, self.seeds
+        threads = int(cfg.train.num_threads or 1)
+        torch.set_num_threads(threads)
+        gen_params = {**p.aaec, **(p.quick if quick else {})}
+        records, classes, splits = self.fold_records()
         t0 = time.perf_counter()
         seqs, skipped = sequence_features(records, feature=cfg.features.name,
                                           params=cfg.features.params, steps=p.steps,
                                           trim_db=p.trim_db)
         feature_s = time.perf_counter() - t0
         kept = set(seqs)
-        splits = _usable_folds(splits, kept, folds=p.folds, quick=quick)
+        splits = self.usable_folds(splits, kept, folds=p.folds)
         recs = [r for r in records if r.id in kept]
         log(f"{len(recs)} utterances, {len(classes)} classes, folds "
             f"{[s.fold for s in splits]}, seeds {seeds}; features {feature_s:.0f} s")
@@ -188,27 +184,26 @@ def aug_speech_aaec(cfg: RunConfig, *, quick: bool = False,
                 parts[tag] = outs
                 runs[tag] = [{"fold": o.fold, "seed": o.seed, **o.info} for o in outs]
         generation = _synthetic_set(cfg, p, keep_gen, classes, seqs, quick=quick, log=log)
-    prim = _tag(p.primary.variant, p.primary.fraction)
-    result = make_result(cfg, protocol=_protocol(cfg, splits, p), classes=classes,
-                         parts={"": parts[prim], **parts}, started=timer.started,
-                         duration_s=timer.seconds, primary="",
-                         variants=list(p.variants), fractions=list(p.fractions),
-                         folds=[s.fold for s in splits], runs=runs, generation=generation,
-                         skipped=skipped, timing={"features_s": round(feature_s, 1)},
-                         settings={"steps": p.steps, "trim_db": p.trim_db,
-                                   "features": {"name": cfg.features.name,
-                                                "params": dict(cfg.features.params)},
-                                   "aaec": AAECGenerator(**gen_params).settings()},
-                         primary_run={"variant": p.primary.variant,
-                                      "fraction": p.primary.fraction},
-                         config=dump_config(cfg))
-    if quick:
-        result["seeds"] = seeds
-    _add_combined(result, ["", *parts])
-    for tag, rs in runs.items():
-        result["metrics"][f"fit{tag}_s"] = summarise([r["fit_s"] for r in rs])
-    result["notes"] = render_notes(result)
-    return result
+        prim = _tag(p.primary.variant, p.primary.fraction)
+        result = self.result(protocol=_protocol(cfg, splits, p), classes=classes,
+                             parts={"": parts[prim], **parts}, primary="",
+                             variants=list(p.variants), fractions=list(p.fractions),
+                             folds=[s.fold for s in splits], runs=runs, generation=generation,
+                             skipped=skipped, timing={"features_s": round(feature_s, 1)},
+                             settings={"steps": p.steps, "trim_db": p.trim_db,
+                                       "features": {"name": cfg.features.name,
+                                                    "params": dict(cfg.features.params)},
+                                       "aaec": AAECGenerator(**gen_params).settings()},
+                             primary_run={"variant": p.primary.variant,
+                                          "fraction": p.primary.fraction})
+        _add_combined(result, ["", *parts])
+        for tag, rs in runs.items():
+            result["metrics"][f"fit{tag}_s"] = summarise([r["fit_s"] for r in rs])
+        result["notes"] = render_notes(result)
+        return result
+
+
+aug_speech_aaec = AugSpeechAaec.run
 
 
 def _protocol(cfg: RunConfig, splits: Sequence[Any], p: AugAaecParams) -> str:

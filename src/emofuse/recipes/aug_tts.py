@@ -49,13 +49,12 @@ from pydantic import Field, field_validator, model_validator
 from ..config import Params, RunConfig
 from ..corpora import Record
 from ..evaluate.metrics import classification_metrics
-from . import suite
 from ._aug_params import (Arm, Fraction, Lda, Primary, check_baselines, dump_arms,
                           generator_kwargs)
 from ._aug_speech_report import _full_proba, _quality, _result, render_notes
-from ._common import Timer, require_modality
+from ._suite import Suite
 
-__all__ = ["aug_speech_tts", "speaker_stratified", "AugTtsParams", "SpeechArm", "TtsPool",
+__all__ = ["AugSpeechTts", "aug_speech_tts", "speaker_stratified", "AugTtsParams", "SpeechArm", "TtsPool",
            "SpeechQuick", "render_notes"]
 
 
@@ -203,33 +202,29 @@ def _pool_features(sset: Any, folder: Path, feature: str, params: Mapping[str, A
 # -- the suite --------------------------------------------------------------------------------
 
 
-@suite("aug-speech-tts", modality="speech", params={"model": AugTtsParams},
-       description="RAVDESS speech: real data only vs real + emotional TTS (piper, espeak-ng) "
-                   "at 10/25/100 % of each training fold, shrinkage LDA on the fused vector, "
-                   "EmoBox folds")
-def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
-    from ..augment.manifest import to_records
-    from ..models import build_model
-    from ._speech_fit import SpeechData
-    from .speech import _fold_records, _usable_folds
+class AugSpeechTts(Suite, name="aug-speech-tts", modality="speech",
+                   params={"model": AugTtsParams}):
+    """RAVDESS speech: real data only vs real + emotional TTS (piper, espeak-ng) at 10/25/100 %
+    of each training fold, shrinkage LDA on the fused vector, EmoBox folds"""
 
-    require_modality(cfg, "speech")
-    p = AugTtsParams.of(cfg.model)
-    seeds = list(cfg.train.seeds)
-    fracs = list(p.fractions)
-    if quick:
-        seeds = seeds[: p.quick.seeds]
-        fracs = list(p.quick.fractions)
-    feature, fparams = cfg.features.name, dict(cfg.features.params)
-    with Timer() as timer:
-        records, classes, splits = _fold_records(cfg, quick=quick)
+    def quick_seed_count(self) -> int:
+        return self.p.quick.seeds
+
+    def body(self) -> dict[str, Any]:
+        from ..augment.manifest import to_records
+        from ..models import build_model
+        from ._speech_fit import SpeechData
+
+        cfg, p, log, quick, seeds = self.cfg, self.p, self.log, self.quick, self.seeds
+        fracs = list(p.quick.fractions) if quick else list(p.fractions)
+        feature, fparams = cfg.features.name, dict(cfg.features.params)
+        records, classes, splits = self.fold_records()
         data = SpeechData(records)
         t0 = time.perf_counter()
         vec = data.vectors(feature, fparams)
         real_feat_s = time.perf_counter() - t0
         kept = set(vec)
-        splits = _usable_folds(splits, kept, folds=p.folds, quick=quick)
+        splits = self.usable_folds(splits, kept, folds=p.folds)
         by_id = {r.id: r for r in data.records if r.id in kept}
         log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
             f" seeds {seeds}, fractions {fracs}; real features {real_feat_s:.0f} s")
@@ -318,11 +313,14 @@ def aug_speech_tts(cfg: RunConfig, *, quick: bool = False,
             quality["spknorm"] = _quality(pools, splits[0], by_id, vec_n, classes,
                                           real_full.get((f1, "spknorm")), n_pca=p.pca,
                                           x_key="Xn")
-    return _result(cfg, classes, runs, pools, quality, seeds, fracs, splits, timer,
-                   arms=dump_arms(p.arms), primary=(p.primary.arm, p.primary.fraction),
-                   bootstrap=p.bootstrap,
-                   settings={"lda": p.lda.model_dump(), "pool": p.pool.model_dump()},
-                   pca=p.pca, fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
+        return _result(cfg, classes, runs, pools, quality, seeds, fracs, splits, self.timer,
+                       arms=dump_arms(p.arms), primary=(p.primary.arm, p.primary.fraction),
+                       bootstrap=p.bootstrap,
+                       settings={"lda": p.lda.model_dump(), "pool": p.pool.model_dump()},
+                       pca=p.pca, fit_s=fit_s, real_feat_s=real_feat_s, quick=quick)
+
+
+aug_speech_tts = AugSpeechTts.run
 
 
 def _fold_mean(rs: Sequence[Mapping[str, Any]], fold: int) -> float:

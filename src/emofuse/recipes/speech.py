@@ -143,33 +143,6 @@ def _ua(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
 # Benchmarks
 
 
-def _fold_records(cfg: RunConfig, *, quick: bool
-                  ) -> tuple[list[Record], list[str], list[protocols.Split]]:
-    """The corpus' records, classes and folds of ``cfg`` (in a quick run: the few records
-    :func:`_quick_records` keeps)."""
-    _, records = load_records(cfg)
-    classes = class_list(records, cfg.data.labels)
-    splits = make_splits(cfg, records)
-    if quick:
-        records = quick_speakers(records, splits)
-    return list(records), classes, list(splits)
-
-
-def _usable_folds(splits: Sequence[protocols.Split], kept: set[str], *,
-                  folds: Sequence[int] | None, quick: bool) -> list[protocols.Split]:
-    """The folds restricted to the ``kept`` ids, those with training and test items left,
-    only ``folds`` when given (the first one in a quick run). Raises ``ConfigError`` when none
-    is left."""
-    out = [s for s in (restrict_split(s, kept) for s in splits) if s.test and s.train]
-    if folds and not quick:
-        out = [s for s in out if s.fold in set(folds)]
-    if quick:
-        out = out[:1]
-    if not out:
-        raise ConfigError("no fold left (model.params.folds?)")
-    return out
-
-
 def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
     """Run a speech suite: every setting, fold and seed; return the result dict and write the
     confusion-matrix PNG(s) to ``benchmarks/results/``."""
