@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from ._common import (FoldOutput, Timer, class_list, load_records, make_result, make_splits,
                       quick_speakers, require_modality, restrict_split)
 
-__all__ = ["Suite", "suite", "fold_records", "usable_folds"]
+__all__ = ["Suite", "suite", "fold_records", "usable_folds", "limit_threads"]
 
 MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment", "fusion3", "product",
                     "face_ensemble", "aug_speech", "aug_tts", "aug_face",
@@ -44,10 +44,13 @@ class Suite:
     """Base of a benchmark suite (see the module docstring). Class keywords: ``name``,
     ``modality``, ``params`` (typed schemas of the config's sections, ``{"model": M,
     "features": F}``), ``quick_seeds`` (seeds kept in a smoke run; all when None),
-    ``description`` (else the class docstring). Subclasses implement :meth:`body`."""
+    ``description`` (else the class docstring), ``task_modality`` (the ``task.modality`` a
+    config must have when it is not ``modality``, e.g. ``speech`` for ``speech-xcorpus``).
+    Subclasses implement :meth:`body`."""
 
     name: ClassVar[str] = ""
     modality: ClassVar[str] = ""
+    task_modality: ClassVar[str] = ""
     description: ClassVar[str] = ""
     params: ClassVar[Mapping[str, type[Params]]] = {}
     quick_seeds: ClassVar[int | None] = None
@@ -55,10 +58,13 @@ class Suite:
     def __init_subclass__(cls, *, name: str | None = None, modality: str | None = None,
                           description: str | None = None,
                           params: Mapping[str, type[Params]] | None = None,
-                          quick_seeds: int | None = None, **kw: Any) -> None:
+                          quick_seeds: int | None = None, task_modality: str | None = None,
+                          **kw: Any) -> None:
         super().__init_subclass__(**kw)
         if modality is not None:
             cls.modality = modality
+        if task_modality is not None:
+            cls.task_modality = task_modality
         if params is not None:
             cls.params = dict(params)
         if quick_seeds is not None:
@@ -69,7 +75,7 @@ class Suite:
             _SUITES.register(name, cls)
 
     def __init__(self, cfg: RunConfig, *, quick: bool = False, log: Log = print) -> None:
-        require_modality(cfg, self.modality)
+        require_modality(cfg, self.task_modality or self.modality)
         self.cfg, self.quick, self.log = cfg, quick, log
         model = self.params.get("model")
         #: the typed ``model.params`` (None when the suite declares no schema)
@@ -143,6 +149,27 @@ def usable_folds(splits: Sequence[protocols.Split], kept: set[str], *,
     if not out:
         raise ConfigError("no fold left (model.params.folds?)")
     return out
+
+
+def limit_threads(cfg: RunConfig, *, torch: bool = True) -> None:
+    """Limit the BLAS/OpenMP pools (threadpoolctl) and, with ``torch``, torch's threads to
+    ``train.num_threads`` (nothing when it is unset)."""
+    n = cfg.train.num_threads
+    if not n:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:   # pragma: no cover
+        pass
+    if torch:
+        try:
+            import torch as _torch
+
+            _torch.set_num_threads(n)
+        except ImportError:   # pragma: no cover
+            pass
 
 
 #: suite name -> its :class:`Suite` subclass
