@@ -35,7 +35,8 @@ __all__ = ["Suite", "suite", "fold_records", "usable_folds", "limit_threads"]
 MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment", "fusion3", "product",
                     "face_ensemble", "aug_speech", "aug_tts", "aug_face",
                     "aug_diffusion", "xcorpus", "xcorpus_model", "xcorpus_text", "live",
-                    "fusion_whisper", "speech_attn", "xcorpus_align", "xcorpus_text_transfer")
+                    "fusion_whisper", "speech_attn", "xcorpus_align", "xcorpus_text_transfer",
+                    "xcorpus_face")
 
 Log = Callable[[str], None]
 
@@ -71,7 +72,8 @@ class Suite:
             cls.quick_seeds = quick_seeds
         if name is not None:
             cls.name = name
-            cls.description = (description or (cls.__doc__ or "")).strip()
+            # one line (a docstring's line breaks and indentation collapsed)
+            cls.description = " ".join((description or cls.__doc__ or "").split())
             _SUITES.register(name, cls)
 
     def __init__(self, cfg: RunConfig, *, quick: bool = False, log: Log = print) -> None:
