@@ -92,9 +92,11 @@ class Suite:
         return self.quick_seeds
 
     @classmethod
-    def run(cls, cfg: RunConfig, *, quick: bool = False, log: Log = print) -> dict[str, Any]:
-        """Run the suite on ``cfg``; the result dict ``emofuse bench`` writes."""
-        self = cls(cfg, quick=quick, log=log)
+    def run(cls, cfg: RunConfig, *, quick: bool = False, log: Log = print,
+            **kw: Any) -> dict[str, Any]:
+        """Run the suite on ``cfg``; the result dict ``emofuse bench`` writes (``kw``: keywords
+        a subclass' constructor takes, e.g. inputs a test gives instead of the corpora)."""
+        self = cls(cfg, quick=quick, log=log, **kw)
         with self.timer:
             return self.body()
 
