@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_confusion", "plot_class_counts", "save_figure"]
+__all__ = ["plot_confusion", "plot_class_counts", "plot_curves", "save_figure"]
 
 
 def _plt():
@@ -72,4 +72,26 @@ def plot_class_counts(counts: Mapping[str, Mapping[str, int]], path: str | Path,
         ax.set_title(title)
     if len(series) > 1:
         ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_curves(curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path, *,
+                title: str = "", xlabel: str = "severity (level index)", ylabel: str = "",
+                reference: float | None = None) -> Path:
+    """One panel per curve name: ``[(level, value), ...]`` as a line; ``reference`` (e.g. the
+    clean figure) as a dashed line in every panel."""
+    plt = _plt()
+    names = list(curves)
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.0 * max(len(names), 1), 3.0),
+                             sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        pts = list(curves[name])
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o")
+        if reference is not None:
+            ax.axhline(reference, linestyle="--", color="grey", linewidth=1)
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+    axes[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
     return save_figure(fig, path)

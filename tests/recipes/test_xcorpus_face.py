@@ -1,0 +1,55 @@
+"""Suite xcorpus-face: the bundled face model on degraded PrivateTest images and real clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emofuse.config import load_config
+from emofuse.evaluate.results import results_to, validate_result
+from emofuse.paths import repo_root
+from emofuse.recipes.xcorpus_face import XcorpusFace, XcorpusFaceParams, _crop_proba
+
+CONFIG = repo_root() / "configs" / "xcorpus-face.yaml"
+
+
+def test_batched_crop_probabilities_are_the_predict_path() -> None:
+    from emofuse.inference import load, model_path
+    from emofuse.media.degrade import degrade_image
+
+    pred = load(model_path("face"))
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(3)]
+    imgs.append(degrade_image(imgs[0], kind="downscale", level=16))    # a smaller image
+    batch = _crop_proba(pred, imgs)
+    for img, p in zip(imgs, batch):
+        out = pred.predict(np.stack([img] * 3, -1), detect="auto")
+        assert np.allclose(out.probabilities, p, atol=1e-5)
+
+
+def test_unknown_degradation_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="known: blur, jpeg"):
+        XcorpusFaceParams(degradations={"fog": [1.0]})
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_quick_suite_runs(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(CONFIG, params=XcorpusFace.params)
+    with results_to(tmp_path / "out"):
+        result = XcorpusFace.run(cfg, quick=True, log=lambda _: None)
+    validate_result(result)
+    assert Path(result["curves_png"]).parent == tmp_path / "out"
+    m = result["metrics"]
+    assert 0.4 < m["accuracy"]["mean"] <= 1 and 0 <= m["ece_ts"]["mean"] <= 1
+    for kind in ("blur", "jpeg", "downscale", "low_light", "rotate"):
+        assert len(m[f"{kind}_accuracy"]["per_fold"]) == 2          # quick: two levels
+    face = result["models"]["face"]
+    assert face["temperature"] > 0 and face["clean"]["n"] == 7 * 12
+    assert face["clips"]["n"] == 2 and "accuracy" not in face["clean"].get("metrics", {})
+    assert "| clean |" in result["notes"]
+    json.dumps(result)
