@@ -235,7 +235,7 @@ def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration
     """
     from rich.text import Text
 
-    from .recipes import get_modality, load_suite_config
+    from .recipes import load_suite_config, train_model
 
     if (config is None) == (data is None):
         raise EmofuseError("give either --config FILE or --data DIR_OR_CSV (with --modality)")
@@ -245,8 +245,7 @@ def train(config: Annotated[Optional[Path], typer.Option(help="Run configuration
                                "--folds go with --data; with --config, set them in the "
                                "configuration (or run `emofuse bench --config FILE`)")
         cfg = load_suite_config(config)
-        path = get_modality(cfg.task.modality).train(cfg, out_dir=out_dir or cfg.output.dir,
-                                                     quick=quick)
+        path = train_model(cfg, out_dir=out_dir or cfg.output.dir, quick=quick)
         out.print(f"model saved to {path}", soft_wrap=True)
         return
     from .recipes.own_data import format_cv, normalise_cv, train_own_data

@@ -202,10 +202,30 @@ class TrainConfig(_Section):
                          f"or 'auto', got {_got(v)}")
 
 
+class CrossCorpusRef(_Section):
+    """A committed benchmark result whose figures a model card quotes."""
+
+    #: ``benchmarks/results/<suite>.json`` (relative to the working folder or the checkout)
+    results: str = Field(min_length=1)
+    #: metric names quoted (mean and per fold)
+    metrics: list[str] = Field(min_length=1)
+
+
+class CardFacts(_Section):
+    """What a model card states that its training run cannot know (``output.card``)."""
+
+    training_corpora: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    #: what (weights, a corpus) -> its licence
+    licences: dict[str, str] = Field(default_factory=dict)
+    cross_corpus: list[CrossCorpusRef] = Field(default_factory=list)
+
+
 class OutputConfig(_Section):
-    """Where results, checkpoints and model cards go."""
+    """Where results, checkpoints and model cards go; ``card``: facts the card states."""
 
     dir: Path = Path("runs")
+    card: CardFacts | None = None
 
 
 class RunConfig(_Section):

@@ -27,7 +27,7 @@ from ..paths import file_sha256
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["save_model", "load_model", "read_card", "MODEL_FILE", "CARD_FILE", "REQUIRED_CARD_KEYS",
+__all__ = ["save_model", "update_card", "load_model", "read_card", "MODEL_FILE", "CARD_FILE", "REQUIRED_CARD_KEYS",
            "CARD_FORMAT"]
 
 MODEL_FILE = "model.safetensors"
@@ -104,6 +104,28 @@ def save_model(path_dir: str | os.PathLike, module_or_state_dict: Any,
         w_tmp.unlink(missing_ok=True)
         c_tmp.unlink(missing_ok=True)
     return out
+
+
+def update_card(path_dir: str | os.PathLike, fields: Mapping[str, Any]) -> Path:
+    """Add ``fields`` to the card of the model folder ``path_dir`` (the weights and the
+    automatic keys are left as they are); written to a temporary file and renamed."""
+    from ..integrity import temp_path
+
+    card_path = Path(path_dir) / CARD_FILE
+    auto = {"format", "emofuse_version", "torch_version", "created", "num_parameters",
+            "weights_sha256"}
+    if clash := sorted(auto & set(fields)):
+        raise ValueError(f"model card: {', '.join(clash)} are written by save_model")
+    card = {**_read_card(card_path), **fields}
+    tmp = temp_path(card_path)
+    try:
+        tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False, allow_nan=True) + "\n",
+                       encoding="utf-8")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, card_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return card_path
 
 
 def load_model(path_dir: str | os.PathLike, *, numpy: bool = False

@@ -34,12 +34,12 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from ..config import RunConfig, load_config
+from ..config import CardFacts, RunConfig, load_config
 from ..errors import ConfigError
 from ._suite import _SUITES, MODALITY_MODULES, Suite, suite
 
 __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config_path",
-           "load_suite_config"]
+           "load_suite_config", "train_model", "card_facts"]
 
 
 def list_suites() -> list[type[Suite]]:
@@ -96,3 +96,45 @@ def config_path(name: str) -> Path:
             return p
     raise ConfigError(f"no config for suite {name!r}: configs/{name}.yaml not found "
                       "(give --config FILE)")
+
+
+def train_model(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> Path:
+    """Train the model ``cfg`` describes with its modality's recipe, then add the facts of
+    ``output.card`` (corpora, languages, licences, quoted cross-corpus figures) to its card."""
+    from ..models.checkpoint import update_card
+
+    path = Path(get_modality(cfg.task.modality).train(cfg, out_dir=out_dir, quick=quick))
+    if cfg.output.card is not None:
+        update_card(path, card_facts(cfg.output.card))
+    return path
+
+
+def card_facts(facts: CardFacts) -> dict:
+    """The card fields of ``facts``; each quoted result read from its committed JSON.
+
+    Raises ``ConfigError`` naming a result file that is missing or a metric it lacks."""
+    import json
+
+    from ..paths import repo_root
+
+    out: dict = {k: v for k, v in (("training_corpora", facts.training_corpora),
+                                   ("languages", facts.languages),
+                                   ("licences", facts.licences)) if v}
+    quoted = {}
+    for ref in facts.cross_corpus:
+        found = [b / ref.results for b in (Path.cwd(), repo_root()) if (b / ref.results).is_file()]
+        if not found:
+            raise ConfigError(f"output.card.cross_corpus: {ref.results} not found (run its "
+                              "benchmark first)")
+        r = json.loads(found[0].read_text(encoding="utf-8"))
+        if missing := [m for m in ref.metrics if m not in r["metrics"]]:
+            raise ConfigError(f"output.card.cross_corpus: {ref.results} has no metric "
+                              f"{', '.join(missing)}")
+        quoted[r["suite"]] = {"source": ref.results, "git_commit": r.get("git_commit"),
+                              "protocol": r.get("protocol"),
+                              "metrics": {m: {"mean": r["metrics"][m]["mean"],
+                                              "per_fold": r["metrics"][m]["per_fold"]}
+                                          for m in ref.metrics}}
+    if quoted:
+        out["cross_corpus_results"] = quoted
+    return out

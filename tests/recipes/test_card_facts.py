@@ -1,0 +1,59 @@
+"""``output.card``: facts a model card states (corpora, languages, licences, quoted figures),
+added after training by ``recipes.train_model`` / ``emofuse train``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emofuse.config import CardFacts
+from emofuse.errors import ConfigError
+from emofuse.models.checkpoint import load_model, save_model, update_card
+from emofuse.recipes import card_facts
+
+
+def _result(path: Path) -> Path:
+    path.write_text(json.dumps({"suite": "xcorpus-toy", "git_commit": "abc", "protocol": "p",
+                                "metrics": {"accuracy": {"mean": 0.5, "std": 0.1,
+                                                         "per_fold": [0.4, 0.6]}}}))
+    return path
+
+
+def test_facts_quote_the_committed_figures(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _result(tmp_path / "r.json")
+    facts = CardFacts(training_corpora=["toy"], languages=["en"], licences={"toy": "CC0"},
+                      cross_corpus=[{"results": "r.json", "metrics": ["accuracy"]}])
+    out = card_facts(facts)
+    assert out["training_corpora"] == ["toy"] and out["licences"] == {"toy": "CC0"}
+    q = out["cross_corpus_results"]["xcorpus-toy"]
+    assert q["metrics"]["accuracy"] == {"mean": 0.5, "per_fold": [0.4, 0.6]}
+    assert q["git_commit"] == "abc" and q["source"] == "r.json"
+    assert card_facts(CardFacts()) == {}
+
+
+def test_missing_result_or_metric_is_a_config_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="nope.json not found"):
+        card_facts(CardFacts(cross_corpus=[{"results": "nope.json", "metrics": ["ua"]}]))
+    _result(tmp_path / "r.json")
+    with pytest.raises(ConfigError, match="has no metric ua"):
+        card_facts(CardFacts(cross_corpus=[{"results": "r.json", "metrics": ["ua"]}]))
+
+
+def test_update_card_keeps_weights_and_automatic_keys(tmp_path: Path) -> None:
+    import torch
+
+    card = {"labels": ["a", "b"], "features": {}, "data": {}, "protocol": {}, "metrics": {}}
+    save_model(tmp_path, {"w": torch.tensor(np.arange(4.0))}, card)
+    before = json.loads((tmp_path / "card.json").read_text())
+    update_card(tmp_path, {"languages": ["en"]})
+    state, after = load_model(tmp_path)                 # checksum still matches
+    assert after == {**before, "languages": ["en"]} and state["w"].shape == (4,)
+    with pytest.raises(ValueError, match="weights_sha256"):
+        update_card(tmp_path, {"weights_sha256": "x"})
+    assert not [p for p in tmp_path.iterdir() if p.name not in ("card.json",
+                                                                "model.safetensors")]
