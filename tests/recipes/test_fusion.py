@@ -259,6 +259,18 @@ def test_committed_fusion_configs_validate_against_their_suite_schemas():
         assert explain_suite_config(repo_root() / "configs" / f"{name}.yaml") == [], name
 
 
+def test_late_fusion_bundle_config_is_not_a_benchmark_and_has_its_own_schema():
+    from emofuse.recipes._fusion_params import LateFusionParams
+
+    cfg = load_config(repo_root() / "configs" / "models" / "fusion.yaml")
+    assert cfg.suite == "late-fusion" and cfg.model.name == "late_fusion"
+    with pytest.raises(ConfigError, match="unknown benchmark suite"):
+        get_suite(cfg.suite)
+    assert LateFusionParams.of(cfg.model).weights == {"speech": 1.0, "face": 1.0, "text": 1.0}
+    with pytest.raises(ConfigError, match="weights"):
+        LateFusionParams.of({"note": "no weights"})
+
+
 def test_bad_fusion_parameters_are_reported_with_their_yaml_lines(tmp_path: Path):
     import yaml
 

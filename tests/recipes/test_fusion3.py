@@ -14,7 +14,8 @@ from emofuse.evaluate.results import validate_result
 from emofuse.paths import repo_root
 from emofuse.protocols import speaker_kfold
 from emofuse.recipes import get_suite
-from emofuse.recipes.fusion3 import SHARED_LABELS, _sample_per_class, _subsets, run_tri_suite
+from emofuse.recipes._fusion_report import subsets
+from emofuse.recipes.fusion3 import SHARED_LABELS, _sample_per_class, run_tri_suite
 
 CONFIG = repo_root() / "configs" / "tri-synthetic.yaml"
 
@@ -29,7 +30,7 @@ def test_sample_per_class_caps_each_label_and_keeps_order():
     assert sum(r.label == "happy" for r in out) == 5 and sum(r.label == "sad" for r in out) == 5
     assert [int(r.id[1:]) for r in out] == sorted(int(r.id[1:]) for r in out)
     assert _sample_per_class(recs, None, seed=0) == recs
-    assert _subsets(["a", "b", "c"])[0] == ("a", "b", "c") and len(_subsets(["a", "b", "c"])) == 7
+    assert subsets(["a", "b", "c"])[0] == ("a", "b", "c") and len(subsets(["a", "b", "c"])) == 7
 
 
 def test_suite_is_registered_and_config_loads():

@@ -1,10 +1,12 @@
 """Typed parameters of the fusion suites (``av-ravdess``, ``av-ravdess-whisper``,
 ``tri-synthetic``, ``av-clips``) and of the fusion recipe's ``train``.
 
-Each schema is declared on its suite (``@suite(..., params=...)``), so ``emofuse bench``,
-``train`` and ``config validate`` check ``features.params`` / ``model.params`` with YAML lines;
-the recipes read them with ``.of(...)``. Every default is the one the code used before the
-schemas, so each committed configuration behaves as before.
+Each schema is declared on its suite (``class AvRavdess(FusionSuite, params=...)``), so
+``emofuse bench``, ``train`` and ``config validate`` check ``features.params`` /
+``model.params`` with YAML lines; the recipes read them with ``.of(...)``.
+:class:`LateFusionParams` (the bundled late fusion, not a benchmark) is checked by ``train``.
+Every default is the one the code used before the schemas, so each committed configuration
+behaves as before.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from ..media.limits import SPEECH_SR
 __all__ = ["NoiseSpec", "AugmentSpec", "AVFeatureParams", "WhisperFeatureParams",
            "AttentionNetParams", "SvmSpec", "LinearSpec", "DecisionAverageSpec", "MlpSpec",
            "AttentionSpec", "IntermediateSpec", "MfaSpec", "EnsembleSpec", "CompareSpec",
-           "AVModelParams", "ReliabilityParams", "TriFeatureParams", "TriModelParams",
-           "ClipsParams", "Setting", "SPECS"]
+           "AVModelParams", "LateFusionParams", "ReliabilityParams", "TriFeatureParams",
+           "TriModelParams", "ClipsParams", "Setting", "SPECS"]
 
 #: normalisation settings of the audio-visual suites (see ``_fusion_data.SETTINGS``)
 Setting = Literal["inductive", "spknorm"]
@@ -365,15 +367,28 @@ class AVModelParams(_AttentionFields):
     fusion, and the models compared with it."""
 
     compare: dict[str, CompareSpec] = Field(default_factory=dict)   #: name -> model
-    #: ``late_fusion`` models only (``emofuse train``): fixed weight per modality, and a note
-    weights: dict[str, float] = Field(default_factory=dict)
-    note: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_late_fusion_keys(cls, v: Any) -> Any:
+        if isinstance(v, Mapping) and {"weights", "note"} & set(v):
+            raise ValueError("weights / note belong to a late_fusion model (model.name "
+                             "late_fusion: LateFusionParams), not to attention_fusion")
+        return v
 
     def attention(self) -> AttentionSpec:
         """The main model as a compared one (kind ``attention``)."""
         fields = set(_AttentionFields.model_fields)
         return AttentionSpec.model_validate({"kind": "attention",
                                              **self.model_dump(include=fields)})
+
+
+class LateFusionParams(Params):
+    """``model.params`` of a ``late_fusion`` model (``emofuse train``,
+    ``configs/models/fusion.yaml``): fixed weights, nothing is fitted."""
+
+    weights: dict[str, float] = Field(min_length=1)   #: modality -> its fixed weight
+    note: str = ""                                    #: written into the card's ``data``
 
 
 # --------------------------------------------------------------------------------------------

