@@ -31,12 +31,11 @@ from typing import Any
 
 from pydantic import Field
 
-from ..config import Params, RunConfig
+from ..config import Params
 from ..errors import DataError
-from . import suite
-from ._common import Timer
+from ._suite import Suite
 
-__all__ = ["LiveParams", "live_latency"]
+__all__ = ["LiveLatency", "LiveParams", "live_latency"]
 
 
 class LiveParams(Params):
@@ -178,28 +177,27 @@ def _run_live(rec: Any, opts: Any, events: Any, *, speed: float = 1.0,
     return r, stream, wall
 
 
-@suite("live-latency", modality="fusion",
-       description="Live streams on CPU: update cadence, audio lag, face frames per second, "
-                   "live vs offline labels, a long stream, concurrent streams",
-       params={"model": LiveParams})
-def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    from ..evaluate.results import build_result
-    from ..inference import Recognizer
-    from ..paths import examples_dir
-    from ..inference.stream_files import agreement, media_events, replay
-    from ..inference.stream_parts import StreamOptions, StreamSlots, TooManyStreams
+class LiveLatency(Suite, name="live-latency", modality="fusion", params={"model": LiveParams}):
+    """Live streams on CPU: update cadence, audio lag, face frames per second, live vs offline
+    labels, a long stream, concurrent streams"""
 
-    p = LiveParams.of(cfg.model)
-    single_s = 8.0 if quick else p.single_s
-    long_s = 20.0 if quick else p.long_s
-    long_speed = p.long_speed
-    n_conc = p.concurrent
-    conc_s = 5.0 if quick else p.concurrent_s
-    opts = StreamOptions(hop=p.hop, window=p.window, frame_rate=p.frame_rate)
-    ex = Path(cfg.data.root) if cfg.data.root else examples_dir()
-    if ex is None or not (ex / "video.mp4").is_file():
-        raise DataError(ex, "the examples folder (video.mp4) was not found")
-    with Timer() as timer:
+    def body(self) -> dict[str, Any]:
+        from ..evaluate.results import build_result
+        from ..inference import Recognizer
+        from ..paths import examples_dir
+        from ..inference.stream_files import agreement, media_events, replay
+        from ..inference.stream_parts import StreamOptions, StreamSlots, TooManyStreams
+
+        cfg, p = self.cfg, self.p
+        single_s = 8.0 if self.quick else p.single_s
+        long_s = 20.0 if self.quick else p.long_s
+        long_speed = p.long_speed
+        n_conc = p.concurrent
+        conc_s = 5.0 if self.quick else p.concurrent_s
+        opts = StreamOptions(hop=p.hop, window=p.window, frame_rate=p.frame_rate)
+        ex = Path(cfg.data.root) if cfg.data.root else examples_dir()
+        if ex is None or not (ex / "video.mp4").is_file():
+            raise DataError(ex, "the examples folder (video.mp4) was not found")
         rec = Recognizer.load("default")
         base = list(media_events(ex / "video.mp4", frame_rate=opts.frame_rate, chunk_s=0.05))
         period = max(t for t, k, _ in base if k == "audio")
@@ -234,7 +232,7 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         extra["single"]["labels_offline"] = [u.label for u in offline]
 
         # 1b. the same stream with other speech waits: the lag / agreement trade-off
-        for w in ([] if quick else p.speech_waits_extra):
+        for w in ([] if self.quick else p.speech_waits_extra):
             ow = StreamOptions(**{**opts.__dict__, "speech_wait": w})
             rw, _, _ = _run_live(rec, ow, _looped(base, period, single_s))
             key = f"wait{int(round(1000 * float(w)))}ms"
@@ -312,7 +310,24 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         metrics["fifth_stream_refused"] = _one(1.0 if refused else 0.0)
         extra["concurrent"] = {"streams": n_conc, "stream_s": conc_s,
                                "wall_s": round(conc_wall, 2), "per_stream": per_stream}
-    targets = {
+        return build_result(
+            suite=cfg.suite, corpus="examples/video.mp4 looped", protocol="live stream latency",
+            classes=[], metrics=metrics, per_class={}, confusion=[], seeds=[0],
+            started=self.timer.started, duration_s=self.timer.seconds,
+            targets=_targets(metrics, n_conc, refused), details=extra,
+            options=dict(opts.__dict__),
+            machine_note="2 CPU cores shared with other benchmark runs: every wall-time figure "
+                         "includes that contention and is noisy",
+            notes=_notes(opts, single_s=single_s, long_s=long_s, long_speed=long_speed,
+                         n_conc=n_conc, conc_s=conc_s))
+
+
+live_latency = LiveLatency.run
+
+
+def _targets(metrics: dict[str, Any], n_conc: int, refused: bool) -> dict[str, bool]:
+    """Each target of the issue, met or not."""
+    return {
         "an update every <= 0.5 s (median wall interval)":
             metrics["update_interval_s"]["mean"] <= 0.5 + 0.02,
         "audio lag p95 <= 300 ms": metrics["audio_lag_p95_ms"]["mean"] <= 300,
@@ -324,35 +339,33 @@ def live_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             metrics["concurrent_update_gap_max_s"]["mean"] <= 1.0,
         f"stream {n_conc + 1} refused": refused,
     }
-    return build_result(
-        suite=cfg.suite, corpus="examples/video.mp4 looped", protocol="live stream latency",
-        classes=[], metrics=metrics, per_class={}, confusion=[], seeds=[0],
-        started=timer.started, duration_s=timer.seconds, targets=targets, details=extra,
-        options=dict(opts.__dict__),
-        machine_note="2 CPU cores shared with other benchmark runs: every wall-time figure "
-                     "includes that contention and is noisy",
-        notes=(
-            f"Source: examples/video.mp4 (3.3 s) looped, audio in 50 ms chunks, frames at "
-            f"{opts.frame_rate:g}/s, pushed in real time (play). Stream: hop {opts.hop:g} s, "
-            f"speech window {opts.window:g} s gated by Silero VAD, face window mean "
-            f"{opts.face_window:g} s on frames scaled to {opts.frame_side} px, speech waited "
-            f"for at most {opts.speech_wait:g} s, bundled models. "
-            f"One stream: {single_s:g} s at real-time speed; update_interval = wall time "
-            "between updates; audio_lag = receiving the chunk that completes a hop -> the "
-            "update (audio_lag_every_chunk adds the wait for the end of the chunk's hop, up "
-            "to one hop); live_offline_agreement = share of offline hops whose label the live "
-            "run showed (its own update of that hop, or the latest before it when hops were "
-            "merged); speech_answer_late_share = updates that showed the latest speech answer "
-            "because their own window's was not ready after speech_wait (those have no "
-            f"audio_lag; audio_lag_every_chunk counts them until their answer). Long stream: {long_s:g} s of stream replayed {long_speed:g}x faster "
-            "than real time (frames then come faster than a webcam's, so more are dropped); "
-            "memory growth = resident memory at the end vs after the first minute of stream; "
-            f"gaps in stream time. Concurrent: {n_conc} streams in threads of one process "
-            f"sharing the models, {conc_s:g} s each at real-time speed; the next one is "
-            "refused by StreamSlots (the limit the /stream WebSocket applies). targets: "
-            "each target of the issue, met or not. *_waitNNNms: the one-stream run again with "
-            "speech_wait = NNN ms (the trade-off between audio lag and agreement). Memory: "
-            "yuface 2023.5.1's detect (the YuNet face detector) leaks its 36 kB result buffer "
-            "on every detection (10 frames/s x 36 kB = 0.35 MB/s of stream: the 22.8 % growth "
-            "of the first run); emofuse.media.faces calls libfacedetection's facedetect_cnn "
-            "itself with one result buffer per thread, reused (the same boxes)."))
+
+
+def _notes(opts: Any, *, single_s: float, long_s: float, long_speed: float, n_conc: int,
+           conc_s: float) -> str:
+    return (
+        f"Source: examples/video.mp4 (3.3 s) looped, audio in 50 ms chunks, frames at "
+        f"{opts.frame_rate:g}/s, pushed in real time (play). Stream: hop {opts.hop:g} s, "
+        f"speech window {opts.window:g} s gated by Silero VAD, face window mean "
+        f"{opts.face_window:g} s on frames scaled to {opts.frame_side} px, speech waited "
+        f"for at most {opts.speech_wait:g} s, bundled models. "
+        f"One stream: {single_s:g} s at real-time speed; update_interval = wall time "
+        "between updates; audio_lag = receiving the chunk that completes a hop -> the "
+        "update (audio_lag_every_chunk adds the wait for the end of the chunk's hop, up "
+        "to one hop); live_offline_agreement = share of offline hops whose label the live "
+        "run showed (its own update of that hop, or the latest before it when hops were "
+        "merged); speech_answer_late_share = updates that showed the latest speech answer "
+        "because their own window's was not ready after speech_wait (those have no "
+        f"audio_lag; audio_lag_every_chunk counts them until their answer). Long stream: "
+        f"{long_s:g} s of stream replayed {long_speed:g}x faster "
+        "than real time (frames then come faster than a webcam's, so more are dropped); "
+        "memory growth = resident memory at the end vs after the first minute of stream; "
+        f"gaps in stream time. Concurrent: {n_conc} streams in threads of one process "
+        f"sharing the models, {conc_s:g} s each at real-time speed; the next one is "
+        "refused by StreamSlots (the limit the /stream WebSocket applies). targets: "
+        "each target of the issue, met or not. *_waitNNNms: the one-stream run again with "
+        "speech_wait = NNN ms (the trade-off between audio lag and agreement). Memory: "
+        "yuface 2023.5.1's detect (the YuNet face detector) leaks its 36 kB result buffer "
+        "on every detection (10 frames/s x 36 kB = 0.35 MB/s of stream: the 22.8 % growth "
+        "of the first run); emofuse.media.faces calls libfacedetection's facedetect_cnn "
+        "itself with one result buffer per thread, reused (the same boxes).")

@@ -24,10 +24,9 @@ from pydantic import Field
 from ..config import Params, RunConfig
 from ..errors import DataError
 from ..media.limits import SPEECH_SR
-from . import suite
-from ._common import Timer
+from ._suite import Suite
 
-__all__ = ["ProductParams", "product_latency"]
+__all__ = ["ProductLatency", "ProductParams", "product_latency"]
 
 
 class ProductParams(Params):
@@ -95,21 +94,21 @@ def _examples(cfg: RunConfig) -> Path:
     return root
 
 
-@suite("product-latency", modality="fusion",
-       description="Latency of the bundled models on CPU (one thread, warm) and cold start",
-       params={"model": ProductParams})
-def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    import torch
+class ProductLatency(Suite, name="product-latency", modality="fusion",
+                     params={"model": ProductParams}):
+    """Latency of the bundled models on CPU (one thread, warm) and cold start"""
 
-    from ..evaluate.results import build_result
-    from ..inference import Recognizer, bundled_dir
-    from ..media import load_audio, load_image
+    def body(self) -> dict[str, Any]:
+        import torch
 
-    p = ProductParams.of(cfg.model)
-    repeats = 3 if quick else p.repeats
-    cold_runs = 1 if quick else p.cold_runs
-    ex = _examples(cfg)
-    with Timer() as timer:
+        from ..evaluate.results import build_result
+        from ..inference import Recognizer, bundled_dir
+        from ..media import load_audio, load_image
+
+        cfg, p = self.cfg, self.p
+        repeats = 3 if self.quick else p.repeats
+        cold_runs = 1 if self.quick else p.cold_runs
+        ex = _examples(cfg)
         torch.set_num_threads(1)
         try:    # numpy's BLAS too: its idle threads otherwise spin beside the one at work
             from threadpoolctl import threadpool_limits
@@ -159,27 +158,31 @@ def product_latency(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             metrics[f"cold_load_{name}_s"] = _stats(loads)
             metrics[f"cold_first_{name}_s"] = _stats(firsts)
             metrics[f"cold_process_{name}_s"] = _stats(totals)
-        throughput = _throughput(ex, jobs=list(p.jobs), copies=2 if quick else p.copies, env=env)
+        throughput = _throughput(ex, jobs=list(p.jobs), copies=2 if self.quick else p.copies,
+                                 env=env)
         metrics.update(throughput)
         sizes = {d.name: sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
                  for d in sorted(bundled_dir().iterdir()) if d.is_dir()}
-    return build_result(
-        suite=cfg.suite, corpus="examples/", protocol="latency", classes=[],
-        metrics=metrics, per_class={}, confusion=[], seeds=[0], started=timer.started,
-        duration_s=timer.seconds, bundled_bytes=sizes,
-        bundled_total_mb=round(sum(sizes.values()) / 2**20, 2),
-        machine_note="2 shared CPU cores; wall times include contention, cpu_ms is the "
-                     "process CPU time (one torch/OpenMP thread)",
-        notes=("Warm latency: median over repeated predictions after two warm-up calls, one "
-               "thread (torch.set_num_threads(1), BLAS limited to one thread). speech_3s: "
-               "the first 3 s of examples/speech.flac as an array (decoding excluded; the "
-               "Silero VAD check, the Whisper encoder on onnxruntime and the linear head "
-               "included). image: examples/face.jpg as an array "
-               "(YuNet detection, alignment, mini-Xception with flip TTA). sentence: MiniLM "
-               "encoding + head. video_file: examples/video.mp4 end to end (decoding, frames "
-               "at 2 fps, faces, audio track, late fusion). Cold start: a fresh Python process "
-               "imports emofuse, loads the bundled models (cold_load) and returns its first "
-               "prediction (cold_first); cold_process adds interpreter start and exit. "
-               "throughput_jobsN: inputs per second of `emofuse predict FOLDER --jsonl --jobs "
-               "N` on a folder holding the four example files `copies` times (worker "
-               "processes with one thread each; process start and model loading included)."))
+        return build_result(
+            suite=cfg.suite, corpus="examples/", protocol="latency", classes=[],
+            metrics=metrics, per_class={}, confusion=[], seeds=[0], started=self.timer.started,
+            duration_s=self.timer.seconds, bundled_bytes=sizes,
+            bundled_total_mb=round(sum(sizes.values()) / 2**20, 2),
+            machine_note="2 shared CPU cores; wall times include contention, cpu_ms is the "
+                         "process CPU time (one torch/OpenMP thread)",
+            notes=("Warm latency: median over repeated predictions after two warm-up calls, one "
+                   "thread (torch.set_num_threads(1), BLAS limited to one thread). speech_3s: "
+                   "the first 3 s of examples/speech.flac as an array (decoding excluded; the "
+                   "Silero VAD check, the Whisper encoder on onnxruntime and the linear head "
+                   "included). image: examples/face.jpg as an array "
+                   "(YuNet detection, alignment, mini-Xception with flip TTA). sentence: MiniLM "
+                   "encoding + head. video_file: examples/video.mp4 end to end (decoding, frames "
+                   "at 2 fps, faces, audio track, late fusion). Cold start: a fresh Python process "
+                   "imports emofuse, loads the bundled models (cold_load) and returns its first "
+                   "prediction (cold_first); cold_process adds interpreter start and exit. "
+                   "throughput_jobsN: inputs per second of `emofuse predict FOLDER --jsonl --jobs "
+                   "N` on a folder holding the four example files `copies` times (worker "
+                   "processes with one thread each; process start and model loading included)."))
+
+
+product_latency = ProductLatency.run
