@@ -37,21 +37,21 @@ from typing import Any
 import numpy as np
 
 from .. import protocols
-from ..config import RunConfig, dump_config, load_config
+from ..config import RunConfig, load_config
 from ..corpora import Record
 from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
-from . import suite
 from ..media.limits import SPEECH_SR
-from ._common import (Timer, class_list, load_records, make_result, make_splits, quick_speakers,
-                      restrict_split, run_folds, scalar_metric)
+from ._common import run_folds, scalar_metric
 from ._speech_attn_head import (AttnParams, Clips, FramesParams, FrameStore, HeadSpec, fit_head,
                                 head_proba, parse_head)
 from ._speech_params import SETTINGS
+from ._suite import Suite, fold_records, usable_folds
 from .speech import _confusion
 
-__all__ = ["FrameStore", "HeadSpec", "fit_head", "parse_head", "run_benchmark", "select"]
+__all__ = ["FrameStore", "HeadSpec", "SerRavdessWhisperAttn", "fit_head", "parse_head",
+           "run_benchmark", "select"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,19 +60,14 @@ __all__ = ["FrameStore", "HeadSpec", "fit_head", "parse_head", "run_benchmark", 
 
 def _prepare(cfg: RunConfig, *, quick: bool
              ) -> tuple[FrameStore, list[Record], list[str], list[protocols.Split]]:
-    _, records = load_records(cfg)
-    classes = class_list(records, cfg.data.labels)
-    splits = make_splits(cfg, records)
-    if quick:
-        records = quick_speakers(records, splits)
+    """The frame store of the corpus' clips, the clips it holds, the classes and the folds
+    restricted to those clips (:func:`~emofuse.recipes._suite.fold_records`)."""
     if cfg.features.name != "whisper_frames":
         raise ConfigError(f"suite {cfg.suite}: features.name must be whisper_frames")
+    records, classes, splits = fold_records(cfg, quick=quick)
     f = FramesParams.of(cfg.features, where="features.params")
     store = FrameStore(records, layers=f.layers, padding=f.padding, stride=f.stride)
-    kept = set(store.index)
-    splits = [s for s in (restrict_split(s, kept) for s in splits) if s.test and s.train]
-    if quick:
-        splits = splits[:1]
+    splits = usable_folds(splits, set(store.index), folds=None, quick=quick)
     return store, store.records, classes, splits
 
 
@@ -99,15 +94,19 @@ def _inference_ms(store: FrameStore, net: Any, padding: str) -> float:
         torch.set_num_threads(threads)
 
 
-def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    """Every setting, fold and seed of the suite; the result dict and confusion PNG(s)."""
-    from ..evaluate.plots import plot_confusion
+class SerRavdessWhisperAttn(Suite, name="ser-ravdess-whisper-attn", modality="speech-attn",
+                            task_modality="speech", quick_seeds=1,
+                            params={"model": AttnParams, "features": FramesParams}):
+    """RAVDESS, small trained head (layer weights + attentive pooling) over frozen Whisper-base
+    encoder frames (EmoBox folds)"""
 
-    head, settings, _ = parse_head(cfg)
-    train_cfg = cfg.train
-    if quick:
-        train_cfg = train_cfg.model_copy(update={"seeds": train_cfg.seeds[:1]})
-    with Timer() as timer:
+    def body(self) -> dict[str, Any]:
+        """Every setting, fold and seed of the suite; the result dict and confusion PNG(s)."""
+        from ..evaluate.plots import plot_confusion
+
+        cfg, quick = self.cfg, self.quick
+        head, settings, _ = parse_head(cfg)
+        train_cfg = cfg.train.model_copy(update={"seeds": self.seeds}) if quick else cfg.train
         store, recs, classes, splits = _prepare(cfg, quick=quick)
         spk = store.speaker_stats() if "spknorm" in settings else None
         parts, runs, metrics_extra, last = {}, {}, {}, []
@@ -122,7 +121,7 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
                                         spk_stats=spk, quick=quick)
                 y = np.array([classes.index(r.label) for r in test])
                 p = head_proba(net, Clips(store, [r.id for r in test], y,
-                                           spk if setting == "spknorm" else None))
+                                          spk if setting == "spknorm" else None))
                 info = {**info, "val_actors": sorted({store.speaker[r.id] for r in val}),
                         "test_actors": sorted({store.speaker[r.id] for r in test})}
                 infos.append(info)
@@ -138,23 +137,24 @@ def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
         if last and not quick:
             padding = FramesParams.of(cfg.features, where="features.params").padding
             metrics_extra["infer_3s_ms"] = scalar_metric(_inference_ms(store, last[0], padding))
-    suite_name = cfg.suite + ("-quick" if quick else "")
-    result = make_result(cfg, protocol=cfg.protocol.kind, classes=classes, parts=parts,
-                         started=timer.started, duration_s=timer.seconds, primary="",
-                         notes=_notes(head, cfg, settings), settings=settings, runs=runs,
-                         skipped=store.skipped, config=dump_config(cfg))
-    if quick:
-        result["seeds"] = list(train_cfg.seeds)
-    result["metrics"].update(metrics_extra)
-    for suffix, outs in parts.items():
-        conf = _confusion(outs, classes)
-        png = plot_confusion(conf, classes, results_dir() / f"{suite_name}{suffix.replace('_', '-')}.png",
-                             title=f"{suite_name} ({'inductive' if not suffix else suffix[1:]})")
-        result["confusion_png" + suffix] = str(png)
-    result["seed_spread"] = {k: v.get("per_seed") for k, v in result["metrics"].items()
-                             if k.startswith("ua") and "per_seed" in v}
-    result["notes"] += " " + _summary(result, runs, quick)
-    return result
+        suite_name = cfg.suite + ("-quick" if quick else "")
+        result = self.result(protocol=cfg.protocol.kind, classes=classes, parts=parts,
+                             notes=_notes(head, cfg, settings), settings=settings, runs=runs,
+                             skipped=store.skipped)
+        result["metrics"].update(metrics_extra)
+        for suffix, outs in parts.items():
+            title = f"{suite_name} ({'inductive' if not suffix else suffix[1:]})"
+            png = plot_confusion(_confusion(outs, classes), classes,
+                                 results_dir() / f"{suite_name}{suffix.replace('_', '-')}.png",
+                                 title=title)
+            result["confusion_png" + suffix] = str(png)
+        result["seed_spread"] = {k: v.get("per_seed") for k, v in result["metrics"].items()
+                                 if k.startswith("ua") and "per_seed" in v}
+        result["notes"] += " " + _summary(result, runs, quick)
+        return result
+
+
+run_benchmark = ser_ravdess_whisper_attn = SerRavdessWhisperAttn.run
 
 
 def _summary(result: dict[str, Any], runs: Mapping[str, Sequence[dict[str, Any]]],
@@ -215,14 +215,6 @@ def _notes(head: HeadSpec, cfg: RunConfig, settings: Sequence[str]) -> str:
         "`seed_spread`) the fold mean of each seed. `wall_*_s` / `cpu_*_s`: time of each "
         "setting (2 shared cores); `infer_3s_ms`: single-thread CPU time to score a 3 s clip "
         "(encoder + head).")
-
-
-@suite("ser-ravdess-whisper-attn", modality="speech-attn",
-       description="RAVDESS, small trained head (layer weights + attentive pooling) over "
-                   "frozen Whisper-base encoder frames (EmoBox folds)",
-       params={"model": AttnParams, "features": FramesParams})
-def ser_ravdess_whisper_attn(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    return run_benchmark(cfg, quick=quick)
 
 
 # --------------------------------------------------------------------------------------------
