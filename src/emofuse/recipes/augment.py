@@ -44,13 +44,14 @@ from ..config import Params, RunConfig
 from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import build_result
-from . import suite
 from ._aug_params import (Balance, Classifier, Fraction, Primary, check_baselines, dump_arms,
                           generator_kwargs)
 from ._aug_stats import bootstrap_diff, paired_tests
 from ._common import Timer
+from ._suite import Suite
 
-__all__ = ["aug_text", "stratified_subset", "paired_tests", "bootstrap_diff", "AugTextParams"]
+__all__ = ["AugText", "aug_text", "stratified_subset", "paired_tests", "bootstrap_diff",
+           "AugTextParams"]
 
 _METRICS = ("accuracy", "ua", "macro_f1")
 
@@ -161,6 +162,14 @@ def _core(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.array(sorted(out), int)
 
 
+def _torch_threads(cfg: RunConfig) -> None:
+    """torch's threads limited to ``train.num_threads`` (nothing when it is unset)."""
+    if cfg.train.num_threads:
+        import torch
+
+        torch.set_num_threads(cfg.train.num_threads)
+
+
 def _fit_lr(X: np.ndarray, y: np.ndarray, n_classes: int, C: float, max_iter: int,
             class_weight: str | None = None) -> Any:
     from ..augment.text import EmotionFilter
@@ -230,23 +239,19 @@ def _make_pools(cfg: RunConfig, p: AugTextParams, task: Any, core: np.ndarray, *
 # -- the suite --------------------------------------------------------------------------------
 
 
-@suite("aug-text", modality="text", params={"model": AugTextParams},
-       description="text augmentation ablation: real vs real + SmolLM2 generation/paraphrase "
-                   "(+ EDA control) at 10/25/100 % of dair's training data")
-def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] = print
-             ) -> dict[str, Any]:
-    from ..augment import allocate, plan_balance
-    from ..augment.quality import quality_report
-    from ..augment.text import dedupe
-    from .text import feature_options, load_task, prepare_inputs
+class AugText(Suite, name="aug-text", modality="text", params={"model": AugTextParams},
+              quick_seeds=2):
+    """text augmentation ablation: real vs real + SmolLM2 generation/paraphrase (+ EDA
+    control) at 10/25/100 % of dair's training data"""
 
-    p = AugTextParams.of(cfg.model)
-    seeds = list(cfg.train.seeds)[:2] if quick else list(cfg.train.seeds)
-    if cfg.train.num_threads:
-        import torch
+    def body(self) -> dict[str, Any]:
+        from ..augment import allocate, plan_balance
+        from ..augment.quality import quality_report
+        from ..augment.text import dedupe
+        from .text import feature_options, load_task, prepare_inputs
 
-        torch.set_num_threads(cfg.train.num_threads)
-    with Timer() as timer:
+        cfg, p, log, quick, seeds = self.cfg, self.p, self.log, self.quick, self.seeds
+        _torch_threads(cfg)
         task = load_task(cfg, quick=quick)
         if task.multilabel:
             raise ConfigError("aug-text needs a single-label corpus")
@@ -373,14 +378,20 @@ def aug_text(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
                          "n_real": int(len(sub)), "n_synthetic": chosen_n})
                 log(f"  fraction {frac:g} seed {seed}: " + "; ".join(
                     f"{a} UA {100 * runs[(a, frac)][-1]['metrics']['ua']:.2f}" for a in arms))
-    return _result(cfg, task, runs, pools, quality, seeds, timer, arms=dump_arms(p.arms),
-                   fracs=list(p.fractions), primary=(p.primary.arm, p.primary.fraction),
-                   core_per_class=p.core_per_class, bootstrap=p.bootstrap,
-                   settings={"classifier": p.classifier.model_dump(),
-                             "core_per_class": p.core_per_class,
-                             "filter": p.filter.model_dump(), "balance": p.balance.kwargs(),
-                             "dedupe_threshold": p.dedupe_threshold, "bootstrap": p.bootstrap},
-                   embed_s=embed_s, fit_s=fit_s, quick=quick)
+        return _result(cfg, task, runs, pools, quality, seeds, self.timer,
+                       arms=dump_arms(p.arms), fracs=list(p.fractions),
+                       primary=(p.primary.arm, p.primary.fraction),
+                       core_per_class=p.core_per_class, bootstrap=p.bootstrap,
+                       settings={"classifier": p.classifier.model_dump(),
+                                 "core_per_class": p.core_per_class,
+                                 "filter": p.filter.model_dump(),
+                                 "balance": p.balance.kwargs(),
+                                 "dedupe_threshold": p.dedupe_threshold,
+                                 "bootstrap": p.bootstrap},
+                       embed_s=embed_s, fit_s=fit_s, quick=quick)
+
+
+aug_text = AugText.run
 
 
 def _pct(f: float) -> str:
