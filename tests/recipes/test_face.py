@@ -16,6 +16,7 @@ from emofuse.corpora import load_corpus
 from emofuse.recipes import face as recipe
 from emofuse.recipes import face_train
 from emofuse.models import face_runtime
+from emofuse.paths import repo_root
 from emofuse.recipes import get_suite
 
 from .conftest import face_like as _face_like
@@ -83,9 +84,61 @@ def test_unknown_settings_are_config_errors():
     from emofuse.errors import ConfigError
 
     with pytest.raises(ConfigError, match="augment"):
+        recipe.FaceFeatureParams.of({"augment": {"rotat": 3}}, where="features.params")
+    with pytest.raises(ConfigError, match="augment"):
         recipe._features({"augment": {"rotat": 3}})
+    with pytest.raises(ConfigError, match="detect"):
+        recipe.FaceFeatureParams.of({"detect": "sometimes"})
     with pytest.raises(ConfigError, match="training"):
         face_train._split_model_params({"training": {"label_smooth": 0.1}})
+
+
+def test_face_feature_defaults_are_the_former_hand_parsed_ones():
+    from emofuse.models.face_runtime import DEFAULT_TRAINING
+
+    assert recipe.FaceFeatureParams().model_dump() == {
+        "side": 48, "detector": "yunet", "detect": "auto",
+        "augment": {"flip": 0.5, "rotate": 15.0, "scale": [0.85, 1.15], "shift": 0.1,
+                    "erase": 0.5, "erase_area": [0.02, 0.2]},
+        "tta": {"flip": True, "shift": 3, "scales": []}}
+    # a section given in part keeps the other defaults; tta null: the crop alone
+    f = recipe.FaceFeatureParams.of({"augment": {"rotate": 12}, "tta": None, "detect": False})
+    assert (f.augment.rotate, f.augment.flip, f.tta, f.tta_options, f.detect) == (
+        12.0, 0.5, None, None, False)
+    g = f.replace(side=64, tta={"shift": 0})
+    assert (g.side, g.tta_options) == (64, {"flip": True, "shift": 0, "scales": []})
+    assert face_train.FaceTraining().model_dump() == DEFAULT_TRAINING
+
+
+FACE_CONFIGS = sorted([*(repo_root() / "configs").glob("fer*.yaml"),
+                       repo_root() / "configs" / "aug-face.yaml",
+                       *(repo_root() / "configs" / "models").glob("face*.yaml")])
+
+
+@pytest.mark.parametrize("path", FACE_CONFIGS, ids=lambda p: p.name)
+def test_committed_face_configs_validate(path):
+    from emofuse.config import load_config
+    from emofuse.recipes import explain_suite_config
+
+    assert explain_suite_config(path) == []
+    recipe.FaceFeatureParams.of(load_config(path).features, where="features.params")
+
+
+def test_a_typo_in_a_face_feature_key_is_refused_with_its_line(tmp_path):
+    from emofuse.recipes import explain_suite_config, load_suite_config
+
+    text = (repo_root() / "configs" / "fer-fer2013.yaml").read_text()
+    assert text.count("rotate: 12.0") == 1
+    text = text.replace("rotate: 12.0", "rotat: 12.0")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "rotat:" in t)
+    path = tmp_path / "typo.yaml"
+    path.write_text(text)
+    problems = explain_suite_config(path)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"features.params.augment.rotat (line {line}): unknown key")
+    assert "did you mean 'rotate'" in problems[0]
+    with pytest.raises(ConfigError, match=rf"augment\.rotat \(line {line}\)"):
+        load_suite_config(path)
 
 
 def test_fer_suite_quick_on_a_generated_tree(fer_tree, tmp_path, monkeypatch):

