@@ -56,6 +56,31 @@ def test_unknown_ensemble_settings_are_config_errors(tmp_path):
     assert "ensemble" not in rcfg.model.params and settings.finetune.epochs == 2
     assert settings.finetune.training == {"warmup_epochs": 0.3, "optimizer": "adamw"}
     assert settings.fer_tta[0]["flip"] is True and settings.combine == ["prob", "log"]
+    with pytest.raises(ConfigError, match="optimiser"):
+        ens._ensemble_settings(_cfg(tmp_path, tmp_path, {"finetune": {
+            "training": {"optimiser": "adamw"}}}))
+
+
+def test_the_resnet_parameters_are_checked_too(tmp_path):
+    """No extra keys: the ResNet's own parameters are declared (a typo is located)."""
+    from emofuse.paths import repo_root
+    from emofuse.recipes import explain_suite_config
+
+    for bad in ({"widht": 4}, {"stem_stride": 3}, {"training": {"label_smooth": 0.1}},
+                {"mix": {"grid_step": 0.1}}):
+        cfg = _cfg(tmp_path, tmp_path, {})
+        cfg.model.params = {**cfg.model.params, **bad}
+        with pytest.raises(ConfigError):
+            ens._ensemble_settings(cfg)
+    text = (repo_root() / "configs" / "fer-fer2013-ensemble.yaml").read_text()
+    text = text.replace("    stem_stride: 2\n", "    stem_strid: 2\n")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "stem_strid:" in t)
+    path = tmp_path / "typo.yaml"
+    path.write_text(text)
+    problems = explain_suite_config(path)
+    assert len(problems) == 1 and problems[0].startswith(
+        f"model.params.stem_strid (line {line}): unknown key 'stem_strid'; did you mean "
+        "'stem_stride'?"), problems
 
 
 @needs_fer

