@@ -40,12 +40,12 @@ from pydantic import Field, model_validator
 
 from ..config import Params, RunConfig
 from ..evaluate.metrics import classification_metrics
-from . import suite
 from ._aug_params import (Arm, Balance, Classifier, Fraction, Primary, check_baselines, dump_arms,
                           generator_kwargs)
 from ._common import Timer
+from .face import FaceFeatureParams, FaceSuite
 
-__all__ = ["aug_face", "hog", "AugFaceParams", "DEFAULTS"]
+__all__ = ["AugFace", "aug_face", "hog", "AugFaceParams", "DEFAULTS"]
 
 
 class FaceArm(Arm):
@@ -206,30 +206,26 @@ def _pool(cfg: RunConfig, p: AugFaceParams, x: np.ndarray, y: np.ndarray, ids: l
     return sset, folder, imgs, labels
 
 
-@suite("aug-face", modality="face", params={"model": AugFaceParams},
-       description="face augmentation ablation on FER2013: real vs real + projection-cGAN faces "
-                   "(+ flip-duplicate control, class weighting) at 10/25/100 % of Training")
-def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] = print
-             ) -> dict[str, Any]:
-    from ..augment import plan_balance
-    from ..augment.quality import quality_report
-    from .augment import _core, _pct, stratified_subset
-    from .face import _features, _fer_parts, _fer_records
+class AugFace(FaceSuite, name="aug-face",
+              params={"features": FaceFeatureParams, "model": AugFaceParams}):
+    """face augmentation ablation on FER2013: real vs real + projection-cGAN faces (+
+    flip-duplicate control, class weighting) at 10/25/100 % of Training"""
 
-    p = AugFaceParams.of(cfg.model)
-    seeds = list(cfg.train.seeds)
-    fracs, cap = list(p.fractions), p.cap
-    if quick:
-        seeds, fracs, cap = seeds[:p.quick.seeds], list(p.quick.fractions), p.quick.cap
-    if cfg.train.num_threads:
-        import torch
+    def quick_seed_count(self) -> int:
+        return self.p.quick.seeds
 
-        torch.set_num_threads(cfg.train.num_threads)
-    with Timer() as timer:
-        feats = _features(cfg.features.params)
-        records, classes = _fer_records(cfg, quick)
+    def body(self) -> dict[str, Any]:
+        from ..augment import plan_balance
+        from ..augment.quality import quality_report
+        from .augment import _core, _pct, _torch_threads, stratified_subset
+
+        cfg, p, log, quick, seeds = self.cfg, self.p, self.log, self.quick, self.seeds
+        fracs, cap = (list(p.quick.fractions), p.quick.cap) if quick else (list(p.fractions),
+                                                                            p.cap)
+        _torch_threads(cfg)
+        records, classes = self.fer_records()
         K = len(classes)
-        _, _, _, (train_recs, _, test_recs), arrays = _fer_parts(cfg, records, classes, feats)
+        _, _, _, (train_recs, _, test_recs), arrays = self.fer_parts(records, classes)
         (tx, ty, _), _, (ex, ey, _) = arrays
         train_ids = [r.id for r in train_recs]  # arrays keep every training image (no skips)
         core = _core(ty, 1, cfg.protocol.seed) if quick else stratified_subset(
@@ -297,13 +293,17 @@ def aug_face(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] 
         quality = {"cgan": {"candidates": int(len(pool_y)), "kept": int(len(pool_y)),
                             "gates_candidates": quality_report(
             Epool, pool_y, Etr, ty, classes, proba=real_full.predict_proba(Epool))}}
-    from ..evaluate.results import results_dir
+        from ..evaluate.results import results_dir
 
-    grid = results_dir() / f"aug-face{'-quick' if quick else ''}-grid.png"
-    grid.parent.mkdir(parents=True, exist_ok=True)
-    grid.write_bytes((folder / "grid.png").read_bytes())
-    return _result(cfg, p, classes, ey, runs, sset, folder, quality, seeds, fracs, timer,
-                   embed_s=embed_s, fit_s=fit_s, quick=quick, grid=str(grid), pct=_pct)
+        grid = results_dir() / f"aug-face{'-quick' if quick else ''}-grid.png"
+        grid.parent.mkdir(parents=True, exist_ok=True)
+        grid.write_bytes((folder / "grid.png").read_bytes())
+        return _result(cfg, p, classes, ey, runs, sset, folder, quality, seeds, fracs,
+                       self.timer, embed_s=embed_s, fit_s=fit_s, quick=quick, grid=str(grid),
+                       pct=_pct)
+
+
+aug_face = AugFace.run
 
 
 def _result(cfg: RunConfig, p: AugFaceParams, classes: list[str], y_te: np.ndarray,
