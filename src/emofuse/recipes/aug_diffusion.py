@@ -40,8 +40,8 @@ from ..corpora import Record
 from ..evaluate.metrics import classification_metrics
 from ._aug_params import Arm, Fraction, Lda, Primary, generator_kwargs
 from ._aug_speech_report import _full_proba, _quality, _result
-from ._suite import Suite
-from .aug_tts import SpeechQuick, TtsPool, _draw, _fold_mean, _pool_features, speaker_stratified
+from .aug_tts import (SpeechAugSuite, SpeechQuick, TtsPool, _draw, _fold_mean, _pool_features,
+                      speaker_stratified)
 
 __all__ = ["AugSpeechDiffusion", "aug_speech_diffusion", "with_core", "AugDiffusionParams"]
 
@@ -175,29 +175,18 @@ def _fold_pool(cfg: RunConfig, p: AugDiffusionParams, classes: Sequence[str], co
     return sset, folder
 
 
-class AugSpeechDiffusion(Suite, name="aug-speech-diffusion", modality="speech",
+class AugSpeechDiffusion(SpeechAugSuite, name="aug-speech-diffusion", modality="speech",
                          params={"model": AugDiffusionParams}):
     """RAVDESS speech: real data only vs real + class-conditional log-mel DDPM (DDIM,
     Griffin-Lim) fitted per fold on a training core, at 10/25/100 % of each training fold,
     shrinkage LDA on the fused vector, EmoBox folds"""
 
-    def quick_seed_count(self) -> int:
-        return self.p.quick.seeds
-
     def body(self) -> dict[str, Any]:
         from ..augment.manifest import to_records
-        from ._speech_fit import SpeechData
 
         cfg, p, log, quick, seeds = self.cfg, self.p, self.log, self.quick, self.seeds
-        fracs = list(p.quick.fractions) if quick else list(p.fractions)
-        feature, fparams = cfg.features.name, dict(cfg.features.params)
-        records, classes, splits = self.fold_records()
-        data = SpeechData(records)
-        t0 = time.perf_counter()
-        vec = data.vectors(feature, fparams)
-        real_feat_s = time.perf_counter() - t0
-        splits = self.usable_folds(splits, set(vec), folds=p.folds)
-        by_id = {r.id: r for r in data.records if r.id in vec}
+        fracs, feature, fparams = self.fractions, cfg.features.name, dict(cfg.features.params)
+        data, vec, classes, splits, by_id, real_feat_s = self.real_vectors()
         log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
             f" seeds {seeds}, fractions {fracs}, core {p.core:g}")
         tts_pools = _tts_pools(cfg, p, classes, feature, fparams, data.cache, quick=quick,

@@ -54,7 +54,7 @@ from ._aug_params import (Arm, Fraction, Lda, Primary, check_baselines, dump_arm
 from ._aug_speech_report import _full_proba, _quality, _result, render_notes
 from ._suite import Suite
 
-__all__ = ["AugSpeechTts", "aug_speech_tts", "speaker_stratified", "AugTtsParams", "SpeechArm", "TtsPool",
+__all__ = ["SpeechAugSuite", "AugSpeechTts", "aug_speech_tts", "speaker_stratified", "AugTtsParams", "SpeechArm", "TtsPool",
            "SpeechQuick", "render_notes"]
 
 
@@ -202,30 +202,45 @@ def _pool_features(sset: Any, folder: Path, feature: str, params: Mapping[str, A
 # -- the suite --------------------------------------------------------------------------------
 
 
-class AugSpeechTts(Suite, name="aug-speech-tts", modality="speech",
-                   params={"model": AugTtsParams}):
-    """RAVDESS speech: real data only vs real + emotional TTS (piper, espeak-ng) at 10/25/100 %
-    of each training fold, shrinkage LDA on the fused vector, EmoBox folds"""
+class SpeechAugSuite(Suite):
+    """The speech augmentation suites' shared start: smoke-run seeds and fractions from the
+    typed params (``quick.seeds``, ``quick.fractions``), and the real utterances' feature
+    vectors on the folds left once unreadable files are dropped."""
 
     def quick_seed_count(self) -> int:
         return self.p.quick.seeds
 
-    def body(self) -> dict[str, Any]:
-        from ..augment.manifest import to_records
-        from ..models import build_model
+    @property
+    def fractions(self) -> list[float]:
+        return list(self.p.quick.fractions) if self.quick else list(self.p.fractions)
+
+    def real_vectors(self) -> tuple[Any, dict[str, np.ndarray], list[str], list[Any],
+                                    dict[str, Record], float]:
+        """``(data, vectors by id, classes, usable folds, records by id, feature seconds)``."""
         from ._speech_fit import SpeechData
 
-        cfg, p, log, quick, seeds = self.cfg, self.p, self.log, self.quick, self.seeds
-        fracs = list(p.quick.fractions) if quick else list(p.fractions)
-        feature, fparams = cfg.features.name, dict(cfg.features.params)
         records, classes, splits = self.fold_records()
         data = SpeechData(records)
         t0 = time.perf_counter()
-        vec = data.vectors(feature, fparams)
-        real_feat_s = time.perf_counter() - t0
-        kept = set(vec)
-        splits = self.usable_folds(splits, kept, folds=p.folds)
-        by_id = {r.id: r for r in data.records if r.id in kept}
+        vec = data.vectors(self.cfg.features.name, dict(self.cfg.features.params))
+        seconds = time.perf_counter() - t0
+        splits = self.usable_folds(splits, set(vec), folds=self.p.folds)
+        by_id = {r.id: r for r in data.records if r.id in vec}
+        return data, vec, classes, splits, by_id, seconds
+
+
+class AugSpeechTts(SpeechAugSuite, name="aug-speech-tts", modality="speech",
+                   params={"model": AugTtsParams}):
+    """RAVDESS speech: real data only vs real + emotional TTS (piper, espeak-ng) at 10/25/100 %
+    of each training fold, shrinkage LDA on the fused vector, EmoBox folds"""
+
+    def body(self) -> dict[str, Any]:
+        from ..augment.manifest import to_records
+        from ..models import build_model
+
+        cfg, p, log, quick, seeds = self.cfg, self.p, self.log, self.quick, self.seeds
+        fracs, feature, fparams = self.fractions, cfg.features.name, dict(cfg.features.params)
+        data, vec, classes, splits, by_id, real_feat_s = self.real_vectors()
         log(f"{len(by_id)} utterances, {len(classes)} classes, folds {[s.fold for s in splits]},"
             f" seeds {seeds}, fractions {fracs}; real features {real_feat_s:.0f} s")
 
