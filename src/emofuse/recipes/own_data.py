@@ -376,9 +376,9 @@ def run_config(cfg: RunConfig, *, quick: bool = False, log: Log | None = print
     """Run any configuration on the corpus and protocol it names; results carry its ``suite``.
 
     * ``suite`` names a registered suite: that suite's runner (``configs/<suite>.yaml`` style).
-    * speech: the speech benchmark runner (any corpus; ``emobox``, ``speaker_kfold``,
-      ``loso``, ``logo``, ``official``, ``random`` with ``allow_leak``).
-    * text on its ``official`` split: the text suite runner.
+    * speech: :class:`~emofuse.recipes.speech.SpeechSuite` (any corpus; ``emobox``,
+      ``speaker_kfold``, ``loso``, ``logo``, ``official``, ``random`` with ``allow_leak``).
+    * text on its ``official`` split: :class:`~emofuse.recipes.text.TextSuite`.
     * face or text on your own data (``folder``/``manifest``) with ``speaker_kfold``,
       ``loso``, ``logo`` or ``random``: each fold trains the modality's recipe and is
       scored on its test part (:func:`cross_validate`).
@@ -391,13 +391,13 @@ def run_config(cfg: RunConfig, *, quick: bool = False, log: Log | None = print
         return get_suite(cfg.suite).run(cfg, quick=quick)
     modality, kind = cfg.task.modality, cfg.protocol.kind
     if modality == "speech":
-        from .speech import run_benchmark
+        from .speech import SpeechSuite
 
-        return run_benchmark(cfg, quick=quick)
+        return SpeechSuite.run(cfg, quick=quick)
     if modality == "text" and kind == "official":
-        from .text import run_suite
+        from .text import TextSuite
 
-        return run_suite(cfg, quick=quick)
+        return TextSuite.run(cfg, quick=quick)
     if modality in ("face", "text") and cfg.data.corpus in ("folder", "manifest") \
             and kind in ("speaker_kfold", "loso", "logo", "random"):
         from ._common import class_list, load_records, make_splits

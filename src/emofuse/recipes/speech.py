@@ -48,14 +48,16 @@ from ..corpora import Record
 from ..errors import ConfigError, DataError, EmofuseError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
-from . import suite
-from ._common import (Timer, class_list, load_records, make_result, make_splits, quick_speakers,
-                      restrict_split, run_folds, scalar_metric)
+from ._common import class_list, load_records, run_folds, scalar_metric
 from ._speech_fit import (SETTINGS, Fitted, MemberSpec, SpeechData, as_output_norm, fit_member,
                           member_proba, raw_view)
 from ._speech_params import SpeechParams
+from ._suite import Suite
 
-__all__ = ["RunSpec", "choose_weights", "evaluate", "parse_run", "run_benchmark", "train"]
+__all__ = ["RunSpec", "SpeechSuite", "choose_weights", "evaluate", "parse_run", "run_benchmark",
+           "train", "SerRavdess", "SerSavee", "SerRavdessEgemapsSvm", "SerSaveeEgemapsSvm",
+           "SerRavdessLda", "SerRavdessCnn2d", "SerRavdessBilstm", "SerRavdessWavegram",
+           "SerRavdessFercnn", "SerRavdessWhisper", "SerSaveeWhisper"]
 
 # --------------------------------------------------------------------------------------------
 # Configs
@@ -143,61 +145,58 @@ def _ua(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
 # Benchmarks
 
 
-def run_benchmark(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    """Run a speech suite: every setting, fold and seed; return the result dict and write the
-    confusion-matrix PNG(s) to ``benchmarks/results/``."""
-    from ..evaluate.plots import plot_confusion
+class SpeechSuite(Suite, modality="speech", params={"model": SpeechParams}):
+    """A speech run (see the module docstring): every setting, fold and seed; the confusion
+    PNG of each setting goes to the results folder. Unregistered: the runner of
+    ``emofuse bench --config`` for a speech config naming no registered suite; each committed
+    suite below is a subclass named by its config."""
 
-    if cfg.task.modality != "speech":
-        raise ConfigError(f"suite {cfg.suite}: task.modality must be speech")
-    spec = parse_run(cfg)
-    with Timer() as timer:
-        _, records = load_records(cfg)
-        classes = class_list(records, cfg.data.labels)
-        splits = make_splits(cfg, records)
+    def body(self) -> dict[str, Any]:
+        from ..evaluate.plots import plot_confusion
+
+        cfg, quick = self.cfg, self.quick
+        spec = parse_run(cfg)
+        records, classes, splits = self.fold_records()
         if quick:
             spec = _quick(spec)
-            records = quick_speakers(records, splits)
         data = SpeechData(records)
         for m in spec.members:
             if m.kind != "waveform":
                 data.vectors(m.feature or "", m.feature_params)
         kept = set(data.by_id) - {s["id"] for s in data.skipped}
-        splits = [s for s in (restrict_split(s, kept) for s in splits) if s.test and s.train]
-        if quick:
-            splits = splits[:1]
+        splits = self.usable_folds(splits, kept)
         recs = [r for r in data.records if r.id in kept]
         parts, wall, cpu, notes_runs, infer = {}, {}, {}, {}, None
         reuse: dict[tuple, Fitted] = {}   # inductive networks reused by spknorm "output"
         for setting in spec.settings:
             t0, c0 = time.perf_counter(), time.process_time()
             fp, runs, last = _fold_runner(spec, data, classes, setting, cfg, quick, reuse)
-            parts[SETTINGS[setting]] = run_folds(splits, recs, classes, fp,
-                                                 seeds=cfg.train.seeds,
+            parts[SETTINGS[setting]] = run_folds(splits, recs, classes, fp, seeds=self.seeds,
                                                  val_fraction=cfg.train.val_fraction)
             wall[setting] = time.perf_counter() - t0
             cpu[setting] = time.process_time() - c0
             notes_runs[setting] = runs
             if infer is None and last:
                 infer = _inference_ms(last[-1], data)
-    metrics_extra = {f"wall_{s}_s": scalar_metric(v) for s, v in wall.items()}
-    metrics_extra.update({f"cpu_{s}_s": scalar_metric(v) for s, v in cpu.items()})
-    if infer is not None:
-        metrics_extra["infer_3s_ms"] = scalar_metric(sum(infer.values()))
-    suite_name = cfg.suite + ("-quick" if quick else "")
-    result = make_result(cfg, protocol=cfg.protocol.kind, classes=classes, parts=parts,
-                         started=timer.started, duration_s=timer.seconds, primary="",
-                         notes=_notes(spec, cfg), settings=spec.settings,
-                         runs=notes_runs, skipped=data.skipped,
-                         inference_3s_ms_per_member=infer, config=dump_config(cfg))
-    result["metrics"].update(metrics_extra)
-    for suffix in parts:
-        conf = _confusion(parts[suffix], classes)
-        png_path = results_dir() / f"{suite_name}{suffix.replace('_', '-')}.png"
-        png = plot_confusion(conf, classes, png_path,
-                             title=f"{suite_name} ({'inductive' if not suffix else suffix[1:]})")
-        result["confusion_png" + suffix] = str(png)
-    return result
+        result = self.result(protocol=cfg.protocol.kind, classes=classes, parts=parts,
+                             notes=_notes(spec, cfg), settings=spec.settings, runs=notes_runs,
+                             skipped=data.skipped, inference_3s_ms_per_member=infer)
+        result["metrics"].update({f"wall_{s}_s": scalar_metric(v) for s, v in wall.items()})
+        result["metrics"].update({f"cpu_{s}_s": scalar_metric(v) for s, v in cpu.items()})
+        if infer is not None:
+            result["metrics"]["infer_3s_ms"] = scalar_metric(sum(infer.values()))
+        suite_name = cfg.suite + ("-quick" if quick else "")
+        for suffix in parts:
+            conf = _confusion(parts[suffix], classes)
+            png_path = results_dir() / f"{suite_name}{suffix.replace('_', '-')}.png"
+            png = plot_confusion(conf, classes, png_path, title=f"{suite_name} "
+                                 f"({'inductive' if not suffix else suffix[1:]})")
+            result["confusion_png" + suffix] = str(png)
+        return result
+
+
+#: a speech config's run (any corpus and protocol)
+run_benchmark = SpeechSuite.run
 
 
 def _confusion(outs: Sequence[Any], classes: Sequence[str]) -> list[list[int]]:
@@ -486,31 +485,51 @@ def evaluate(model_dir: str | Path, records: Sequence[Record], *, corpus: str) -
 # --------------------------------------------------------------------------------------------
 # Suites
 
-_SUITES = {
-    "ser-ravdess": "RAVDESS speech, 8 classes, the 6 EmoBox folds: the best speech model",
-    "ser-savee": "SAVEE, 7 classes, 4 leave-one-speaker-out (EmoBox) folds: the best model",
-    "ser-ravdess-egemaps-svm": "RAVDESS, eGeMAPS + RBF-SVM baseline (EmoBox folds)",
-    "ser-savee-egemaps-svm": "SAVEE, eGeMAPS + RBF-SVM baseline (EmoBox folds)",
-    "ser-ravdess-lda": "RAVDESS, shrinkage LDA over the fused vector with speed-perturbed "
-                       "copies: the bundled speech model's recipe (EmoBox folds)",
-    "ser-ravdess-cnn2d": "RAVDESS, 2-D CNN over log-mel (EmoBox folds)",
-    "ser-ravdess-bilstm": "RAVDESS, BiLSTM + attention over log-mel (EmoBox folds)",
-    "ser-ravdess-wavegram": "RAVDESS, Wavegram-Logmel CNN (EmoBox folds)",
-    "ser-ravdess-fercnn": "RAVDESS, FERCNN over fused hand-crafted vectors (EmoBox folds)",
-    "ser-ravdess-whisper": "RAVDESS, Whisper-base encoder states (layers chosen on inner "
-                           "speakers) + shrinkage LDA (EmoBox folds)",
-    "ser-savee-whisper": "SAVEE, Whisper-base encoder states (layers chosen on inner "
-                         "speakers) + shrinkage LDA (EmoBox folds)",
-}
+# one per committed config (configs/<name>.yaml); the docstring is the description
 
 
-def _register(name: str, description: str) -> None:
-    def run(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-        return run_benchmark(cfg, quick=quick)
-
-    run.__name__ = name.replace("-", "_")
-    suite(name, modality="speech", description=description, params={"model": SpeechParams})(run)
+class SerRavdess(SpeechSuite, name="ser-ravdess"):
+    """RAVDESS speech, 8 classes, the 6 EmoBox folds: the best speech model"""
 
 
-for _name, _description in _SUITES.items():
-    _register(_name, _description)
+class SerSavee(SpeechSuite, name="ser-savee"):
+    """SAVEE, 7 classes, 4 leave-one-speaker-out (EmoBox) folds: the best model"""
+
+
+class SerRavdessEgemapsSvm(SpeechSuite, name="ser-ravdess-egemaps-svm"):
+    """RAVDESS, eGeMAPS + RBF-SVM baseline (EmoBox folds)"""
+
+
+class SerSaveeEgemapsSvm(SpeechSuite, name="ser-savee-egemaps-svm"):
+    """SAVEE, eGeMAPS + RBF-SVM baseline (EmoBox folds)"""
+
+
+class SerRavdessLda(SpeechSuite, name="ser-ravdess-lda"):
+    """RAVDESS, shrinkage LDA over the fused vector with speed-perturbed copies: the bundled
+    speech model's recipe (EmoBox folds)"""
+
+
+class SerRavdessCnn2d(SpeechSuite, name="ser-ravdess-cnn2d"):
+    """RAVDESS, 2-D CNN over log-mel (EmoBox folds)"""
+
+
+class SerRavdessBilstm(SpeechSuite, name="ser-ravdess-bilstm"):
+    """RAVDESS, BiLSTM + attention over log-mel (EmoBox folds)"""
+
+
+class SerRavdessWavegram(SpeechSuite, name="ser-ravdess-wavegram"):
+    """RAVDESS, Wavegram-Logmel CNN (EmoBox folds)"""
+
+
+class SerRavdessFercnn(SpeechSuite, name="ser-ravdess-fercnn"):
+    """RAVDESS, FERCNN over fused hand-crafted vectors (EmoBox folds)"""
+
+
+class SerRavdessWhisper(SpeechSuite, name="ser-ravdess-whisper"):
+    """RAVDESS, Whisper-base encoder states (layers chosen on inner speakers) + shrinkage LDA
+    (EmoBox folds)"""
+
+
+class SerSaveeWhisper(SpeechSuite, name="ser-savee-whisper"):
+    """SAVEE, Whisper-base encoder states (layers chosen on inner speakers) + shrinkage LDA
+    (EmoBox folds)"""

@@ -48,8 +48,8 @@ from ..corpora import Record
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import classification_metrics, summarise
 from ..evaluate.results import build_result, results_dir
-from . import suite
-from ._common import FoldOutput, Timer, make_result
+from ._common import FoldOutput, make_result
+from ._suite import Suite
 from .text_params import (TORCH, FinetuneParams, MLPParams, SystemSpec, TextFeatureParams,
                           TextSuiteParams)
 from .text_systems import (SystemRun, fit_torch, run_dir, run_systems, select_metric,
@@ -58,9 +58,9 @@ from .text_task import (EKMAN_GROUPS, Inputs, TextTask, feature_options, group_p
                         label_targets, load_task, multilabel_metrics, prepare_inputs, score,
                         single_label_confusion, tune_thresholds)
 
-__all__ = ["TextTask", "Inputs", "load_task", "feature_options", "prepare_inputs",
-           "run_systems", "run_suite", "train", "evaluate", "multilabel_metrics",
-           "tune_thresholds", "group_proba", "SystemRun", "EKMAN_GROUPS"]
+__all__ = ["TextSuite", "TerDair", "TerMeld", "TerGoemotions", "TextTask", "Inputs", "load_task",
+           "feature_options", "prepare_inputs", "run_systems", "run_suite", "train", "evaluate",
+           "multilabel_metrics", "tune_thresholds", "group_proba", "SystemRun", "EKMAN_GROUPS"]
 
 #: the typed sections of every text suite on an official split
 _PARAMS = {"model": TextSuiteParams, "features": TextFeatureParams}
@@ -126,53 +126,63 @@ def _protocol(task: TextTask, primary: str, chosen_on_dev: bool) -> str:
             + (" (best dev score)" if chosen_on_dev else " (named in the config)"))
 
 
-def run_suite(cfg: RunConfig, *, quick: bool = False, title: str = "") -> dict[str, Any]:
-    """Run every system of a text suite and build its result (JSON-ready) and confusion PNG."""
-    from ..evaluate.plots import plot_confusion
+class TextSuite(Suite, modality="text", params=_PARAMS):
+    """A text run on the corpus' official split (see the module docstring): every system, the
+    result and the confusion PNG. Unregistered: the runner of ``emofuse bench --config`` for a
+    text config on its official split naming no registered suite; each committed suite below
+    is a subclass named by its config."""
 
-    by_dev = cfg.model.name == "best_dev"
-    with Timer() as t:
+    def body(self) -> dict[str, Any]:
+        from ..evaluate.plots import plot_confusion
+
+        cfg, quick, t = self.cfg, self.quick, self.timer
+        by_dev = cfg.model.name == "best_dev"
         task = load_task(cfg, quick=quick)
-        print(f"{cfg.suite}: {task.corpus}, {len(task.classes)} classes, "
-              + ", ".join(f"{p} {len(v)}" for p, v in task.records.items()))
+        self.log(f"{cfg.suite}: {task.corpus}, {len(task.classes)} classes, "
+                 + ", ".join(f"{p} {len(v)}" for p, v in task.records.items()))
         results, primary = run_systems(cfg, task, quick=quick)
-    dev = {name: summarise([r.info["dev_score"] for r in runs])["mean"]
-           for name, runs in results.items()}
-    extra = {"primary_system": primary, "dev_scores": dev, "select_metric":
-             select_metric(TextSuiteParams.of(cfg.model), task), "timing": _timings(results),
-             "notes": _notes(task, results, primary)}
-    if task.multilabel:
-        metrics: dict[str, Any] = {}
-        main = _ml_summary(task, results[primary], "")
-        metrics.update(main["metrics"])
-        for name, runs in results.items():
-            metrics.update(_ml_summary(task, runs, f"_{name}")["metrics"])
-        metrics.update(_time_metrics(results[primary]))
-        result = build_result(suite=cfg.suite, corpus=task.corpus,
-                              protocol=_protocol(task, primary, by_dev),
-                              classes=task.classes,
-                              metrics=metrics, per_class=main["per_class"],
-                              confusion=main["confusion"], seeds=list(cfg.train.seeds),
-                              started=t.started, duration_s=t.seconds,
-                              ekman_per_class=main["ekman_per_class"],
-                              thresholds=main["thresholds"], **extra)
-        result["confusion_note"] = ("rows: test comments with exactly one true label; "
-                                    "columns: the top-scored label")
-    else:
-        parts = {"": _outputs(task, results[primary])}
-        parts.update({f"_{n}": _outputs(task, runs) for n, runs in results.items()})
-        result = make_result(cfg, protocol=_protocol(task, primary, by_dev),
-                             classes=task.classes,
-                             parts=parts, started=t.started, duration_s=t.seconds, **extra)
-        result["metrics"] = {k: v for k, v in result["metrics"].items()
-                             if not k.startswith(("wa_", "roc_auc_"))}
-        result["metrics"].update(_time_metrics(results[primary]))
-    suite_name = f"{cfg.suite}-quick" if quick else cfg.suite
-    png = results_dir() / f"{suite_name}.png"
-    plot_confusion(result["confusion"], task.classes, png,
-                   title=title or f"{suite_name} ({primary})")
-    result["confusion_png"] = png.name
-    return result
+        dev = {name: summarise([r.info["dev_score"] for r in runs])["mean"]
+               for name, runs in results.items()}
+        extra = {"primary_system": primary, "dev_scores": dev,
+                 "select_metric": select_metric(self.p, task), "timing": _timings(results),
+                 "notes": _notes(task, results, primary)}
+        if task.multilabel:
+            metrics: dict[str, Any] = {}
+            main = _ml_summary(task, results[primary], "")
+            metrics.update(main["metrics"])
+            for name, runs in results.items():
+                metrics.update(_ml_summary(task, runs, f"_{name}")["metrics"])
+            metrics.update(_time_metrics(results[primary]))
+            result = build_result(suite=cfg.suite, corpus=task.corpus,
+                                  protocol=_protocol(task, primary, by_dev),
+                                  classes=task.classes,
+                                  metrics=metrics, per_class=main["per_class"],
+                                  confusion=main["confusion"], seeds=list(cfg.train.seeds),
+                                  started=t.started, duration_s=t.seconds,
+                                  ekman_per_class=main["ekman_per_class"],
+                                  thresholds=main["thresholds"], **extra)
+            result["confusion_note"] = ("rows: test comments with exactly one true label; "
+                                        "columns: the top-scored label")
+        else:
+            parts = {"": _outputs(task, results[primary])}
+            parts.update({f"_{n}": _outputs(task, runs) for n, runs in results.items()})
+            # make_result, not self.result: the text results carry no config (as before)
+            result = make_result(cfg, protocol=_protocol(task, primary, by_dev),
+                                 classes=task.classes, parts=parts, started=t.started,
+                                 duration_s=t.seconds, **extra)
+            result["metrics"] = {k: v for k, v in result["metrics"].items()
+                                 if not k.startswith(("wa_", "roc_auc_"))}
+            result["metrics"].update(_time_metrics(results[primary]))
+        suite_name = f"{cfg.suite}-quick" if quick else cfg.suite
+        png = results_dir() / f"{suite_name}.png"
+        plot_confusion(result["confusion"], task.classes, png,
+                       title=f"{suite_name} ({primary})")
+        result["confusion_png"] = png.name
+        return result
+
+
+#: a text config's run on its official split
+run_suite = TextSuite.run
 
 
 def _select_metric_name(task: TextTask) -> str:
@@ -195,22 +205,22 @@ def _notes(task: TextTask, results: Mapping[str, Sequence[SystemRun]], primary: 
     return "\n".join(lines)
 
 
-@suite("ter-dair", modality="text", params=_PARAMS,
-       description="dair-ai emotion, 6 classes, official split: accuracy")
-def ter_dair(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    return run_suite(cfg, quick=quick)
+# one per committed config (configs/<name>.yaml); the docstring is the description
 
 
-@suite("ter-meld", modality="text", params=_PARAMS,
-       description="MELD text, 7 classes, official split: weighted F1 (optional context)")
-def ter_meld(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    return run_suite(cfg, quick=quick)
+class TerDair(TextSuite, name="ter-dair"):
+    """dair-ai emotion, 6 classes, official split: accuracy"""
 
 
-@suite("ter-goemotions", modality="text", params=_PARAMS,
-       description="GoEmotions, 28 labels multi-label, dev-tuned thresholds: macro F1 (+Ekman)")
-def ter_goemotions(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    return run_suite(cfg, quick=quick)
+class TerMeld(TextSuite, name="ter-meld"):
+    """MELD text, 7 classes, official split: weighted F1 (optional context)"""
+
+
+class TerGoemotions(TextSuite, name="ter-goemotions"):
+    """GoEmotions, 28 labels multi-label, dev-tuned thresholds: macro F1 (+Ekman)"""
+
+
+ter_dair, ter_meld, ter_goemotions = TerDair.run, TerMeld.run, TerGoemotions.run
 
 
 # -- train / evaluate -------------------------------------------------------------------------
