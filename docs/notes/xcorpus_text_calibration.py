@@ -19,7 +19,7 @@ from emofuse.recipes import xcorpus_text as xt
 def main() -> None:
     res = json.load(open("benchmarks/results/xcorpus-text.json"))
     table, _ = xt.load_table(res["folds"], log=None)
-    ctx = xt._Ctx(table)
+    ctx = xt.TextContext(table)
     for cell in res["cells"]:
         cand = xt.Candidate(**cell["chosen"])
         head = xt.fit_on(ctx, cell["train"], cell["classes"], cand)      # cached fit

@@ -28,7 +28,7 @@ CORPORA = ["dair", "meld", "goemotions"]
 def main() -> None:
     grid = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {"head": "lr"}
     table, _ = xt.load_table(CORPORA, log=print)
-    ctx = xt._Ctx(table)
+    ctx = xt.TextContext(table)
     for cand in xt.candidates(grid):
         t0 = time.perf_counter()
         row = {}

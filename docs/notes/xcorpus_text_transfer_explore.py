@@ -114,7 +114,7 @@ def main() -> None:
         x = xtt.feature_matrix(table.x, fs, labels=BASIC7)
         if std:
             x = standardise_blocks(x, table)
-        ctx = xt._Ctx(xtt.dataclasses.replace(table, x=x))
+        ctx = xt.TextContext(xtt.dataclasses.replace(table, x=x))
         for cand in xtt._set_candidates(fs, default, quick=False):
             t0 = time.perf_counter()
             f = {}

@@ -152,14 +152,14 @@ def test_the_held_out_corpus_never_chooses(corpora, monkeypatch):
 
     monkeypatch.setattr(xt, "fit_on", spy_fit)
     monkeypatch.setattr(xt, "_scored", spy_score)
-    ctx = xt._Ctx(table, cache=False)
+    ctx = xt.TextContext(table, cache=False)
     cell = xt.run_cell(ctx, ["dair", "goemotions"], "meld", cands)
     assert all("meld" not in f for f in fitted)
     assert [s for s in scored if s[0] == "meld"] == [("meld", "test")]     # once, at the end
     rng = np.random.default_rng(0)
     m = table.corpus == "meld"
     table.labels[m] = rng.permutation(table.labels[m])
-    again = xt.run_cell(xt._Ctx(table, cache=False), ["dair", "goemotions"], "meld", cands)
+    again = xt.run_cell(xt.TextContext(table, cache=False), ["dair", "goemotions"], "meld", cands)
     assert again["chosen"] == cell["chosen"] and again["temperature"] == cell["temperature"]
     assert again["selection"]["mean"] == cell["selection"]["mean"]
 
@@ -271,7 +271,7 @@ def test_committed_suite_quick(shared_data, tmp_path, monkeypatch):
 def test_training_row_options(corpora):
     """dair love -> happy and GoEmotions namesake-only rows change the training side only."""
     table, _ = xt.load_table(["dair", "meld", "goemotions"], roots=corpora, log=None)
-    ctx = xt._Ctx(table, cache=False)
+    ctx = xt.TextContext(table, cache=False)
     classes = ["neutral", "happy", "sad", "angry"]
     base, y0 = xt._training_rows(ctx, ["dair", "goemotions"], "train", classes, xt.Candidate())
     love, y1 = xt._training_rows(ctx, ["dair", "goemotions"], "train", classes,

@@ -84,7 +84,7 @@ def test_the_held_out_corpus_never_chooses(corpora):
              for fs in p.feature_sets}
 
     def choose(t):
-        ctxs = {n: xt._Ctx(v, cache=False) for n, v in
+        ctxs = {n: xt.TextContext(v, cache=False) for n, v in
                 xtt.feature_tables(t, p.feature_sets, labels=p.labels).items()}
         return xtt.select_features(ctxs, cands, ["dair", "goemotions"],
                                    ["neutral", "happy", "sad", "angry"])

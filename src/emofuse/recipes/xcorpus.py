@@ -51,20 +51,22 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
-from . import suite
-from ._common import Timer
+from ._suite import Suite, limit_threads
 from ._xcorpus_data import BLOCK, Table, _ordered, load_table
 from ._xcorpus_grid import SETTINGS, Candidate, candidates
 from ._xcorpus_params import XcorpusParams
 from ._xcorpus_report import _result, _union_confusion, plot_heatmap  # noqa: F401 (re-exported)
 
 __all__ = [
+    "XcorpusSpeech",
+    "XcorpusSpeechSuite",
     "SETTINGS",
     "Candidate",
     "FitFn",
     "Table",
     "apply_temperature",
     "candidates",
+    "corpus_roots",
     "ece",
     "fit_predict",
     "fit_temperature",
@@ -76,9 +78,6 @@ __all__ = [
     "select",
     "transform",
 ]
-
-
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,54 +490,69 @@ def _settings_grids(params: XcorpusParams | Mapping[str, Any], quick: bool
             for cands in [candidates(p.grid.get(s), where=f"model.params.grid.{s}")]}
 
 
-def run_suite(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] | None = print
-              ) -> dict[str, Any]:
-    """The ``xcorpus-speech`` suite (see the module docstring): result dict; writes the
-    heatmap PNG to ``benchmarks/results/``."""
+def corpus_roots(cfg: RunConfig, corpora: Sequence[str],
+                 extra: Mapping[str, str | None] | None = None) -> dict[str, Path | None]:
+    """The folder of each corpus: ``data.root/<corpus>`` when the config gives a root (else
+    None: the loader's default folder); an ``extra`` test corpus, its sub-folder of the data
+    root (None without one)."""
     from ..paths import data_root
 
-    p = XcorpusParams.of(cfg.model)
-    if cfg.model.name != "logreg":
-        raise ConfigError("xcorpus: model.name must be logreg (class-balanced logistic "
-                          "regression)")
-    corpora = list(p.corpora)
-    if len(corpora) < 3:
-        raise ConfigError("model.params.corpora: at least 3 corpora (nested LOCO)")
-    targets = list(p.targets or corpora)
-    extra = p.extra_test or {}
-    extra = {extra: None} if isinstance(extra, str) else dict(extra)
-    grids = _settings_grids(p, quick)
-    enrol_prior, bins = p.enrol_prior, p.ece_bins
-    seed = cfg.train.seeds[0]
     base = Path(cfg.data.root) if cfg.data.root else data_root()
     roots: dict[str, Path | None] = {c: (base / c) if cfg.data.root else None for c in corpora}
-    roots.update({c: base / sub if sub else None for c, sub in extra.items()})
-    if cfg.train.num_threads:
-        try:
-            from threadpoolctl import threadpool_limits
+    roots.update({c: base / sub if sub else None for c, sub in (extra or {}).items()})
+    return roots
 
-            threadpool_limits(cfg.train.num_threads)
-        except ImportError:   # pragma: no cover
-            pass
-    with Timer() as timer:
+
+class XcorpusSpeechSuite(Suite, modality="speech-xcorpus", task_modality="speech"):
+    """Base of the cross-corpus speech suites (a speech config): the corpora's feature table,
+    the LOCO heatmap and result."""
+
+    def load(self, corpora: Sequence[str], extra: Mapping[str, str | None] | None = None
+             ) -> tuple[Table, list[dict[str, Any]]]:
+        """The feature table of ``corpora`` and the ``extra`` test corpora, and what was
+        skipped."""
+        cfg = self.cfg
+        return load_table([*corpora, *(extra or {})], feature=cfg.features.name,
+                          params=cfg.features.params, roots=corpus_roots(cfg, corpora, extra),
+                          quick=self.quick, log=self.log)
+
+    def loco_result(self, loco: Mapping[str, Any], table: Table, corpora: list[str],
+                    targets: list[str], extra: list[str], skipped: list, *,
+                    target_ua: Mapping[str, float]) -> dict[str, Any]:
+        """The result of a :func:`run_loco`; writes its heatmap PNG."""
+        name = self.cfg.suite + ("-quick" if self.quick else "")
+        png = plot_heatmap(loco, corpora, extra, results_dir() / f"{name}.png",
+                           title=f"{name}: train -> test UA (%)")
+        return _result(self.cfg, loco, table, corpora, targets, extra, skipped, self.timer,
+                       png, {"target_ua": dict(target_ua)}, self.quick)
+
+
+class XcorpusSpeech(XcorpusSpeechSuite, name="xcorpus-speech", params={"model": XcorpusParams}):
+    """Leave-one-corpus-out speech emotion recognition over RAVDESS, SAVEE, ASED, nEMO and URDU
+    (+ CREMA-D sample): inductive, folder- and speaker-normalised, nested LOCO selection,
+    calibration"""
+
+    def body(self) -> dict[str, Any]:
+        cfg, p, log = self.cfg, self.p, self.log
+        if cfg.model.name != "logreg":
+            raise ConfigError("xcorpus: model.name must be logreg (class-balanced logistic "
+                              "regression)")
+        corpora = list(p.corpora)
+        if len(corpora) < 3:
+            raise ConfigError("model.params.corpora: at least 3 corpora (nested LOCO)")
+        extra = p.extra_test or {}
+        extra = {extra: None} if isinstance(extra, str) else dict(extra)
+        grids = _settings_grids(p, self.quick)
+        limit_threads(cfg, torch=False)
         if log:
             log(f"xcorpus: loading {', '.join(corpora + list(extra))} ({cfg.features.name})")
-        table, skipped = load_table(corpora + list(extra), feature=cfg.features.name,
-                                    params=cfg.features.params, roots=roots, quick=quick,
-                                    log=log)
-        loco = run_loco(table, corpora, grids, extra_test=list(extra),
-                        pairs=p.pairs, seed=seed,
-                        enrol_prior=enrol_prior, bins=bins, log=log)
-    name = cfg.suite + ("-quick" if quick else "")
-    png = plot_heatmap(loco, corpora, list(extra), results_dir() / f"{name}.png",
-                       title=f"{name}: train -> test UA (%)")
-    return _result(cfg, loco, table, corpora, targets, list(extra), skipped, timer, png,
-                   {"target_ua": dict(p.target_ua or {})}, quick)
+        table, skipped = self.load(corpora, extra)
+        loco = run_loco(table, corpora, grids, extra_test=list(extra), pairs=p.pairs,
+                        seed=self.seeds[0], enrol_prior=p.enrol_prior, bins=p.ece_bins,
+                        log=log)
+        return self.loco_result(loco, table, corpora, list(p.targets or corpora), list(extra),
+                                skipped, target_ua=p.target_ua or {})
 
 
-@suite("xcorpus-speech", modality="speech-xcorpus", params={"model": XcorpusParams},
-       description="Leave-one-corpus-out speech emotion recognition over RAVDESS, SAVEE, ASED, "
-                   "nEMO and URDU (+ CREMA-D sample): inductive, folder- and speaker-"
-                   "normalised, nested LOCO selection, calibration")
-def xcorpus_speech(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    return run_suite(cfg, quick=quick)
+#: the ``xcorpus-speech`` suite (see the module docstring): result dict; writes the heatmap PNG
+run_suite = xcorpus_speech = XcorpusSpeech.run

@@ -19,34 +19,29 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from ..config import Params, RunConfig
+from ..config import Params
 from ..errors import ConfigError
-from ..evaluate.results import results_dir
 from ..models.domain_align import AlignSpec, fit_aligned, pca_basis
-from . import suite
-from ._common import Timer
+from ._suite import limit_threads
 from .xcorpus import (
     Candidate,
     Table,
-    _result,
+    XcorpusSpeechSuite,
     _weights,
     candidates,
     fit_predict,
-    load_table,
-    plot_heatmap,
     run_loco,
     transform,
 )
 
-__all__ = ["AlignCandidate", "AlignGridParams", "AlignSuiteParams", "align_candidates",
-           "fit_align", "run_suite"]
+__all__ = ["XcorpusSpeechAlign", "AlignCandidate", "AlignGridParams", "AlignSuiteParams",
+           "align_candidates", "fit_align", "run_suite"]
 
 Setting = Literal["inductive", "folder", "enrol"]
 
@@ -210,59 +205,36 @@ def _grids(p: AlignSuiteParams, quick: bool) -> dict[str, list]:
     return out
 
 
-def run_suite(cfg: RunConfig, *, quick: bool = False, log: Callable[[str], None] | None = print
-              ) -> dict[str, Any]:
-    """The ``xcorpus-speech-align`` suite: result dict; writes the heatmap PNG."""
-    import torch
+class XcorpusSpeechAlign(XcorpusSpeechSuite, name="xcorpus-speech-align",
+                         params={"model": AlignSuiteParams}):
+    """xcorpus-speech with domain-aligned MLP candidates (DANN, MMD, CORAL, adversarial
+    autoencoder) beside logistic regression, nested LOCO selection among all"""
 
-    from ..paths import data_root
-
-    p = AlignSuiteParams.of(cfg.model)
-    if cfg.model.name != "align":
-        raise ConfigError("xcorpus-speech-align: model.name must be 'align' (logistic "
-                          "regression and aligned-MLP candidates)")
-    targets = list(p.targets or p.corpora)
-    extra = dict(p.extra_test)
-    grids = _grids(p, quick)
-    seed = cfg.train.seeds[0]
-    base = Path(cfg.data.root) if cfg.data.root else data_root()
-    roots: dict[str, Path | None] = {c: (base / c) if cfg.data.root else None
-                                     for c in p.corpora}
-    roots.update({c: base / sub if sub else None for c, sub in extra.items()})
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(cfg.train.num_threads)
-    with Timer() as timer:
-        table, skipped = load_table(p.corpora + list(extra), feature=cfg.features.name,
-                                    params=cfg.features.params, roots=roots, quick=quick,
-                                    log=log)
+    def body(self) -> dict[str, Any]:
+        cfg, p = self.cfg, self.p
+        if cfg.model.name != "align":
+            raise ConfigError("xcorpus-speech-align: model.name must be 'align' (logistic "
+                              "regression and aligned-MLP candidates)")
+        extra = dict(p.extra_test)
+        grids = _grids(p, self.quick)
+        limit_threads(cfg)
+        table, skipped = self.load(p.corpora, extra)
         loco = run_loco(table, p.corpora, grids, extra_test=list(extra), pairs=p.pairs,
-                        seed=seed, enrol_prior=p.enrol_prior, bins=p.ece_bins, log=log,
-                        fit=fit_align)
+                        seed=self.seeds[0], enrol_prior=p.enrol_prior, bins=p.ece_bins,
+                        log=self.log, fit=fit_align)
         _CACHE.clear()
-    name = cfg.suite + ("-quick" if quick else "")
-    png = plot_heatmap(loco, p.corpora, list(extra), results_dir() / f"{name}.png",
-                       title=f"{name}: train -> test UA (%)")
-    result = _result(cfg, loco, table, list(p.corpora), targets, list(extra), skipped, timer,
-                     png, {"target_ua": dict(p.target_ua)}, quick)
-    result["notes"] = (
-        "Candidates per setting: the logistic-regression grid of `xcorpus-speech` and aligned "
-        "small MLPs (`MLP<hidden> pca=<components> ep=<epochs> do=<dropout> <method>`: `none` "
-        "plain MLP, `dann` gradient reversal on a corpus/speaker discriminator, `mmd` / "
-        "`coral` hidden-layer alignment across the training corpora (or speakers), `aae` "
-        "adversarial-autoencoder codes pushed to one prior in every corpus; `lam` its "
-        "weight). The nested LOCO selection picks among all of them per cell.\n\n"
-        + result["notes"])
-    return result
+        result = self.loco_result(loco, table, list(p.corpora), list(p.targets or p.corpora),
+                                  list(extra), skipped, target_ua=p.target_ua)
+        result["notes"] = _NOTE + result["notes"]
+        return result
 
 
-@suite("xcorpus-speech-align", modality="speech-xcorpus",
-       params={"model": AlignSuiteParams},
-       description="xcorpus-speech with domain-aligned MLP candidates (DANN, MMD, CORAL, "
-                   "adversarial autoencoder) beside logistic regression, nested LOCO "
-                   "selection among all")
-def xcorpus_speech_align(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    return run_suite(cfg, quick=quick)
+_NOTE = ("Candidates per setting: the logistic-regression grid of `xcorpus-speech` and aligned "
+         "small MLPs (`MLP<hidden> pca=<components> ep=<epochs> do=<dropout> <method>`: `none` "
+         "plain MLP, `dann` gradient reversal on a corpus/speaker discriminator, `mmd` / "
+         "`coral` hidden-layer alignment across the training corpora (or speakers), `aae` "
+         "adversarial-autoencoder codes pushed to one prior in every corpus; `lam` its "
+         "weight). The nested LOCO selection picks among all of them per cell.\n\n")
 
+#: the ``xcorpus-speech-align`` suite: result dict; writes the heatmap PNG
+run_suite = xcorpus_speech_align = XcorpusSpeechAlign.run

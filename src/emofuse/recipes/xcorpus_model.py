@@ -23,11 +23,12 @@ from ..config import RunConfig, dump_config
 from ..errors import ConfigError
 from ..media.limits import SPEECH_SR
 from ..models.speech_adaptive import AdaptiveHead, AdaptiveLinear
-from . import suite
 from . import xcorpus as X
+from ._common import Timer
+from ._suite import limit_threads
 from ._xcorpus_params import XcorpusParams
 
-__all__ = ["head_columns", "train_bundled"]
+__all__ = ["XcorpusSpeechEmobox", "head_columns", "train_bundled"]
 
 
 def head_columns(cand: X.Candidate, layers: Sequence[int]) -> np.ndarray:
@@ -100,7 +101,6 @@ def train_bundled(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False,
     and save it to ``out_dir``."""
     import torch
 
-    from ..paths import data_root
     from ..models.checkpoint import save_model
 
     p = XcorpusParams.of(cfg.model)
@@ -112,14 +112,9 @@ def train_bundled(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False,
     grids = X._settings_grids(p.grids_source(), quick)
     enrol_prior = p.enrol_prior
     seed = cfg.train.seeds[0]
-    base = Path(cfg.data.root) if cfg.data.root else data_root()
-    roots = {c: (base / c) if cfg.data.root else None for c in corpora}
-    if cfg.train.num_threads:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(cfg.train.num_threads)
+    limit_threads(cfg, torch=False)
     table, skipped = X.load_table(corpora, feature="whisper", params=cfg.features.params,
-                                  roots=roots, quick=quick, log=log)
+                                  roots=X.corpus_roots(cfg, corpora), quick=quick, log=log)
     present = table.classes_of(corpora)
     classes = [c for c in (cfg.data.labels or X._ordered(present))]
     if missing := [c for c in classes if c not in present]:
@@ -245,32 +240,32 @@ def emobox_cells(table: X.Table, corpora: Sequence[str], grids: dict[str, list[X
     return {s: [f[s] for f in per_fold] for s in grids}
 
 
-@suite("xcorpus-speech-emobox", modality="speech-xcorpus",
-       description="The xcorpus-speech (v2 bundled model) recipe on the RAVDESS EmoBox "
-                   "folds, all other corpora always in the training part",
-       params={"model": XcorpusParams})
-def xcorpus_speech_emobox(cfg: RunConfig, *, quick: bool = False,
-                          log: Callable[[str], None] | None = print) -> dict[str, Any]:
+class XcorpusSpeechEmobox(X.XcorpusSpeechSuite, name="xcorpus-speech-emobox",
+                          params={"model": XcorpusParams}):
+    """The xcorpus-speech (v2 bundled model) recipe on the RAVDESS EmoBox folds, all other
+    corpora always in the training part"""
+
+    def body(self) -> dict[str, Any]:
+        cfg, p, quick = self.cfg, self.p, self.quick
+        corpora = list(p.corpora)
+        grids = X._settings_grids(p.grids_source(), quick)
+        limit_threads(cfg, torch=False)
+        table, skipped = self.load(corpora)
+        cells = emobox_cells(table, corpora, grids, quick=quick, seed=self.seeds[0],
+                             enrol_prior=p.enrol_prior, jobs=p.jobs, log=self.log)
+        return _emobox_result(cfg, cells, table, corpora, skipped, self.timer, quick=quick)
+
+
+xcorpus_speech_emobox = XcorpusSpeechEmobox.run
+
+
+def _emobox_result(cfg: RunConfig, cells: dict[str, list[dict[str, Any]]], table: X.Table,
+                   corpora: list[str], skipped: list, timer: Timer, *, quick: bool
+                   ) -> dict[str, Any]:
+    """The result of :class:`XcorpusSpeechEmobox` (``cells``: per setting, one per fold)."""
     from ..evaluate.metrics import aggregate_folds, summarise
     from ..evaluate.results import build_result
-    from ..paths import data_root
-    from ._common import Timer
 
-    p = XcorpusParams.of(cfg.model)
-    corpora = list(p.corpora)
-    grids = X._settings_grids(p.grids_source(), quick)
-    base = Path(cfg.data.root) if cfg.data.root else data_root()
-    roots = {c: (base / c) if cfg.data.root else None for c in corpora}
-    if cfg.train.num_threads:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(cfg.train.num_threads)
-    with Timer() as timer:
-        table, skipped = X.load_table(corpora, feature=cfg.features.name,
-                                      params=cfg.features.params, roots=roots, quick=quick,
-                                      log=log)
-        cells = emobox_cells(table, corpora, grids, quick=quick, seed=cfg.train.seeds[0],
-                             enrol_prior=p.enrol_prior, jobs=p.jobs, log=log)
     metrics: dict[str, Any] = {}
     main = None
     for setting, cs in cells.items():

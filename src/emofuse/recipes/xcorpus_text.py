@@ -61,8 +61,7 @@ from ..corpora import Record
 from ..errors import ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
-from . import suite
-from ._common import Timer
+from ._suite import Suite, limit_threads
 from .text_params import CORPORA, JointParams, MLPSettings, TextFeatureParams
 from .text_task import load_task, prepare_inputs
 from .xcorpus_text_heads import (Candidate, apply_temperature, candidates, ece, fit_head,
@@ -70,12 +69,16 @@ from .xcorpus_text_heads import (Candidate, apply_temperature, candidates, ece, 
 from .xcorpus_text_report import plot_heatmap, result
 
 __all__ = [
+    "XcorpusText",
+    "XcorpusTextSuite",
     "CORPORA",
     "PARTS",
     "Candidate",
+    "TextContext",
     "TextTable",
     "apply_temperature",
     "candidates",
+    "check",
     "ece",
     "fit_head",
     "fit_temperature",
@@ -212,7 +215,10 @@ def _count(values: Sequence[Any]) -> dict[str, int]:
 
 
 @dataclasses.dataclass
-class _Ctx:
+class TextContext:
+    """What every fit, selection and cell of a cross-corpus text run shares: the embedded
+    table, the seed, the MLP settings, whether fitted heads are cached, the log."""
+
     table: TextTable
     seed: int = 0
     mlp: MLPSettings | None = None
@@ -220,7 +226,7 @@ class _Ctx:
     log: Callable[[str], None] | None = None
 
 
-def _training_rows(ctx: _Ctx, corpora: Sequence[str], part: str, classes: Sequence[str],
+def _training_rows(ctx: TextContext, corpora: Sequence[str], part: str, classes: Sequence[str],
                    cand: Candidate) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``corpora`` in ``part`` whose (possibly remapped) label is in ``classes``;
     returns the rows and their class indices."""
@@ -237,7 +243,7 @@ def _training_rows(ctx: _Ctx, corpora: Sequence[str], part: str, classes: Sequen
     return rows[keep], np.array([idx[v] for v in labs[keep]], np.int64)
 
 
-def fit_on(ctx: _Ctx, corpora: Sequence[str], classes: Sequence[str], cand: Candidate
+def fit_on(ctx: TextContext, corpora: Sequence[str], classes: Sequence[str], cand: Candidate
            ) -> dict[str, Any]:
     """``cand`` fitted on the train splits of ``corpora`` over ``classes`` (the MLP stops
     early on their dev splits)."""
@@ -256,7 +262,7 @@ def fit_on(ctx: _Ctx, corpora: Sequence[str], classes: Sequence[str], cand: Cand
     return head
 
 
-def _scored(ctx: _Ctx, head: Mapping[str, Any], corpus: str, part: str,
+def _scored(ctx: TextContext, head: Mapping[str, Any], corpus: str, part: str,
             classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities of ``head`` on ``corpus``/``part`` restricted (renormalised) to
     ``classes`` (a subset of the head's), and the targets."""
@@ -269,7 +275,7 @@ def _scored(ctx: _Ctx, head: Mapping[str, Any], corpus: str, part: str,
     return p, y
 
 
-def select(ctx: _Ctx, train_corpora: Sequence[str], classes: Sequence[str],
+def select(ctx: TextContext, train_corpora: Sequence[str], classes: Sequence[str],
            cands: Sequence[Candidate], *, metric: str = "macro_f1") -> dict[str, Any]:
     """Nested LOCO inside ``train_corpora``: each is left out in turn, every candidate is
     fitted on the others' train splits and scored on its dev split over the classes shared
@@ -302,7 +308,7 @@ def select(ctx: _Ctx, train_corpora: Sequence[str], classes: Sequence[str],
                       for s, rest, inner in folds]}
 
 
-def _choose(ctx: _Ctx, corpora: Sequence[str], classes: Sequence[str],
+def _choose(ctx: TextContext, corpora: Sequence[str], classes: Sequence[str],
             cands: Sequence[Candidate]) -> tuple[dict[str, Any], Candidate, float, dict[str, Any]]:
     """Nested selection over ``corpora``, the temperature from its out-of-corpus dev
     probabilities, and the chosen candidate fitted on every one of them."""
@@ -329,7 +335,7 @@ def _metrics(y: np.ndarray, proba: np.ndarray, classes: Sequence[str], bins: int
     return m
 
 
-def run_cell(ctx: _Ctx, train_corpora: Sequence[str], test_corpus: str,
+def run_cell(ctx: TextContext, train_corpora: Sequence[str], test_corpus: str,
              cands: Sequence[Candidate], *, bins: int = 15, labels: Sequence[str] | None = None
              ) -> dict[str, Any]:
     """One LOCO cell: shared classes, nested selection, temperature from the left-out training
@@ -376,7 +382,7 @@ def run_cell(ctx: _Ctx, train_corpora: Sequence[str], test_corpus: str,
     return cell
 
 
-def joint_model(ctx: _Ctx, corpora: Sequence[str], cands: Sequence[Candidate],
+def joint_model(ctx: TextContext, corpora: Sequence[str], cands: Sequence[Candidate],
                 labels: Sequence[str], *, bins: int = 15, test: bool = True) -> dict[str, Any]:
     """The model trained on all ``corpora``: LOCO selection over them (dev splits), the chosen
     candidate fitted on every train split over ``labels`` present there, the temperature from
@@ -417,62 +423,72 @@ def joint_model(ctx: _Ctx, corpora: Sequence[str], cands: Sequence[Candidate],
 # -- the suite -------------------------------------------------------------------------------
 
 
+def check(cfg: RunConfig) -> None:
+    """Refuse a config that is not text on MiniLM embeddings (``features.name`` text_clean);
+    limit the threads to ``train.num_threads``."""
+    if cfg.task.modality != "text" or cfg.features.name != "text_clean":
+        raise ConfigError(f"{cfg.suite}: task.modality must be text and features.name "
+                          "text_clean (MiniLM embeddings of the cleaned texts)")
+    limit_threads(cfg)
+
+
 def setup(cfg: RunConfig, *, quick: bool = False) -> tuple[JointParams, list[Candidate]]:
     """The typed ``model.params`` of a cross-corpus config and its candidates (``quick``: the
-    first two); limits the threads to ``train.num_threads``."""
-    if cfg.task.modality != "text":
-        raise ConfigError("xcorpus-text: task.modality must be text")
-    if cfg.features.name != "text_clean":
-        raise ConfigError("xcorpus-text: features.name must be text_clean (MiniLM embeddings "
-                          "of the cleaned texts)")
+    first two), the config checked and the threads limited (:func:`check`)."""
+    check(cfg)
     p = JointParams.of(cfg.model)
     cands = candidates(p.grid)
-    _limit_threads(cfg)
     return p, cands[:2] if quick else cands
 
 
-def _limit_threads(cfg: RunConfig) -> None:
-    if cfg.train.num_threads:
-        try:
-            from threadpoolctl import threadpool_limits
+class XcorpusTextSuite(Suite, modality="text"):
+    """Base of the cross-corpus text suites: the config's check, the candidates, the corpora's
+    embedded table, the heatmap and the result."""
 
-            threadpool_limits(cfg.train.num_threads)
-        except ImportError:   # pragma: no cover
-            pass
-        try:
-            import torch
+    def grid_candidates(self) -> list[Candidate]:
+        """The candidates of ``model.params.grid`` (quick: the first two), the config checked
+        and the threads limited (:func:`check`)."""
+        check(self.cfg)
+        cands = candidates(self.p.grid)
+        return cands[:2] if self.quick else cands
 
-            torch.set_num_threads(cfg.train.num_threads)
-        except ImportError:   # pragma: no cover
-            pass
+    def load(self) -> tuple[TextTable, dict[str, Any]]:
+        """The embedded table of ``model.params.corpora`` and what was loaded."""
+        p = self.p
+        return load_table(p.corpora, features=self.cfg.features, roots=p.roots,
+                          goemotions_multilabel=p.goemotions_multilabel, quick=self.quick,
+                          log=self.log)
+
+    def context(self, table: TextTable) -> TextContext:
+        return TextContext(table, seed=self.seeds[0], mlp=self.p.mlp, log=self.log)
+
+    def loco_result(self, cells: list[dict[str, Any]], joint: Mapping[str, Any] | None,
+                    loaded: Mapping[str, Any]) -> dict[str, Any]:
+        """The result of the cells (and joint model); writes the heatmap PNG."""
+        name = self.cfg.suite + ("-quick" if self.quick else "")
+        png = plot_heatmap(cells, results_dir() / f"{name}.png",
+                           title=f"{name}: held-out corpus, F1 per class (%)")
+        return result(self.cfg, self.p, cells, joint, loaded, self.timer, png, self.quick)
 
 
-def run_suite(cfg: RunConfig, *, quick: bool = False,
-              log: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """The ``xcorpus-text`` suite: result dict; writes the heatmap PNG to the results folder."""
-    p, cands = setup(cfg, quick=quick)
-    with Timer() as timer:
+class XcorpusText(XcorpusTextSuite, name="xcorpus-text",
+                  params={"model": JointParams, "features": TextFeatureParams}):
+    """Leave-one-corpus-out text emotion recognition over dair-ai, MELD and GoEmotions
+    (canonical labels): nested LOCO selection, calibration; macro-F1"""
+
+    def body(self) -> dict[str, Any]:
+        p, log = self.p, self.log
+        cands = self.grid_candidates()
         if log:
             log(f"xcorpus-text: loading {', '.join(p.corpora)}")
-        table, loaded = load_table(p.corpora, features=cfg.features, roots=p.roots,
-                                   goemotions_multilabel=p.goemotions_multilabel, quick=quick,
-                                   log=log)
-        ctx = _Ctx(table, seed=cfg.train.seeds[0], mlp=p.mlp, log=log)
-        cells = []
-        for test in p.corpora:
-            train = [c for c in p.corpora if c != test]
-            cells.append(run_cell(ctx, train, test, cands, bins=p.ece_bins, labels=p.labels))
+        table, loaded = self.load()
+        ctx = self.context(table)
+        cells = [run_cell(ctx, [c for c in p.corpora if c != test], test, cands,
+                          bins=p.ece_bins, labels=p.labels) for test in p.corpora]
         joint = joint_model(ctx, p.corpora, cands, p.labels, bins=p.ece_bins) if p.joint \
             else None
-    name = cfg.suite + ("-quick" if quick else "")
-    png = plot_heatmap(cells, results_dir() / f"{name}.png",
-                       title=f"{name}: held-out corpus, F1 per class (%)")
-    return result(cfg, p, cells, joint, loaded, timer, png, quick)
+        return self.loco_result(cells, joint, loaded)
 
 
-@suite("xcorpus-text", modality="text",
-       params={"model": JointParams, "features": TextFeatureParams},
-       description="Leave-one-corpus-out text emotion recognition over dair-ai, MELD and "
-                   "GoEmotions (canonical labels): nested LOCO selection, calibration; macro-F1")
-def xcorpus_text(cfg: RunConfig, *, quick: bool = False) -> dict[str, Any]:
-    return run_suite(cfg, quick=quick)
+#: the ``xcorpus-text`` suite: result dict; writes the heatmap PNG to the results folder
+run_suite = xcorpus_text = XcorpusText.run

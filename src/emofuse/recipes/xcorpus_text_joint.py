@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import RunConfig
 from .text_params import TextFeatureParams
-from .xcorpus_text import _Ctx, joint_model, load_table, setup
+from .xcorpus_text import TextContext, joint_model, load_table, setup
 
 __all__ = ["train_joint"]
 
@@ -68,7 +68,7 @@ def train_joint(cfg: RunConfig, *, out_dir: Path, quick: bool = False,
     table, loaded = load_table(corpora, features=cfg.features, roots=p.roots,
                                goemotions_multilabel=p.goemotions_multilabel, quick=quick,
                                log=log)
-    ctx = _Ctx(table, seed=cfg.train.seeds[0], mlp=p.mlp, log=log)
+    ctx = TextContext(table, seed=cfg.train.seeds[0], mlp=p.mlp, log=log)
     joint = joint_model(ctx, corpora, cands, p.labels, bins=p.ece_bins)
     cand, head, T = joint["candidate"], joint["head"], joint["temperature"]
     state = {k: np.array(v, np.float32) for k, v in head["state"].items()}

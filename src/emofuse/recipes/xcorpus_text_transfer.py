@@ -24,7 +24,7 @@ its out-of-corpus dev probabilities, and the held-out corpus' test split is scor
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -32,17 +32,13 @@ from pydantic import Field, field_validator
 
 from .. import protocols
 from ..config import Params, RunConfig
-from ..errors import ConfigError
-from ..evaluate.results import results_dir
-from . import suite
-from ._common import Timer
 from .text_params import GridSpec, JointParams, TextFeatureParams
-from .xcorpus_text import (Candidate, TextTable, _Ctx, _limit_threads, candidates, load_table,
+from .xcorpus_text import (Candidate, TextContext, TextTable, XcorpusTextSuite, candidates,
                            run_cell, select)
-from .xcorpus_text_report import plot_heatmap, result
+from .xcorpus_text import check as check_text
 
-__all__ = ["FeatureSet", "TransferParams", "feature_matrix", "feature_tables", "select_features",
-           "run_suite", "check"]
+__all__ = ["XcorpusTextTransfer", "FeatureSet", "TransferParams", "feature_matrix",
+           "feature_tables", "select_features", "run_suite", "check"]
 
 
 class FeatureSet(Params):
@@ -108,7 +104,7 @@ def _set_candidates(fs: FeatureSet, default: Sequence[Candidate], *, quick: bool
     return cands[:2] if quick else cands
 
 
-def select_features(ctxs: Mapping[str, _Ctx], cands: Mapping[str, Sequence[Candidate]],
+def select_features(ctxs: Mapping[str, TextContext], cands: Mapping[str, Sequence[Candidate]],
                     train_corpora: Sequence[str], classes: Sequence[str]
                     ) -> tuple[str, Candidate, dict[str, Any]]:
     """Nested LOCO over every (feature set, candidate): the winner and the joined scores
@@ -143,28 +139,24 @@ def _classes(table: TextTable, train_corpora: Sequence[str], test_corpus: str,
 
 
 def check(cfg: RunConfig) -> TransferParams:
-    """The typed ``model.params`` of a config of this suite; limits the threads."""
-    if cfg.task.modality != "text" or cfg.features.name != "text_clean":
-        raise ConfigError("xcorpus-text-transfer: task.modality must be text and features.name "
-                          "text_clean (MiniLM embeddings of the cleaned texts)")
-    _limit_threads(cfg)
+    """The typed ``model.params`` of a config of this suite; checks the task and the feature
+    (:func:`.xcorpus_text.check`) and limits the threads."""
+    check_text(cfg)
     return TransferParams.of(cfg.model)
 
 
-def run_suite(cfg: RunConfig, *, quick: bool = False,
-              log: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """The ``xcorpus-text-transfer`` suite: result dict; writes the heatmap PNG."""
-    p = check(cfg)
-    default = candidates(p.grid)
-    default = default[:2] if quick else default
-    sets = p.feature_sets[:2] if quick else p.feature_sets
-    with Timer() as timer:
-        table, loaded = load_table(p.corpora, features=cfg.features, roots=p.roots,
-                                   goemotions_multilabel=p.goemotions_multilabel, quick=quick,
-                                   log=log)
+class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
+                          params={"model": TransferParams, "features": TextFeatureParams}):
+    """xcorpus-text with transfer features (zero-shot prototypes) chosen by nested LOCO with
+    the head; macro-F1"""
+
+    def body(self) -> dict[str, Any]:
+        p, quick, log = self.p, self.quick, self.log
+        default = self.grid_candidates()
+        sets = p.feature_sets[:2] if quick else p.feature_sets
+        table, loaded = self.load()
         tables = feature_tables(table, sets, labels=p.labels)
-        ctxs = {n: _Ctx(t, seed=cfg.train.seeds[0], mlp=p.mlp, log=log)
-                for n, t in tables.items()}
+        ctxs = {n: self.context(t) for n, t in tables.items()}
         cands = {fs.name: _set_candidates(fs, default, quick=quick) for fs in sets}
         cells = []
         for test in p.corpora:
@@ -177,13 +169,10 @@ def run_suite(cfg: RunConfig, *, quick: bool = False,
             cells.append(cell)
             if log:
                 log(f"  -> {test}: chose {cell['chosen_short']}")
-    name = cfg.suite + ("-quick" if quick else "")
-    png = plot_heatmap(cells, results_dir() / f"{name}.png",
-                       title=f"{name}: held-out corpus, F1 per class (%)")
-    out = result(cfg, p, cells, None, loaded, timer, png, quick)
-    out["feature_sets"] = [fs.model_dump(exclude_none=True) for fs in sets]
-    out["notes"] = _NOTE + out["notes"]
-    return out
+        out = self.loco_result(cells, None, loaded)
+        out["feature_sets"] = [fs.model_dump(exclude_none=True) for fs in sets]
+        out["notes"] = _NOTE + out["notes"]
+        return out
 
 
 _NOTE = ("Feature sets (chosen per cell by the same nested rule, together with the head): "
@@ -192,10 +181,5 @@ _NOTE = ("Feature sets (chosen per cell by the same nested rule, together with t
          "figure), per template (`all`) or pooled per emotion; a candidate is named "
          "`feature set: head`.\n\n")
 
-
-#: the suite is :func:`run_suite` itself
-xcorpus_text_transfer = suite(
-    "xcorpus-text-transfer", modality="text",
-    params={"model": TransferParams, "features": TextFeatureParams},
-    description="xcorpus-text with transfer features (zero-shot prototypes) chosen by nested "
-                "LOCO with the head; macro-F1")(run_suite)
+#: the ``xcorpus-text-transfer`` suite: result dict; writes the heatmap PNG
+run_suite = xcorpus_text_transfer = XcorpusTextTransfer.run
