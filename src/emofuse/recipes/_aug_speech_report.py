@@ -14,6 +14,7 @@ from ..config import RunConfig, dump_config
 from ..corpora import Record
 from ..evaluate.results import build_result
 from ._common import Timer
+from ._speech_fit import full_proba as _full_proba  # aug_tts, aug_diffusion import it here
 
 __all__ = ["render_notes"]
 
@@ -21,13 +22,6 @@ _METRICS = ("ua", "accuracy", "macro_f1")
 
 def _tag(arm: str, frac: float) -> str:
     return f"{arm}_f{int(round(100 * frac))}"
-
-
-def _full_proba(clf: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
-    p = clf.predict_proba(x)
-    out = np.zeros((len(x), n_classes))
-    out[:, np.asarray(clf.classes_, dtype=int)] = p
-    return out
 
 
 def _quality(pools: Mapping[str, Any], split: Any, by_id: Mapping[str, Record],

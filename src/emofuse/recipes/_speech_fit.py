@@ -37,6 +37,7 @@ __all__ = [
     "as_output_norm",
     "class_weights",
     "fit_member",
+    "full_proba",
     "log_val_ua",
     "member_proba",
     "raw_view",
@@ -88,7 +89,7 @@ def _fit_classical(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
         warnings.simplefilter("ignore")
         # for validation probabilities
         first = build_model(spec.name, **params).fit(*with_copies(xt, yt, ct))
-        val_p = _full_proba(first, xv, len(classes))
+        val_p = full_proba(first, xv, len(classes))
         both = with_copies(np.concatenate([xt, xv]), np.concatenate([yt, yv]), ct)
         final = build_model(spec.name, **params).fit(*with_copies(*both, cv))
     feature = _feature_card(spec, data.sr)
@@ -97,7 +98,7 @@ def _fit_classical(spec: MemberSpec, data: SpeechData, train: Sequence[Record],
     return Fitted(member, val_p, info)
 
 
-def _full_proba(clf: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
+def full_proba(clf: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
     """``predict_proba`` spread over all classes (a class absent in training gets 0)."""
     p = clf.predict_proba(x)
     out = np.zeros((len(x), n_classes))
