@@ -115,13 +115,96 @@ FACE_CONFIGS = sorted([*(repo_root() / "configs").glob("fer*.yaml"),
                        *(repo_root() / "configs" / "models").glob("face*.yaml")])
 
 
+#: configs whose ``suite`` field names only their results: the suite that runs them
+RUN_BY = {"fer-fer2013-w32.yaml": "fer-fer2013"}
+
+
 @pytest.mark.parametrize("path", FACE_CONFIGS, ids=lambda p: p.name)
 def test_committed_face_configs_validate(path):
-    from emofuse.config import load_config
+    from emofuse.config import explain_config_errors, load_config
     from emofuse.recipes import explain_suite_config
 
     assert explain_suite_config(path) == []
-    recipe.FaceFeatureParams.of(load_config(path).features, where="features.params")
+    cfg = load_config(path)
+    recipe.FaceFeatureParams.of(cfg.features, where="features.params")
+    s = get_suite(RUN_BY.get(path.name, cfg.suite))   # every face suite types both sections
+    assert {"features", "model"} <= set(s.params), s.name
+    assert explain_config_errors(path, params=s.params) == []
+    s.params["model"].of(cfg.model)
+
+
+def test_face_model_defaults_are_those_of_the_network_and_the_recipe():
+    import inspect
+
+    from emofuse.models.face import ResNet18
+    from emofuse.models.face_runtime import DEFAULT_TRAINING
+
+    sig = inspect.signature(ResNet18).parameters
+    p = recipe.FaceModelParams()
+    assert (p.width, p.stem_stride, p.dropout, tuple(p.blocks)) == tuple(
+        sig[k].default for k in ("width", "stem_stride", "dropout", "blocks"))
+    assert p.training.model_dump() == DEFAULT_TRAINING and p.mix is None
+    # null sections: the defaults (training), the ResNet alone (mix)
+    q = recipe.FaceModelParams.of({"training": None, "mix": None})
+    assert q.training == p.training and q.mix is None
+    assert recipe.FaceModelParams.of({"mix": {}}).mix is None
+    assert recipe.FaceModelParams.of({"mix": {"combine": "log"}}).mix.model_dump() == {
+        "grid_step": 0.05, "combine": ["log"], "member": "fer_pretrained"}
+    assert recipe.FerPretrainedParams.of({}).model_dump() == {}
+
+
+def _typo(tmp_path, config: str, old: str, new: str, mark: str = ""):
+    """``config`` with ``old`` replaced by ``new`` (once): the file, the suite's problems and
+    the line of ``mark`` (default: ``new``)."""
+    from emofuse.recipes import explain_suite_config
+
+    text = (repo_root() / "configs" / config).read_text()
+    assert text.count(old) == 1, old
+    text = text.replace(old, new)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if (mark or new) in t)
+    path = tmp_path / "typo.yaml"
+    path.write_text(text)
+    return path, explain_suite_config(path), line
+
+
+@pytest.mark.parametrize("config, old, new, where, hint", [
+    ("fer-fer2013.yaml", "stem_stride: 2", "stem_strid: 2", "stem_strid", "stem_stride"),
+    ("fer-fer2013.yaml", "dropout: 0.2", "droput: 0.2", "droput", "dropout"),
+    ("fer-fer2013.yaml", "momentum: 0.9", "momentun: 0.9", "training.momentun", "momentum"),
+    ("models/face-v2.yaml", "grid_step: 0.05", "grid_stp: 0.05", "mix.grid_stp", "grid_step"),
+    ("fer-fer2013-ensemble.yaml", "width: 32", "widht: 32", "widht", "width"),
+])
+def test_a_typo_in_a_face_model_key_is_refused_with_its_line(tmp_path, config, old, new, where,
+                                                               hint):
+    from emofuse.recipes import load_suite_config
+
+    path, problems, line = _typo(tmp_path, config, old, new)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"model.params.{where} (line {line}): unknown key")
+    assert f"did you mean {hint!r}" in problems[0]
+    with pytest.raises(ConfigError, match=rf"model\.params\.{where} \(line {line}\)"):
+        load_suite_config(path)
+
+
+def test_bad_face_model_values_are_refused_with_their_line(tmp_path):
+    _, problems, line = _typo(tmp_path, "fer-fer2013.yaml", "stem_stride: 2", "stem_stride: 3")
+    assert problems == [(f"model.params.stem_stride (line {line}): expected one of 1, 2, got "
+                         "an integer 3")]
+    _, problems, line = _typo(tmp_path, "models/face-v2.yaml", "combine: [prob, log]",
+                              "combine: [prob, max]")
+    assert problems == [(f"model.params.mix.combine[1] (line {line}): expected one of prob, "
+                         "log, got a string 'max'")]
+
+
+@pytest.mark.parametrize("config", ["fer-fer2013-pretrained.yaml", "fer-clips.yaml",
+                                    "fer-detectors.yaml", "models/face.yaml"])
+def test_the_pretrained_network_takes_no_model_params(tmp_path, config):
+    old, new = "model: {name: fer_pretrained}", "model: {name: fer_pretrained, params: {width: 32}}"
+    if config == "fer-fer2013-pretrained.yaml":
+        old, new = "  name: fer_pretrained\n", "  name: fer_pretrained\n  params: {width: 32}\n"
+    _, problems, line = _typo(tmp_path, config, old, new, mark="width: 32")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"model.params (line {line}): takes no parameters")
 
 
 def test_a_typo_in_a_face_feature_key_is_refused_with_its_line(tmp_path):

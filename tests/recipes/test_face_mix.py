@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from emofuse.config import load_config, parse_config
+from emofuse.config import parse_config
 from emofuse.errors import ConfigError
 from emofuse.models.face import FER_CLASSES, ResNetFerMix
 from emofuse.recipes import face as recipe
@@ -76,19 +76,41 @@ def test_choose_mix_takes_the_better_member_and_averages_views():
 
 def test_mix_settings_are_checked(tmp_path):
     cfg, opts = face_train._mix_settings(_cfg(tmp_path, tmp_path, {"grid_step": 0.1}))
-    assert "mix" not in cfg.model.params and opts["combine"] == ["prob", "log"]
+    assert "mix" not in cfg.model.params and opts.combine == ["prob", "log"]
+    assert (opts.member, opts.grid_step) == ("fer_pretrained", 0.1)
+    assert face_train._mix_settings(_cfg(tmp_path, tmp_path, {"combine": "log"}))[1].combine \
+        == ["log"]
     for bad in ({"step": 0.1}, {"grid_step": 0.3}, {"combine": ["max"]},
-                {"member": "other"}):
+                {"member": "other"}, {"combine": []}):
         with pytest.raises(ConfigError):
             face_train._mix_settings(_cfg(tmp_path, tmp_path, bad))
-    assert face_train._mix_settings(_cfg(tmp_path, tmp_path, None))[1] is None
+    for off in (None, {}):   # the ResNet alone, built without the mix key
+        cfg, opts = face_train._mix_settings(_cfg(tmp_path, tmp_path, off))
+        assert opts is None and "mix" not in cfg.model.params
+        recipe.build_net(cfg.model.name, cfg.model.params, 7)
 
 
 def test_bundled_face_config_parses():
-    cfg = load_config(ROOT / "configs" / "models" / "face-v2.yaml")
+    from emofuse.recipes import load_suite_config
+
+    cfg = load_suite_config(ROOT / "configs" / "models" / "face-v2.yaml")
     rcfg, opts = face_train._mix_settings(cfg)
     assert opts is not None and cfg.features.params["tta"] == {"flip": True, "shift": 0}
-    recipe.build_net(rcfg.model.name, rcfg.model.params, 7)  # the ResNet of the config
+    assert opts.model_dump() == {"grid_step": 0.05, "combine": ["prob", "log"],
+                                 "member": "fer_pretrained"}
+    # the network is built from the parameters as written, less mix (training popped)
+    assert rcfg.model.params == {k: v for k, v in cfg.model.params.items() if k != "mix"}
+    net = recipe.build_net(rcfg.model.name, rcfg.model.params, 7)  # the ResNet of the config
+    assert net.stem[0].out_channels == 32 and net.stem[0].stride[0] == 2
+    p = recipe.FaceModelParams.of(cfg.model)   # the typed view: the same values
+    assert (p.width, p.stem_stride, p.dropout, p.mix.grid_step) == (32, 2, 0.2, 0.05)
+    assert p.training.channels_last and p.training.optimizer == "adamw"
+
+
+def test_the_fer_benchmark_refuses_a_mix(tmp_path):
+    cfg = _cfg(tmp_path, tmp_path, {"grid_step": 0.5})
+    with pytest.raises(ConfigError, match="emofuse train"):
+        recipe.FerFer2013.run(cfg, quick=True)
 
 
 @needs_fer

