@@ -37,7 +37,6 @@ is reported before and after temperature scaling.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -49,6 +48,7 @@ from .. import protocols
 from ..augment.online import speaker_shift
 from ..config import RunConfig
 from ..errors import ConfigError
+from ..evaluate.calibration import apply_temperature, ece, fit_temperature
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
 from ._suite import Suite, limit_threads
@@ -252,56 +252,6 @@ def fit_predict(table: Table, train: np.ndarray, test: np.ndarray, classes: Sequ
 #: :func:`fit_predict`'s signature: (table, train rows, test rows, classes, candidates sharing
 #: one ``rep_key()``, setting, *, seed, enrol_prior) -> one probability array per candidate
 FitFn = Callable[..., list[np.ndarray]]
-
-
-# --------------------------------------------------------------------------------------------
-# Calibration
-
-
-def ece(proba: np.ndarray, y: np.ndarray, *, bins: int = 15) -> float:
-    """Expected calibration error of the top label (``bins`` equal-width confidence bins)."""
-    proba = np.asarray(proba, np.float64)
-    if not len(y):
-        return float("nan")
-    conf = proba.max(1)
-    correct = (proba.argmax(1) == np.asarray(y)).astype(float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(total)
-
-
-def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
-    """``softmax(log p / t)`` (zero probabilities stay zero)."""
-    p = np.asarray(proba, np.float64)
-    zero = p <= 0
-    z = np.where(zero, -np.inf, np.log(np.where(zero, 1.0, p)) / t)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> float:
-    """Temperature minimising the mean over the given sets (equal weight each) of their mean
-    negative log-likelihood; 1 when there is nothing to fit on."""
-    from scipy.optimize import minimize_scalar
-
-    sets = [(np.asarray(p, np.float64), np.asarray(y)) for p, y in zip(probas, ys) if len(y)]
-    if not sets:
-        return 1.0
-
-    def nll(log_t: float) -> float:
-        t = math.exp(log_t)
-        return float(np.mean([-np.mean(np.log(np.clip(
-            apply_temperature(p, t)[np.arange(len(y)), y], 1e-12, None))) for p, y in sets]))
-
-    res = minimize_scalar(nll, bounds=(math.log(0.05), math.log(50.0)), method="bounded",
-                          options={"xatol": 1e-3})
-    return round(float(math.exp(res.x)), 4)
 
 
 # --------------------------------------------------------------------------------------------
