@@ -171,7 +171,7 @@ def _typo(tmp_path, config: str, old: str, new: str, mark: str = ""):
     ("fer-fer2013.yaml", "stem_stride: 2", "stem_strid: 2", "stem_strid", "stem_stride"),
     ("fer-fer2013.yaml", "dropout: 0.2", "droput: 0.2", "droput", "dropout"),
     ("fer-fer2013.yaml", "momentum: 0.9", "momentun: 0.9", "training.momentun", "momentum"),
-    ("models/face-v2.yaml", "grid_step: 0.05", "grid_stp: 0.05", "mix.grid_stp", "grid_step"),
+    ("models/face.yaml", "grid_step: 0.05", "grid_stp: 0.05", "mix.grid_stp", "grid_step"),
     ("fer-fer2013-ensemble.yaml", "width: 32", "widht: 32", "widht", "width"),
 ])
 def test_a_typo_in_a_face_model_key_is_refused_with_its_line(tmp_path, config, old, new, where,
@@ -190,14 +190,14 @@ def test_bad_face_model_values_are_refused_with_their_line(tmp_path):
     _, problems, line = _typo(tmp_path, "fer-fer2013.yaml", "stem_stride: 2", "stem_stride: 3")
     assert problems == [(f"model.params.stem_stride (line {line}): expected one of 1, 2, got "
                          "an integer 3")]
-    _, problems, line = _typo(tmp_path, "models/face-v2.yaml", "combine: [prob, log]",
+    _, problems, line = _typo(tmp_path, "models/face.yaml", "combine: [prob, log]",
                               "combine: [prob, max]")
     assert problems == [(f"model.params.mix.combine[1] (line {line}): expected one of prob, "
                          "log, got a string 'max'")]
 
 
 @pytest.mark.parametrize("config", ["fer-fer2013-pretrained.yaml", "fer-clips.yaml",
-                                    "fer-detectors.yaml", "models/face.yaml"])
+                                    "fer-detectors.yaml", "models/face-v1.yaml"])
 def test_the_pretrained_network_takes_no_model_params(tmp_path, config):
     old, new = "model: {name: fer_pretrained}", "model: {name: fer_pretrained, params: {width: 32}}"
     if config == "fer-fer2013-pretrained.yaml":

@@ -188,7 +188,7 @@ class FerFer2013(FaceSuite, name="fer-fer2013",
 
         if self.p.mix is not None:
             raise ConfigError("model.params.mix is read by `emofuse train` (e.g. configs/models/"
-                              "face-v2.yaml), not by the fer-fer2013 benchmark; set it to null")
+                              "models/face.yaml), not by the fer-fer2013 benchmark; set it to null")
         cfg, f, quick = self.cfg, self.f, self.quick
         records, classes = self.fer_records()
         split, dedup, report, (train_recs, val_recs, test_recs), arrays = self.fer_parts(
