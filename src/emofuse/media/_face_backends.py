@@ -104,13 +104,7 @@ def _omp_threads(n: int) -> Iterator[None]:
     """Run with ``n`` OpenMP threads in every OpenMP runtime loaded in this process (yuface
     bundles a libgomp, but once torch is imported its symbols may resolve to torch's), then
     restore each runtime's setting. OpenMP workers spin and crawl on a busy machine."""
-    libs = []
-    for path in _openmp_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-            libs.append((lib, lib.omp_get_max_threads()))
-        except (OSError, AttributeError):
-            continue
+    libs = [(lib, lib.omp_get_max_threads()) for lib in _openmp_runtimes()]
     for lib, _ in libs:
         lib.omp_set_num_threads(n)
     try:
@@ -118,6 +112,29 @@ def _omp_threads(n: int) -> Iterator[None]:
     finally:
         for lib, old in libs:
             lib.omp_set_num_threads(old)
+
+
+#: (``len(sys.modules)`` when looked up, the runtimes' handles)
+_RUNTIMES: tuple[int, list[Any]] | None = None
+
+
+def _openmp_runtimes() -> list[Any]:
+    """Handles of the OpenMP runtimes mapped into this process. Reading the process' memory
+    map costs ~2 ms, so the lookup is repeated only when modules were imported since the last
+    one (a new runtime only arrives with a new extension module)."""
+    global _RUNTIMES
+    key = len(sys.modules)
+    if _RUNTIMES is None or _RUNTIMES[0] != key:
+        libs = []
+        for path in _openmp_libraries():
+            try:
+                lib = ctypes.CDLL(path)
+                lib.omp_get_max_threads, lib.omp_set_num_threads  # noqa: B018 - both exist
+            except (OSError, AttributeError):
+                continue
+            libs.append(lib)
+        _RUNTIMES = (key, libs)
+    return _RUNTIMES[1]
 
 
 def _openmp_libraries() -> list[str]:
