@@ -13,8 +13,10 @@ NODEPS := mediapipe==0.10.21 facenet-pytorch==2.6.0 fer==25.10.3 NRCLex==4.1.0 l
 demo: setup
 	$(BIN)/emofuse demo
 
+# The suite on every core (pytest-xdist, at most 4 workers); `make test PYTEST_WORKERS=0`: serially.
+PYTEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4
 
 # One config per bundled model; trained on the corpora under $$EMOFUSE_DATA (../shared/data).
 MODELS := speech face text fusion

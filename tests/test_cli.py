@@ -83,6 +83,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_folds_command(tmp_path, shared_data, capsys):
     out = tmp_path / "folds"
     with pytest.raises(SystemExit) as ei:

@@ -94,6 +94,7 @@ def test_leaking_split_refused_unless_allowed_and_then_named_leaking():
     assert clean == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(EXE is None, reason="the emofuse executable is not installed")
 def test_evaluate_warns_when_the_corpus_was_in_training(tmp_path):
     """The bundled speech model was trained on five corpora (card ``ravdess+savee+...``):

@@ -33,6 +33,7 @@ def _one_line_error(r: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_replay_a_file_faster_than_real_time_as_jsonl():
     r = _run("live", "--source", str(EXAMPLES / "speech.flac"), "--speed", "8", "--jsonl")
     assert r.returncode == 0, r.stderr

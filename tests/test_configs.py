@@ -67,11 +67,13 @@ def test_every_config_loads(path: Path) -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=_name)
 def test_quick_run(path: Path, tmp_path: Path, request: pytest.FixtureRequest,
-                   monkeypatch: pytest.MonkeyPatch) -> None:
+                   monkeypatch: pytest.MonkeyPatch, shared_cache) -> None:
     name = _name(path)
     if name not in QUICK:
         pytest.skip(f"{name}: heavy suite: {_heavy_reason(name)}")
     request.getfixturevalue("shared_data")  # skips when the shared corpora are absent
+    # the quick subsets' features, shared with tests/recipes/test_speech.py's quick runs
+    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache("speech-quick")))
     monkeypatch.chdir(tmp_path)  # nothing is written into the checkout
     results = tmp_path / "results"
     code = run(["-q", "bench", "--config", str(path), "--quick", "--results", str(results)])

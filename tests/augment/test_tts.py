@@ -122,6 +122,7 @@ def test_llm_sentences_with_a_fake_backend(tmp_path):
     assert sset.extra["sentences_used"]["angry"] > len(CARRIERS)
 
 
+@pytest.mark.slow
 def test_quick_suite_on_ravdess(shared_data, tmp_path):
     _need("espeak")
     from emofuse.config import load_config

@@ -64,11 +64,14 @@ def _shared_whisper(tmp_path_factory) -> Path | None:
 
 @pytest.fixture(autouse=True)
 def _link_whisper(_isolated_cache, _shared_whisper) -> None:
-    """Each test's cache sees the shared model folder (tests of the joining use their own)."""
+    """Each test's cache sees this module's model folder, not the session's (conftest), so
+    that the exports here are made here (tests of the joining use their own)."""
     if _shared_whisper is not None:
         from emofuse.paths import cache_dir
 
-        (cache_dir() / "whisper-base").symlink_to(_shared_whisper, target_is_directory=True)
+        link = cache_dir() / "whisper-base"
+        link.unlink(missing_ok=True)
+        link.symlink_to(_shared_whisper, target_is_directory=True)
 
 
 @pytest.fixture
@@ -349,6 +352,7 @@ needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None
                                 reason="needs onnx and onnxruntime (the 'export' extra)")
 
 
+@pytest.mark.slow
 @needs_model
 @needs_onnx
 def test_onnx_export_matches_torch_and_runs_without_torch(monkeypatch) -> None:

@@ -117,6 +117,7 @@ def _rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
 def test_resident_memory_stays_flat(images):
     """yuface's detect leaked 36 kB a call (800 calls: +29 MB); now well under 2 MB in all,

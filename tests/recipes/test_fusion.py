@@ -74,16 +74,19 @@ def test_modality_data_blocks_masks_and_noise(tmp_path):
         modality_data(recs, {})
 
 
-@pytest.fixture(scope="module")
-def fusion_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("fusion-cache")
+#: the feature cache of the quick runs on RAVDESS (conftest ``shared_cache``), shared with
+#: tests/recipes/test_fusion_whisper.py: the quick subset's features are extracted once
+AV_QUICK = "av-ravdess-quick"
 
 
-def test_quick_suite_runs(shared_data: Path, fusion_cache: Path, tmp_path: Path,
+@pytest.mark.slow
+def test_quick_suite_runs(shared_data: Path, shared_cache, tmp_path: Path,
                           monkeypatch) -> None:
-    monkeypatch.setenv("EMOFUSE_CACHE", str(fusion_cache))
+    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache(AV_QUICK)))
     monkeypatch.chdir(tmp_path)
     cfg = load_config(CONFIG)
+    for name in ("mfa_fercnn", "intermediate"):   # a smoke run: a few epochs, not 100
+        cfg.model.params["compare"][name].update(max_epochs=3, patience=1)
     result = get_suite("av-ravdess").run(cfg, quick=True)
     validate_result(result)
     m = result["metrics"]
@@ -108,13 +111,13 @@ def test_quick_suite_runs(shared_data: Path, fusion_cache: Path, tmp_path: Path,
     assert "chosen per setting on validation actors" in result["notes"]
 
 
-def test_train_then_evaluate(shared_data: Path, fusion_cache: Path, tmp_path: Path,
+def test_train_then_evaluate(shared_data: Path, shared_cache, tmp_path: Path,
                              monkeypatch) -> None:
     from emofuse.corpora import load_corpus
     from emofuse.recipes._fusion_data import quick_records
     from emofuse.recipes.fusion import evaluate, predict_records, train
 
-    monkeypatch.setenv("EMOFUSE_CACHE", str(fusion_cache))
+    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache(AV_QUICK)))
     cfg = load_config(CONFIG)
     model = train(cfg, out_dir=tmp_path / "model", quick=True)
     card = json.loads((model / "card.json").read_text())

@@ -107,9 +107,11 @@ def test_config_and_parameters():
         ReliabilityParams.of({"inner_folds": 1})
 
 
-def test_quick_suite_runs(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
-    # the real feature cache (Whisper states of the quick subset are cached by the full run;
-    # a cold cache extracts them: ~48 clips x 3 conditions)
+@pytest.mark.slow
+def test_quick_suite_runs(shared_data: Path, shared_cache, tmp_path: Path, monkeypatch) -> None:
+    # the quick subset's features, shared with tests/recipes/test_fusion.py's quick runs (the
+    # Whisper states: ~48 clips x 3 conditions, extracted here)
+    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache("av-ravdess-quick")))
     monkeypatch.chdir(tmp_path)
     cfg = load_config(CONFIG)
     result = get_suite("av-ravdess-whisper").run(cfg, quick=True)

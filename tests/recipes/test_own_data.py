@@ -253,6 +253,7 @@ def test_cli_usage_mistakes_are_one_line_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 @needs_exe
 def test_flat_text_folder_loso_cv_report_then_predict(tmp_path: Path) -> None:
     root = _flat_texts(tmp_path / "flat")
@@ -288,6 +289,7 @@ def test_flat_text_folder_loso_cv_report_then_predict(tmp_path: Path) -> None:
     assert p.exit_code == 0, p.output
 
 
+@pytest.mark.slow
 @needs_exe
 def test_one_speaker_face_folder_is_flagged_speaker_dependent(tmp_path: Path) -> None:
     root = _flat_faces(tmp_path / "me", ("me",))
@@ -309,6 +311,7 @@ def test_one_speaker_face_folder_is_flagged_speaker_dependent(tmp_path: Path) ->
     assert "Speaker-dependent" in (out / "cv.md").read_text()
 
 
+@pytest.mark.slow
 @needs_exe
 def test_bench_config_runs_any_corpus_and_protocol(tmp_path: Path) -> None:
     root = _flat_faces(tmp_path / "faces", ("p1", "p2", "p3"))

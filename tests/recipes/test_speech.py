@@ -80,17 +80,17 @@ def test_choose_weights_prefers_the_better_member_and_even_ties() -> None:
     assert choose_weights([good], y) == [1.0]
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("speech-cache")
+#: the feature cache of the quick runs on the shared corpora (conftest ``shared_cache``):
+#: these tests (and tests/test_configs.py's quick runs) extract the quick subsets once
+SPEECH_QUICK = "speech-quick"
 
 
 @pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name", SPEECH_SUITES)
-def test_quick_suite_runs(name: str, shared_data: Path, shared_cache: Path, tmp_path: Path,
+def test_quick_suite_runs(name: str, shared_data: Path, shared_cache, tmp_path: Path,
                           monkeypatch) -> None:
-    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache))
+    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache(SPEECH_QUICK)))
     monkeypatch.chdir(tmp_path)
     cfg = load_config(CONFIGS / f"{name}.yaml")
     with results_to(tmp_path / "out"):                 # emofuse bench --results out
@@ -132,11 +132,11 @@ def _run(main, argv: list[str]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_train_then_evaluate_on_another_corpus(shared_data: Path, shared_cache: Path,
+def test_train_then_evaluate_on_another_corpus(shared_data: Path, shared_cache,
                                                tmp_path: Path, monkeypatch) -> None:
     from emofuse.cli import main
 
-    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache))
+    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache(SPEECH_QUICK)))
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text((CONFIGS / "ser-savee-egemaps-svm.yaml").read_text())
     model = tmp_path / "model"

@@ -55,6 +55,7 @@ def test_config_parses() -> None:
     assert len(cfg.train.seeds) >= 2 and cfg.protocol.kind == "emobox"
 
 
+@pytest.mark.slow
 def test_quick_run_on_ravdess(shared_data, tmp_path, monkeypatch) -> None:
     """``emofuse bench ser-ravdess-whisper-attn --quick``'s path (without the CLI's import of
     every recipe): 40 clips of 5 actors, one fold, one epoch, both settings."""

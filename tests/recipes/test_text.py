@@ -236,6 +236,7 @@ def test_committed_configs_match_the_typed_schemas(tmp_path):
         "hidden": [16, 32], "dropout": 0.1, "lr": 2, "weight_decay": 0.5}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ter-dair", "ter-meld", "ter-goemotions"])
 def test_committed_suites_quick(name, shared_data, tmp_path, monkeypatch):
     from emofuse.recipes import config_path

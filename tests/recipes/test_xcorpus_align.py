@@ -100,7 +100,8 @@ def test_bad_params_are_explained() -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_quick_suite_runs(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+def test_quick_suite_runs(shared_data: Path, shared_cache, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache("xcorpus-speech-quick")))
     monkeypatch.chdir(tmp_path)
     cfg = load_suite_config(CONFIG)
     with results_to(tmp_path / "out"):

@@ -96,7 +96,9 @@ def test_head_columns_match_the_table(table) -> None:
         np.testing.assert_array_equal(table.x[:, cols], X._columns(table, cand))
 
 
-def test_train_quick_builds_a_working_model(shared_data, tmp_path) -> None:
+@pytest.mark.slow
+def test_train_quick_builds_a_working_model(shared_data, shared_cache, tmp_path,
+                                            monkeypatch) -> None:
     """``emofuse train --config configs/models/speech.yaml --quick`` on the real corpora: an
     adaptive model the product loads (three heads over one Whisper feature)."""
     from emofuse.config import load_config
@@ -104,6 +106,8 @@ def test_train_quick_builds_a_working_model(shared_data, tmp_path) -> None:
     from emofuse.recipes.speech import train
     from emofuse.inference.speech import SpeechPredictor
 
+    # the quick subset's Whisper states, shared with the xcorpus suites' quick runs
+    monkeypatch.setenv("EMOFUSE_CACHE", str(shared_cache("xcorpus-speech-quick")))
     cfg = load_config(repo_root() / "configs" / "models" / "speech.yaml")
     out = train(cfg, out_dir=tmp_path / "speech", quick=True)
     pred = SpeechPredictor(out)
