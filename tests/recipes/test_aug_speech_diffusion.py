@@ -45,6 +45,7 @@ def test_subsets_contain_the_core_and_params():
         AugDiffusionParams.of(cfg.model)
 
 
+@pytest.mark.slow
 def test_quick_suite_on_ravdess(shared_data, tmp_path):
     from emofuse.config import load_config
     from emofuse.evaluate.results import write_result
@@ -72,5 +73,7 @@ def test_quick_suite_on_ravdess(shared_data, tmp_path):
     jpath, mpath = write_result(result, tmp_path)
     assert json.loads(jpath.read_text())["settings"]["generator"]["ddim_steps"] == 3
     assert "Memorisation" in mpath.read_text()
+    # a second run takes the fold's pool from the cache (two arms suffice to show it)
+    cfg.model.params["arms"] = {a: cfg.model.params["arms"][a] for a in ("real", "ddpm")}
     again = get_suite("aug-speech-diffusion").run(cfg, quick=True, log=lambda m: None)
     assert again["generation"]["fold1"]["created"] == g["created"]      # pool from the cache
