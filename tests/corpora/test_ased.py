@@ -14,11 +14,14 @@ from ._audio_fixtures import anomalies_of, assert_bad_reported, kept_notes, tone
 
 
 def opus(path: Path, *, samples: np.ndarray | None = None, sr: int = 16000) -> Path:
-    """A 0.1 s Ogg Opus tone whose pitch depends on the path (or the given samples)."""
+    """A 0.1 s Ogg Opus tone whose pitch depends on the path inside the corpus (folder and
+    name, not the test's temporary folder, so that two files never get one pitch by chance), or
+    the given samples."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples is None:
         t = np.arange(sr // 10) / sr
-        samples = 0.2 * np.sin(2 * np.pi * (100 + zlib.crc32(str(path).encode()) % 2000) * t)
+        hz = 100 + zlib.crc32("/".join(path.parts[-2:]).encode()) % 2000
+        samples = 0.2 * np.sin(2 * np.pi * hz * t)
     sf.write(str(path), samples.astype(np.float32), sr, format="OGG", subtype="OPUS")
     return path
 
