@@ -15,10 +15,12 @@ _HEADER = "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\
 
 
 def opus(path: Path, sr: int = 16000) -> Path:
-    """A 0.1 s Ogg Opus tone whose pitch depends on the path."""
+    """A 0.1 s Ogg Opus tone whose pitch depends on the path inside the corpus (folder and
+    name, not the test's temporary folder, so that two files never get one pitch by chance)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(sr // 10) / sr
-    y = 0.2 * np.sin(2 * np.pi * (100 + zlib.crc32(str(path).encode()) % 2000) * t)
+    hz = 100 + zlib.crc32("/".join(path.parts[-2:]).encode()) % 2000
+    y = 0.2 * np.sin(2 * np.pi * hz * t)
     sf.write(str(path), y.astype(np.float32), sr, format="OGG", subtype="OPUS")
     return path
 
