@@ -7,10 +7,11 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from ..config import Params
 from ..corpora import Record, load_corpus
 from ..errors import ConfigError, EmofuseError
 from ..labels import CANONICAL
@@ -75,6 +76,14 @@ def _quick_records(records: list[Record], per_class: int = 3) -> list[Record]:
     return out
 
 
+class WhisperParams(Params):
+    """``features.params`` of the ``whisper`` feature (defaults: the feature's own)."""
+
+    layers: list[int] = [3]
+    pooling: Literal["mean", "std", "meanstd"] = "meanstd"
+    padding: Literal["clip", "30s"] = "clip"
+
+
 def load_table(corpora: Sequence[str], *, feature: str, params: Mapping[str, Any],
                roots: Mapping[str, Path | None] | None = None, quick: bool = False,
                log: Callable[[str], None] | None = print
@@ -105,9 +114,12 @@ def load_table(corpora: Sequence[str], *, feature: str, params: Mapping[str, Any
                                 "reason": str(exc)})
         if log:
             log(f"  {c}: {len(rs)} items, features in {time.perf_counter() - t0:.0f} s")
-    layers = list(params.get("layers", [])) if feature == "whisper" else None
-    if layers is not None and params.get("pooling", "meanstd") != "meanstd":
-        raise ConfigError("xcorpus: the whisper feature must use pooling 'meanstd'")
+    layers = None
+    if feature == "whisper":
+        w = WhisperParams.of(params, where="features.params")
+        if w.pooling != "meanstd":
+            raise ConfigError("xcorpus: the whisper feature must use pooling 'meanstd'")
+        layers = list(w.layers)
     table = Table(np.stack(rows) if rows else np.zeros((0, 0), np.float32),
                   [r.label for r in recs], [r.corpus for r in recs],
                   [r.speaker or r.id for r in recs], [r.id for r in recs], layers, recs)
