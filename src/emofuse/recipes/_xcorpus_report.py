@@ -137,7 +137,7 @@ def _union_confusion(cells: Sequence[Mapping[str, Any]], classes: Sequence[str]
 
 def _result(cfg: RunConfig, loco: Mapping[str, Any], table: Table, corpora: list[str],
             targets: list[str], extra: list[str], skipped: list, timer: Timer, png: Path,
-            params: Mapping[str, Any], quick: bool) -> dict[str, Any]:
+            target_ua: Mapping[str, float], quick: bool) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     union = _ordered({k for cells in loco["cells"].values() for c in cells
                       if c["test"] in corpora for k in c["classes"]})
@@ -162,7 +162,7 @@ def _result(cfg: RunConfig, loco: Mapping[str, Any], table: Table, corpora: list
         cells_out[setting] = [{k: v for k, v in c.items() if not k.startswith("_")}
                               for c in cells]
     assert main is not None
-    goals = dict(params.get("target_ua") or {})
+    goals = dict(target_ua)
     notes = _notes(corpora, targets, extra, loco, goals, quick)
     return build_result(
         suite=cfg.suite, corpus="+".join(corpora) + ("" if not extra else

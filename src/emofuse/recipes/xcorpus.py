@@ -474,7 +474,7 @@ class XcorpusSpeechSuite(Suite, modality="speech-xcorpus", task_modality="speech
         png = plot_heatmap(loco, corpora, extra, results_dir() / f"{name}.png",
                            title=f"{name}: train -> test UA (%)")
         return _result(self.cfg, loco, table, corpora, targets, extra, skipped, self.timer,
-                       png, {"target_ua": dict(target_ua)}, self.quick)
+                       png, target_ua, self.quick)
 
 
 class XcorpusSpeech(XcorpusSpeechSuite, name="xcorpus-speech", params={"model": XcorpusParams}):
