@@ -292,7 +292,7 @@ def _emobox_result(cfg: RunConfig, cells: dict[str, list[dict[str, Any]]], table
              "| fold | setting | classes | n train | n test | UA | ECE | ECE after T | "
              "chosen (inner UA) |\n|---|---|---|---|---|---|---|---|---|\n" + rows + "\n")
     return build_result(
-        suite=cfg.suite + ("-quick" if quick else ""), corpus="ravdess (+" +
+        suite=cfg.suite, corpus="ravdess (+" +
         "+".join(c for c in corpora if c != "ravdess") + " in training)",
         protocol="emobox (RAVDESS test actors held out), nested LOCO selection",
         classes=main["classes"] if "classes" in main else list(main["per_class"]),
