@@ -120,3 +120,27 @@ def test_sentence_embeddings_live_in_minilm_and_are_re_exported():
                  "FastEncoder", "MINILM_DIM", "MINILM_VERSION", "_FAST", "_offline"):
         assert getattr(text, name) is getattr(minilm, name), name
     assert get_feature("minilm").fn is minilm.minilm
+
+
+def test_fast_encoder_is_remembered_per_model_and_cache_folder(tmp_path, monkeypatch):
+    """A process that switches ``$EMOFUSE_CACHE`` uses the new cache's ONNX encoder (it used to
+    keep the first cache's, remembered by model folder alone)."""
+    from emofuse.features import minilm as M
+
+    made = []
+
+    def fake(folder, *, build):
+        made.append(object.__new__(M.FastEncoder))
+        return made[-1]
+
+    monkeypatch.setattr(M, "_make_fast", fake)
+    monkeypatch.setattr(M, "_FAST", {})
+    monkeypatch.delenv("EMOFUSE_TEXT_ENCODER", raising=False)
+    model = tmp_path / "model"
+    monkeypatch.setenv("EMOFUSE_CACHE", str(tmp_path / "a"))
+    first = M.fast_encoder(model)
+    assert M.fast_encoder(model) is first and len(made) == 1
+    monkeypatch.setenv("EMOFUSE_CACHE", str(tmp_path / "b"))
+    assert M.fast_encoder(model) is not first and len(made) == 2
+    monkeypatch.setenv("EMOFUSE_CACHE", str(tmp_path / "a"))
+    assert M.fast_encoder(model) is first and len(made) == 2

@@ -83,7 +83,8 @@ FAST_PARITY_ATOL = 1e-4
 _ONNX_OPSET = 17
 _FAST_LOCK = threading.RLock()
 _log = logging.getLogger(__name__)
-_FAST: dict[str, Any] = {}  # model folder -> FastEncoder, or the reason there is none
+#: (model folder, ONNX cache folder) -> FastEncoder, or the reason there is none
+_FAST: dict[tuple[str, str], Any] = {}
 _PROBES = ("", "I can't believe we finally won, this is the best day of my life!",
            "so sad today " * 40, "我很高兴 today очень рад face with tears of joy")
 
@@ -382,8 +383,14 @@ def prepare_fast_encoder(path: str | os.PathLike | None = None, *, force: bool =
         raise ConfigError(f"ONNX export of the text encoder failed ({why})") from exc
     failed.unlink(missing_ok=True)
     with _FAST_LOCK:
-        _FAST.pop(str(folder), None)
+        _FAST.pop(_fast_key(folder), None)
     return target
+
+
+def _fast_key(folder: Path) -> tuple[str, str]:
+    """What a fast encoder is remembered by: its model folder and the cache folder its ONNX
+    file lives in (a process that switches ``$EMOFUSE_CACHE`` uses the new cache's file)."""
+    return str(folder), str(_fast_dir())
 
 
 def fast_encoder(path: str | os.PathLike | None = None, *, build: bool = True
@@ -396,7 +403,7 @@ def fast_encoder(path: str | os.PathLike | None = None, *, build: bool = True
     if backend == "torch":
         return None
     folder = Path(path or minilm_path())
-    key = str(folder)
+    key = _fast_key(folder)
     with _FAST_LOCK:
         have = _FAST.get(key)
         if isinstance(have, FastEncoder):
