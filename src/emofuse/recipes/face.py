@@ -319,7 +319,7 @@ def _hit(face, truth: tuple[int, int, int, int]) -> bool:
     return x <= cx <= x + w and y <= cy <= y + h and 0.5 * w <= size <= 2.0 * w
 
 
-def _clip_records(cfg: RunConfig) -> list[Record]:
+def clip_records(cfg: RunConfig) -> list[Record]:
     """The real sample clips: RAVDESS actor 01 (mp4) and CREMA-D actor 1001 (flv)."""
     from ..corpora import load_corpus
     from ..paths import data_root
@@ -364,7 +364,7 @@ class FerDetectors(FaceSuite, name="fer-detectors",
         torch.set_num_threads(cfg.train.num_threads or 1)  # MTCNN; the others are set per call
         n_canvas = 5 if quick else 200
         canvases = _fer_canvases(n_canvas, seed=cfg.protocol.seed)
-        clips = _clip_records(cfg)[:1 if quick else None]
+        clips = clip_records(cfg)[:1 if quick else None]
         frames = [rgb for r in clips for _, rgb in iter_frames(r.video, fps=1.0 if quick
                                                                else 5.0)]
         metrics: dict[str, Any] = {}
@@ -499,7 +499,7 @@ class FerClips(FaceSuite, name="fer-clips",
         models: list[tuple[str, str | None]] = [("fer_pretrained", None)]
         for card in sorted(Path("runs").glob("fer-fer2013*/full/model/card.json")):
             models.append((card.parts[-4].replace("-", "_"), str(card.parent)))
-        clips = _clip_records(cfg)[:1 if quick else None]
+        clips = clip_records(cfg)[:1 if quick else None]
         metrics: dict[str, Any] = {}
         items: list[dict[str, Any]] = []
         main_eval = None

@@ -455,11 +455,11 @@ class AvClips(Suite, name="av-clips", modality="fusion", params={"model": ClipsP
         from ..inference import Recognizer
         from ..labels import CANONICAL
         from ._common import FoldOutput
-        from .face import _clip_records
+        from .face import clip_records
 
         log, timer = self.log, self.timer
         names = list(self.p.models)
-        recs = _clip_records(self.cfg)
+        recs = clip_records(self.cfg)
         if self.quick:
             recs = recs[:2]
         rec = Recognizer.load(*names)

@@ -33,11 +33,9 @@ from ..evaluate.metrics import classification_metrics, summarise
 from ..media.degrade import KINDS, UNITS, degrade_image
 from ._common import class_list, load_records
 from ._suite import Suite
+from .face import clip_records
 
 __all__ = ["XcorpusFace", "XcorpusFaceParams", "xcorpus_face"]
-
-_CLIP_SETS = (("ravdess", "ravdess/Video_Speech_Actor_01_sample"),
-              ("cremad", "cremad/VideoFlash_sample"))
 
 
 class FaceQuick(Params):
@@ -83,7 +81,7 @@ class XcorpusFace(Suite, name="xcorpus-face", modality="face",
         p: XcorpusFaceParams = self.p
         quick, log = self.quick, self.log
         val, test, classes = self._fer_parts(p)
-        clips = _clip_records(self.cfg)[: p.quick.clips if quick else None]
+        clips = clip_records(self.cfg)[: p.quick.clips if quick else None]
         kinds = {k: list(v)[: p.quick.levels] if quick else list(v)
                  for k, v in p.degradations.items()}
         log(f"PublicTest {len(val[1])}, PrivateTest {len(test[1])} images; {len(clips)} clips; "
@@ -249,20 +247,6 @@ def _per_class(records: Sequence[Record], n: int) -> list[Record]:
             seen[r.label] = seen.get(r.label, 0) + 1
             out.append(r)
     return out
-
-
-def _clip_records(cfg: Any) -> list[Record]:
-    """The real sample clips of ``shared/`` (labelled by their corpus' file names)."""
-    from ..corpora import load_corpus
-    from ..paths import data_root
-
-    base = data_root()
-    recs = []
-    for corpus, sub in _CLIP_SETS:
-        if (base / sub).is_dir():
-            recs += [r for r in load_corpus(corpus, base / sub, check_media=False).records
-                     if r.video]
-    return recs
 
 
 # -- report ----------------------------------------------------------------------------------
