@@ -109,7 +109,7 @@ def save_model(path_dir: str | os.PathLike, module_or_state_dict: Any,
 def update_card(path_dir: str | os.PathLike, fields: Mapping[str, Any]) -> Path:
     """Add ``fields`` to the card of the model folder ``path_dir`` (the weights and the
     automatic keys are left as they are); written to a temporary file and renamed."""
-    from ..integrity import temp_path
+    from ..integrity import atomic_write
 
     card_path = Path(path_dir) / CARD_FILE
     auto = {"format", "emofuse_version", "torch_version", "created", "num_parameters",
@@ -117,14 +117,8 @@ def update_card(path_dir: str | os.PathLike, fields: Mapping[str, Any]) -> Path:
     if clash := sorted(auto & set(fields)):
         raise ValueError(f"model card: {', '.join(clash)} are written by save_model")
     card = {**_read_card(card_path), **fields}
-    tmp = temp_path(card_path)
-    try:
-        tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False, allow_nan=True) + "\n",
-                       encoding="utf-8")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, card_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(card, indent=2, ensure_ascii=False, allow_nan=True) + "\n"
+    atomic_write(card_path, text.encode("utf-8"))
     return card_path
 
 
