@@ -57,3 +57,22 @@ def test_update_card_keeps_weights_and_automatic_keys(tmp_path: Path) -> None:
         update_card(tmp_path, {"weights_sha256": "x"})
     assert not [p for p in tmp_path.iterdir() if p.name not in ("card.json",
                                                                 "model.safetensors")]
+
+
+def test_emofuse_train_refuses_a_missing_quoted_result_before_training(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from emofuse.paths import repo_root
+
+    cfg = (repo_root() / "configs" / "example-tiny.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cfg.replace("  card: null", "  card: {cross_corpus: [{results: nope.json, "
+                                                "metrics: [ua]}]}"))
+    exe = shutil.which("emofuse", path=str(Path(sys.executable).parent)) or shutil.which("emofuse")
+    out = tmp_path / "model"
+    p = subprocess.run([exe, "train", "--config", str(bad), "--quick", "--out", str(out)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert p.returncode == 2 and "nope.json not found" in p.stderr
+    assert "Traceback" not in p.stderr and not out.exists()

@@ -103,9 +103,10 @@ def train_model(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> 
     ``output.card`` (corpora, languages, licences, quoted cross-corpus figures) to its card."""
     from ..models.checkpoint import update_card
 
+    facts = card_facts(cfg.output.card) if cfg.output.card is not None else {}  # fail early
     path = Path(get_modality(cfg.task.modality).train(cfg, out_dir=out_dir, quick=quick))
-    if cfg.output.card is not None:
-        update_card(path, card_facts(cfg.output.card))
+    if facts:
+        update_card(path, facts)
     return path
 
 
