@@ -11,6 +11,8 @@ waveforms (numpy)         :func:`white_noise` at an SNR with a clip-fixed :func:
 spectrograms (torch)      :func:`spec_mask`: SpecAugment's frequency and time masks
 any batch (torch)         :func:`mixup_pairs` draws a mixup pairing, :func:`mix` applies it
 face batches (torch)      :func:`face_batch`: flip, rotation, scaling, shift, random erasing;
+                          :func:`face_degrade`: blur, downscale, low light, JPEG (capture
+                          chain, after :func:`face_batch`);
                           :func:`diff_augment`: DiffAugment of a GAN discriminator's inputs
 feature vectors (numpy)   :func:`speaker_shift`: a row's speaker mean swapped for another's
 ========================  ==================================================================
@@ -37,7 +39,7 @@ import numpy as np
 from ..features.speech import speed_perturb
 
 __all__ = ["white_noise", "clip_rng", "random_crop", "wave_copies", "speed_perturb",
-           "spec_mask", "mixup_pairs", "mix", "face_batch", "diff_augment",
+           "spec_mask", "mixup_pairs", "mix", "face_batch", "face_degrade", "diff_augment",
            "DIFFAUG_POLICIES", "speaker_shift"]
 
 #: the DiffAugment transforms :func:`diff_augment` knows
@@ -200,6 +202,55 @@ def face_batch(x: Any, *, flip: float = 0.5, rotate: float = 15.0,
                & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
         box &= (rand(n) < erase).view(n, 1, 1)
         out = out.masked_fill(box[:, None], 0.0)
+    return out
+
+
+def face_degrade(x: Any, *, blur: float = 0.0, blur_sigma: Sequence[float] = (0.3, 2.0),
+                 downscale: float = 0.0, downscale_side: Sequence[float] = (12, 40),
+                 low_light: float = 0.0, low_light_factor: Sequence[float] = (0.15, 1.0),
+                 jpeg: float = 0.0, jpeg_quality: Sequence[float] = (10, 90),
+                 generator: Any = None) -> Any:
+    """Capture-chain degradations of a float batch ``(n, 1, H, W)`` in [-1, 1], each drawn
+    independently per image with its probability, in this order: Gaussian blur (sigma drawn
+    in ``blur_sigma`` pixels), downscale (longer side drawn in ``downscale_side``, area
+    reduction, bilinear resize back), low light (brightness factor drawn in
+    ``low_light_factor`` plus read noise of 2 grey levels) and JPEG (quality drawn in
+    ``jpeg_quality``). The kinds are those of :func:`emofuse.media.degrade.degrade_image`, on
+    the ``uint8`` grey image ``(x + 1) * 127.5``; an image none touches is returned as it was.
+    The same number of draws is taken from ``generator`` whatever is applied."""
+    import cv2
+    import torch
+
+    from ..media.degrade import degrade_image
+
+    n, _, h, w = x.shape
+    probs = torch.tensor([blur, downscale, low_light, jpeg], dtype=torch.float64)
+    if n == 0 or not bool((probs > 0).any()):
+        return x
+    ranges = torch.tensor([blur_sigma, downscale_side, low_light_factor, jpeg_quality],
+                          dtype=torch.float64)
+    apply = torch.rand(n, 4, generator=generator, dtype=torch.float64) < probs
+    levels = ranges[:, 0] + torch.rand(n, 4, generator=generator, dtype=torch.float64) \
+        * (ranges[:, 1] - ranges[:, 0])
+    seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator)
+    rows = torch.nonzero(apply.any(1)).flatten().tolist()
+    if not rows:
+        return x
+    out = x.clone()
+    grey = ((x[rows, 0].detach().float().cpu() + 1) * 127.5).round().clamp(0, 255) \
+        .to(torch.uint8).numpy()
+    for img, i in zip(grey, rows):
+        on, lv = apply[i].tolist(), levels[i].tolist()
+        if on[0]:
+            img = degrade_image(img, kind="blur", level=lv[0])
+        if on[1]:
+            small = degrade_image(img, kind="downscale", level=lv[1])
+            img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if on[2]:
+            img = degrade_image(img, kind="low_light", level=lv[2], seed=int(seeds[i]))
+        if on[3]:
+            img = degrade_image(img, kind="jpeg", level=round(lv[3]))
+        out[i, 0] = torch.from_numpy(img.astype(np.float32) / 127.5 - 1.0).to(out.dtype)
     return out
 
 

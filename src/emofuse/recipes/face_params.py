@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import Params
 
-__all__ = ["FaceFeatureParams", "FaceAugment", "FaceTta", "FaceTraining", "MixRule", "FaceMix",
+__all__ = ["FaceFeatureParams", "FaceAugment", "FaceDegrade", "FaceTta", "FaceTraining", "MixRule", "FaceMix",
            "ResNetFaceParams", "FaceModelParams", "FerPretrainedParams"]
 
 #: a ``[low, high]`` range
@@ -24,8 +24,36 @@ Range = Annotated[list[float], Field(min_length=2, max_length=2)]
 # features.params
 
 
+class FaceDegrade(Params):
+    """Capture-chain degradations of the training batches, each drawn independently per image
+    after the affine/erase augmentation (:func:`emofuse.augment.online.face_degrade`); the
+    kinds and units of ``emofuse bench xcorpus-face``. A probability of 0 turns one off."""
+
+    blur: float = Field(default=0.2, ge=0, le=1)        #: probability of a Gaussian blur
+    blur_sigma: Range = [0.3, 2.0]                      #: its sigma (pixels) drawn from here
+    downscale: float = Field(default=0.2, ge=0, le=1)   #: probability of a downscale
+    downscale_side: Range = [12, 40]                    #: side reduced to (pixels), resized back
+    low_light: float = Field(default=0.2, ge=0, le=1)   #: probability of low light
+    low_light_factor: Range = [0.15, 1.0]               #: brightness factor (+ 2 grey noise)
+    jpeg: float = Field(default=0.2, ge=0, le=1)        #: probability of JPEG compression
+    jpeg_quality: Range = [10, 90]                      #: its quality (1..100)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        bounds = {"blur_sigma": (0, None), "downscale_side": (1, None),
+                  "low_light_factor": (0, None), "jpeg_quality": (1, 100)}
+        for name, (lo, hi) in bounds.items():
+            a, b = getattr(self, name)
+            if not (lo <= a <= b and (hi is None or b <= hi)):
+                limit = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+                raise ValueError(f"{name} must be [low, high] with low <= high, {limit}; "
+                                 f"got {[a, b]}")
+        return self
+
+
 class FaceAugment(Params):
-    """On-the-fly training augmentation (:func:`emofuse.augment.online.face_batch`)."""
+    """On-the-fly training augmentation (:func:`emofuse.augment.online.face_batch`, then
+    :func:`~emofuse.augment.online.face_degrade` when ``degrade`` is set)."""
 
     flip: float = Field(default=0.5, ge=0, le=1)       #: probability of the mirror image
     rotate: float = Field(default=15.0, ge=0)          #: largest rotation (degrees)
@@ -33,6 +61,7 @@ class FaceAugment(Params):
     shift: float = Field(default=0.1, ge=0)            #: largest shift (fraction of the side)
     erase: float = Field(default=0.5, ge=0, le=1)      #: probability of random erasing
     erase_area: Range = [0.02, 0.2]                    #: erased fraction of the image
+    degrade: FaceDegrade | None = None                 #: None: no capture degradations
 
 
 class FaceTta(Params):

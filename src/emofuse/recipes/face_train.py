@@ -17,7 +17,7 @@ import numpy as np
 from .. import protocols
 from ..config import RunConfig
 from ..corpora import Record
-from ..augment.online import face_batch
+from ..augment.online import face_batch, face_degrade
 from ..errors import ConfigError, DataError
 from ..features.face_crops import load_faces
 from ..models.face_runtime import build_net, predict_proba, to_input, tta_views
@@ -85,7 +85,11 @@ def _module_class():
 
         def training_step(self, batch, _):
             x, y = batch
-            x = face_batch(to_input(x), **self.augment)
+            aug = dict(self.augment)
+            degrade = aug.pop("degrade", None)
+            x = face_batch(to_input(x), **aug)
+            if degrade:
+                x = face_degrade(x, **degrade)
             logits = self._logits(x)
             loss = F.cross_entropy(logits, y, weight=self.class_weights,
                                    label_smoothing=float(self.opts["label_smoothing"]))
