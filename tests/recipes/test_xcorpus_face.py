@@ -53,3 +53,54 @@ def test_quick_suite_runs(shared_data: Path, tmp_path: Path, monkeypatch) -> Non
     assert face["clips"]["n"] == 2 and "accuracy" not in face["clean"].get("metrics", {})
     assert "| clean |" in result["notes"]
     json.dumps(result)
+
+
+def test_eval_split_defaults_to_privatetest_and_refuses_others() -> None:
+    def params(path: Path) -> XcorpusFaceParams:
+        return XcorpusFaceParams(**load_config(path, params=XcorpusFace.params).model.params)
+
+    assert XcorpusFaceParams().eval_split == "PrivateTest"
+    assert params(CONFIG).eval_split == "PrivateTest"
+    val = params(repo_root() / "configs" / "xcorpus-face-val.yaml")
+    assert val.eval_split == "PublicTest"
+    assert val.degradations == params(CONFIG).degradations            # the same 25 cells
+    assert sum(map(len, val.degradations.values())) == 25
+    with pytest.raises(ValueError, match="eval_split"):
+        XcorpusFaceParams(eval_split="Training")
+
+
+def test_quick_suite_on_publictest_reads_no_privatetest(fer_tree: Path, tmp_path: Path,
+                                                        monkeypatch) -> None:
+    """``eval_split: PublicTest`` on a generated tree: only PublicTest images are read, the
+    clean and degraded cells are PublicTest's, no clips, the output says it is the validation
+    part."""
+    import emofuse.features.face_crops as face_crops
+
+    read: list[str | None] = []
+    real = face_crops.load_faces
+
+    def load_faces(records, **kw):
+        read.extend(r.split for r in records)
+        return real(records, **kw)
+
+    monkeypatch.setattr(face_crops, "load_faces", load_faces)
+    monkeypatch.chdir(tmp_path)
+    text = (repo_root() / "configs" / "xcorpus-face-val.yaml").read_text()
+    path = tmp_path / "val.yaml"
+    path.write_text(text.replace("root: null", f"root: {fer_tree}"))
+    cfg = load_config(path, params=XcorpusFace.params)
+    lines: list[str] = []
+    with results_to(tmp_path / "out"):
+        result = XcorpusFace.run(cfg, quick=True, log=lines.append)
+    validate_result(result)
+    face = result["models"]["face"]
+    assert set(read) == {"PublicTest"} and len(read) == 7 * 3         # PrivateTest not read
+    assert face["clean"]["n"] == 7 * 3 and face["clips"]["n"] == 0   # PublicTest, no clips
+    assert all(c["n"] == 7 * 3 for cells in face["curves"].values() for c in cells)
+    m = result["metrics"]
+    assert len(m["degraded_accuracy"]["per_fold"]) == 5 * 2          # quick: two levels each
+    assert np.isclose(m["degraded_accuracy"]["mean"], np.mean(
+        [c["accuracy"] for cells in face["curves"].values() for c in cells]))
+    assert "PublicTest" in result["corpus"] and "PrivateTest not read" in result["protocol"]
+    assert any("temperature is fitted on the same PublicTest images" in t for t in lines)
+    assert "validation part, for the model choice only" in result["notes"]
