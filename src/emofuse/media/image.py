@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
+from ._files import check_file
 from .limits import max_pixels
 
 __all__ = ["load_image", "to_uint8"]
@@ -37,10 +38,7 @@ def load_image(path: str | Path, *, mode: str = "RGB", max_side: int = MAX_SIDE)
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if not path.exists():
-        raise MediaError(path, "file does not exist")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes)")
+    check_file(path, "an image")
     Image.MAX_IMAGE_PIXELS = 2 * max_pixels()  # Pillow's own guard, behind ours
     try:
         with Image.open(path) as img:

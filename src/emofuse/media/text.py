@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import MediaError
+from ._files import check_file
 
 __all__ = ["normalise_text", "decode_text", "read_text", "read_lines", "MAX_CHARS"]
 
@@ -98,8 +99,7 @@ def read_text(path: str | Path, *, max_bytes: int = 10_000_000) -> str:
     """Whole text file in any common encoding (see :func:`decode_text`); refuses more than
     ``max_bytes``."""
     path = Path(path)
-    if not path.is_file():
-        raise MediaError(path, "file does not exist")
+    check_file(path, "a text file", empty_ok=True)
     size = path.stat().st_size
     if size > max_bytes:
         raise MediaError(path, f"text file of {size} bytes exceeds the {max_bytes}-byte limit")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
+from ._files import check_file
 from ._util import describe
 from .limits import MAX_VIDEO_SECONDS, SPEECH_SR, max_pixels
 
@@ -31,10 +32,7 @@ class VideoInfo:
 def _open(path: Path):
     import av
 
-    if not path.exists():
-        raise MediaError(path, "file does not exist")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes)")
+    check_file(path, "a video")
     try:
         return av.open(str(path))
     except Exception as exc:
