@@ -74,7 +74,7 @@ def test_quick_suite_on_publictest_reads_no_privatetest(fer_tree: Path, tmp_path
     """``eval_split: PublicTest`` on a generated tree: only PublicTest images are read, the
     clean and degraded cells are PublicTest's, no clips, the output says it is the validation
     part."""
-    import emofuse.features.face_crops as face_crops
+    from emofuse.features import face_crops
 
     read: list[str | None] = []
     real = face_crops.load_faces

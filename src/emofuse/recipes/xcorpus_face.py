@@ -139,15 +139,15 @@ class XcorpusFace(Suite, name="xcorpus-face", modality="face",
         from ..evaluate.results import build_result
 
         m = first["clean"]["metrics"]
-        corpus, protocol = ("fer2013 PrivateTest + real sample clips",
-                            "prediction only: FER2013 PrivateTest clean and degraded; the real "
-                            "clips of shared/ (RAVDESS actor 01, CREMA-D actor 1001); "
-                            "temperature fitted on PublicTest")
+        corpus = "fer2013 PrivateTest + real sample clips"
+        protocol = ("prediction only: FER2013 PrivateTest clean and degraded; the real clips of "
+                    "shared/ (RAVDESS actor 01, CREMA-D actor 1001); temperature fitted on "
+                    "PublicTest")
         if split == "PublicTest":
-            corpus, protocol = ("fer2013 PublicTest (validation part)",
-                                "prediction only, for the model choice: FER2013 PublicTest clean "
-                                "and degraded; temperature fitted on the same PublicTest images "
-                                "(ECE after it optimistic); no clips; PrivateTest not read")
+            corpus = "fer2013 PublicTest (validation part)"
+            protocol = ("prediction only, for the model choice: FER2013 PublicTest clean and "
+                        "degraded; temperature fitted on the same PublicTest images (ECE after "
+                        "it optimistic); no clips; PrivateTest not read")
         per_class = {c: {k: m["per_class"][c][k] for k in m["per_class"][c]} for c in classes}
         return build_result(
             suite=self.cfg.suite, corpus=corpus, protocol=protocol,
@@ -318,10 +318,10 @@ def _plot(models: Mapping[str, Any], kinds: Mapping[str, Sequence[float]], *,
 def _notes(models: Mapping[str, Any], kinds: Mapping[str, Sequence[float]], png: Path, *,
            split: str = "PrivateTest") -> str:
     pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
-    lines = ["**Measured on FER2013 PublicTest, the validation part, for the model choice only** "
-             "(`eval_split: PublicTest`): the temperature is fitted on the same PublicTest "
-             "images, so ECE after it is optimistic; no clips; PrivateTest is not read.", ""] \
-        if split == "PublicTest" else []
+    lines = [("**Measured on FER2013 PublicTest, the validation part, for the model choice "
+              "only** (`eval_split: PublicTest`): the temperature is fitted on the same "
+              "PublicTest images, so ECE after it is optimistic; no clips; PrivateTest is not "
+              "read."), ""] if split == "PublicTest" else []
     lines += ["Each model runs through its product predictor (`emofuse.inference.load`): a "
              "FER2013 image is a ready-made crop (no detection, as `emofuse predict` treats "
              "images up to 96 px); clips go through the video path (faces detected per frame, "
