@@ -246,7 +246,10 @@ def _training_rows(ctx: TextContext, corpora: Sequence[str], part: str, classes:
 def fit_on(ctx: TextContext, corpora: Sequence[str], classes: Sequence[str], cand: Candidate
            ) -> dict[str, Any]:
     """``cand`` fitted on the train splits of ``corpora`` over ``classes`` (the MLP stops
-    early on their dev splits)."""
+    early on their dev splits). A candidate with its own ``fit_on(ctx, corpora, classes)``
+    fits itself (``xcorpus-text-ft``'s fine-tuned encoder)."""
+    if hasattr(cand, "fit_on"):
+        return cand.fit_on(ctx, corpora, classes)
     t = ctx.table
     rows, y = _training_rows(ctx, corpora, "train", classes, cand)
     if len(set(t.corpus[rows])) == 1:   # one corpus: corpus balancing changes nothing
@@ -265,11 +268,15 @@ def fit_on(ctx: TextContext, corpora: Sequence[str], classes: Sequence[str], can
 def _scored(ctx: TextContext, head: Mapping[str, Any], corpus: str, part: str,
             classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities of ``head`` on ``corpus``/``part`` restricted (renormalised) to
-    ``classes`` (a subset of the head's), and the targets."""
+    ``classes`` (a subset of the head's), and the targets. A head with ``proba_texts``
+    scores the rows' texts (a fine-tuned encoder), any other the rows' embeddings."""
     t = ctx.table
     rows = t.rows([corpus], part, classes)
     cols = [head["classes"].index(c) for c in classes]
-    p = head_proba(head, t.x[rows])[:, cols]
+    if "proba_texts" in head:
+        p = np.array(head["proba_texts"]([t.texts[i] for i in rows]), np.float64)[:, cols]
+    else:
+        p = head_proba(head, t.x[rows])[:, cols]
     p /= np.maximum(p.sum(1, keepdims=True), 1e-300)
     y = np.array([list(classes).index(v) for v in t.labels[rows]], np.int64)
     return p, y
@@ -492,3 +499,6 @@ class XcorpusText(XcorpusTextSuite, name="xcorpus-text",
 
 #: the ``xcorpus-text`` suite: result dict; writes the heatmap PNG to the results folder
 run_suite = xcorpus_text = XcorpusText.run
+
+# the suite of .xcorpus_text_ft (built on this module) registers when the suites load
+from . import xcorpus_text_ft as _xcorpus_text_ft  # noqa: F401
