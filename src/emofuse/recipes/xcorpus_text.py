@@ -499,6 +499,3 @@ class XcorpusText(XcorpusTextSuite, name="xcorpus-text",
 
 #: the ``xcorpus-text`` suite: result dict; writes the heatmap PNG to the results folder
 run_suite = xcorpus_text = XcorpusText.run
-
-# the suite of .xcorpus_text_ft (built on this module) registers when the suites load
-from . import xcorpus_text_ft as _xcorpus_text_ft  # noqa: F401
