@@ -311,3 +311,15 @@ def test_examples_ship_inside_the_package():
     pkg = Path(emofuse.__file__).parent / "examples"
     assert {p.name for p in pkg.iterdir()} >= {"speech.flac", "face.jpg", "video.mp4",
                                                "sentence.txt", "ATTRIBUTION.md"}
+
+
+def test_command_lists_one_summary_line_each():
+    """The command lists give each command the first paragraph of its docstring as one line
+    (wrapped only at the terminal's width), not the docstring's own line breaks."""
+    r = _run("augment", "--help")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode()
+    assert "write Griffin-Lim WAV clips" in text        # "Griffin-Lim\nWAV" before
+    assert "prosody set per emotion" in text
+    r = _run("--help")
+    assert "(--config FILE), and write its results" in r.stdout.decode()

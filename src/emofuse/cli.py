@@ -6,6 +6,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
@@ -447,6 +448,21 @@ def _register_extensions() -> None:
 
 
 _register_extensions()
+
+
+def _one_line_summaries(typer_app: typer.Typer) -> None:
+    """Each command's entry in the command lists: the first paragraph of its docstring as one
+    line (Typer's rich help keeps the docstring's line breaks there)."""
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(app)
 
 
 #: Exit codes of every ``emofuse`` command (documented in the README).
