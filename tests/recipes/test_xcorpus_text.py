@@ -102,6 +102,24 @@ def _cfg(roots: dict[str, str], grid=None, **params) -> object:
         "train": {"seeds": [0], "num_threads": 1}})
 
 
+def spy_fits(monkeypatch) -> tuple[list, list]:
+    """Record the corpora every head is fitted on and the (corpus, split) pairs it scores."""
+    fitted, scored = [], []
+    fit_on, _scored = xt.fit_on, xt._scored
+
+    def spy_fit(ctx, corpora_, classes, cand):
+        fitted.append(tuple(corpora_))
+        return fit_on(ctx, corpora_, classes, cand)
+
+    def spy_score(ctx, head, corpus, part, classes):
+        scored.append((corpus, part))
+        return _scored(ctx, head, corpus, part, classes)
+
+    monkeypatch.setattr(xt, "fit_on", spy_fit)
+    monkeypatch.setattr(xt, "_scored", spy_score)
+    return fitted, scored
+
+
 def test_suite_cells_labels_and_result(corpora, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = get_suite("xcorpus-text").run(_cfg(corpora))
@@ -139,19 +157,7 @@ def test_the_held_out_corpus_never_chooses(corpora, monkeypatch):
     corpus' labels can be scrambled without changing the choice or the temperature."""
     table, _ = xt.load_table(["dair", "meld", "goemotions"], roots=corpora, log=None)
     cands = xt.candidates({"head": "lr", "class_balance": [0, 1], "C": [0.3, 30.0]})
-    fitted, scored = [], []
-    fit_on, _scored = xt.fit_on, xt._scored
-
-    def spy_fit(ctx, corpora_, classes, cand):
-        fitted.append(tuple(corpora_))
-        return fit_on(ctx, corpora_, classes, cand)
-
-    def spy_score(ctx, head, corpus, part, classes):
-        scored.append((corpus, part))
-        return _scored(ctx, head, corpus, part, classes)
-
-    monkeypatch.setattr(xt, "fit_on", spy_fit)
-    monkeypatch.setattr(xt, "_scored", spy_score)
+    fitted, scored = spy_fits(monkeypatch)
     ctx = xt.TextContext(table, cache=False)
     cell = xt.run_cell(ctx, ["dair", "goemotions"], "meld", cands)
     assert all("meld" not in f for f in fitted)

@@ -17,7 +17,7 @@ from emofuse.recipes import config_path, get_suite, load_suite_config
 from emofuse.recipes import xcorpus_text as xt
 from emofuse.recipes import xcorpus_text_ft as xft
 from tests.recipes.test_xcorpus_text import _cfg as _base_cfg
-from tests.recipes.test_xcorpus_text import _dair, _goemotions, _meld
+from tests.recipes.test_xcorpus_text import _dair, _goemotions, _meld, spy_fits
 from tests.recipes.test_xcorpus_text_transfer import _fake_embed
 
 FT = {"max_train": 12, "epochs": 1, "batch_size": 8, "max_len": 16}
@@ -93,19 +93,7 @@ def test_fine_tuned_candidate_chosen_never_trains_on_the_held_out_corpus(corpora
     p = xft.FineTuneParams.of(_cfg(corpora).model)
     table, _ = xt.load_table(p.corpora, roots=corpora, log=None)
     ft = xft.FineTuneCandidate(p.finetune)
-    fitted, scored = [], []
-    fit_on, _scored = xt.fit_on, xt._scored
-
-    def spy_fit(ctx, corpora_, classes, cand):
-        fitted.append(tuple(corpora_))
-        return fit_on(ctx, corpora_, classes, cand)
-
-    def spy_score(ctx, head, corpus, part, classes):
-        scored.append((corpus, part))
-        return _scored(ctx, head, corpus, part, classes)
-
-    monkeypatch.setattr(xt, "fit_on", spy_fit)
-    monkeypatch.setattr(xt, "_scored", spy_score)
+    fitted, scored = spy_fits(monkeypatch)
     cell = xt.run_cell(xt.TextContext(table), ["dair", "goemotions"], "meld", [ft])
     assert cell["chosen_short"] == "ft top2" and cell["chosen"]["head"] == "ft"
     assert cell["classes"] == ["neutral", "happy", "sad", "angry"]

@@ -38,7 +38,7 @@ from . import register_model
 
 __all__ = ["LexiconRule", "LexiconLR", "TfidfLR", "EmbeddingMLP", "MiniLMClassifier",
            "TokenDataset", "LengthBucketSampler", "collate_tokens", "tokenize", "TimeBudget",
-           "predict_module", "class_weights", "NRC_TO_LABELS"]
+           "predict_module", "class_weights", "NRC_TO_LABELS", "adamw_warmup_linear"]
 
 #: NRC emotion -> the label names it stands for (canonical and GoEmotions spellings).
 NRC_TO_LABELS: dict[str, tuple[str, ...]] = {
@@ -312,24 +312,11 @@ class MiniLMClassifier(_Classifier):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        decay, no_decay = [], []
-        for name, p in self.encoder.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim == 1 else decay).append(p)
-        groups = [{"params": decay, "lr": hp.lr, "weight_decay": hp.weight_decay},
-                  {"params": no_decay, "lr": hp.lr, "weight_decay": 0.0},
-                  {"params": list(self.head.parameters()), "lr": hp.head_lr,
-                   "weight_decay": hp.weight_decay}]
-        opt = torch.optim.AdamW([g for g in groups if g["params"]])
         total = max(1, int(hp.total_steps))
-        warm = max(1, int(hp.warmup * total))
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, (total - step) / max(1, total - warm))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        opt, sched = adamw_warmup_linear(
+            [q for q in self.encoder.parameters() if q.requires_grad], self.head.parameters(),
+            lr=hp.lr, head_lr=hp.head_lr, weight_decay=hp.weight_decay, total=total,
+            warm=max(1, int(hp.warmup * total)))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -419,6 +406,27 @@ def collate_tokens(items: Sequence[tuple[list[int], Any]], *, sep_id: int = 102,
         arr = np.asarray(ys)
         batch["y"] = torch.as_tensor(arr, dtype=torch.float32 if arr.ndim == 2 else torch.long)
     return batch
+
+
+def adamw_warmup_linear(encoder_params: Any, head_params: Any, *, lr: float, head_lr: float,
+                        weight_decay: float, total: int, warm: int) -> tuple[Any, Any]:
+    """AdamW for an encoder and its head (no weight decay on the encoder's biases and norms;
+    the head at its own rate) and a per-step schedule: linear warm-up over ``warm`` steps, then
+    linear decay to zero at ``total``."""
+    decay, no_decay = [], []
+    for q in encoder_params:
+        (no_decay if q.ndim == 1 else decay).append(q)
+    groups = [{"params": decay, "lr": lr, "weight_decay": weight_decay},
+              {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+              {"params": list(head_params), "lr": head_lr, "weight_decay": weight_decay}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]])
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 class LengthBucketSampler(Sampler[list[int]]):

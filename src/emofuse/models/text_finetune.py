@@ -245,26 +245,14 @@ class FineTunedMiniLM:
         return self
 
     def _optimiser(self, steps: int) -> tuple[Any, Any]:
-        import torch
+        from .text import adamw_warmup_linear
 
-        decay, no_decay = [], []
-        for layer in self._trained_layers():
-            for p in layer.parameters():
-                (no_decay if p.ndim == 1 else decay).append(p)
-        groups = [{"params": decay, "lr": self.lr_encoder, "weight_decay": self.weight_decay},
-                  {"params": no_decay, "lr": self.lr_encoder, "weight_decay": 0.0},
-                  {"params": list(self.head.parameters()), "lr": self.lr_head,
-                   "weight_decay": self.weight_decay}]
-        opt = torch.optim.AdamW([g for g in groups if g["params"]])
         total = max(1, steps)
-        warm = max(1, math.ceil(self.warmup * total))
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, (total - step) / max(1, total - warm))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return adamw_warmup_linear(
+            [q for layer in self._trained_layers() for q in layer.parameters()],
+            self.head.parameters(), lr=self.lr_encoder, head_lr=self.lr_head,
+            weight_decay=self.weight_decay, total=total,
+            warm=max(1, math.ceil(self.warmup * total)))
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits ``(n, len(labels))`` in the order of ``texts``."""

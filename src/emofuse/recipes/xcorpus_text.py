@@ -469,6 +469,18 @@ class XcorpusTextSuite(Suite, modality="text"):
     def context(self, table: TextTable) -> TextContext:
         return TextContext(table, seed=self.seeds[0], mlp=self.p.mlp, log=self.log)
 
+    def loco(self, cands: Sequence[Any]) -> dict[str, Any]:
+        """Every LOCO cell and the joint model (when ``model.params.joint``) over ``cands``;
+        the result (:meth:`loco_result`)."""
+        p = self.p
+        table, loaded = self.load()
+        ctx = self.context(table)
+        cells = [run_cell(ctx, [c for c in p.corpora if c != test], test, cands,
+                          bins=p.ece_bins, labels=p.labels) for test in p.corpora]
+        joint = joint_model(ctx, p.corpora, cands, p.labels, bins=p.ece_bins) if p.joint \
+            else None
+        return self.loco_result(cells, joint, loaded)
+
     def loco_result(self, cells: list[dict[str, Any]], joint: Mapping[str, Any] | None,
                     loaded: Mapping[str, Any]) -> dict[str, Any]:
         """The result of the cells (and joint model); writes the heatmap PNG."""
@@ -484,17 +496,9 @@ class XcorpusText(XcorpusTextSuite, name="xcorpus-text",
     (canonical labels): nested LOCO selection, calibration; macro-F1"""
 
     def body(self) -> dict[str, Any]:
-        p, log = self.p, self.log
-        cands = self.grid_candidates()
-        if log:
-            log(f"xcorpus-text: loading {', '.join(p.corpora)}")
-        table, loaded = self.load()
-        ctx = self.context(table)
-        cells = [run_cell(ctx, [c for c in p.corpora if c != test], test, cands,
-                          bins=p.ece_bins, labels=p.labels) for test in p.corpora]
-        joint = joint_model(ctx, p.corpora, cands, p.labels, bins=p.ece_bins) if p.joint \
-            else None
-        return self.loco_result(cells, joint, loaded)
+        if self.log:
+            self.log(f"xcorpus-text: loading {', '.join(self.p.corpora)}")
+        return self.loco(self.grid_candidates())
 
 
 #: the ``xcorpus-text`` suite: result dict; writes the heatmap PNG to the results folder

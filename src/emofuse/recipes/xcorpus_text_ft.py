@@ -38,8 +38,7 @@ from pydantic import Field
 
 from ..config import Params
 from .text_params import Count, JointParams, NonNegative, Positive, TextFeatureParams, Unit
-from .xcorpus_text import (TextContext, XcorpusTextSuite, _training_rows, joint_model,
-                           run_cell)
+from .xcorpus_text import TextContext, XcorpusTextSuite, _training_rows
 
 __all__ = ["FineTuneCandidate", "FineTuneParams", "FineTuneSettings", "XcorpusTextFt",
            "run_suite"]
@@ -196,13 +195,7 @@ class XcorpusTextFt(XcorpusTextSuite, name="xcorpus-text-ft",
         if log:
             log(f"xcorpus-text-ft: loading {', '.join(p.corpora)}; {len(cands)} candidates "
                 f"(the last {ft.short()})")
-        table, loaded = self.load()
-        ctx = self.context(table)
-        cells = [run_cell(ctx, [c for c in p.corpora if c != test], test, cands,
-                          bins=p.ece_bins, labels=p.labels) for test in p.corpora]
-        joint = joint_model(ctx, p.corpora, cands, p.labels, bins=p.ece_bins) if p.joint \
-            else None
-        out = self.loco_result(cells, joint, loaded)
+        out = self.loco(cands)
         out["finetune"] = ft.to_dict()
         out["notes"] = _note(ft) + out["notes"]
         return out
