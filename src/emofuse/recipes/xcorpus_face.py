@@ -195,8 +195,7 @@ def _measure(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarr
             curves.setdefault(kind, []).append({"level": level, **cell})
         log(f"[{name}] {kind}: " + ", ".join(f"{c['level']:g} {100 * c['accuracy']:.1f}"
                                               for c in curves[kind]))
-    degraded = [c["accuracy"] for cells in curves.values() for c in cells]
-    if degraded:
+    if degraded := _degraded(curves):
         log(f"[{name}] mean accuracy over the {len(degraded)} degraded cells "
             f"{100 * float(np.mean(degraded)):.2f}")
     video = _clips(pred, clips, classes, order, t, p.bins, fps=fps)
@@ -288,13 +287,17 @@ def _metrics(out: Mapping[str, Any], sfx: str) -> dict[str, Any]:
     for kind, cells in out["curves"].items():
         for k in ("accuracy", "ece_ts"):
             m[f"{kind}_{k}{sfx}"] = summarise([cell[k] for cell in cells])
-    degraded = [cell["accuracy"] for cells in out["curves"].values() for cell in cells]
-    if degraded:    # mean accuracy over every degraded cell (per_fold: the cells in order)
+    if degraded := _degraded(out["curves"]):   # mean over every degraded cell (per_fold: in order)
         m[f"degraded_accuracy{sfx}"] = summarise(degraded)
     v = out["clips"]
     if "accuracy" in v:
         m.update({f"clips_{k}{sfx}": summarise([v[k]]) for k in ("accuracy", "ece", "ece_ts")})
     return m
+
+
+def _degraded(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[float]:
+    """Accuracy of every degraded cell, kind by kind in config order."""
+    return [cell["accuracy"] for cells in curves.values() for cell in cells]
 
 
 def _summary(out: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,8 +347,7 @@ def _notes(models: Mapping[str, Any], kinds: Mapping[str, Sequence[float]], png:
                              f"{pct(cell['accuracy'])} | {pct(cell['ua'])} | "
                              f"{pct(cell['macro_f1'])} | {pct(cell['ece'])} | "
                              f"{pct(cell['ece_ts'])} |")
-        degraded = [cell["accuracy"] for cells in out["curves"].values() for cell in cells]
-        if degraded:
+        if degraded := _degraded(out["curves"]):
             lines.append(f"| mean of the {len(degraded)} degraded cells | - | - | "
                          f"{pct(float(np.mean(degraded)))} | - | - | - | - |")
         if "accuracy" in v:
