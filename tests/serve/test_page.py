@@ -47,12 +47,19 @@ def page(base_url):
         browser.close()
 
 
+def _submit(page, button: str) -> None:
+    """Click ``button`` and wait until the page has drawn this answer: the previous answer's
+    ``#result`` is still visible while the new one is read, so waiting on it alone races."""
+    before = page.get_attribute("body", "data-answers") or "0"
+    with page.expect_response("**/predict*"):
+        page.click(button)
+    page.wait_for_function("n => (document.body.dataset.answers || '0') !== n", arg=before)
+
+
 def _predict_file(page, path: Path, *, timeline: bool = False) -> None:
     page.set_input_files("#file", str(path))
     page.set_checked("#timeline", timeline)
-    with page.expect_response("**/predict*"):
-        page.click("#submit-file")
-    page.wait_for_selector("#result:not([hidden]), #error:not([hidden])")
+    _submit(page, "#submit-file")
 
 
 def test_page_loads_with_models_and_limits(page):
@@ -62,9 +69,8 @@ def test_page_loads_with_models_and_limits(page):
 
 def test_text_prediction_draws_probabilities(page):
     page.fill("#text", "I can't believe we finally won!")
-    with page.expect_response("**/predict"):
-        page.click("#submit-text")
-    page.wait_for_selector("#result:not([hidden])")
+    _submit(page, "#submit-text")
+    assert page.is_visible("#result")
     assert page.inner_text("#label")
     assert page.locator("#probs rect.bar").count() == 6  # one bar per text label
     assert page.locator("#weights rect.weight").count() == 1

@@ -163,6 +163,8 @@ function fail(message) {
   e.hidden = false;
 }
 
+let answers = 0;  // body[data-answers] counts finished requests (tests wait on it)
+
 async function send(url, options) {
   for (const b of document.querySelectorAll("button")) b.disabled = true;
   $("busy").hidden = false;
@@ -182,6 +184,7 @@ async function send(url, options) {
   } finally {
     for (const b of document.querySelectorAll("button")) b.disabled = false;
     $("busy").hidden = true;
+    document.body.dataset.answers = String(++answers);
   }
 }
 
