@@ -169,7 +169,7 @@ def config_validate(file: Annotated[Path, typer.Argument(help="YAML run configur
 @app.command("bench")
 def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. ser-ravdess; omit to list suites (or give --config).")] = None,
           config: Annotated[Optional[Path], typer.Option(help="Run configuration (default: configs/<suite>.yaml). Alone, it runs any config: its suite field names the results; its data.corpus/data.root and protocol say what is run.")] = None,
-          results: Annotated[Path, typer.Option(help="Folder for <suite>.json and .md.")] = Path("benchmarks/results"),
+          results: Annotated[Optional[Path], typer.Option(help="Folder for <suite>.json and .md (default: the config's output.results, else benchmarks/results).")] = None,
           quick: Annotated[bool, typer.Option("--quick", help="Smoke run: tiny subset, few epochs; results go to a 'quick' suite name.")] = False,
           ) -> None:
     """Run a benchmark suite from its committed config, or any config (--config FILE), and
@@ -195,11 +195,13 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
         from .recipes.own_data import run_config
 
         cfg = load_config(config)
+        results = results or cfg.output.results or Path("benchmarks/results")
         with results_to(results, leaks):
             result = run_config(cfg, quick=quick)
     else:
         s = get_suite(name)
         cfg = load_suite_config(config or config_path(name), name)
+        results = results or cfg.output.results or Path("benchmarks/results")
         with results_to(results, leaks):
             result = s.run(cfg, quick=quick)
     if quick:

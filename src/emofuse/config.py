@@ -226,6 +226,11 @@ class OutputConfig(_Section):
 
     dir: Path = Path("runs")
     card: CardFacts | None = None
+    #: folder of ``emofuse bench``'s ``<suite>.json``/``.md`` for this config (None:
+    #: ``benchmarks/results``; ``--results`` overrides it). A config that measures something
+    #: other than the committed figures of its suite (another model, the validation part) sets
+    #: its own, so that it cannot overwrite them.
+    results: Path | None = None
 
 
 class RunConfig(_Section):

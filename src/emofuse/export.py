@@ -25,8 +25,8 @@ import numpy as np
 
 from .errors import EmofuseError
 
-__all__ = ["ExportReport", "export_onnx", "check_onnx_parity", "export_models", "write_onnx_copy",
-           "PARITY_ATOL"]
+__all__ = ["ExportReport", "export_onnx", "check_onnx_parity", "halve_onnx_weights",
+           "export_models", "write_onnx_copy", "PARITY_ATOL"]
 
 #: Largest difference of probabilities allowed between PyTorch and onnxruntime.
 PARITY_ATOL = 1e-4
@@ -78,6 +78,34 @@ def export_onnx(module: Any, example: Any, path: str | os.PathLike, *, opset: in
         except Exception as exc:
             raise EmofuseError(f"{path}: ONNX export failed ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    return path
+
+
+def halve_onnx_weights(path: str | os.PathLike, *, min_size: int = 1024) -> Path:
+    """Store the float32 weights of ``path`` with at least ``min_size`` values as float16,
+    each followed by a ``Cast`` back to float32: the file halves, the arithmetic stays float32
+    (onnxruntime folds the casts when it loads the graph)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(init)
+        if values.size < min_size:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(values.astype(np.float16), f"{name}__f16"))
+        casts.append(helper.make_node("Cast", [f"{name}__f16"], [name], to=TensorProto.FLOAT,
+                                      name=f"{name}__cast"))
+    for node in reversed(casts):
+        graph.node.insert(0, node)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
     return path
 
 
@@ -173,15 +201,22 @@ def export_models(model: str | os.PathLike, out_dir: str | os.PathLike, *,
 
 
 def write_onnx_copy(module: Any, example: Any, folder: str | os.PathLike, *,
-                    dynamic_axes: dict[int, str] | None = None) -> dict[str, Any]:
+                    dynamic_axes: dict[int, str] | None = None,
+                    weights_dtype: str = "float32") -> dict[str, Any]:
     """Export ``module`` to ``folder/model.onnx``, check its parity with PyTorch on the example
-    and perturbed copies, and return the card entry ``{"file", "sha256", "parity_max_abs"}``."""
+    and perturbed copies, and return the card entry ``{"file", "sha256", "parity_max_abs"}``.
+    ``weights_dtype="float16"`` stores the large weights in half precision (see
+    :func:`halve_onnx_weights`; the module's own weights should be float16-rounded too)."""
     from ._onnx import ONNX_FILE
     from .paths import file_sha256
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = export_onnx(module, example, folder / ONNX_FILE, dynamic_axes=dynamic_axes)
+    if weights_dtype == "float16":
+        halve_onnx_weights(path)
+    elif weights_dtype != "float32":
+        raise ValueError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
     worst = check_onnx_parity(module, path, _parity_inputs(example, dict(dynamic_axes or
                                                                           {0: "batch"})))
     os.chmod(path, 0o644)

