@@ -59,10 +59,12 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def export_onnx(module: Any, example: Any, path: str | os.PathLike, *, opset: int = 17,
-                dynamic_axes: dict[int, str] | None = None) -> Path:
+                dynamic_axes: dict[int, str] | None = None, fold: bool = True) -> Path:
     """Write ``module`` (eval mode) as ONNX, input ``input`` and output ``logits``.
 
-    ``dynamic_axes`` names the input axes that may change size (default: the batch axis 0).
+    ``dynamic_axes`` names the input axes that may change size (default: the batch axis 0);
+    ``fold=False`` keeps the weights as they are (no constant folding, e.g. of batch norms into
+    convolutions: onnxruntime does that when it loads the graph).
     """
     import torch
 
@@ -74,7 +76,8 @@ def export_onnx(module: Any, example: Any, path: str | os.PathLike, *, opset: in
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, not gone
         try:
             torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=["input"],
-                              output_names=["logits"], dynamic_axes=axes, opset_version=opset)
+                              output_names=["logits"], dynamic_axes=axes, opset_version=opset,
+                              do_constant_folding=fold)
         except Exception as exc:
             raise EmofuseError(f"{path}: ONNX export failed ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
@@ -210,13 +213,17 @@ def write_onnx_copy(module: Any, example: Any, folder: str | os.PathLike, *,
     from ._onnx import ONNX_FILE
     from .paths import file_sha256
 
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = export_onnx(module, example, folder / ONNX_FILE, dynamic_axes=dynamic_axes)
-    if weights_dtype == "float16":
+    half = weights_dtype == "float16"
+    # float16: the module's own (rounded) weights are stored, not products folded from them,
+    # which a second rounding would move away from the module
+    path = export_onnx(module, example, folder / ONNX_FILE, dynamic_axes=dynamic_axes,
+                       fold=not half)
+    if half:
         halve_onnx_weights(path)
-    elif weights_dtype != "float32":
-        raise ValueError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
     worst = check_onnx_parity(module, path, _parity_inputs(example, dict(dynamic_axes or
                                                                           {0: "batch"})))
     os.chmod(path, 0o644)

@@ -98,7 +98,7 @@ def test_halved_onnx_weights_predict_as_the_rounded_module(tmp_path):
     from emofuse.export import write_onnx_copy
 
     torch.manual_seed(0)
-    net = ResNet18(n_classes=7, width=8, stem_stride=2).eval()
+    net = ResNet18(n_classes=7, width=16, stem_stride=2).eval()
     x = torch.rand(4, 1, 48, 48) * 2 - 1
     full = write_onnx_copy(net, x, tmp_path / "f32")
     with torch.no_grad():
@@ -107,7 +107,8 @@ def test_halved_onnx_weights_predict_as_the_rounded_module(tmp_path):
                 t.copy_(t.half().float())
     half = write_onnx_copy(net, x, tmp_path / "f16", weights_dtype="float16")
     size = {d: (tmp_path / d / "model.onnx").stat().st_size for d in ("f32", "f16")}
-    assert size["f16"] < 0.6 * size["f32"] and half["parity_max_abs"] < 1e-4
+    n = sum(p.numel() for p in net.parameters())
+    assert size["f16"] < 2.1 * n < size["f32"] and half["parity_max_abs"] < 1e-4
     assert full["sha256"] != half["sha256"]
     with torch.inference_mode():
         ref = torch.softmax(net(x), 1).numpy()
