@@ -17,6 +17,7 @@ __all__ = ["DEFAULT_TRAINING", "build_net", "split_model_params", "to_input", "t
 DEFAULT_TRAINING: dict[str, Any] = {
     "label_smoothing": 0.1, "rare_class_floor": 0.15, "precision": "bf16",
     "warmup_epochs": 1.0, "momentum": 0.9, "optimizer": "sgd", "channels_last": False,
+    "distill_from": None, "distill_weight": 0.5, "distill_temperature": 2.0,
 }
 
 

@@ -107,6 +107,11 @@ class FaceTraining(Params):
     momentum: float = Field(default=0.9, ge=0)            #: SGD (Nesterov) momentum
     optimizer: Literal["sgd", "adamw"] = "sgd"
     channels_last: bool = False                           #: NHWC memory format
+    #: knowledge distillation: a saved face model (same labels) whose flip-TTA probabilities of
+    #: each clean training crop are a second target (None: hard labels only)
+    distill_from: str | None = None
+    distill_weight: float = Field(default=0.5, ge=0, le=1)   #: share of the distillation loss
+    distill_temperature: float = Field(default=2.0, gt=0)    #: softening of both sides
 
 
 class MixRule(Params):

@@ -84,7 +84,7 @@ def _module_class():
             return self.opts.get("precision") == "bf16" and self.device.type == "cpu"
 
         def training_step(self, batch, _):
-            x, y = batch
+            x, y, *teacher = batch
             aug = dict(self.augment)
             degrade = aug.pop("degrade", None)
             x = face_batch(to_input(x), **aug)
@@ -93,6 +93,11 @@ def _module_class():
             logits = self._logits(x)
             loss = F.cross_entropy(logits, y, weight=self.class_weights,
                                    label_smoothing=float(self.opts["label_smoothing"]))
+            if teacher:   # Hinton et al.: KL to the softened teacher, scaled by T^2
+                a, t = float(self.opts["distill_weight"]), float(self.opts["distill_temperature"])
+                target = torch.softmax(torch.log(teacher[0].clamp_min(1e-8)) / t, 1)
+                kl = F.kl_div(F.log_softmax(logits / t, 1), target, reduction="batchmean")
+                loss = (1 - a) * loss + a * t * t * kl
             self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
             self.log("train_acc", (logits.argmax(1) == y).float().mean(), on_step=False,
                      on_epoch=True, batch_size=len(y))
@@ -169,11 +174,29 @@ def _oversample(y: np.ndarray, floor: float, rng: np.random.Generator) -> np.nda
     return np.concatenate(idx)
 
 
+def _teacher_probs(folder: str, x: np.ndarray, n_classes: int,
+                   classes: Sequence[str] | None) -> np.ndarray:
+    """Class probabilities of the saved face model ``folder`` for the crops ``x`` (its own
+    test-time views), checked to answer in ``classes`` (or at least ``n_classes`` columns)."""
+    from ..train.face_model import load_fast, load_predictor
+
+    net, card = load_fast(folder) or load_predictor(folder)
+    labels = list(card.get("labels") or [])
+    if (classes is not None and labels != list(classes)) or len(labels) != n_classes:
+        raise DataError(folder, f"the teacher's labels {labels} are not the training "
+                        f"classes {list(classes) if classes is not None else n_classes}")
+    tta = (card.get("features") or {}).get("tta")
+    return predict_proba(net, x, tta=tta).astype(np.float32)
+
+
 def fit_net(cfg: RunConfig, *, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
             val_y: np.ndarray, n_classes: int, out_dir: Path, seed: int,
-            max_epochs: int | None = None, progress: bool = False):
+            max_epochs: int | None = None, progress: bool = False,
+            classes: Sequence[str] | None = None):
     """Train the network of ``cfg`` on crops; returns ``(net, FitResult)`` (best epoch by
-    validation accuracy restored). Checkpoints in ``out_dir``: rerunning resumes."""
+    validation accuracy restored). Checkpoints in ``out_dir``: rerunning resumes. With
+    ``model.params.training.distill_from`` the teacher's probabilities of the clean training
+    crops are a second target (``classes``: the order they must come in)."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -190,8 +213,10 @@ def fit_net(cfg: RunConfig, *, train_x: np.ndarray, train_y: np.ndarray, val_x: 
     if cfg.train.class_weighted:  # inverse frequency after oversampling, mean 1
         counts = np.bincount(train_y[idx], minlength=n_classes).astype(float)
         weights = counts.sum() / np.maximum(counts, 1) / n_classes
+    soft = [] if not training["distill_from"] else [torch.from_numpy(_teacher_probs(
+        training["distill_from"], train_x, n_classes, classes)[idx])]
     train_ds = TensorDataset(torch.from_numpy(train_x[idx][:, None]),
-                             torch.from_numpy(train_y[idx].astype(np.int64)))
+                             torch.from_numpy(train_y[idx].astype(np.int64)), *soft)
     val_ds = TensorDataset(torch.from_numpy(val_x[:, None]),
                            torch.from_numpy(val_y.astype(np.int64)))
     gen = torch.Generator().manual_seed(seed)
@@ -269,7 +294,7 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
     net, result = fit_net(cfg, train_x=tx, train_y=ty, val_x=vx, val_y=vy,
                           n_classes=len(classes), out_dir=out_dir / "checkpoints" if quick
                           else _checkpoint_dir(cfg, out_dir),
-                          seed=seed, max_epochs=1 if quick else None)
+                          seed=seed, max_epochs=1 if quick else None, classes=classes)
     extra: dict[str, Any] = {}
     if mix_opts is not None:
         net, extra["mix"] = _mix_with_fer(net, cfg, classes, vx, vy, f, mix_opts)
