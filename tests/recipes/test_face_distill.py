@@ -9,29 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from emofuse.config import parse_config
 from emofuse.errors import ConfigError, DataError
 from emofuse.models.face_runtime import DEFAULT_TRAINING
 from emofuse.recipes import face as recipe
 from emofuse.recipes import face_train
 
 from .test_face_combine import LABELS, _member
+from .test_face_mix import _cfg as mix_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(root, out, training):
-    return parse_config({
-        "suite": "fer-fer2013", "task": {"modality": "face"},
-        "data": {"corpus": "fer2013", "root": str(root)},
-        "protocol": {"kind": "official", "allow_leak": True},
-        "features": {"name": "face_crop", "params": {"side": 48, "detect": False,
-                                                     "tta": {"flip": True, "shift": 0}}},
-        "model": {"name": "resnet18_face",
-                  "params": {"width": 4, "stem_stride": 2, "training": training}},
-        "train": {"max_epochs": 1, "batch_size": 16, "lr": 0.01, "num_threads": 1,
-                  "class_weighted": False, "deterministic": False},
-        "output": {"dir": str(out)}})
+    return mix_cfg(root, out, None, training=training)
 
 
 def test_the_teacher_targets_enter_the_loss(fer_tree, tmp_path, monkeypatch):

