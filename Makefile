@@ -20,7 +20,15 @@ test: setup
 
 # One config per bundled model; trained on the corpora under $$EMOFUSE_DATA (../shared/data).
 MODELS := speech face text fusion
+# Models a bundled one is built from, in order (face v5 is distilled from face v4, the mix of
+# face v2's and v3's ResNets): configs/models/<m>.yaml -> runs/<m>/model, each resuming from its
+# checkpoints.
+PREREQ_MODELS := face-v2 face-v3 face-v4
 models: setup
+	@for m in $(PREREQ_MODELS); do \
+	  echo "== $$m (runs/$$m/model)"; \
+	  $(BIN)/emofuse train --config configs/models/$$m.yaml --out runs/$$m/model || exit 1; \
+	done
 	@for m in $(MODELS); do \
 	  echo "== $$m"; \
 	  $(BIN)/emofuse train --config configs/models/$$m.yaml --out src/emofuse/bundled/$$m.new \

@@ -75,10 +75,10 @@ def test_teacher_with_other_labels_is_refused(fer_tree, tmp_path):
         face_train._training({"training": {"distill_weight": 1.5}})
 
 
-def test_v5_config_validates():
+def test_bundled_v5_config_validates():
     from emofuse.recipes import load_suite_config
 
-    cfg = load_suite_config(ROOT / "configs" / "models" / "face-v5.yaml")
+    cfg = load_suite_config(ROOT / "configs" / "models" / "face.yaml")
     t = face_train._training(cfg.model.params)
     assert (t.distill_from, t.distill_weight, t.distill_temperature) == \
         ("runs/face-v4/model", 0.5, 2.0)

@@ -91,10 +91,10 @@ def test_mix_settings_are_checked(tmp_path):
         recipe.build_net(cfg.model.name, cfg.model.params, 7)
 
 
-def test_bundled_face_config_parses():
+def test_v2_face_config_parses():
     from emofuse.recipes import load_suite_config
 
-    cfg = load_suite_config(ROOT / "configs" / "models" / "face.yaml")
+    cfg = load_suite_config(ROOT / "configs" / "models" / "face-v2.yaml")
     rcfg, opts = face_train._mix_settings(cfg)
     assert opts is not None and cfg.features.params["tta"] == {"flip": True, "shift": 0}
     assert opts.model_dump() == {"grid_step": 0.05, "combine": ["prob", "log"],

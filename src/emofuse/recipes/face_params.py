@@ -161,7 +161,7 @@ class ResNetFaceParams(Params):
 
 class FaceModelParams(ResNetFaceParams):
     """``model.params`` of ``fer-fer2013`` (and of ``emofuse train`` with its configs, e.g.
-    ``configs/models/face.yaml``): the ResNet's parameters and, optionally, ``mix``."""
+    ``configs/models/face.yaml``, v5): the ResNet's parameters and, optionally, ``mix``."""
 
     mix: FaceMix | None = None                           #: None (or empty): the ResNet alone
 
