@@ -73,3 +73,23 @@ def test_words_and_errors(lm):
     with pytest.raises(ConfigError, match="placeholder"):
         llm_text_features(["x"], tokenizer=tok, model=model, model_id="tiny",
                           labels=["happy", "sad"], prompt="no slot", cache=None)
+
+
+def test_layers_and_batch_independence(lm, tmp_path):
+    """Several hidden states, one block each; a row's features do not depend on its batch
+    (left padding with position ids counted from the first real token)."""
+    tok, model = lm
+    labels = ["happy", "sad"]
+    texts = ["a much longer sentence than the others", "ok", "fine then"]
+    many = llm_text_features(texts, tokenizer=tok, model=model, model_id="tiny", labels=labels,
+                             cache=FeatureCache(tmp_path), batch_size=3, layers=(0, -1))
+    assert many["mean"].shape == many["last"].shape == (3, 32)
+    for i, t in enumerate(texts):
+        one = llm_text_features([t], tokenizer=tok, model=model, model_id="tiny",
+                                labels=labels, cache=FeatureCache(tmp_path / "one"), batch_size=1,
+                                layers=(0, -1))
+        assert np.allclose(one["last"][0], many["last"][i], atol=2e-2)   # float16 storage
+        assert np.allclose(one["scores"][0], many["scores"][i], atol=1e-4)
+    last = llm_text_features(texts, tokenizer=tok, model=model, model_id="tiny",
+                             labels=labels, cache=FeatureCache(tmp_path), batch_size=3)
+    assert np.allclose(last["last"], many["last"][:, 16:], atol=2e-2)

@@ -29,7 +29,7 @@ from .cache import FeatureCache
 __all__ = ["PROMPT", "EMOTION_WORDS", "LLM_TEXT_VERSION", "label_token_ids", "llm_forward",
            "llm_text_features"]
 
-LLM_TEXT_VERSION = "1"
+LLM_TEXT_VERSION = "2"
 #: the prompt; ``{text}`` is the sentence
 PROMPT = "Text: {text}\nThe emotion expressed is"
 #: canonical label -> words that name it after the prompt (fixed before any figure)
@@ -60,56 +60,83 @@ def label_token_ids(tokenizer: Any, labels: Sequence[str]) -> list[list[int]]:
 
 
 def llm_forward(texts: Sequence[str], *, tokenizer: Any, model: Any, labels: Sequence[str],
-                prompt: str = PROMPT, max_len: int = 96, batch_size: int = 16) -> np.ndarray:
-    """``[mean | last | scores]`` of ``texts`` (see the module), float32 ``(n, 2d + L)``.
-    Batched with left padding (the last position is every row's last token)."""
+                prompt: str = PROMPT, max_len: int = 96, batch_size: int = 16,
+                layers: Sequence[int] = (-1,)) -> np.ndarray:
+    """``[mean | last | scores]`` of ``texts`` (see the module), float32 ``(n, 2kd + L)`` for
+    ``k = len(layers)`` hidden states (0: the embeddings, -1: the last, as the model returns
+    them); ``mean`` and ``last`` hold one ``d``-wide block per layer, in the order given.
+
+    Texts are batched by length with left padding (the last position is every row's last
+    token) and position ids counted from each row's first real token, so a row's features do
+    not depend on the batch it falls in. Only the last position's logits are computed."""
     import torch
 
     if "{text}" not in prompt:
         raise ConfigError("llm text features: the prompt needs a {text} placeholder")
+    if not layers:
+        raise ConfigError("llm text features: layers must name at least one hidden state")
     ids = label_token_ids(tokenizer, labels)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # the sentence is truncated (in characters) so that the prompt's tail survives
+    prompts = [prompt.format(text=t[: 4 * max_len]) for t in texts]
+    order = np.argsort([len(p) for p in prompts], kind="stable")
     rows = []
-    for k in range(0, len(texts), batch_size):
-        # the sentence is truncated (in characters) so that the prompt's tail survives
-        batch = [prompt.format(text=t[: 4 * max_len]) for t in texts[k:k + batch_size]]
-        enc = tokenizer(batch, return_tensors="pt", padding=True)
+    for k in range(0, len(prompts), batch_size):
+        enc = tokenizer([prompts[i] for i in order[k:k + batch_size]], return_tensors="pt",
+                        padding=True)
+        mask = enc["attention_mask"]
         with torch.no_grad():
-            out = model(**enc, output_hidden_states=True)
-        h = out.hidden_states[-1].float()
-        m = enc["attention_mask"].unsqueeze(-1).float()
-        mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-        last = h[:, -1]
+            out = model(input_ids=enc["input_ids"], attention_mask=mask,
+                        position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                        output_hidden_states=True, logits_to_keep=1)
+        m = mask.unsqueeze(-1).float()
+        hs = [out.hidden_states[layer].float() for layer in layers]
+        means = [(h * m).sum(1) / m.sum(1).clamp(min=1.0) for h in hs]
+        lasts = [h[:, -1] for h in hs]
         logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         scores = torch.stack([torch.logsumexp(logp[:, i], dim=1) for i in ids], dim=1)
-        rows.append(torch.cat([mean, last, scores], 1).numpy().astype(np.float32))
+        rows.append(torch.cat([*means, *lasts, scores], 1).numpy().astype(np.float32))
     d = getattr(getattr(model, "config", None), "hidden_size", 0)
-    return np.concatenate(rows) if rows else np.zeros((0, 2 * d + len(labels)), np.float32)
+    if not rows:
+        return np.zeros((0, 2 * len(layers) * d + len(labels)), np.float32)
+    a = np.concatenate(rows)
+    back = np.empty_like(a)
+    back[order] = a
+    return back
 
 
 def llm_text_features(texts: Sequence[str], *, tokenizer: Any, model: Any, model_id: str,
                       labels: Sequence[str], prompt: str = PROMPT, max_len: int = 96,
-                      batch_size: int = 16, chunk: int = 256, cache: FeatureCache | None = None
-                      ) -> dict[str, np.ndarray]:
-    """:func:`llm_forward` through the feature cache (chunks of ``chunk`` texts), split into
-    ``{"mean", "last", "scores"}``."""
+                      batch_size: int = 16, chunk: int = 256, cache: FeatureCache | None = None,
+                      layers: Sequence[int] = (-1,)) -> dict[str, np.ndarray]:
+    """:func:`llm_forward` through the feature cache (chunks of ``chunk`` texts, stored as
+    float16), split into ``{"mean", "last", "scores"}`` (float32; ``mean`` and ``last`` one
+    block per layer of ``layers``)."""
     cache = cache or FeatureCache()
     settings = {"feature": "llm_text", "version": LLM_TEXT_VERSION, "model": model_id,
                 "prompt": prompt, "labels": list(labels), "max_len": max_len,
-                "words": {c: list(EMOTION_WORDS[c]) for c in labels}}
-    parts = []
+                "words": {c: list(EMOTION_WORDS[c]) for c in labels},
+                "layers": [int(x) for x in layers]}
+    n_l = len(labels)
+
+    def compute(block: list[str]) -> dict[str, np.ndarray]:
+        a = llm_forward(block, tokenizer=tokenizer, model=model, labels=labels, prompt=prompt,
+                        max_len=max_len, batch_size=batch_size, layers=layers)
+        return {"states": a[:, :a.shape[1] - n_l].astype(np.float16),
+                "scores": a[:, a.shape[1] - n_l:]}
+
+    states, scores = [], []
     for k in range(0, len(texts), chunk):
         block = list(texts[k:k + chunk])
         key = json.dumps(block, ensure_ascii=False).encode("utf-8", "surrogatepass")
-        parts.append(np.asarray(cache.get_or_compute(key, settings, lambda _b, block=block: (
-            llm_forward(block, tokenizer=tokenizer, model=model, labels=labels, prompt=prompt,
-                        max_len=max_len, batch_size=batch_size)))))
-    n_l = len(labels)
-    if not parts:
+        v = cache.get_or_compute(key, settings, lambda _b, block=block: compute(block))
+        states.append(np.asarray(v["states"]))
+        scores.append(np.asarray(v["scores"], np.float32))
+    if not states:
         return {"mean": np.zeros((0, 0), np.float32), "last": np.zeros((0, 0), np.float32),
                 "scores": np.zeros((0, n_l), np.float32)}
-    a = np.concatenate(parts)
-    d = (a.shape[1] - n_l) // 2
-    return {"mean": a[:, :d], "last": a[:, d:2 * d], "scores": a[:, 2 * d:]}
+    a = np.concatenate(states).astype(np.float32)
+    d = a.shape[1] // 2
+    return {"mean": a[:, :d], "last": a[:, d:], "scores": np.concatenate(scores)}

@@ -10,7 +10,15 @@ grid (default: the top-level ``grid``):
 - ``minilm``: the frozen MiniLM sentence embedding (384-d, unit norm), as ``xcorpus-text``;
 - ``prototypes``: zero-shot prototype similarities (:mod:`emofuse.features.text_prototypes`:
   cosine similarity with fixed descriptions of each emotion, per template or pooled per
-  emotion), corpus-independent; alone or appended to the embedding.
+  emotion), corpus-independent; alone or appended to the embedding;
+- ``llm``: hidden states of SmolLM2-135M-Instruct prompted with the sentence
+  (:mod:`emofuse.features.llm_text`): the last token's state (``last<k>``) or the mean state
+  (``mean<k>``) of hidden layer *k* (-1: the last), appended.
+
+Suite ``xcorpus-text-llm`` (``configs/xcorpus-text-llm.yaml``) is this suite with
+``train_cap``: every corpus' train split cut to a stratified sample (seed 0) before anything
+else, so that the language model's forward passes fit a CPU budget; every feature set, the
+MiniLM one too, is then fitted on the same rows.
 
 Selection, per cell: every (feature set, candidate) is fitted on the train split of one training
 corpus and scored on the dev split of the other, both ways (the rule of
@@ -24,21 +32,28 @@ its out-of-corpus dev probabilities, and the held-out corpus' test split is scor
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .. import protocols
 from ..config import Params, RunConfig
+from ..errors import ConfigError
 from .text_params import GridSpec, JointParams, TextFeatureParams
 from .xcorpus_text import (Candidate, TextContext, TextTable, XcorpusTextSuite, candidates,
                            run_cell, select)
 from .xcorpus_text import check as check_text
 
-__all__ = ["XcorpusTextTransfer", "FeatureSet", "TransferParams", "feature_matrix",
-           "feature_tables", "select_features", "run_suite", "check"]
+__all__ = ["XcorpusTextTransfer", "XcorpusTextLLM", "FeatureSet", "LLMSettings",
+           "TransferParams", "cap_train", "feature_matrix", "feature_tables", "llm_states",
+           "select_features", "run_suite", "check"]
+
+#: an LLM state of a feature set: ``last<k>`` or ``mean<k>`` (hidden layer k, -1 the last)
+_LLM_STATE = re.compile(r"^(last|mean)(-?\d+)$")
+
 
 
 class FeatureSet(Params):
@@ -49,6 +64,8 @@ class FeatureSet(Params):
     #: zero-shot prototype similarities: none, one per template (all), or per emotion
     prototypes: Literal["none", "all", "mean", "max", "meanmax"] = "none"
     centre: bool = False              #: prototypes minus each row's mean over the templates
+    #: SmolLM2 states appended: ``last<k>`` / ``mean<k>`` (layer k among ``llm.layers``)
+    llm: list[str] = Field(default_factory=list)
     #: this set's grid (a block or a list of blocks); None: model.params.grid
     grid: list[GridSpec] | None = None
 
@@ -56,6 +73,24 @@ class FeatureSet(Params):
     @classmethod
     def _blocks(cls, v: Any) -> Any:
         return [v] if isinstance(v, Mapping) else v
+
+    @field_validator("llm")
+    @classmethod
+    def _states(cls, v: list[str]) -> list[str]:
+        if bad := [x for x in v if not _LLM_STATE.match(x)]:
+            raise ValueError(f"llm states {bad}: each is last<layer> or mean<layer>, e.g. "
+                             "last-1, mean18")
+        return v
+
+
+class LLMSettings(Params):
+    """The language model's forward pass (``model.params.llm``): SmolLM2-135M-Instruct, the
+    one shipped (:func:`emofuse.augment.text.smollm2_gguf`), prompted with
+    :data:`emofuse.features.llm_text.PROMPT`."""
+
+    #: hidden states extracted (0: the embeddings, -1: the last); feature sets pick among them
+    layers: list[int] = Field(default_factory=lambda: [6, 12, 18, 24, -1], min_length=1)
+    batch_size: int = Field(default=32, ge=1)
 
 
 class TransferParams(JointParams):
@@ -65,6 +100,9 @@ class TransferParams(JointParams):
     feature_sets: list[FeatureSet] = Field(
         default_factory=lambda: [FeatureSet(name="minilm")], min_length=1)
     joint: Literal[False] = False     #: no joint model in this suite
+    #: per corpus, at most this many train items (a stratified sample, seed 0); None: all
+    train_cap: int | None = Field(default=None, ge=10)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @field_validator("feature_sets")
     @classmethod
@@ -72,28 +110,104 @@ class TransferParams(JointParams):
         names = [f.name for f in v]
         if len(set(names)) != len(names):
             raise ValueError(f"feature set names repeat: {', '.join(names)}")
-        if bad := [f.name for f in v if not f.minilm and f.prototypes == "none"]:
+        if bad := [f.name for f in v if not f.minilm and f.prototypes == "none" and not f.llm]:
             raise ValueError(f"feature set(s) without any input: {', '.join(bad)}")
         return v
 
+    @model_validator(mode="after")
+    def _llm_layers(self) -> TransferParams:
+        for fs in self.feature_sets:
+            for st in fs.llm:
+                layer = int(_LLM_STATE.match(st).group(2))  # type: ignore[union-attr]
+                if layer not in self.llm.layers:
+                    raise ValueError(f"feature set {fs.name!r}: {st} reads layer {layer}, "
+                                     f"not among llm.layers {self.llm.layers}")
+        return self
 
-def feature_matrix(x: np.ndarray, fs: FeatureSet, *, labels: Sequence[str]) -> np.ndarray:
+
+def feature_matrix(x: np.ndarray, fs: FeatureSet, *, labels: Sequence[str],
+                   llm: Mapping[str, Any] | None = None) -> np.ndarray:
     """The input of feature set ``fs`` from MiniLM embeddings ``x`` (prototypes of
-    ``labels``)."""
+    ``labels``) and the rows' LLM states ``llm`` (:func:`llm_states`; needed when ``fs.llm``
+    names any)."""
     from ..features.text_prototypes import prototype_features
 
     blocks = [np.asarray(x, np.float32)] if fs.minilm else []
     if fs.prototypes != "none":
         blocks.append(prototype_features(x, labels=labels, pooling=fs.prototypes,
                                          centre=fs.centre))
+    for st in fs.llm:
+        if llm is None:
+            raise ConfigError(f"feature set {fs.name!r} needs the LLM states")
+        kind, layer = _LLM_STATE.match(st).groups()  # type: ignore[union-attr]
+        k = list(llm["layers"]).index(int(layer))
+        d = llm[kind].shape[1] // len(llm["layers"])
+        blocks.append(llm[kind][:, d * k:d * (k + 1)])
     return np.concatenate(blocks, 1) if len(blocks) > 1 else blocks[0]
 
 
-def feature_tables(table: TextTable, sets: Sequence[FeatureSet], *, labels: Sequence[str]
-                   ) -> dict[str, TextTable]:
+def feature_tables(table: TextTable, sets: Sequence[FeatureSet], *, labels: Sequence[str],
+                   llm: Mapping[str, Any] | None = None) -> dict[str, TextTable]:
     """One table per feature set (the same rows, ``x`` replaced)."""
-    return {fs.name: dataclasses.replace(table, x=feature_matrix(table.x, fs, labels=labels))
+    return {fs.name: dataclasses.replace(table, x=feature_matrix(table.x, fs, labels=labels,
+                                                                 llm=llm))
             for fs in sets}
+
+
+def cap_train(table: TextTable, cap: int, *, seed: int = 0) -> TextTable:
+    """``table`` with every corpus' train split cut to at most ``cap`` rows (a sample
+    stratified by label, ``seed``); other splits and the row order kept."""
+    from sklearn.model_selection import train_test_split
+
+    keep = np.ones(len(table.labels), bool)
+    for c in np.unique(table.corpus):
+        rows = table.rows([c], "train")
+        if len(rows) > cap:
+            kept, _ = train_test_split(rows, train_size=cap, random_state=seed,
+                                       stratify=table.labels[rows])
+            keep[np.setdiff1d(rows, kept)] = False
+    idx = np.flatnonzero(keep)
+    recs = [table.records[i] for i in idx] if len(table.records) == len(keep) else []
+    return TextTable(table.x[idx], table.labels[idx], table.corpus[idx], table.part[idx],
+                     [table.texts[i] for i in idx], recs)
+
+
+def llm_states(table: TextTable, settings: LLMSettings, *,
+               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """SmolLM2-135M-Instruct's prompted states of every row (:func:`llm_text_features`, cached;
+    one call per corpus and split, rows in table order): ``{"mean", "last"}`` ``(n, k*d)``
+    and ``layers``."""
+    import time
+
+    import torch
+
+    from ..augment.text import SmolLM2Backend, _load_smollm2, smollm2_gguf
+    from ..features.llm_text import llm_text_features
+    from ..labels import BASIC7
+
+    tok, model = _load_smollm2(str(smollm2_gguf()))
+    layers = list(settings.layers)
+    n = len(table.labels)
+    out: dict[str, Any] = {"layers": layers}
+    for c in dict.fromkeys(table.corpus.tolist()):
+        for part in dict.fromkeys(table.part.tolist()):
+            rows = table.rows([c], part)
+            if not len(rows):
+                continue
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                f = llm_text_features([table.texts[i] for i in rows], tokenizer=tok,
+                                      model=model, model_id=SmolLM2Backend.name,
+                                      labels=list(BASIC7), layers=layers,
+                                      batch_size=settings.batch_size)
+            for kind in ("mean", "last"):
+                if kind not in out:
+                    out[kind] = np.zeros((n, f[kind].shape[1]), np.float32)
+                out[kind][rows] = f[kind]
+            if log:
+                log(f"  smollm2 states: {c} {part} {len(rows)} items "
+                    f"({time.perf_counter() - t0:.0f} s)")
+    return out
 
 
 def _set_candidates(fs: FeatureSet, default: Sequence[Candidate], *, quick: bool
@@ -155,7 +269,12 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
         default = self.grid_candidates()
         sets = p.feature_sets[:2] if quick else p.feature_sets
         table, loaded = self.load()
-        tables = feature_tables(table, sets, labels=p.labels)
+        used = None
+        if p.train_cap:
+            table = cap_train(table, p.train_cap)
+            used = {c: len(table.rows([c], "train")) for c in p.corpora}
+        llm = llm_states(table, p.llm, log=log) if any(fs.llm for fs in sets) else None
+        tables = feature_tables(table, sets, labels=p.labels, llm=llm)
         ctxs = {n: self.context(t) for n, t in tables.items()}
         cands = {fs.name: _set_candidates(fs, default, quick=quick) for fs in sets}
         cells = []
@@ -171,7 +290,17 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
                 log(f"  -> {test}: chose {cell['chosen_short']}")
         out = self.loco_result(cells, None, loaded)
         out["feature_sets"] = [fs.model_dump(exclude_none=True) for fs in sets]
-        out["notes"] = _NOTE + out["notes"]
+        note = _NOTE
+        if used is not None:
+            out["train_used"] = used
+            note += (f"Training rows: every corpus' train split cut to at most {p.train_cap} "
+                     f"items (stratified by label, seed 0) before anything else, for every "
+                     f"feature set: " + ", ".join(f"{c} {n}" for c, n in used.items())
+                     + " (the counts below are before the cut).\n\n")
+        if llm is not None:
+            out["llm"] = p.llm.model_dump()
+            note += _LLM_NOTE
+        out["notes"] = note + out["notes"]
         return out
 
 
@@ -180,6 +309,19 @@ _NOTE = ("Feature sets (chosen per cell by the same nested rule, together with t
          "descriptions of each emotion (emofuse.features.text_prototypes, written before any "
          "figure), per template (`all`) or pooled per emotion; a candidate is named "
          "`feature set: head`.\n\n")
+
+_LLM_NOTE = ("`last<k>` / `mean<k>`: SmolLM2-135M-Instruct (the shipped GGUF, dequantised "
+             "to float32) prompted with 'Text: {text}\\nThe emotion expressed is', the last "
+             "token's / the mean hidden state of layer k (-1: the last; emofuse.features."
+             "llm_text), appended to the set's other inputs; the logistic regression "
+             "standardises its inputs with the statistics of the rows it is fitted on.\n\n")
+
+
+class XcorpusTextLLM(XcorpusTextTransfer, name="xcorpus-text-llm",
+                     params={"model": TransferParams, "features": TextFeatureParams}):
+    """xcorpus-text with SmolLM2-135M hidden states as extra features, chosen by nested LOCO
+    with the head (training splits capped); macro-F1"""
+
 
 #: the ``xcorpus-text-transfer`` suite: result dict; writes the heatmap PNG
 run_suite = xcorpus_text_transfer = XcorpusTextTransfer.run
