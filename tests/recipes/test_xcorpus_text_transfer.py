@@ -116,3 +116,54 @@ def test_params_and_committed_config(monkeypatch):
     assert xtt.feature_matrix(x, fs, labels=p.labels).shape == (3, 2 * len(p.labels))
     both = fs.model_copy(update={"minilm": True, "prototypes": "all"})
     assert xtt.feature_matrix(x, both, labels=p.labels).shape == (3, 384 + n)
+
+
+def test_llm_states_params_and_train_cap(corpora, tmp_path, monkeypatch):
+    """xcorpus-text-llm: states named by layer, checked against llm.layers; the train cap
+    keeps a stratified sample of each train split and every other row, in order."""
+    with pytest.raises(ConfigError, match="last<layer>"):
+        xtt.TransferParams.of({"feature_sets": [{"name": "a", "llm": ["first3"]}]})
+    with pytest.raises(ConfigError, match="not among llm.layers"):
+        xtt.TransferParams.of({"feature_sets": [{"name": "a", "llm": ["last7"]}],
+                               "llm": {"layers": [6, -1]}})
+    only = xtt.TransferParams.of({"feature_sets": [{"name": "a", "minilm": False,
+                                                    "llm": ["mean-1"]}]})
+    assert only.feature_sets[0].llm == ["mean-1"] and only.train_cap is None
+    table, _ = xt.load_table(["dair", "meld", "goemotions"], roots=corpora, log=None)
+    n_train = {c: len(table.rows([c], "train")) for c in ("dair", "meld", "goemotions")}
+    cap = min(n_train.values()) // 2
+    small = xtt.cap_train(table, cap)
+    for c, n in n_train.items():
+        assert len(small.rows([c], "train")) == min(n, cap)
+        for part in ("val", "test"):
+            assert len(small.rows([c], part)) == len(table.rows([c], part))
+    rest = iter(zip(table.texts, table.part))                               # order kept:
+    assert all(row in rest for row in zip(small.texts, small.part))         # a subsequence
+    assert xtt.cap_train(table, cap).texts == small.texts                   # seeded
+    # feature_matrix appends the named layer's block
+    llm = {"layers": [6, -1], "mean": np.arange(12.0).reshape(3, 4), "last": -np.ones((3, 4))}
+    fs = xtt.FeatureSet(name="s", llm=["mean-1", "last6"])
+    x = np.zeros((3, 5), np.float32)
+    m = xtt.feature_matrix(x, fs, labels=["happy"], llm=llm)
+    assert m.shape == (3, 5 + 2 + 2) and m[1, 5:7].tolist() == [6.0, 7.0]
+    assert m[:, 7:].tolist() == [[-1.0, -1.0]] * 3
+    with pytest.raises(ConfigError, match="needs the LLM states"):
+        xtt.feature_matrix(x, fs, labels=["happy"])
+
+    # the suite end to end, the language model replaced by word-seeded random states
+    def fake_states(tab, settings, log=None):
+        st = np.stack([_fake_embed([t])[0, :8] for t in tab.texts]).astype(np.float32)
+        k = len(settings.layers)
+        return {"layers": list(settings.layers), "mean": np.tile(st, k), "last": np.tile(-st, k)}
+
+    monkeypatch.setattr(xtt, "llm_states", fake_states)
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(corpora, sets=[{"name": "minilm"}, {"name": "minilm+last-1", "llm": ["last-1"]}])
+    cfg = cfg.model_copy(update={"suite": "xcorpus-text-llm", "model": cfg.model.model_copy(
+        update={"params": {**cfg.model.params, "train_cap": cap}})})
+    res = get_suite("xcorpus-text-llm").run(cfg)
+    validate_result(res)
+    assert res["train_used"] == {c: min(n, cap) for c, n in n_train.items()}
+    assert "Training rows" in res["notes"] and "SmolLM2" in res["notes"]
+    assert res["llm"]["layers"] == [6, 12, 18, 24, -1]
+    assert all(c["features"] in ("minilm", "minilm+last-1") for c in res["cells"])

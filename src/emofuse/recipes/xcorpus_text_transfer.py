@@ -101,7 +101,7 @@ class TransferParams(JointParams):
         default_factory=lambda: [FeatureSet(name="minilm")], min_length=1)
     joint: Literal[False] = False     #: no joint model in this suite
     #: per corpus, at most this many train items (a stratified sample, seed 0); None: all
-    train_cap: int | None = Field(default=None, ge=10)
+    train_cap: int | None = Field(default=None, ge=2)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @field_validator("feature_sets")
