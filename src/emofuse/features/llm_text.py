@@ -11,8 +11,10 @@ LM with a tokenizer): one forward pass of ``PROMPT`` gives
 The model is passed in (``tokenizer``, ``model``): this layer does not load it (the loader of
 the shipped GGUF is :func:`emofuse.augment.text._load_smollm2`). Results are cached per chunk of
 texts in the :class:`~emofuse.features.cache.FeatureCache`, keyed by the texts, the prompt, the
-words and ``model_id``. It is slow on CPU (1.3-2.8 sentences/s on one busy core, measured with
-SmolLM2-135M dequantised to float32): use a GPU or subsample the training splits.
+words, ``model_id`` and the layers. On CPU it is slow: 9-18 sentences/s on one core of a busy
+2-core machine (SmolLM2-135M dequantised to float32, batches of 32 sorted by length, short
+sentences; an earlier version, unsorted batches of 16 with every position's logits, measured
+1.3-2.8/s): use a GPU or subsample the training splits.
 """
 
 from __future__ import annotations
