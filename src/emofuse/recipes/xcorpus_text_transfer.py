@@ -55,7 +55,6 @@ __all__ = ["XcorpusTextTransfer", "XcorpusTextLLM", "FeatureSet", "LLMSettings",
 _LLM_STATE = re.compile(r"^(last|mean)(-?\d+)$")
 
 
-
 class FeatureSet(Params):
     """One input of the head (``model.params.feature_sets``)."""
 
