@@ -104,8 +104,7 @@ def test_params_and_committed_config(monkeypatch):
         xtt.TransferParams.of({"feature_sets": [{"name": "a", "minilm": False}]})
     with pytest.raises(ConfigError):
         xtt.TransferParams.of({"feature_sets": [{"name": "a", "prototypes": "median"}]})
-    with pytest.raises(ConfigError):
-        xtt.TransferParams.of({"joint": True})
+    assert not xtt.TransferParams.of({}).joint and xtt.TransferParams.of({"joint": True}).joint
     p = xtt.check(load_suite_config(config_path("xcorpus-text-transfer")))
     assert p.feature_sets[0].name == "minilm" and len(p.feature_sets) >= 2
     n = sum(len(text_prototypes.PROTOTYPES[c]) for c in p.labels)
@@ -160,9 +159,19 @@ def test_llm_states_params_and_train_cap(corpora, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = _cfg(corpora, sets=[{"name": "minilm"}, {"name": "minilm+last-1", "llm": ["last-1"]}])
     cfg = cfg.model_copy(update={"suite": "xcorpus-text-llm", "model": cfg.model.model_copy(
-        update={"params": {**cfg.model.params, "train_cap": cap}})})
+        update={"params": {**cfg.model.params, "train_cap": cap, "joint": True,
+                           "targets": {"meld_weighted_f1": 0.5}}})})
     res = get_suite("xcorpus-text-llm").run(cfg)
     validate_result(res)
+    json.dumps(res)
+    joint = res["joint"]                      # feature set and head chosen by LOCO over all
+    sel = joint["selection"]
+    assert [f["left_out"] for f in sel["folds"]] == ["dair", "meld", "goemotions"]
+    assert len(sel["candidates"]) == 4 and joint["features"] in ("minilm", "minilm+last-1")
+    assert joint["chosen_short"] == sel["candidates"][int(np.argmax(sel["mean"]))]
+    assert {"test_dair", "test_meld", "test_goemotions"} <= set(joint["figures"])
+    assert "joint_meld_test_weighted_f1" in res["status"]
+    assert f"**{joint['chosen_short']}**" in res["notes"]
     assert res["train_used"] == {c: min(n, cap) for c, n in n_train.items()}
     assert "Training rows" in res["notes"] and "SmolLM2" in res["notes"]
     assert res["llm"]["layers"] == [6, 12, 18, 24, -1]

@@ -203,11 +203,12 @@ def _cells_markdown(cells: Sequence[Mapping[str, Any]], targets: Targets) -> str
 
 def _joint_markdown(joint: Mapping[str, Any], targets: Targets) -> str:
     sel = joint["selection"]
+    chosen = joint.get("chosen_short") or joint["candidate"].short()
     lines = ["### Joint model (trained on every corpus: the text model v2 recipe)", "",
-             (f"Chosen by LOCO over all corpora (dev splits): **{joint['candidate'].short()}**, "
+             (f"Chosen by LOCO over all corpora (dev splits): **{chosen}**, "
              f"mean dev macro-F1 {_pct(sel['chosen_mean'])}; temperature "
              f"{joint['temperature']:g} (LOCO out-of-corpus dev probabilities)."), ""]
-    lines += _selection_table(sel, joint["candidate"].short())
+    lines += _selection_table(sel, chosen)
     lines += ["", ("In-corpus figures of the joint model (temperature applied; classes of the "
               "model present in that corpus):"), "",
               "| split | classes | n | macro-F1 | UA | WA | weighted F1 | ECE |",

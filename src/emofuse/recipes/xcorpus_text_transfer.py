@@ -25,8 +25,10 @@ corpus and scored on the dev split of the other, both ways (the rule of
 :func:`.xcorpus_text.select`); the best mean wins (ties: the first feature set, then the first
 candidate). The chosen pair is then fitted on both training corpora, the temperature comes from
 its out-of-corpus dev probabilities, and the held-out corpus' test split is scored once
-(:func:`.xcorpus_text.run_cell`). The held-out corpus chooses and calibrates nothing. The joint
-(all-corpora) model is not part of this suite.
+(:func:`.xcorpus_text.run_cell`). The held-out corpus chooses and calibrates nothing. With
+``joint: true`` the suite also trains the joint (all-corpora) model, feature set and head
+chosen together by LOCO over all corpora (:func:`joint_over_sets`), and scores it on every
+corpus' own dev and test split.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from ..config import Params, RunConfig
 from ..errors import ConfigError
 from .text_params import GridSpec, JointParams, TextFeatureParams
 from .xcorpus_text import (Candidate, TextContext, TextTable, XcorpusTextSuite, candidates,
-                           run_cell, select)
+                           joint_model, run_cell, select)
 from .xcorpus_text import check as check_text
 
 __all__ = ["XcorpusTextTransfer", "XcorpusTextLLM", "FeatureSet", "LLMSettings",
@@ -98,7 +100,9 @@ class TransferParams(JointParams):
 
     feature_sets: list[FeatureSet] = Field(
         default_factory=lambda: [FeatureSet(name="minilm")], min_length=1)
-    joint: Literal[False] = False     #: no joint model in this suite
+    #: the suite also trains and scores the joint model (feature set and head chosen by LOCO
+    #: over all corpora, :func:`joint_over_sets`)
+    joint: bool = False
     #: per corpus, at most this many train items (a stratified sample, seed 0); None: all
     train_cap: int | None = Field(default=None, ge=2)
     llm: LLMSettings = Field(default_factory=LLMSettings)
@@ -242,6 +246,22 @@ def select_features(ctxs: Mapping[str, TextContext], cands: Mapping[str, Sequenc
     return best[1], best[2], summary
 
 
+def joint_over_sets(ctxs: Mapping[str, TextContext], cands: Mapping[str, Sequence[Candidate]],
+                    corpora: Sequence[str], labels: Sequence[str], *, bins: int = 15
+                    ) -> dict[str, Any]:
+    """The joint model over feature sets: every (feature set, candidate) scored by LOCO over
+    all ``corpora`` (train splits of the others -> dev split of the one left out), the best
+    fitted on every train split (:func:`.xcorpus_text.joint_model`, its temperature from the
+    winner's out-of-corpus dev probabilities); the joined selection table."""
+    table = next(iter(ctxs.values())).table
+    present = set().union(*(table.labels_of([c], "train") for c in corpora))
+    classes = [c for c in labels if c in present]
+    name, cand, summary = select_features(ctxs, cands, corpora, classes)
+    joint = joint_model(ctxs[name], corpora, [cand], labels, bins=bins)
+    joint.update(features=name, chosen_short=f"{name}: {cand.short()}", selection=summary)
+    return joint
+
+
 def _classes(table: TextTable, train_corpora: Sequence[str], test_corpus: str,
              labels: Sequence[str]) -> list[str]:
     """The classes of a cell, as :func:`.xcorpus_text.run_cell` computes them."""
@@ -287,7 +307,9 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
             cells.append(cell)
             if log:
                 log(f"  -> {test}: chose {cell['chosen_short']}")
-        out = self.loco_result(cells, None, loaded)
+        joint = joint_over_sets(ctxs, cands, p.corpora, p.labels, bins=p.ece_bins) \
+            if p.joint else None
+        out = self.loco_result(cells, joint, loaded)
         out["feature_sets"] = [fs.model_dump(exclude_none=True) for fs in sets]
         note = _NOTE
         if used is not None:
