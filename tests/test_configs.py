@@ -83,3 +83,23 @@ def test_quick_run(path: Path, tmp_path: Path, request: pytest.FixtureRequest,
     assert res["suite"] == f"{suite}-quick" and 0 <= res["metrics"]["ua"]["mean"] <= 1
     assert (results / f"{suite}-quick.md").is_file()
     assert list(results.glob("*.png"))
+
+
+CARDS = [p for p in FILES if p.parent.name == "models"
+         and (load_config(p).output.card is not None)]
+
+
+@pytest.mark.parametrize("path", CARDS, ids=_name)
+def test_card_facts_resolve(path: Path) -> None:
+    """A model config's card quotes committed results that exist, carry its metrics and, for
+    the face models (one model's weights measured through the predictor), measured that very
+    model: the ``model`` a reference names is among the result's ``models``."""
+    from emofuse.recipes import card_facts
+
+    cfg = load_config(path)
+    facts = card_facts(cfg.output.card)
+    for ref in cfg.output.card.cross_corpus:
+        if cfg.task.modality == "face":
+            assert ref.model, f"{_name(path)}: {ref.results} names no model"
+    for q in facts.get("cross_corpus_results", {}).values():
+        assert q["metrics"]

@@ -209,6 +209,10 @@ class CrossCorpusRef(_Section):
     results: str = Field(min_length=1)
     #: metric names quoted (mean and per fold)
     metrics: list[str] = Field(min_length=1)
+    #: the model the result must have measured: a key of its ``models`` (xcorpus-face: ``face``
+    #: for the bundled one, else the folder it was given); None: the figures of a recipe
+    #: (e.g. a leave-one-corpus-out suite), not of one model's weights
+    model: str | None = None
 
 
 class CardFacts(_Section):

@@ -44,6 +44,39 @@ def test_missing_result_or_metric_is_a_config_error(tmp_path: Path, monkeypatch)
         card_facts(CardFacts(cross_corpus=[{"results": "r.json", "metrics": ["ua"]}]))
 
 
+def test_a_named_model_must_be_the_one_measured(tmp_path: Path, monkeypatch) -> None:
+    """A reference naming its model refuses a result that measured another one, and the card
+    of the trained model says whether the quoted result measured these very weights."""
+    import torch
+
+    from emofuse.recipes import _mark_same_weights
+
+    monkeypatch.chdir(tmp_path)
+    r = json.loads(_result(tmp_path / "r.json").read_text())
+    r["models"] = {"face": {"folder": "x", "weights_sha256": None}}
+    (tmp_path / "r.json").write_text(json.dumps(r))
+    ref = {"results": "r.json", "metrics": ["accuracy"]}
+    with pytest.raises(ConfigError, match="r.json measured face, not runs/face-v3/model"):
+        card_facts(CardFacts(cross_corpus=[{**ref, "model": "runs/face-v3/model"}]))
+    out = card_facts(CardFacts(cross_corpus=[{**ref, "model": "face"}]))
+    q = out["cross_corpus_results"]["xcorpus-toy"]
+    assert q["model"] == "face" and q["measured_weights_sha256"] is None
+    card = {"labels": ["a", "b"], "features": {}, "data": {}, "protocol": {}, "metrics": {}}
+    save_model(tmp_path / "m", {"w": torch.tensor(np.arange(4.0))}, card)
+    sha = json.loads((tmp_path / "m" / "card.json").read_text())["weights_sha256"]
+    assert _mark_same_weights(out, tmp_path / "m")["cross_corpus_results"]["xcorpus-toy"][
+        "same_weights"] is None                               # not recorded: unknown
+    for measured, same in ((sha, True), ("0" * 64, False)):
+        r["models"]["face"]["weights_sha256"] = measured
+        (tmp_path / "r.json").write_text(json.dumps(r))
+        out = card_facts(CardFacts(cross_corpus=[{**ref, "model": "face"}]))
+        marked = _mark_same_weights(out, tmp_path / "m")["cross_corpus_results"]["xcorpus-toy"]
+        assert marked["same_weights"] is same and marked["measured_weights_sha256"] == measured
+    plain = card_facts(CardFacts(cross_corpus=[ref]))          # a recipe's figures: no check
+    assert "same_weights" not in _mark_same_weights(plain, tmp_path / "m")[
+        "cross_corpus_results"]["xcorpus-toy"]
+
+
 def test_update_card_keeps_weights_and_automatic_keys(tmp_path: Path) -> None:
     import torch
 

@@ -50,6 +50,8 @@ def test_quick_suite_runs(shared_data: Path, tmp_path: Path, monkeypatch) -> Non
         assert len(m[f"{kind}_accuracy"]["per_fold"]) == 2          # quick: two levels
     face = result["models"]["face"]
     assert face["temperature"] > 0 and face["clean"]["n"] == 7 * 12
+    bundled = json.loads((Path(face["folder"]) / "card.json").read_text())
+    assert face["weights_sha256"] == bundled["weights_sha256"]   # what a card quoting it checks
     assert face["clips"]["n"] == 2 and "accuracy" not in face["clean"].get("metrics", {})
     assert "| clean |" in result["notes"]
     json.dumps(result)

@@ -106,14 +106,35 @@ def train_model(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> 
     facts = card_facts(cfg.output.card) if cfg.output.card is not None else {}  # fail early
     path = Path(get_modality(cfg.task.modality).train(cfg, out_dir=out_dir, quick=quick))
     if facts:
-        update_card(path, facts)
+        update_card(path, _mark_same_weights(facts, path))
     return path
+
+
+def _mark_same_weights(facts: dict, folder: Path) -> dict:
+    """``facts`` with ``same_weights`` set on each quoted result that names its model: whether
+    it measured these very weights (``folder``'s card ``weights_sha256``); None where the
+    result did not record them. A retrained model quotes its predecessor's figures only so
+    marked."""
+    import json
+
+    quoted = facts.get("cross_corpus_results")
+    if not quoted:
+        return facts
+    sha = json.loads((folder / "card.json").read_text(encoding="utf-8")).get("weights_sha256")
+    marked = {}
+    for name, q in quoted.items():
+        if "model" in q:
+            m = q.get("measured_weights_sha256")
+            q = {**q, "same_weights": None if m is None or sha is None else m == sha}
+        marked[name] = q
+    return {**facts, "cross_corpus_results": marked}
 
 
 def card_facts(facts: CardFacts) -> dict:
     """The card fields of ``facts``; each quoted result read from its committed JSON.
 
-    Raises ``ConfigError`` naming a result file that is missing or a metric it lacks."""
+    Raises ``ConfigError`` naming a result file that is missing, a metric it lacks, or a
+    result that did not measure the model its reference names (``model``)."""
     import json
 
     from ..paths import repo_root
@@ -131,11 +152,21 @@ def card_facts(facts: CardFacts) -> dict:
         if missing := [m for m in ref.metrics if m not in r["metrics"]]:
             raise ConfigError(f"output.card.cross_corpus: {ref.results} has no metric "
                               f"{', '.join(missing)}")
-        quoted[r["suite"]] = {"source": ref.results, "git_commit": r.get("git_commit"),
-                              "protocol": r.get("protocol"),
-                              "metrics": {m: {"mean": r["metrics"][m]["mean"],
-                                              "per_fold": r["metrics"][m]["per_fold"]}
-                                          for m in ref.metrics}}
+        entry = {"source": ref.results, "git_commit": r.get("git_commit"),
+                 "protocol": r.get("protocol"),
+                 "metrics": {m: {"mean": r["metrics"][m]["mean"],
+                                 "per_fold": r["metrics"][m]["per_fold"]}
+                             for m in ref.metrics}}
+        if ref.model is not None:
+            measured = r.get("models") or {}
+            if ref.model not in measured:
+                raise ConfigError(f"output.card.cross_corpus: {ref.results} measured "
+                                  f"{', '.join(map(str, measured)) or 'no named model'}, not "
+                                  f"{ref.model}")
+            entry["model"] = ref.model
+            # the weights it measured (None: a result written before they were recorded)
+            entry["measured_weights_sha256"] = measured[ref.model].get("weights_sha256")
+        quoted[r["suite"]] = entry
     if quoted:
         out["cross_corpus_results"] = quoted
     return out

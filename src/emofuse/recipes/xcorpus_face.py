@@ -200,8 +200,20 @@ def _measure(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarr
             f"{100 * float(np.mean(degraded)):.2f}")
     video = _clips(pred, clips, classes, order, t, p.bins, fps=fps)
     log(f"[{name}] clips: {video['right']}/{video['n']} right")
-    return {"folder": str(folder), "temperature": t, "clean": clean, "curves": curves,
-            "clips": video}
+    return {"folder": str(folder), "weights_sha256": _weights_sha(folder), "temperature": t,
+            "clean": clean, "curves": curves, "clips": video}
+
+
+def _weights_sha(folder: Path) -> str | None:
+    """The ``weights_sha256`` of the card in ``folder`` (what a model card quoting this result
+    compares with its own)."""
+    import json
+
+    try:
+        return json.loads((Path(folder) / "card.json").read_text(encoding="utf-8")
+                          ).get("weights_sha256")
+    except (OSError, ValueError):
+        return None
 
 
 def _crop_proba(pred: Any, imgs: Sequence[np.ndarray], batch: int = 256) -> np.ndarray:
