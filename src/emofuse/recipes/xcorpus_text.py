@@ -452,6 +452,9 @@ class XcorpusTextSuite(Suite, modality="text"):
     """Base of the cross-corpus text suites: the config's check, the candidates, the corpora's
     embedded table, the heatmap and the result."""
 
+    #: what the heads are fitted on, as the result's notes say
+    inputs = "frozen MiniLM sentence embeddings"
+
     def grid_candidates(self) -> list[Candidate]:
         """The candidates of ``model.params.grid`` (quick: the first two), the config checked
         and the threads limited (:func:`check`)."""
@@ -487,7 +490,8 @@ class XcorpusTextSuite(Suite, modality="text"):
         name = self.cfg.suite + ("-quick" if self.quick else "")
         png = plot_heatmap(cells, results_dir() / f"{name}.png",
                            title=f"{name}: held-out corpus, F1 per class (%)")
-        return result(self.cfg, self.p, cells, joint, loaded, self.timer, png, self.quick)
+        return result(self.cfg, self.p, cells, joint, loaded, self.timer, png, self.quick,
+                      inputs=self.inputs)
 
 
 class XcorpusText(XcorpusTextSuite, name="xcorpus-text",

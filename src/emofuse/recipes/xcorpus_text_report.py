@@ -28,8 +28,10 @@ def ordered(labels: set[str] | Sequence[str]) -> list[str]:
 
 def result(cfg: RunConfig, p: JointParams, cells: list[dict[str, Any]],
            joint: Mapping[str, Any] | None, loaded: Mapping[str, Any], timer: Timer,
-           png: Path, quick: bool) -> dict[str, Any]:
-    """The suite's result (JSON-ready) from its cells and joint model."""
+           png: Path, quick: bool, *, inputs: str = "frozen MiniLM sentence embeddings"
+           ) -> dict[str, Any]:
+    """The suite's result (JSON-ready) from its cells and joint model; ``inputs`` says what
+    the heads are fitted on."""
     corpora, targets = p.corpora, p.targets
     metrics: dict[str, Any] = {}
     for k in ("macro_f1", "ua", "wa", "weighted_f1", "ece", "ece_ts"):
@@ -70,7 +72,7 @@ def result(cfg: RunConfig, p: JointParams, cells: list[dict[str, Any]],
         joint_out["candidate"] = joint["candidate"].to_dict()
         joint_out["candidate_short"] = joint["candidate"].short()
         joint_out["fit"] = joint["head"]["info"]
-    notes = _notes(corpora, p, quick) + _loaded_markdown(loaded) + _cells_markdown(
+    notes = _notes(corpora, p, quick, inputs) + _loaded_markdown(loaded) + _cells_markdown(
         cells, targets) + (
         "\n" + _joint_markdown(joint, targets) if joint else "")
     return build_result(
@@ -98,16 +100,15 @@ def _loaded_markdown(loaded: Mapping[str, Any]) -> str:
     return " ".join(lines) + "\n\n"
 
 
-def _notes(corpora: Sequence[str], p: JointParams, quick: bool) -> str:
+def _notes(corpora: Sequence[str], p: JointParams, quick: bool, inputs: str) -> str:
     rule = ("a multi-label row is kept when all its labels fall in one Ekman group (the "
             "loader's canonical label), dropped otherwise"
             if p.goemotions_multilabel == "same_group"
             else "only one-label rows are kept")
     return (("**Quick smoke run on a tiny subset; the figures mean nothing.**\n\n" if quick
              else "")
-            + f"Leave-one-corpus-out over {', '.join(corpora)} (frozen MiniLM sentence "
-            "embeddings): each cell trains on the *train* splits of the other corpora and is "
-            "scored once on the *test* split of the held-out corpus, over the canonical labels "
+            + f"Leave-one-corpus-out over {', '.join(corpora)} ({inputs}): each cell trains "
+            "on the *train* splits of the other corpora and is scored once on the *test* split of the held-out corpus, over the canonical labels "
             "both sides share; the table lists each cell's classes, chance level and the "
             f"classes dropped on each side with their counts. GoEmotions: {rule}. "
             "`per_fold` lists the cells in the order "

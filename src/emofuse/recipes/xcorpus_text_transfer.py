@@ -283,6 +283,8 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
     """xcorpus-text with transfer features (zero-shot prototypes) chosen by nested LOCO with
     the head; macro-F1"""
 
+    inputs = "the feature sets below, chosen with the head"
+
     def body(self) -> dict[str, Any]:
         p, quick, log = self.p, self.quick, self.log
         default = self.grid_candidates()
