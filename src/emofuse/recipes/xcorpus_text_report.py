@@ -109,7 +109,8 @@ def _notes(corpora: Sequence[str], p: JointParams, quick: bool, inputs: str) -> 
              else "")
             + f"Leave-one-corpus-out over {', '.join(corpora)} ({inputs}): each cell trains "
             "on the *train* splits of the other corpora and is scored once on the *test* split "
-            "of the held-out corpus, over the canonical labels both sides share; the table lists each cell's classes, chance level and the "
+            "of the held-out corpus, over the canonical labels both sides share; the table "
+            "lists each cell's classes, chance level and the "
             f"classes dropped on each side with their counts. GoEmotions: {rule}. "
             "`per_fold` lists the cells in the order "
             f"{', '.join(corpora)}. Every choice of the grid (head: logistic regression or MLP, "
