@@ -62,6 +62,25 @@ def test_score_drops_what_the_model_lacks():
     assert xtm.trained_on({"training_corpora": ["meld"], "data": {"corpus": "x"}}) == ["meld"]
 
 
+def test_a_model_of_another_modality_is_refused(tmp_path, shared_data):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from emofuse.paths import repo_root
+
+    cfg = (repo_root() / "configs" / "xcorpus-text-model.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cfg.replace("models: [text]", "models: [speech]"))
+    exe = shutil.which("emofuse", path=str(Path(sys.executable).parent)) or shutil.which("emofuse")
+    p = subprocess.run([exe, "bench", "--config", str(bad), "--quick", "--results",
+                        str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert "is a speech model, not a text model" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_committed_config():
     cfg = load_suite_config(config_path("xcorpus-text-model"), "xcorpus-text-model")
     p = xtm.XcorpusTextModelParams.of(cfg.model.params)

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from ..config import Params
+from ..errors import ConfigError
 from ..evaluate.calibration import ece
 from ..evaluate.metrics import classification_metrics, summarise
 from ._suite import Suite
@@ -105,6 +106,10 @@ class XcorpusTextModel(Suite, name="xcorpus-text-model", modality="text",
         for k, name in enumerate(p.models):
             folder = model_path(name)
             card = read_card(folder)
+            if (card.get("task") or card.get("modality")) != "text":
+                raise ConfigError(f"model.params.models: {name} ({folder}) is a "
+                                  f"{card.get('task') or card.get('modality') or 'unknown'} "
+                                  "model, not a text model")
             pred = load(folder)
             inside = trained_on(card)
             cells = {c: {**score(pred, *tests[c], bins=p.bins), "in_corpus": c in inside}
