@@ -92,6 +92,23 @@ def test_bundled_names_resolve_through_env(bundle, monkeypatch):
     assert resolve_models("text")[0].card["labels"][0] == "sad"
 
 
+def test_a_users_folder_named_like_a_model_does_not_shadow_it(bundle, tmp_path, monkeypatch):
+    """``face/`` holding a user's images (no card.json) leaves ``face`` the bundled model; a
+    folder of that name that holds a model is the user's model."""
+    monkeypatch.setenv("EMOFUSE_MODELS", str(bundle))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "face").mkdir()
+    (tmp_path / "face" / "me.jpg").write_bytes(b"not a model")
+    (tmp_path / "default").mkdir()
+    assert model_path("face") == bundle / "face"
+    assert [i.modality for i in resolve_models("default")] == ["speech", "face", "text",
+                                                               "fusion"]
+    import shutil
+
+    shutil.copytree(bundle / "text", tmp_path / "text")
+    assert model_path("text") == Path("text")                   # the user's own model
+
+
 def test_missing_bundled_model_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOFUSE_MODELS", str(tmp_path))
     with pytest.raises(ModelUnavailableError, match="no speech model available"):

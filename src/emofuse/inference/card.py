@@ -189,11 +189,19 @@ def _info(name: str, folder: Path) -> ModelInfo:
     return ModelInfo(name, str(modality), folder, card)
 
 
+def _holds_models(p: Path) -> bool:
+    """Whether ``p`` is a model folder or a folder of model folders."""
+    return is_model_dir(p) or (p.is_dir() and any(
+        d.is_dir() and is_model_dir(d) for d in p.iterdir()))
+
+
 def model_path(name_or_path: str | os.PathLike) -> Path:
     """The folder of one model: a bundled name (``speech``, ``face``, ``text``, ``fusion``) or
-    a path. Raises :class:`ModelUnavailableError` for a bundled name not shipped."""
+    a path. A bundled name means the bundled model unless a folder of that name in the working
+    directory holds models (a user's ``face/`` folder of images does not shadow it). Raises
+    :class:`ModelUnavailableError` for a bundled name not shipped."""
     s = str(name_or_path)
-    if s in BUNDLED_NAMES and not Path(s).exists():
+    if s in BUNDLED_NAMES and not _holds_models(Path(s)):
         folder = bundled_dir() / s
         if not is_model_dir(folder):
             raise ModelUnavailableError(
@@ -215,7 +223,7 @@ def resolve_models(name_or_path: str | os.PathLike = "default") -> list[ModelInf
     of them (a bundle of your own).
     """
     s = str(name_or_path)
-    if s == "default" and not Path(s).exists():
+    if s == "default" and not _holds_models(Path(s)):
         base = bundled_dir()
         found = [_info(n, base / n) for n in BUNDLED_NAMES if is_model_dir(base / n)]
         if not found:
