@@ -1,7 +1,8 @@
 """The heads of the cross-corpus text recipe and the joint text model: the selection grid's
 :class:`Candidate` (logistic regression or MLP head on MiniLM embeddings, class and corpus
 balancing), sample weights, fitting (cached on disk by content), probabilities as the product
-computes them, and calibration (ECE, temperature scaling)."""
+computes them; calibration (ECE, temperature scaling) is :mod:`emofuse.evaluate.calibration`'s,
+re-exported here."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..evaluate.calibration import apply_temperature, ece, fit_temperature
 from ..paths import cache_dir
 from .text_params import GridSpec, JointParams, MLPSettings
 
@@ -243,52 +245,3 @@ def head_proba(head: Mapping[str, Any], x: np.ndarray, *, temperature: float = 1
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-# -- calibration ---------------------------------------------------------------------------
-
-
-def ece(proba: np.ndarray, y: np.ndarray, *, bins: int = 15) -> float:
-    """Expected calibration error of the top probability, ``bins`` equal-width bins."""
-    proba, y = np.asarray(proba, float), np.asarray(y)
-    if not len(y):
-        return float("nan")
-    conf, pred = proba.max(1), proba.argmax(1)
-    idx = np.minimum((conf * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.sum() * abs(float(np.mean(pred[m] == y[m])) - float(conf[m].mean()))
-    return total / len(y)
-
-
-def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
-    z = np.log(np.clip(np.asarray(proba, float), 1e-300, None)) / float(temperature)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> float:
-    """Temperature minimising the NLL of ``probas`` (each set weighted equally), searched on
-    a log grid from 0.05 to 20 and refined."""
-    sets = [(np.log(np.clip(np.asarray(p, float), 1e-300, None)), np.asarray(y))
-            for p, y in zip(probas, ys) if len(y)]
-    if not sets:
-        return 1.0
-
-    def nll(t: float) -> float:
-        out = 0.0
-        for z, y in sets:
-            s = z / t
-            s = s - s.max(axis=1, keepdims=True)
-            lse = np.log(np.exp(s).sum(axis=1))
-            out += float(np.mean(lse - s[np.arange(len(y)), y]))
-        return out / len(sets)
-
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 121))
-    k = int(np.argmin([nll(t) for t in grid]))
-    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-    fine = np.exp(np.linspace(np.log(lo), np.log(hi), 41))
-    return float(round(fine[int(np.argmin([nll(t) for t in fine]))], 4))
