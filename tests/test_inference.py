@@ -109,6 +109,18 @@ def test_a_users_folder_named_like_a_model_does_not_shadow_it(bundle, tmp_path, 
     assert model_path("text") == Path("text")                   # the user's own model
 
 
+def test_described_models_state_their_world():
+    """``GET /models`` / ``--json`` facts of the shipped models: the corpora they were trained
+    on, languages, licences and the cross-corpus figures their cards quote."""
+    text = resolve_models("text")[0].describe()
+    assert text["training_corpora"] == ["meld"] and text["languages"] == ["en"]
+    quoted = text["cross_corpus_results"]["xcorpus-text-model"]
+    assert quoted["model"] == "text" and quoted["same_weights"] is True
+    assert 0 < quoted["metrics"]["outside_macro_f1"]["mean"] < 1
+    speech = resolve_models("speech")[0].describe()
+    assert {"training_corpora", "languages", "licences", "cross_corpus"} <= set(speech)
+
+
 def test_missing_bundled_model_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOFUSE_MODELS", str(tmp_path))
     with pytest.raises(ModelUnavailableError, match="no speech model available"):

@@ -164,7 +164,9 @@ class ModelInfo:
         """Public facts of the model (for ``GET /models`` and ``--json``)."""
         c = self.card
         keys = ("labels", "data", "protocol", "metrics", "features", "licence", "license",
-                "figures", "description", "created", "emofuse_version", "num_parameters")
+                "figures", "description", "created", "emofuse_version", "num_parameters",
+                "training_corpora", "languages", "licences", "cross_corpus",
+                "cross_corpus_results")
         return {"name": self.name, "modality": self.modality,
                 **{k: c[k] for k in keys if k in c}}
 
