@@ -42,3 +42,59 @@ def test_no_torch_import():
             "speech_seconds(np.zeros(16000, np.float32), sr=16000); "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_trim_silence_cuts_the_padding_and_only_it():
+    from emofuse.features.vad import trim_silence
+    from emofuse.media import load_audio
+
+    y, sr = load_audio(SPEECH, sr=16000)
+    core = trim_silence(y, sr=sr)
+    pad = np.zeros(sr, np.float32)
+    padded = np.concatenate([pad, y, pad])
+    cut = trim_silence(padded, sr=sr)
+    assert len(core) <= len(y) and abs(len(cut) - len(core)) <= 2 * 512   # one frame each side
+    assert len(cut) < len(padded) - 1.5 * sr                      # the two padding seconds go
+    assert trim_silence(np.zeros(8000, np.float32), sr=sr).shape == (8000,)   # no speech: kept
+    y48, _ = load_audio(SPEECH, sr=48000)                        # any rate
+    assert abs(len(trim_silence(y48, sr=48000)) / 3 - len(core)) <= 2 * 512
+
+
+def test_compute_feature_trims_before_the_extractor(tmp_path):
+    import soundfile as sf
+
+    from emofuse.errors import ConfigError
+    from emofuse.features.cache import FeatureCache
+    from emofuse.features.speech import compute_feature, extract
+    from emofuse.features.vad import trim_silence
+    from emofuse.media import load_audio
+
+    y, sr = load_audio(SPEECH, sr=16000)
+    padded = np.concatenate([np.zeros(sr, np.float32), y, np.zeros(sr, np.float32)])
+    p: dict = {}
+    a = compute_feature(padded, "logmel_stats", params={**p, "trim": "vad"}, sr=sr)
+    assert np.allclose(a, compute_feature(trim_silence(padded, sr=sr), "logmel_stats", params=p, sr=sr))
+    assert not np.allclose(a, compute_feature(padded, "logmel_stats", params=p, sr=sr))
+    with pytest.raises(ConfigError, match="trim is 'none' or 'vad'"):
+        compute_feature(padded, "logmel_stats", params={**p, "trim": "energy"}, sr=sr)
+    f = tmp_path / "padded.wav"
+    sf.write(f, padded, sr)
+    cache = FeatureCache(tmp_path / "cache")
+    assert np.allclose(extract(f, "logmel_stats", params={**p, "trim": "vad"}, cache=cache), a,
+                       atol=1e-4)
+    assert not np.allclose(extract(f, "logmel_stats", params=p, cache=cache), a, atol=1e-4)
+
+
+def test_the_predictor_trims_as_training_did():
+    """A model whose card features say ``trim: vad`` gets trimmed vectors in the product too."""
+    from emofuse.features.speech import compute_feature
+    from emofuse.inference.speech_models import Member
+    from emofuse.media import load_audio
+
+    y, sr = load_audio(SPEECH, sr=16000)
+    padded = np.concatenate([np.zeros(sr, np.float32), y, np.zeros(sr, np.float32)])
+    feature = {"feature": "logmel_stats", "version": "1", "sr": sr, "params": {"trim": "vad"}}
+    m = Member("vector", ["a", "b"], None, {"name": "x", "params": {}}, feature=feature)
+    v = m.vectors([padded])[0]
+    assert np.allclose(v, compute_feature(padded, "logmel_stats", params={"trim": "vad"}, sr=sr))
+    assert not np.allclose(v, compute_feature(padded, "logmel_stats", sr=sr))

@@ -274,6 +274,29 @@ def speed_perturb(y: np.ndarray, speed: float) -> np.ndarray:
                          ratio.denominator).astype(np.float32)
 
 
+#: ``params`` of a speech feature that act on the waveform before the extractor sees it
+WAVEFORM_PARAMS = ("trim", "speed")
+
+
+def compute_feature(y: np.ndarray, name: str, *, params: Mapping[str, Any] | None = None,
+                    sr: int = SPEECH_SR) -> np.ndarray:
+    """Feature ``name`` of a waveform, its waveform settings applied first: ``trim``
+    (``"vad"``: leading and trailing non-speech cut off, :func:`~emofuse.features.vad.
+    trim_silence`; default ``"none"``), then ``speed`` (default 1: :func:`speed_perturb`,
+    training copies that simulate other speakers). What training (:func:`extract`) and the
+    product's predictor both compute."""
+    kwargs = dict(params or {})
+    trim = kwargs.pop("trim", "none")
+    speed = float(kwargs.pop("speed", 1.0))
+    if trim == "vad":
+        from .vad import trim_silence
+
+        y = trim_silence(y, sr=sr)
+    elif trim != "none":
+        raise ConfigError(f"feature {name!r}: trim is 'none' or 'vad', not {trim!r}")
+    return get_feature(name).fn(speed_perturb(y, speed), sr=sr, **kwargs)
+
+
 # --------------------------------------------------------------------------------------------
 # Cached extraction from files
 
@@ -292,8 +315,7 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
             sr: int = SPEECH_SR, cache: FeatureCache | None = None) -> np.ndarray:
     """Feature ``name`` of the audio file ``path`` (decoded mono at ``sr``), cached.
 
-    ``params`` may hold ``speed`` (default 1): the feature of the speed-perturbed waveform
-    (:func:`speed_perturb`), used for training copies that simulate other speakers.
+    ``params`` may hold the waveform settings of :func:`compute_feature` (``trim``, ``speed``).
 
     Raises
     ------
@@ -307,9 +329,8 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
     settings = feature_settings(name, params, sr=sr)
     fn: Callable[..., Any] = get_feature(name).fn
     kwargs = dict(settings["params"])
-    speed = float(kwargs.pop("speed", 1.0))
     if fn is concat:  # each part cached on its own (shared with models that use it alone)
-        extra = {"speed": speed} if speed != 1 else {}
+        extra = {k: kwargs[k] for k in WAVEFORM_PARAMS if k in kwargs}
         return np.concatenate([
             _vector(part, extract(path, part, params={**p, **extra}, sr=sr, cache=cache))
             for part, p in concat_parts(kwargs.get("parts"))])
@@ -317,8 +338,8 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
     def compute(p: str | os.PathLike) -> np.ndarray:
         y, _ = load_audio(p, sr=sr)
         try:
-            return fn(speed_perturb(y, speed), sr=sr, **kwargs)
-        except TypeError:
+            return compute_feature(y, name, params=kwargs, sr=sr)
+        except (TypeError, ConfigError):
             raise
         except Exception as exc:  # a library failing on odd content: report this one file
             raise DataError(p, f"feature {name!r} failed ({type(exc).__name__}: {exc})") from exc

@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import EmofuseError
 from ..media.limits import SPEECH_SR
 
-__all__ = ["vad_available", "speech_probabilities", "speech_seconds", "FRAME_S"]
+__all__ = ["vad_available", "speech_probabilities", "speech_seconds", "trim_silence",
+           "FRAME_S"]
 
 _SR = SPEECH_SR
 _FRAME, _CONTEXT = 512, 64
@@ -83,3 +84,21 @@ def speech_probabilities(y: np.ndarray, *, sr: int) -> np.ndarray:
 def speech_seconds(y: np.ndarray, *, sr: int, threshold: float = 0.5) -> float:
     """Seconds of the waveform that Silero VAD calls speech (frames above ``threshold``)."""
     return float(np.count_nonzero(speech_probabilities(y, sr=sr) > threshold) * FRAME_S)
+
+
+def trim_silence(y: np.ndarray, *, sr: int, threshold: float = 0.5, margin_s: float = 0.1
+                 ) -> np.ndarray:
+    """``y`` without its leading and trailing non-speech: from ``margin_s`` before the first
+    to ``margin_s`` after the last VAD frame whose speech probability exceeds ``threshold``
+    (``y`` itself when no frame does). Corpora differ in how much silence surrounds the
+    speech, and pooled features mix it in."""
+    y = np.asarray(y)
+    p = speech_probabilities(y, sr=sr)
+    on = np.flatnonzero(p > threshold)
+    if not len(on):
+        return y
+    step = _FRAME * sr / _SR                       # one VAD frame in samples at ``sr``
+    m = int(round(margin_s * sr))
+    start = max(0, int(on[0] * step) - m)
+    end = min(len(y), int(round((on[-1] + 1) * step)) + m)
+    return y[start:end]

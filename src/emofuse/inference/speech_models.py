@@ -108,12 +108,12 @@ class Member:
 
     def vectors(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         """Feature vectors ``(n, d)`` of waveforms (``vector``/``classical`` members)."""
-        from ..features import get_feature
+        from ..features.speech import compute_feature
 
         assert self.feature is not None
-        fn = get_feature(self.feature["feature"]).fn
-        return np.stack([np.asarray(fn(w, sr=self.sr, **self.feature["params"]), np.float32)
-                         for w in waves])
+        name, params = self.feature["feature"], self.feature["params"]
+        return np.stack([np.asarray(compute_feature(w, name, params=params, sr=self.sr),
+                                    np.float32) for w in waves])
 
     @property
     def adapts(self) -> bool:
