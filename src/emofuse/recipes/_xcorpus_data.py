@@ -82,6 +82,9 @@ class WhisperParams(Params):
     layers: list[int] = [3]
     pooling: Literal["mean", "std", "meanstd"] = "meanstd"
     padding: Literal["clip", "30s"] = "clip"
+    #: ``vad``: leading and trailing non-speech cut off first
+    #: (:func:`emofuse.features.speech.compute_feature`)
+    trim: Literal["none", "vad"] = "none"
 
 
 def load_table(corpora: Sequence[str], *, feature: str, params: Mapping[str, Any],
