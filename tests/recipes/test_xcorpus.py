@@ -230,7 +230,7 @@ def test_config_is_valid_and_registered() -> None:
     assert all(len(g) >= 1 for g in grids.values())
     assert cfg.features.name == "whisper"
     assert cfg.features.params == {"layers": [1, 2, 3, 4, 5, 6], "pooling": "meanstd",
-                                   "padding": "clip"}
+                                   "padding": "clip", "trim": "vad"}
     assert all(len(g) == 1 for g in X._settings_grids(p, quick=True).values())
 
 
