@@ -28,6 +28,31 @@ def table() -> Table:
     return t
 
 
+def nested_rows(variants, setting: str, cands) -> dict[str, dict[str, float]]:
+    """Nested LOCO UA of every candidate for each outer corpus: ``variants`` lists
+    ``(tag, table, fit)`` (``fit``: None, or a function with fit_predict's signature)."""
+    rows: dict[str, dict[str, float]] = {}
+    t0 = time.time()
+    for T in CORPORA:
+        train = [c for c in CORPORA if c != T]
+        for tag, tab, fit in variants:
+            classes = _ordered(tab.classes_of(train) & tab.classes_of([T]))
+            sel = select(tab, train, classes, cands, setting, fit=fit)
+            for c, m in zip(cands, sel["mean"]):
+                rows.setdefault(f"{tag} {c.short(setting)}".strip(), {})[T] = float(m)
+        print(T, f"{time.time() - t0:.0f} s", flush=True)
+    return rows
+
+
+def print_rows(rows: dict[str, dict[str, float]], title: str) -> None:
+    """One line per candidate: nested UA (%) per outer corpus, then avg4."""
+    print(f"\n{title}: nested LOCO UA; columns {' '.join(CORPORA)} | avg4")
+    for name, r in rows.items():
+        a4 = np.mean([r[o] for o in ["ravdess", "savee", "ased", "nemo"]])
+        print(f"{name:55s} " + " ".join(f"{100 * r[o]:6.2f}" for o in CORPORA)
+              + f" | {100 * a4:6.2f}", flush=True)
+
+
 def main() -> None:
     setting, grid = sys.argv[1], json.loads(sys.argv[2])
     tag = sys.argv[3] if len(sys.argv) > 3 else "run"

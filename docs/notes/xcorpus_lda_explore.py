@@ -9,7 +9,6 @@ corpus T, the mean UA over T's training corpora held out in turn.
     OMP_NUM_THREADS=1 .venv/bin/python docs/notes/xcorpus_lda_explore.py SETTING
 """
 import sys
-import time
 
 import numpy as np
 import sklearn.linear_model as lm
@@ -18,7 +17,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 sys.path.insert(0, "docs/notes")
 import xcorpus_explore as xe  # noqa: E402
 
-from emofuse.recipes.xcorpus import _ordered, candidates, select  # noqa: E402
+from emofuse.recipes.xcorpus import candidates  # noqa: E402
 
 
 class LDA:
@@ -49,20 +48,7 @@ def main() -> None:
     if setting == "inductive":
         grid["norm"] = ["global", "corpus"]
     t = xe.table()
-    cands = candidates(grid)
-    rows: dict[str, dict[str, float]] = {}
-    t0 = time.time()
-    for T in xe.CORPORA:
-        train = [c for c in xe.CORPORA if c != T]
-        classes = _ordered(t.classes_of(train) & t.classes_of([T]))
-        sel = select(t, train, classes, cands, setting)
-        for c, m in zip(cands, sel["mean"]):
-            rows.setdefault(c.short(setting), {})[T] = float(m)
-        print(T, f"{time.time() - t0:.0f} s", flush=True)
-    for name, r in rows.items():
-        a4 = np.mean([r[o] for o in ["ravdess", "savee", "ased", "nemo"]])
-        print(f"lda {setting} {name:50s} " + " ".join(f"{100 * r[o]:6.2f}" for o in xe.CORPORA)
-              + f" | {100 * a4:6.2f}", flush=True)
+    xe.print_rows(xe.nested_rows([("lda", t, None)], setting, candidates(grid)), setting)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ corpora held out in turn; avg4 = mean over the outer cells RAVDESS, SAVEE, ASED,
     OMP_NUM_THREADS=1 .venv/bin/python docs/notes/xcorpus_speed_explore.py SETTING
 """
 import sys
-import time
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from xcorpus_speed_extract import PARAMS, speed_of  # noqa: E402
 from emofuse.features.cache import FeatureCache  # noqa: E402
 from emofuse.features.speech import extract  # noqa: E402
 from emofuse.recipes._xcorpus_data import Table, _media  # noqa: E402
-from emofuse.recipes.xcorpus import _ordered, candidates, fit_predict, select  # noqa: E402
+from emofuse.recipes.xcorpus import candidates, fit_predict  # noqa: E402
 
 GRIDS = {"inductive": {"layers": [[3, 4], [3, 4, 5]], "norm": ["global", "corpus"],
                        "C": [0.001, 0.01]},
@@ -54,22 +53,9 @@ def main() -> None:
     def fit_aug(table, tr, te, classes, cands, setting, **kw):   # copies of the training rows
         return fit_predict(big, np.concatenate([tr, tr + n]), te, classes, cands, setting, **kw)
 
-    cands = candidates(GRIDS[setting])
-    rows: dict[str, dict[str, float]] = {}
-    t0 = time.time()
-    for T in xe.CORPORA:
-        train = [c for c in xe.CORPORA if c != T]
-        classes = _ordered(t.classes_of(train) & t.classes_of([T]))
-        for tag, fit in (("orig", None), ("speed", fit_aug)):
-            sel = select(t, train, classes, cands, setting, fit=fit)
-            for c, m in zip(cands, sel["mean"]):
-                rows.setdefault(f"{tag} {c.short(setting)}", {})[T] = float(m)
-        print(T, f"{time.time() - t0:.0f} s", flush=True)
-    print(f"\n{setting}: nested LOCO UA; columns {' '.join(xe.CORPORA)} | avg4")
-    for name, r in rows.items():
-        a4 = np.mean([r[o] for o in ["ravdess", "savee", "ased", "nemo"]])
-        print(f"{name:55s} " + " ".join(f"{100 * r[o]:6.2f}" for o in xe.CORPORA)
-              + f" | {100 * a4:6.2f}", flush=True)
+    rows = xe.nested_rows([("orig", t, None), ("speed", t, fit_aug)], setting,
+                          candidates(GRIDS[setting]))
+    xe.print_rows(rows, setting)
 
 
 if __name__ == "__main__":

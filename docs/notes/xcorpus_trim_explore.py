@@ -12,7 +12,6 @@ corpora held out in turn; avg4 = mean over the outer cells RAVDESS, SAVEE, ASED,
 """
 import dataclasses
 import sys
-import time
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from xcorpus_trim_extract import features  # noqa: E402
 
 from emofuse.features.cache import FeatureCache  # noqa: E402
 from emofuse.recipes._xcorpus_data import _media, load_table  # noqa: E402
-from emofuse.recipes.xcorpus import _ordered, candidates, select  # noqa: E402
+from emofuse.recipes.xcorpus import candidates  # noqa: E402
 
 
 def main() -> None:
@@ -36,22 +35,9 @@ def main() -> None:
     tt = dataclasses.replace(t, x=xt, speaker=np.array([s.split(":", 1)[1] for s in t.speaker],
                                                        dtype=object))
     assert (tt.speaker == t.speaker).all()
-    cands = candidates(GRIDS[setting])
-    rows: dict[str, dict[str, float]] = {}
-    t0 = time.time()
-    for T in xe.CORPORA:
-        train = [c for c in xe.CORPORA if c != T]
-        classes = _ordered(t.classes_of(train) & t.classes_of([T]))
-        for tag, table in (("orig", t), ("trim", tt)):
-            sel = select(table, train, classes, cands, setting)
-            for c, m in zip(cands, sel["mean"]):
-                rows.setdefault(f"{tag} {c.short(setting)}", {})[T] = float(m)
-        print(T, f"{time.time() - t0:.0f} s", flush=True)
-    print(f"\n{setting}: nested LOCO UA; columns {' '.join(xe.CORPORA)} | avg4")
-    for name, r in rows.items():
-        a4 = np.mean([r[o] for o in ["ravdess", "savee", "ased", "nemo"]])
-        print(f"{name:55s} " + " ".join(f"{100 * r[o]:6.2f}" for o in xe.CORPORA)
-              + f" | {100 * a4:6.2f}", flush=True)
+    rows = xe.nested_rows([("orig", t, None), ("trim", tt, None)], setting,
+                          candidates(GRIDS[setting]))
+    xe.print_rows(rows, setting)
 
 
 if __name__ == "__main__":
