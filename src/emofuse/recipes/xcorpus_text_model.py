@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -44,7 +44,9 @@ class XcorpusTextModelParams(Params):
                                min_length=1)
     #: corpus -> its root folder (default: the shared data)
     roots: dict[str, str | None] = Field(default_factory=dict)
-    goemotions_multilabel: str = "same_group"
+    #: GoEmotions multi-label rows: kept when all labels share one Ekman group, or only
+    #: one-label rows (as xcorpus-text)
+    goemotions_multilabel: Literal["same_group", "single"] = "same_group"
     bins: int = Field(default=15, gt=0)    #: equal-width ECE bins
     quick_items: int = Field(default=60, gt=0)   #: test items per corpus in a smoke run
 
