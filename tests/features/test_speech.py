@@ -181,3 +181,32 @@ def test_ge2e_speaker_encoder_states(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(G.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match="Resemblyzer"):
         G.ge2e_weights_path()
+
+
+def test_normalize_gain_sets_the_rms_level_and_keeps_silence():
+    from emofuse.features.speech import normalize_gain
+
+    rng = np.random.default_rng(0)
+    y = (0.001 * rng.standard_normal(16000)).astype(np.float32)
+    out = normalize_gain(y)
+    assert out.dtype == np.float32
+    assert 20 * np.log10(np.sqrt(np.mean(out.astype(np.float64) ** 2))) == pytest.approx(-23, abs=1e-3)
+    assert np.allclose(normalize_gain(y, target_dbfs=-10) / normalize_gain(y), 10 ** (13 / 20))
+    assert np.array_equal(normalize_gain(np.zeros(100, np.float32)), np.zeros(100))
+    assert normalize_gain(np.zeros(0, np.float32)).size == 0
+
+
+def test_compute_feature_gain_makes_the_level_irrelevant():
+    from emofuse.errors import ConfigError
+    from emofuse.features.speech import compute_feature
+
+    rng = np.random.default_rng(1)
+    t = np.arange(16000) / 16000
+    y = (0.1 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(16000)).astype(np.float32)
+    quiet, loud = compute_feature(y * 0.05, "logmel_stats", params={"gain": "rms"}), \
+        compute_feature(y, "logmel_stats", params={"gain": "rms"})
+    assert np.allclose(quiet, loud, atol=1e-3)
+    assert not np.allclose(compute_feature(y * 0.05, "logmel_stats"),
+                           compute_feature(y, "logmel_stats"), atol=1e-3)
+    with pytest.raises(ConfigError, match="gain is 'none' or 'rms'"):
+        compute_feature(y, "logmel_stats", params={"gain": "peak"})

@@ -44,7 +44,7 @@ from .cache import FeatureCache
 __all__ = ["logmel", "mfcc", "prosody", "egemaps", "utterance_stats", "lld_stats", "fused",
            "logmel_stats",
            "prosody_stats", "EGEMAPS_DIM", "pitch_autocorr", "extract", "extract_many",
-           "feature_settings", "stack_features", "speed_perturb"]
+           "feature_settings", "stack_features", "speed_perturb", "normalize_gain"]
 
 EGEMAPS_DIM = 88
 _EPS = 1e-10
@@ -274,19 +274,32 @@ def speed_perturb(y: np.ndarray, speed: float) -> np.ndarray:
                          ratio.denominator).astype(np.float32)
 
 
+def normalize_gain(y: np.ndarray, *, target_dbfs: float = -23.0) -> np.ndarray:
+    """``y`` scaled to a root-mean-square level of ``target_dbfs`` (dB full scale); silence
+    (RMS below -100 dBFS) is returned unchanged. Corpora are recorded at levels tens of dB
+    apart, and the Whisper log-mel front end is not gain-invariant."""
+    y = np.asarray(y, dtype=np.float32)
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    if rms < 1e-5:
+        return y
+    return (y * np.float32(10 ** (target_dbfs / 20) / rms)).astype(np.float32)
+
+
 #: ``params`` of a speech feature that act on the waveform before the extractor sees it
-WAVEFORM_PARAMS = ("trim", "speed")
+WAVEFORM_PARAMS = ("trim", "gain", "speed")
 
 
 def compute_feature(y: np.ndarray, name: str, *, params: Mapping[str, Any] | None = None,
                     sr: int = SPEECH_SR) -> np.ndarray:
     """Feature ``name`` of a waveform, its waveform settings applied first: ``trim``
     (``"vad"``: leading and trailing non-speech cut off, :func:`~emofuse.features.vad.
-    trim_silence`; default ``"none"``), then ``speed`` (default 1: :func:`speed_perturb`,
+    trim_silence`; default ``"none"``), then ``gain`` (``"rms"``: :func:`normalize_gain`
+    to -23 dBFS; default ``"none"``), then ``speed`` (default 1: :func:`speed_perturb`,
     training copies that simulate other speakers). What training (:func:`extract`) and the
     product's predictor both compute."""
     kwargs = dict(params or {})
     trim = kwargs.pop("trim", "none")
+    gain = kwargs.pop("gain", "none")
     speed = float(kwargs.pop("speed", 1.0))
     if trim == "vad":
         from .vad import trim_silence
@@ -294,6 +307,10 @@ def compute_feature(y: np.ndarray, name: str, *, params: Mapping[str, Any] | Non
         y = trim_silence(y, sr=sr)
     elif trim != "none":
         raise ConfigError(f"feature {name!r}: trim is 'none' or 'vad', not {trim!r}")
+    if gain == "rms":
+        y = normalize_gain(y)
+    elif gain != "none":
+        raise ConfigError(f"feature {name!r}: gain is 'none' or 'rms', not {gain!r}")
     return get_feature(name).fn(speed_perturb(y, speed), sr=sr, **kwargs)
 
 
@@ -315,7 +332,8 @@ def extract(path: str | os.PathLike, name: str, *, params: Mapping[str, Any] | N
             sr: int = SPEECH_SR, cache: FeatureCache | None = None) -> np.ndarray:
     """Feature ``name`` of the audio file ``path`` (decoded mono at ``sr``), cached.
 
-    ``params`` may hold the waveform settings of :func:`compute_feature` (``trim``, ``speed``).
+    ``params`` may hold the waveform settings of :func:`compute_feature` (``trim``, ``gain``,
+    ``speed``).
 
     Raises
     ------
