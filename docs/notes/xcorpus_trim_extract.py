@@ -48,17 +48,22 @@ def features(path: str, cache: FeatureCache) -> np.ndarray:
     return cache.get_or_compute(path, settings(), compute)
 
 
-def main() -> None:
-    shard, n = int(sys.argv[1]), int(sys.argv[2])
+def fill(features_of, argv: list[str]) -> None:
+    """Compute ``features_of(path, cache)`` for every clip of shard ``argv[0]`` of ``argv[1]``."""
+    shard, n = int(argv[0]), int(argv[1])
     cache = FeatureCache()
     for corpus in CORPORA:
         recs = [r for r in emofuse.load_corpus(corpus).records if r.audio is not None][shard::n]
         t0 = time.time()
         for i, r in enumerate(recs):
-            features(r.audio, cache)
+            features_of(r.audio, cache)
             if i % 500 == 0:
                 print(f"{corpus} {i}/{len(recs)} {time.time() - t0:.0f}s", flush=True)
         print(f"{corpus} done {len(recs)} in {time.time() - t0:.0f}s", flush=True)
+
+
+def main() -> None:
+    fill(features, sys.argv[1:])
 
 
 if __name__ == "__main__":

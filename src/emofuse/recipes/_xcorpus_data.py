@@ -85,6 +85,8 @@ class WhisperParams(Params):
     #: ``vad``: leading and trailing non-speech cut off first
     #: (:func:`emofuse.features.speech.compute_feature`)
     trim: Literal["none", "vad"] = "none"
+    #: ``rms``: then scaled to -23 dBFS (:func:`emofuse.features.speech.normalize_gain`)
+    gain: Literal["none", "rms"] = "none"
 
 
 def load_table(corpora: Sequence[str], *, feature: str, params: Mapping[str, Any],
