@@ -181,7 +181,7 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
     logo or random folds), on the corpus in data.corpus + data.root.
     """
     from .config import load_config
-    from .evaluate.results import leaking_result, results_to, write_result
+    from .evaluate.results import leaking_result, pinned_commit, results_to, write_result
     from .recipes import config_path, get_suite, list_suites, load_suite_config
 
     if name is None and config is None:
@@ -196,13 +196,13 @@ def bench(name: Annotated[Optional[str], typer.Argument(help="Suite name, e.g. s
 
         cfg = load_config(config)
         results = results or cfg.output.results or Path("benchmarks/results")
-        with results_to(results, leaks):
+        with results_to(results, leaks), pinned_commit():
             result = run_config(cfg, quick=quick)
     else:
         s = get_suite(name)
         cfg = load_suite_config(config or config_path(name), name)
         results = results or cfg.output.results or Path("benchmarks/results")
-        with results_to(results, leaks):
+        with results_to(results, leaks), pinned_commit():
             result = s.run(cfg, quick=quick)
     if quick:
         result["suite"] = f"{result['suite']}-quick"

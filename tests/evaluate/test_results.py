@@ -99,3 +99,20 @@ def test_git_commit_ignores_benchmark_outputs(tmp_path):
     assert not git_commit(tmp_path / "benchmarks").endswith("+dirty")
     (tmp_path / "code.py").write_text("b")
     assert git_commit(tmp_path / "benchmarks").endswith("+dirty")
+
+
+def test_a_run_records_the_commit_it_started_from(monkeypatch):
+    """A commit made while a suite runs must not be credited with its figures."""
+    from emofuse.evaluate import results as R
+
+    heads = iter(["aaa", "bbb+dirty"])        # HEAD when the run starts, then later
+    monkeypatch.setattr(R, "git_commit", lambda cwd=None: next(heads))
+    m, _, _ = _fold(0)
+    kw = dict(suite="s", corpus="c", protocol="p", classes=CLASSES,
+              metrics={"ua": {"mean": m["ua"], "std": 0.0, "per_fold": [m["ua"]]}},
+              per_class={}, confusion=m["confusion"], seeds=[0],
+              started="2026-01-01T00:00:00", duration_s=1.0)
+    with R.pinned_commit() as pinned:           # HEAD at the start: aaa
+        assert pinned == "aaa"
+        assert build_result(**kw)["git_commit"] == "aaa"   # not asked again at the end
+    assert build_result(**kw)["git_commit"] == "bbb+dirty"  # outside a run: HEAD now

@@ -8,6 +8,7 @@ Required keys: ``suite``, ``corpus``, ``protocol``, ``classes``, ``metrics`` (na
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -51,6 +52,20 @@ def git_commit(cwd: str | Path | None = None) -> str:
         return "unknown"
 
 
+_PINNED: list[str] = []
+
+
+@contextlib.contextmanager
+def pinned_commit() -> Iterator[str]:
+    """Take :func:`git_commit` now for every result built inside: a run's provenance is the
+    code it started from, not whatever HEAD (or the work tree) is by the time it ends."""
+    _PINNED.append(git_commit())
+    try:
+        yield _PINNED[-1]
+    finally:
+        _PINNED.pop()
+
+
 def machine_info() -> dict[str, Any]:
     """Host facts that matter for timings."""
     info: dict[str, Any] = {"platform": platform.platform(), "python": sys.version.split()[0],
@@ -84,7 +99,7 @@ def build_result(*, suite: str, corpus: str, protocol: str, classes: Sequence[st
     result: dict[str, Any] = {
         "suite": suite, "corpus": corpus, "protocol": protocol, "classes": list(classes),
         "metrics": metrics, "per_class": per_class, "confusion": confusion,
-        "seeds": list(seeds), "git_commit": git_commit(),
+        "seeds": list(seeds), "git_commit": _PINNED[-1] if _PINNED else git_commit(),
         "command": command or shlex.join(["emofuse", *sys.argv[1:]]),
         "started": started if isinstance(started, str) else started.isoformat(timespec="seconds"),
         "duration_s": round(float(duration_s), 2), "machine": machine_info(),

@@ -96,8 +96,10 @@ class Suite:
             **kw: Any) -> dict[str, Any]:
         """Run the suite on ``cfg``; the result dict ``emofuse bench`` writes (``kw``: keywords
         a subclass' constructor takes, e.g. inputs a test gives instead of the corpora)."""
+        from ..evaluate.results import pinned_commit
+
         self = cls(cfg, quick=quick, log=log, **kw)
-        with self.timer:
+        with self.timer, pinned_commit():
             return self.body()
 
     def body(self) -> dict[str, Any]:  # pragma: no cover - abstract
