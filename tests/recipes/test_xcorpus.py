@@ -267,3 +267,17 @@ def test_quick_suite_runs(shared_data: Path, shared_cache, tmp_path: Path, monke
     assert cells[-1]["classes"] == ["neutral", "happy", "sad", "angry", "fear", "disgust"]
     assert "Quick smoke run" in result["notes"]
     json.dumps(result)
+
+
+@pytest.mark.parametrize("bad", [{"gain": "loud"}, {"trim": "energy"}, {"pooling": "mean"}])
+def test_bad_whisper_params_fail_before_any_file_is_read(bad, monkeypatch):
+    """A typo in features.params is a config error at once, not after every clip was decoded."""
+    from emofuse.recipes import _xcorpus_data as D
+
+    def no_corpus(*a, **k):
+        raise AssertionError("a corpus was read")
+
+    monkeypatch.setattr(D, "load_corpus", no_corpus)
+    params = {"layers": [3, 4], "pooling": "meanstd", "padding": "clip", **bad}
+    with pytest.raises(ConfigError):
+        D.load_table(["ravdess"], feature="whisper", params=params, log=None)

@@ -99,6 +99,12 @@ def load_table(corpora: Sequence[str], *, feature: str, params: Mapping[str, Any
     from ..features.cache import FeatureCache
     from ..features.speech import extract
 
+    layers = None
+    if feature == "whisper":   # checked before any file is read
+        w = WhisperParams.of(params, where="features.params")
+        if w.pooling != "meanstd":
+            raise ConfigError("xcorpus: the whisper feature must use pooling 'meanstd'")
+        layers = list(w.layers)
     cache = FeatureCache()
     rows, recs, skipped = [], [], []
     for c in corpora:
@@ -119,12 +125,6 @@ def load_table(corpora: Sequence[str], *, feature: str, params: Mapping[str, Any
                                 "reason": str(exc)})
         if log:
             log(f"  {c}: {len(rs)} items, features in {time.perf_counter() - t0:.0f} s")
-    layers = None
-    if feature == "whisper":
-        w = WhisperParams.of(params, where="features.params")
-        if w.pooling != "meanstd":
-            raise ConfigError("xcorpus: the whisper feature must use pooling 'meanstd'")
-        layers = list(w.layers)
     table = Table(np.stack(rows) if rows else np.zeros((0, 0), np.float32),
                   [r.label for r in recs], [r.corpus for r in recs],
                   [r.speaker or r.id for r in recs], [r.id for r in recs], layers, recs)
