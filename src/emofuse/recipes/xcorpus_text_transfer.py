@@ -157,13 +157,17 @@ def feature_tables(table: TextTable, sets: Sequence[FeatureSet], *, labels: Sequ
             for fs in sets}
 
 
-def cap_train(table: TextTable, cap: int, *, seed: int = 0) -> TextTable:
+def cap_train(table: TextTable, cap: int, *, seed: int = 0,
+              exempt: Sequence[str] = ()) -> TextTable:
     """``table`` with every corpus' train split cut to at most ``cap`` rows (a sample
-    stratified by label, ``seed``); other splits and the row order kept."""
+    stratified by label, ``seed``), those of ``exempt`` corpora whole; other splits and the row
+    order kept."""
     from sklearn.model_selection import train_test_split
 
     keep = np.ones(len(table.labels), bool)
     for c in np.unique(table.corpus):
+        if c in exempt:
+            continue
         rows = table.rows([c], "train")
         if len(rows) > cap:
             kept, _ = train_test_split(rows, train_size=cap, random_state=seed,
