@@ -176,3 +176,46 @@ def test_llm_states_params_and_train_cap(corpora, tmp_path, monkeypatch):
     assert "Training rows" in res["notes"] and "SmolLM2" in res["notes"]
     assert res["llm"]["layers"] == [6, 12, 18, 24, -1]
     assert all(c["features"] in ("minilm", "minilm+last-1") for c in res["cells"])
+
+
+def test_joint_keep_rule_uncapped_corpus_and_own_grid(corpora, tmp_path, monkeypatch):
+    """joint_keep: only candidates whose in-corpus dev figure of the kept corpus reaches the
+    minimum compete (none eligible: the best such figure); joint_uncapped: that corpus' whole
+    train split for the joint model only; joint_grid replaces every set's grid there."""
+    with pytest.raises(ConfigError, match="not in corpora"):
+        xtt.TransferParams.of({"joint_uncapped": ["iemocap"]})
+    with pytest.raises(ConfigError):
+        xtt.TransferParams.of({"joint_keep": {"corpus": "meld", "min": 1.5}})
+    table, _ = xt.load_table(["dair", "meld", "goemotions"], roots=corpora, log=None)
+    n_train = {c: len(table.rows([c], "train")) for c in ("dair", "meld", "goemotions")}
+    cap = min(n_train.values()) // 2
+    part = xtt.cap_train(table, cap, exempt=["meld"])
+    assert len(part.rows(["meld"], "train")) == n_train["meld"]
+    assert len(part.rows(["dair"], "train")) == cap
+    monkeypatch.chdir(tmp_path)
+
+    def run(keep):
+        cfg = _cfg(corpora, sets=[{"name": "minilm"}])
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": {
+            **cfg.model.params, "train_cap": cap, "joint": True, "joint_uncapped": ["meld"],
+            "joint_grid": {"head": "lr", "class_balance": [0, 0.5, 1], "C": 1.0},
+            "joint_keep": keep}})})
+        return get_suite("xcorpus-text-transfer").run(cfg)
+
+    res = run({"corpus": "meld", "metric": "weighted_f1", "min": 0.0})
+    validate_result(res)
+    joint, cells = res["joint"], res["cells"]
+    sel = joint["selection"]
+    assert len(sel["candidates"]) == 3 and all(sel["keep"]["eligible"])
+    # everything eligible: the LOCO rule's own choice
+    assert joint["chosen_short"] == sel["candidates"][int(np.argmax(sel["mean"]))]
+    assert joint["train_used"]["meld"] == n_train["meld"]
+    assert joint["train_used"]["dair"] == cap == res["train_used"]["dair"]
+    assert res["train_used"]["meld"] == min(cap, n_train["meld"])   # LOCO cells stay capped
+    assert "Keep rule" in res["notes"]
+    none = run({"corpus": "meld", "metric": "weighted_f1", "min": 1.0})["joint"]
+    keep = none["selection"]["keep"]
+    assert not keep["any_eligible"]
+    assert none["chosen_short"] == none["selection"]["candidates"][int(np.argmax(keep["dev"]))]
+    assert [c["chosen_short"] for c in run({"corpus": "meld", "min": 1.0})["cells"]] == \
+        [c["chosen_short"] for c in cells]                     # the cells are untouched

@@ -210,6 +210,18 @@ def _joint_markdown(joint: Mapping[str, Any], targets: Targets) -> str:
              (f"Chosen by LOCO over all corpora (dev splits): **{chosen}**, "
              f"mean dev macro-F1 {_pct(sel['chosen_mean'])}; temperature "
              f"{joint['temperature']:g} (LOCO out-of-corpus dev probabilities)."), ""]
+    if keep := sel.get("keep"):
+        lines += [(f"Keep rule: a candidate is eligible iff its {keep['corpus']} dev "
+                   f"{keep['metric'].replace('_', ' ')} (fitted on every train split, no "
+                   f"temperature) is at least {_pct(keep['min'])}; the eligible one with the "
+                   "best LOCO mean wins (none eligible: the best such dev figure). "
+                   f"{sum(keep['eligible'])} of {len(keep['eligible'])} eligible; their "
+                   f"{keep['corpus']} dev figures: "
+                   + ", ".join(f"{n} {_pct(v)}" for n, v in zip(sel["candidates"], keep["dev"]))
+                   + "."), ""]
+    if used := joint.get("train_used"):
+        lines += ["Joint model's train rows: " + ", ".join(f"{c} {n}" for c, n in used.items())
+                  + ".", ""]
     lines += _selection_table(sel, chosen)
     lines += ["", ("In-corpus figures of the joint model (temperature applied; classes of the "
               "model present in that corpus):"), "",

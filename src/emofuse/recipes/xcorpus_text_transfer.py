@@ -45,11 +45,11 @@ from .. import protocols
 from ..config import Params, RunConfig
 from ..errors import ConfigError
 from .text_params import GridSpec, JointParams, TextFeatureParams
-from .xcorpus_text import (Candidate, TextContext, TextTable, XcorpusTextSuite, candidates,
-                           joint_model, run_cell, select)
+from .xcorpus_text import (Candidate, TextContext, TextTable, XcorpusTextSuite, _scored,
+                           candidates, fit_on, joint_model, run_cell, select)
 from .xcorpus_text import check as check_text
 
-__all__ = ["XcorpusTextTransfer", "XcorpusTextLLM", "FeatureSet", "LLMSettings",
+__all__ = ["XcorpusTextTransfer", "XcorpusTextLLM", "FeatureSet", "KeepRule", "LLMSettings",
            "TransferParams", "cap_train", "feature_matrix", "feature_tables", "llm_states",
            "select_features", "run_suite", "check"]
 
@@ -94,6 +94,17 @@ class LLMSettings(Params):
     batch_size: int = Field(default=32, ge=1)
 
 
+class KeepRule(Params):
+    """``model.params.joint_keep``: the joint model must keep one corpus' in-corpus figure.
+    A candidate is eligible iff, fitted on every train split, its ``metric`` on the dev split of
+    ``corpus`` (no temperature) is at least ``min``; the eligible one with the best LOCO dev
+    mean wins, and if none is eligible the one with the best such dev figure."""
+
+    corpus: str = Field(min_length=1)
+    metric: Literal["weighted_f1", "macro_f1"] = "weighted_f1"
+    min: float = Field(ge=0, le=1)
+
+
 class TransferParams(JointParams):
     """``model.params`` of ``xcorpus-text-transfer``: those of ``xcorpus-text`` (the joint
     model excepted) and the feature sets the nested selection chooses from."""
@@ -105,7 +116,18 @@ class TransferParams(JointParams):
     joint: bool = False
     #: per corpus, at most this many train items (a stratified sample, seed 0); None: all
     train_cap: int | None = Field(default=None, ge=2)
+    #: corpora whose whole train split the joint model uses (the LOCO cells stay capped)
+    joint_uncapped: list[str] = Field(default_factory=list)
+    #: the joint model's grid, for every feature set (None: each set's own grid)
+    joint_grid: list[GridSpec] | None = None
+    #: the joint model keeps one corpus' in-corpus dev figure (:class:`KeepRule`)
+    joint_keep: KeepRule | None = None
     llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @field_validator("joint_grid", mode="before")
+    @classmethod
+    def _joint_blocks(cls, v: Any) -> Any:
+        return [v] if isinstance(v, Mapping) else v
 
     @field_validator("feature_sets")
     @classmethod
@@ -125,6 +147,9 @@ class TransferParams(JointParams):
                 if layer not in self.llm.layers:
                     raise ValueError(f"feature set {fs.name!r}: {st} reads layer {layer}, "
                                      f"not among llm.layers {self.llm.layers}")
+        extra = set(self.joint_uncapped) | ({self.joint_keep.corpus} if self.joint_keep else set())
+        if bad := sorted(extra - set(self.corpora)):
+            raise ValueError(f"joint_uncapped / joint_keep name corpora not in corpora: {bad}")
         return self
 
 
@@ -251,19 +276,45 @@ def select_features(ctxs: Mapping[str, TextContext], cands: Mapping[str, Sequenc
 
 
 def joint_over_sets(ctxs: Mapping[str, TextContext], cands: Mapping[str, Sequence[Candidate]],
-                    corpora: Sequence[str], labels: Sequence[str], *, bins: int = 15
-                    ) -> dict[str, Any]:
+                    corpora: Sequence[str], labels: Sequence[str], *, bins: int = 15,
+                    keep: KeepRule | None = None) -> dict[str, Any]:
     """The joint model over feature sets: every (feature set, candidate) scored by LOCO over
     all ``corpora`` (train splits of the others -> dev split of the one left out), the best
     fitted on every train split (:func:`.xcorpus_text.joint_model`, its temperature from the
-    winner's out-of-corpus dev probabilities); the joined selection table."""
+    winner's out-of-corpus dev probabilities); the joined selection table. With ``keep``
+    (:class:`KeepRule`) only candidates that keep that corpus' in-corpus dev figure compete."""
     table = next(iter(ctxs.values())).table
     present = set().union(*(table.labels_of([c], "train") for c in corpora))
     classes = [c for c in labels if c in present]
     name, cand, summary = select_features(ctxs, cands, corpora, classes)
+    if keep is not None:
+        name, cand = _keep_choice(ctxs, cands, corpora, classes, keep, summary)
     joint = joint_model(ctxs[name], corpora, [cand], labels, bins=bins)
     joint.update(features=name, chosen_short=f"{name}: {cand.short()}", selection=summary)
     return joint
+
+
+def _keep_choice(ctxs: Mapping[str, TextContext], cands: Mapping[str, Sequence[Candidate]],
+                 corpora: Sequence[str], classes: Sequence[str], keep: KeepRule,
+                 summary: dict[str, Any]) -> tuple[str, Candidate]:
+    """The :class:`KeepRule` choice among every (feature set, candidate); its figures are
+    added to ``summary`` (``keep``) and ``chosen_mean`` becomes the winner's LOCO mean."""
+    from ..evaluate.metrics import classification_metrics
+
+    pairs = [(n, c) for n in ctxs for c in cands[n]]
+    dev = []
+    for n, c in pairs:
+        ctx = ctxs[n]
+        shared = [k for k in classes if k in ctx.table.labels_of([keep.corpus], "val")]
+        p, y = _scored(ctx, fit_on(ctx, corpora, classes, c), keep.corpus, "val", shared)
+        dev.append(float(classification_metrics(y, p.argmax(1), classes=shared)[keep.metric]))
+    mean = np.asarray(summary["mean"], float)
+    ok = np.asarray(dev) >= keep.min
+    i = int(np.flatnonzero(ok)[np.argmax(mean[ok])]) if ok.any() else int(np.argmax(dev))
+    summary["keep"] = {**keep.model_dump(), "dev": [round(v, 4) for v in dev],
+                       "eligible": ok.tolist(), "any_eligible": bool(ok.any())}
+    summary["chosen_mean"] = round(float(mean[i]), 4)
+    return pairs[i]
 
 
 def _classes(table: TextTable, train_corpora: Sequence[str], test_corpus: str,
@@ -293,10 +344,10 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
         p, quick, log = self.p, self.quick, self.log
         default = self.grid_candidates()
         sets = p.feature_sets[:2] if quick else p.feature_sets
-        table, loaded = self.load()
-        used = None
+        full, loaded = self.load()
+        table, used = full, None
         if p.train_cap:
-            table = cap_train(table, p.train_cap)
+            table = cap_train(full, p.train_cap)
             used = {c: len(table.rows([c], "train")) for c in p.corpora}
         llm = llm_states(table, p.llm, log=log) if any(fs.llm for fs in sets) else None
         tables = feature_tables(table, sets, labels=p.labels, llm=llm)
@@ -313,8 +364,7 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
             cells.append(cell)
             if log:
                 log(f"  -> {test}: chose {cell['chosen_short']}")
-        joint = joint_over_sets(ctxs, cands, p.corpora, p.labels, bins=p.ece_bins) \
-            if p.joint else None
+        joint = self._joint(full, ctxs, cands, sets, quick=quick) if p.joint else None
         out = self.loco_result(cells, joint, loaded)
         out["feature_sets"] = [fs.model_dump(exclude_none=True) for fs in sets]
         note = _NOTE
@@ -329,6 +379,27 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
             note += _LLM_NOTE
         out["notes"] = note + out["notes"]
         return out
+
+    def _joint(self, full: TextTable, ctxs: Mapping[str, TextContext],
+               cands: Mapping[str, Sequence[Candidate]], sets: Sequence[FeatureSet], *,
+               quick: bool) -> dict[str, Any]:
+        """The joint model: on the LOCO cells' rows, or with ``joint_uncapped`` corpora whole;
+        over ``joint_grid`` when given; under ``joint_keep`` when given."""
+        p = self.p
+        if p.train_cap and p.joint_uncapped:
+            table = cap_train(full, p.train_cap, exempt=p.joint_uncapped)
+            llm = llm_states(table, p.llm, log=self.log) if any(fs.llm for fs in sets) else None
+            ctxs = {n: self.context(t) for n, t in
+                    feature_tables(table, sets, labels=p.labels, llm=llm).items()}
+        if p.joint_grid is not None:
+            grid = candidates(p.joint_grid, where="model.params.joint_grid")
+            cands = {n: grid[:2] if quick else grid for n in cands}
+        joint = joint_over_sets(ctxs, cands, p.corpora, p.labels, bins=p.ece_bins,
+                                keep=p.joint_keep)
+        if p.train_cap:
+            t = next(iter(ctxs.values())).table
+            joint["train_used"] = {c: len(t.rows([c], "train")) for c in p.corpora}
+        return joint
 
 
 _NOTE = ("Feature sets (chosen per cell by the same nested rule, together with the head): "
