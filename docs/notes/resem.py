@@ -1,7 +1,6 @@
 """SAVEE/RAVDESS: pretrained speaker-encoder (Resemblyzer GE2E) states as SER features."""
 import sys, time, numpy as np, torch
 from emofuse.corpora import load_corpus
-from emofuse import protocols
 from emofuse.recipes._speech_fit import SpeechData
 from emofuse.features.speech import speed_perturb
 from resemblyzer import VoiceEncoder

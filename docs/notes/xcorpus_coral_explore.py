@@ -55,7 +55,7 @@ def main() -> None:
                     rows.setdefault(f"L{'+'.join(map(str, layers))} coral eps={eps} C={c.C:g}",
                                     {})[T] = 100 * float(m)
             print(f"L{layers} eps {eps}: {time.time() - t0:.0f} s", flush=True)
-    print(f"\nfolder, per-corpus whitening: nested LOCO UA per outer cell; avg4 = mean over "
+    print("\nfolder, per-corpus whitening: nested LOCO UA per outer cell; avg4 = mean over "
           "ravdess, savee, ased, nemo")
     print(f"{'candidate':40s} " + " ".join(f"{o:>8s}" for o in CORPORA) + "     avg4")
     for name, r in rows.items():
