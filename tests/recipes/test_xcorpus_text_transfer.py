@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from emofuse.errors import ConfigError
+from emofuse.errors import ConfigError, DataError
 from emofuse.evaluate.results import validate_result
 from emofuse.features import text_prototypes
 from emofuse.recipes import config_path, get_suite, load_suite_config
@@ -219,3 +219,56 @@ def test_joint_keep_rule_uncapped_corpus_and_own_grid(corpora, tmp_path, monkeyp
     assert none["chosen_short"] == none["selection"]["candidates"][int(np.argmax(keep["dev"]))]
     assert [c["chosen_short"] for c in run({"corpus": "meld", "min": 1.0})["cells"]] == \
         [c["chosen_short"] for c in cells]                     # the cells are untouched
+
+
+def test_transfer_model_folder_and_its_inputs_at_inference(corpora, tmp_path, monkeypatch):
+    """emofuse train on an xcorpus-text-llm config saves the joint model with the inputs of
+    its feature set in the card (features.inputs); TextPredictor rebuilds them (MiniLM,
+    prototypes, SmolLM2 states) as the recipe did in training."""
+    import emofuse.features.llm_text as llm_text
+    import emofuse.inference.text as itext
+    from emofuse.inference.text import TextPredictor
+    from emofuse.recipes import get_modality
+
+    def states_of(texts, k):
+        st = np.stack([_fake_embed([t])[0, :8] for t in texts]).astype(np.float32)
+        return np.tile(st, k), np.tile(-st, k)
+
+    def fake_states(tab, settings, log=None):
+        mean, last = states_of(tab.texts, len(settings.layers))
+        return {"layers": list(settings.layers), "mean": mean, "last": last}
+
+    def fake_forward(texts, *, tokenizer, model, labels, prompt, max_len, batch_size, layers):
+        mean, last = states_of(texts, len(layers))
+        return np.concatenate([mean, last, np.zeros((len(texts), len(labels)))], 1)
+
+    monkeypatch.setattr(xtt, "llm_states", fake_states)
+    monkeypatch.setattr(llm_text, "llm_forward", fake_forward)
+    monkeypatch.setattr(itext, "_smollm2", lambda: (None, None))
+    monkeypatch.chdir(tmp_path)
+    sets = [{"name": "proto+last-1", "prototypes": "meanmax", "llm": ["last-1"]}]
+    cfg = _cfg(corpora, sets=sets)
+    cfg = cfg.model_copy(update={"suite": "xcorpus-text-llm", "model": cfg.model.model_copy(
+        update={"params": {**cfg.model.params, "joint_keep": {"corpus": "meld", "min": 0.0},
+                           "llm": {"layers": [6, -1]}}})})
+    out = get_modality("text").train(cfg, out_dir=tmp_path / "v3")
+    card = json.loads((out / "card.json").read_text())
+    inputs = card["features"]["inputs"]
+    assert inputs["set"] == "proto+last-1" and inputs["llm"]["states"] == ["last-1"]
+    assert inputs["prototypes"]["pooling"] == "meanmax"
+    assert card["protocol"]["keep"]["corpus"] == "meld"
+    n_labels = len(inputs["prototypes"]["labels"])
+    assert card["model"]["params"]["in_dim"] == 32 + 2 * n_labels + 8
+    pred = TextPredictor.load(out)
+    texts = ["i feel so happy today", "this is awful and sad"]
+    emb = _fake_embed(texts)
+    fs = xtt.FeatureSet(**sets[0])
+    mean, last = states_of(texts, 2)
+    want = xtt.feature_matrix(emb, fs, labels=inputs["prototypes"]["labels"],
+                              llm={"layers": [6, -1], "mean": mean, "last": last})
+    got = pred._inputs(texts, emb)
+    assert got.shape == want.shape and np.allclose(got, want, atol=1e-2)
+    broken = dict(card["features"], inputs={**inputs, "llm": None})
+    pred.features = broken
+    with pytest.raises(DataError, match="head takes"):
+        pred._inputs(texts, emb)

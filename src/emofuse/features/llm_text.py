@@ -20,6 +20,7 @@ sentences; an earlier version, unsorted batches of 16 with every position's logi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,10 +29,12 @@ import numpy as np
 from ..errors import ConfigError
 from .cache import FeatureCache
 
-__all__ = ["PROMPT", "EMOTION_WORDS", "LLM_TEXT_VERSION", "label_token_ids", "llm_forward",
-           "llm_text_features"]
+__all__ = ["PROMPT", "EMOTION_WORDS", "LLM_TEXT_VERSION", "STATE", "label_token_ids",
+           "llm_forward", "llm_text_features", "state_blocks"]
 
 LLM_TEXT_VERSION = "2"
+#: a named state: ``last<k>`` / ``mean<k>``, the last token's / the mean state of hidden layer k
+STATE = re.compile(r"^(last|mean)(-?\d+)$")
 #: the prompt; ``{text}`` is the sentence
 PROMPT = "Text: {text}\nThe emotion expressed is"
 #: canonical label -> words that name it after the prompt (fixed before any figure)
@@ -142,3 +145,20 @@ def llm_text_features(texts: Sequence[str], *, tokenizer: Any, model: Any, model
     a = np.concatenate(states).astype(np.float32)
     d = a.shape[1] // 2
     return {"mean": a[:, :d], "last": a[:, d:], "scores": np.concatenate(scores)}
+
+
+def state_blocks(states: Mapping[str, np.ndarray], *, layers: Sequence[int],
+                 names: Sequence[str]) -> list[np.ndarray]:
+    """The blocks ``names`` (``last<k>`` / ``mean<k>``, :data:`STATE`) of ``states``
+    (``{"mean", "last"}``, one ``d``-wide block per layer of ``layers``), in that order."""
+    out = []
+    for name in names:
+        m = STATE.match(name)
+        if m is None or int(m.group(2)) not in list(layers):
+            raise ConfigError(f"llm state {name!r}: expected last<k> or mean<k> with k among "
+                              f"the extracted layers {list(layers)}")
+        a = states[m.group(1)]
+        d = a.shape[1] // len(layers)
+        k = list(layers).index(int(m.group(2)))
+        out.append(np.asarray(a[:, d * k:d * (k + 1)], np.float32))
+    return out

@@ -15,6 +15,7 @@ with a warning in :attr:`TextPrediction.warnings`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -52,6 +53,14 @@ class TextPrediction:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@functools.cache
+def _smollm2() -> tuple[Any, Any]:
+    """The shipped SmolLM2-135M-Instruct (tokenizer, model), loaded once per process."""
+    from ..augment.text import _load_smollm2, smollm2_gguf
+
+    return _load_smollm2(str(smollm2_gguf()))
 
 
 def _decode(item: str | bytes, notes: list[str]) -> str:
@@ -288,13 +297,46 @@ class TextPredictor:
         from ..features.text import minilm
 
         emb = minilm(clean, max_len=self.max_len)
-        if self.in_dim > emb.shape[1]:  # trained with dialogue context
+        if self.features.get("inputs"):   # prototypes / language-model states appended
+            emb = self._inputs(clean, emb)
+        elif self.in_dim > emb.shape[1]:  # trained with dialogue context
             emb = np.concatenate([emb, self._context_embeddings(contexts, len(clean))], axis=1)
         if self.head is not None:
             return self.head.proba(emb)
         from ..models.text import array_loader, predict_module
 
         return predict_module(self.network, array_loader(emb, batch_size=256))
+
+    def _inputs(self, clean: Sequence[str], emb: np.ndarray) -> np.ndarray:
+        """The head's input as the card's ``features.inputs`` says: the MiniLM embedding,
+        zero-shot prototype similarities and SmolLM2's prompted states, in that order (as
+        :func:`emofuse.recipes.xcorpus_text_transfer.feature_matrix` built them in training)."""
+        spec = self.features["inputs"]
+        blocks = [emb] if spec.get("minilm", True) else []
+        if pr := spec.get("prototypes"):
+            from ..features.text_prototypes import prototype_features
+
+            blocks.append(prototype_features(emb, labels=pr["labels"], pooling=pr["pooling"],
+                                             centre=bool(pr.get("centre"))))
+        if llm := spec.get("llm"):
+            from ..features.llm_text import STATE, llm_forward, state_blocks
+
+            tok, model = _smollm2()
+            layers = sorted({int(STATE.match(n).group(2)) for n in llm["states"]  # type: ignore[union-attr]
+                             })
+            a = llm_forward(clean, tokenizer=tok, model=model, labels=llm["score_labels"],
+                            prompt=llm["prompt"], max_len=int(llm["max_len"]), batch_size=16,
+                            layers=layers)
+            a = a.astype(np.float16).astype(np.float32)   # as cached when it was trained
+            d = (a.shape[1] - len(llm["score_labels"])) // (2 * len(layers))
+            states = {"mean": a[:, :d * len(layers)], "last": a[:, d * len(layers):
+                                                                 2 * d * len(layers)]}
+            blocks += state_blocks(states, layers=layers, names=llm["states"])
+        x = np.concatenate(blocks, 1).astype(np.float32)
+        if x.shape[1] != self.in_dim:
+            raise DataError(Path("card.json"), f"features.inputs give {x.shape[1]} columns, the "
+                            f"head takes {self.in_dim}")
+        return x
 
     def _context_embeddings(self, contexts: Sequence[str] | None, n: int) -> np.ndarray:
         """Mean embedding of each context's utterances (``" | "``-separated, an optional

