@@ -21,7 +21,9 @@ The LLM sits behind a small backend interface (:class:`LLMBackend`) so that test
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import random
 import re
@@ -95,10 +97,11 @@ def _load_smollm2(path: str) -> tuple[Any, Any]:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     p = Path(path)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
-        model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name,
-                                                     dtype=torch.float32)
+    try:   # transformers' GGUF loader draws its own progress bar on stderr: kept off it
+        with contextlib.redirect_stderr(io.StringIO()):
+            tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+            model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name,
+                                                         dtype=torch.float32)
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"cannot load {p.name} with transformers ({exc}); it needs the "
                           "gguf and accelerate packages") from None
