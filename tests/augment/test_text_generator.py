@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +139,40 @@ def test_real_smollm2_tiny_generation():
     gen = LLMTextGenerator(mode="generate", shots=3, batch_size=2, max_new_tokens=24)
     items = gen.fit(_records(4)).generate({"sad": 2}, seed=0)
     assert all(it.text and it.label == "sad" for it in items)
+
+
+def test_smollm2_float32_copy_round_trips(tmp_path, monkeypatch):
+    """The float32 copy kept after the first (slow) GGUF load: same weights when read back,
+    keyed by the GGUF's size and mtime, and a cache that cannot be written costs nothing."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from emofuse.augment import text as at
+
+    monkeypatch.setenv("EMOFUSE_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"0" * 10)
+    copy = at._converted_copy(gguf)
+    assert copy is not None and copy.parent == tmp_path / "cache" / "smollm2"
+    assert copy.name.startswith("m-10-")
+    assert at._converted_copy(tmp_path / "absent.gguf") is None
+
+    class Tok:
+        def save_pretrained(self, folder):
+            (Path(folder) / "tokenizer.json").write_text("{}")
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg).eval()
+    at._save_copy(Tok(), model, copy)
+    assert (copy / "model.safetensors").is_file() and (copy / "tokenizer.json").is_file()
+    back = AutoModelForCausalLM.from_pretrained(str(copy), dtype=torch.float32,
+                                                use_safetensors=True).eval()
+    ids = torch.tensor([[1, 5, 7]])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, back(ids).logits)
+    ro = tmp_path / "ro"
+    ro.write_text("a file where the cache folder should be")
+    at._save_copy(Tok(), model, ro / "smollm2" / "x")      # cannot be written: no error
+    assert not (ro / "smollm2").exists()

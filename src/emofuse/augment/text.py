@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import os
 import random
 import re
@@ -87,6 +88,10 @@ class LLMBackend(Protocol):
 
 @functools.lru_cache(maxsize=1)
 def _load_smollm2(path: str) -> tuple[Any, Any]:
+    """(tokenizer, float32 model) of the GGUF file at ``path``. Dequantising the GGUF takes
+    10-15 s on one core, so the first load keeps a float32 safetensors copy (same weights,
+    about 540 MB) in the cache folder (:func:`emofuse.paths.cache_dir`, ``smollm2/``), which
+    later loads read instead; deleting it is safe."""
     from ..features.text import _offline
 
     _offline()
@@ -97,11 +102,19 @@ def _load_smollm2(path: str) -> tuple[Any, Any]:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     p = Path(path)
-    try:   # transformers' GGUF loader draws its own progress bar on stderr: kept off it
-        with contextlib.redirect_stderr(io.StringIO()):
-            tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
-            model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name,
-                                                         dtype=torch.float32)
+    copy = _converted_copy(p)
+    try:
+        if copy is not None and (copy / "model.safetensors").is_file():
+            tok = AutoTokenizer.from_pretrained(str(copy))
+            model = AutoModelForCausalLM.from_pretrained(str(copy), dtype=torch.float32,
+                                                         use_safetensors=True)
+        else:   # transformers' GGUF loader draws its own progress bar on stderr: kept off it
+            with contextlib.redirect_stderr(io.StringIO()):
+                tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+                model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name,
+                                                             dtype=torch.float32)
+            if copy is not None:
+                _save_copy(tok, model, copy)
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"cannot load {p.name} with transformers ({exc}); it needs the "
                           "gguf and accelerate packages") from None
@@ -110,6 +123,42 @@ def _load_smollm2(path: str) -> tuple[Any, Any]:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok, model
+
+
+def _converted_copy(gguf: Path) -> Path | None:
+    """Where the float32 copy of ``gguf`` lives (keyed by its name, size and mtime); None
+    when the file cannot be read."""
+    from ..paths import cache_dir
+
+    try:
+        st = gguf.stat()
+    except OSError:
+        return None
+    return cache_dir() / "smollm2" / f"{gguf.stem}-{st.st_size}-{st.st_mtime_ns}"
+
+
+def _save_copy(tok: Any, model: Any, copy: Path) -> None:
+    """Write the copy beside its place, then rename it there (another process may have won
+    the race; a full disk or a read-only cache only costs the next load its time)."""
+    import shutil
+    import tempfile
+
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=copy.parent, prefix=".tmp-"))
+        try:   # transformers will not save a model loaded from a GGUF: its weights and config
+            from safetensors.torch import save_model
+
+            tok.save_pretrained(str(tmp))
+            config = model.config.to_dict()
+            config.pop("quantization_config", None)
+            (tmp / "config.json").write_text(json.dumps(config, indent=1))
+            save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            os.replace(tmp, copy)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except (OSError, ValueError, RuntimeError):
+        pass
 
 
 class SmolLM2Backend:
