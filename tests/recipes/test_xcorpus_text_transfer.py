@@ -270,5 +270,6 @@ def test_transfer_model_folder_and_its_inputs_at_inference(corpora, tmp_path, mo
     assert got.shape == want.shape and np.allclose(got, want, atol=1e-2)
     broken = dict(card["features"], inputs={**inputs, "llm": None})
     pred.features = broken
-    with pytest.raises(DataError, match="head takes"):
+    with pytest.raises(DataError, match="head takes") as err:
         pred._inputs(texts, emb)
+    assert str(out) in str(err.value)                  # the model folder is named

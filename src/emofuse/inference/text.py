@@ -190,6 +190,8 @@ class TextPredictor:
         self.thresholds = np.asarray(card.get("thresholds") or [0.5] * len(self.labels))
         self.features: dict[str, Any] = dict(card.get("features") or {})
         self.max_len = int(card.get("max_len", 128))
+        #: the model folder (``load``), named in errors about it
+        self.source = Path(".")
 
     @property
     def network(self) -> Any:
@@ -236,7 +238,9 @@ class TextPredictor:
             except (ValueError, TypeError) as exc:
                 raise DataError(Path(model_dir) / "model.safetensors",
                                 f"weights do not fit the model in card.json ({exc})") from None
-            return cls(None, card, head=head)
+            pred = cls(None, card, head=head)
+            pred.source = Path(model_dir)
+            return pred
         from ..models import build_model
 
         params["pretrained"] = False  # the weights come from the folder
@@ -334,8 +338,8 @@ class TextPredictor:
             blocks += state_blocks(states, layers=layers, names=llm["states"])
         x = np.concatenate(blocks, 1).astype(np.float32)
         if x.shape[1] != self.in_dim:
-            raise DataError(Path("card.json"), f"features.inputs give {x.shape[1]} columns, the "
-                            f"head takes {self.in_dim}")
+            raise DataError(self.source / "card.json", f"features.inputs give {x.shape[1]} "
+                            f"columns, the head takes {self.in_dim}")
         return x
 
     def _context_embeddings(self, contexts: Sequence[str] | None, n: int) -> np.ndarray:

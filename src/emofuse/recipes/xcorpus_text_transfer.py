@@ -54,10 +54,6 @@ __all__ = ["XcorpusTextTransfer", "XcorpusTextLLM", "FeatureSet", "KeepRule", "L
            "model_inputs",
            "select_features", "run_suite", "check"]
 
-#: an LLM state of a feature set: ``last<k>`` or ``mean<k>`` (hidden layer k, -1 the last)
-_LLM_STATE = STATE
-
-
 class FeatureSet(Params):
     """One input of the head (``model.params.feature_sets``)."""
 
@@ -79,7 +75,7 @@ class FeatureSet(Params):
     @field_validator("llm")
     @classmethod
     def _states(cls, v: list[str]) -> list[str]:
-        if bad := [x for x in v if not _LLM_STATE.match(x)]:
+        if bad := [x for x in v if not STATE.match(x)]:
             raise ValueError(f"llm states {bad}: each is last<layer> or mean<layer>, e.g. "
                              "last-1, mean18")
         return v
@@ -144,7 +140,7 @@ class TransferParams(JointParams):
     def _llm_layers(self) -> TransferParams:
         for fs in self.feature_sets:
             for st in fs.llm:
-                layer = int(_LLM_STATE.match(st).group(2))  # type: ignore[union-attr]
+                layer = int(STATE.match(st).group(2))  # type: ignore[union-attr]
                 if layer not in self.llm.layers:
                     raise ValueError(f"feature set {fs.name!r}: {st} reads layer {layer}, "
                                      f"not among llm.layers {self.llm.layers}")
