@@ -36,7 +36,8 @@ MODALITY_MODULES = ("speech", "face", "text", "fusion", "augment", "fusion3", "p
                     "face_ensemble", "aug_speech", "aug_tts", "aug_face",
                     "aug_diffusion", "xcorpus", "xcorpus_model", "xcorpus_text", "live",
                     "fusion_whisper", "speech_attn", "xcorpus_align", "xcorpus_text_transfer",
-                    "xcorpus_face", "xcorpus_text_ft", "face_combine", "xcorpus_text_model")
+                    "xcorpus_face", "xcorpus_text_ft", "face_combine", "xcorpus_text_model",
+                    "xcorpus_text_distil")
 
 Log = Callable[[str], None]
 

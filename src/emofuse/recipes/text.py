@@ -254,7 +254,7 @@ def train(cfg: RunConfig, *, out_dir: Path, quick: bool = False) -> Path:
     """
     from ..models.checkpoint import save_model
 
-    if cfg.model.name in ("joint", "transfer"):  # several corpora (configs/models/text-v*.yaml)
+    if cfg.model.name in ("joint", "transfer", "distil"):  # several corpora (text-v*.yaml)
         from .xcorpus_text_joint import train_joint
 
         return train_joint(cfg, out_dir=Path(out_dir), quick=quick)

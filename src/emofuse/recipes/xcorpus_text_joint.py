@@ -64,10 +64,12 @@ def train_joint(cfg: RunConfig, *, out_dir: Path, quick: bool = False,
 
     t0 = time.perf_counter()
     inputs: dict[str, Any] | None = None
-    if cfg.model.name == "transfer":    # feature sets chosen with the head (xcorpus-text-llm)
+    if cfg.model.name in ("transfer", "distil"):   # feature sets chosen with the head
+        from .xcorpus_text_distil import XcorpusTextDistil
         from .xcorpus_text_transfer import XcorpusTextTransfer, model_inputs
 
-        suite = XcorpusTextTransfer(cfg, quick=quick, log=log or (lambda _m: None))
+        kind = XcorpusTextDistil if cfg.model.name == "distil" else XcorpusTextTransfer
+        suite = kind(cfg, quick=quick, log=log or (lambda _m: None))
         joint, table, fs, loaded = suite.joint_alone()
         p = suite.p
         inputs = model_inputs(fs, p)
@@ -131,6 +133,10 @@ def train_joint(cfg: RunConfig, *, out_dir: Path, quick: bool = False,
                      "early_stopping": "dev splits" if cand.head == "mlp" else None},
         "training": {**head["info"], "candidate": cand.to_dict(),
                      "seconds_total": round(time.perf_counter() - t0, 1)},
+        **({"distillation": {"teacher": cand.to_dict()["teacher"], "alpha": cand.alpha,
+                             "note": "trained on alpha * teacher probabilities + (1 - alpha) "
+                                     "* labels; the teacher is not shipped"}}
+           if hasattr(cand, "alpha") else {}),
         "selection": joint["selection"], "loco_dev": joint["loco_dev"],
         "calibration": {"temperature": T, "folded_into_weights": True,
                         "note": f"the last layer's weights and bias are divided by T={T:g}: "

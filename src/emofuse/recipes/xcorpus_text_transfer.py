@@ -219,10 +219,11 @@ def cap_train(table: TextTable, cap: int, *, seed: int = 0,
 
 
 def llm_states(table: TextTable, settings: LLMSettings, *,
-               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+               log: Callable[[str], None] | None = None,
+               parts: Sequence[str] | None = None) -> dict[str, Any]:
     """SmolLM2-135M-Instruct's prompted states of every row (:func:`llm_text_features`, cached;
     one call per corpus and split, rows in table order): ``{"mean", "last"}`` ``(n, k*d)``
-    and ``layers``."""
+    and ``layers``. With ``parts``, only the rows of those splits; the others are NaN."""
     import time
 
     import torch
@@ -237,6 +238,8 @@ def llm_states(table: TextTable, settings: LLMSettings, *,
     out: dict[str, Any] = {"layers": layers}
     for c in dict.fromkeys(table.corpus.tolist()):
         for part in dict.fromkeys(table.part.tolist()):
+            if parts is not None and part not in parts:
+                continue
             rows = table.rows([c], part)
             if not len(rows):
                 continue
@@ -248,7 +251,8 @@ def llm_states(table: TextTable, settings: LLMSettings, *,
                                       batch_size=settings.batch_size)
             for kind in ("mean", "last"):
                 if kind not in out:
-                    out[kind] = np.zeros((n, f[kind].shape[1]), np.float32)
+                    out[kind] = np.full((n, f[kind].shape[1]), np.nan if parts else 0.0,
+                                        np.float32)
                 out[kind][rows] = f[kind]
             if log:
                 log(f"  smollm2 states: {c} {part} {len(rows)} items "
