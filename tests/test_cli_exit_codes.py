@@ -126,6 +126,14 @@ def test_text_files_in_other_encodings(tmp_path):
     r = _run("predict", str(tmp_path), "--jsonl")
     assert r.returncode == 0, r.stderr.decode()
     assert len(r.stdout.decode().splitlines()) == 3
+    # a decoding notice is one line naming the file, not Python's warning with its source line
+    (tmp_path / "bad.txt").write_bytes(b"caf\xc3 ist toll\n\xff\xfe\xfd broken\n")
+    r = _run("predict", "--text-file", str(tmp_path / "bad.txt"), "--jsonl")
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    notes = [ln for ln in err.splitlines() if "bad.txt" in ln]
+    assert notes and all(ln.startswith("warning: ") for ln in notes), err
+    assert "UserWarning" not in err and "media/text.py" not in err
 
 
 # -- fuzz: 200+ malformed inputs in one batch --------------------------------------------------

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -48,9 +49,17 @@ def set_verbosity(*, quiet: bool = False, verbose: bool = False, reset: bool = F
     level = logging.ERROR if state.quiet else logging.INFO if state.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     if state.quiet:
-        import warnings
-
         warnings.filterwarnings("ignore")
+    # a warning is one line for a user ("warning: FILE: problem"); -v keeps Python's format
+    # with the source line, for developers
+    warnings.formatwarning = _PY_FORMAT if state.verbose else _one_line
+
+
+_PY_FORMAT = warnings.formatwarning
+
+
+def _one_line(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+    return f"warning: {message}\n"
 
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print results and errors only.")]
