@@ -98,3 +98,24 @@ def test_the_predictor_trims_as_training_did():
     v = m.vectors([padded])[0]
     assert np.allclose(v, compute_feature(padded, "logmel_stats", params={"trim": "vad"}, sr=sr))
     assert not np.allclose(v, compute_feature(padded, "logmel_stats", sr=sr))
+
+
+def test_the_same_clip_twice_runs_the_model_once(monkeypatch):
+    """The product's no-speech check and its silence trim ask about the same clip: the second
+    answer is the kept one (a copy), and any other clip runs the model."""
+    import emofuse.features.vad as vad
+
+    runs = []
+    real = vad._probabilities
+    monkeypatch.setattr(vad, "_probabilities",
+                        lambda y, *, sr: (runs.append(sr), real(y, sr=sr))[1])
+    y = np.random.default_rng(1).normal(size=16000).astype(np.float32) * 0.1
+    a = speech_probabilities(y, sr=16000)
+    a[:] = 7.0                                   # the caller's copy, not the kept answer
+    b = speech_probabilities(y.astype(np.float64), sr=16000)
+    assert len(runs) == 1 and b.max() <= 1.0
+    speech_probabilities(y, sr=8000)              # another rate: another answer
+    y2 = y.copy()
+    y2[5] += 0.01
+    speech_probabilities(y2, sr=16000)            # other samples: another answer
+    assert len(runs) == 3

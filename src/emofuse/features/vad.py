@@ -8,6 +8,7 @@ emotion predictions are meaningless.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -56,10 +57,26 @@ def _session():
 
 
 def speech_probabilities(y: np.ndarray, *, sr: int) -> np.ndarray:
-    """Probability of speech for every 32 ms frame of a mono waveform (any rate)."""
+    """Probability of speech for every 32 ms frame of a mono waveform (any rate). The last
+    answer is kept (keyed by the samples' digest): the product's no-speech check and its
+    silence trim ask about the same clip one after the other."""
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    key = (sr, y.size, hashlib.blake2b(y.tobytes(), digest_size=16).digest())
+    with _LOCK:
+        if _LAST and _LAST[0] == key:
+            return _LAST[1].copy()
+    p = _probabilities(y, sr=sr)
+    with _LOCK:
+        _LAST[:] = [key, p]
+    return p.copy()
+
+
+_LAST: list = []
+
+
+def _probabilities(y: np.ndarray, *, sr: int) -> np.ndarray:
     from ..media import resample
 
-    y = np.asarray(y, dtype=np.float32).reshape(-1)
     if sr != _SR:
         y = resample(y, sr, _SR)
     n = (y.size + _FRAME - 1) // _FRAME
