@@ -133,3 +133,28 @@ def test_corrupt_card_gives_a_clear_error(tmp_path: Path, text: str, expected: s
     with pytest.raises(DataError, match=expected) as info:
         load_model(folder)
     assert info.value.path == str(folder / CARD_FILE)
+
+
+def test_same_tensors_same_bytes_and_hash(tmp_path: Path) -> None:
+    """The safetensors writer orders its header's keys differently from one call (and process)
+    to the next; the saved header is canonical, so the same weights hash the same."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from torch import nn; from emofuse.models.checkpoint import "
+            "save_model; torch.manual_seed(0); net = nn.Sequential(nn.Linear(6, 5), "
+            "nn.ReLU(), nn.Linear(5, 4)); save_model(sys.argv[1], net, "
+            "{'labels': ['a', 'b', 'c', 'd'], 'features': {}, 'data': {}, 'protocol': {}, "
+            "'metrics': {}})")
+    outs = [tmp_path / f"m{i}" for i in range(3)]
+    for out in outs:
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, timeout=120)
+    blobs = {(o / MODEL_FILE).read_bytes() for o in outs}
+    assert len(blobs) == 1
+    hashes = {json.loads((o / CARD_FILE).read_text())["weights_sha256"] for o in outs}
+    assert len(hashes) == 1
+    blob = blobs.pop()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    assert list(header) == sorted(header) and header["__metadata__"]["format"] == "pt"
+    load_model(outs[0])                                # still a valid file, hash checked

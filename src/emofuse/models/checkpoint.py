@@ -37,6 +37,20 @@ CARD_FORMAT = "emofuse-model/1"
 REQUIRED_CARD_KEYS = ("labels", "features", "data", "protocol", "metrics")
 
 
+def _canonical_header(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header with sorted keys (same length, space-padded as
+    the format allows), so that the same tensors give the same bytes and ``weights_sha256``:
+    the writer orders the header's keys differently from one process to the next."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        raw = f.read(n)
+        new = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+        if len(new) > n:            # cannot happen for the writer's compact JSON; keep it
+            return
+        f.seek(8)
+        f.write(new + b" " * (n - len(new)))
+
+
 def save_model(path_dir: str | os.PathLike, module_or_state_dict: Any,
                card: Mapping[str, Any]) -> Path:
     """Write ``model.safetensors`` and ``card.json`` into ``path_dir`` (created if needed).
@@ -84,6 +98,7 @@ def save_model(path_dir: str | os.PathLike, module_or_state_dict: Any,
     w_tmp, c_tmp = temp_path(model_path), temp_path(out / CARD_FILE)
     try:
         save_file(tensors, str(w_tmp), metadata={"format": "pt", "emofuse_version": __version__})
+        _canonical_header(w_tmp)
         full = {**card,
                 "format": CARD_FORMAT,
                 "emofuse_version": __version__,
