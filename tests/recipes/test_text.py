@@ -207,7 +207,7 @@ def test_committed_configs_match_the_typed_schemas(tmp_path):
     from emofuse.recipes.text_params import MLPParams, TextFeatureParams, TextSuiteParams
 
     paths = [config_path(n) for n in ("ter-dair", "ter-meld", "ter-goemotions")]
-    for path in [*paths, repo_root() / "configs/models/text.yaml"]:
+    for path in [*paths, repo_root() / "configs/models/text-v1.yaml"]:
         assert explain_suite_config(path) == [], path
         typed = TextSuiteParams.of(load_config(path).model)
         assert typed.systems and typed.export in typed.systems

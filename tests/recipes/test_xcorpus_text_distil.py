@@ -70,7 +70,7 @@ def test_params_and_committed_configs():
     with pytest.raises(ConfigError):
         xtd.DistilParams.of({"teacher": TEACHER, "alpha": [1.5]})
     for cfg in (load_suite_config(config_path("xcorpus-text-distil")),
-                load_suite_config("configs/models/text-v4.yaml")):
+                load_suite_config("configs/models/text.yaml")):
         p = xtd.DistilParams.of(cfg.model)
         assert p.teacher.features.llm == ["last-1"] and 0 in p.alpha
         assert not any(fs.llm for fs in p.feature_sets)

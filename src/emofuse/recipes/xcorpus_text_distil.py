@@ -4,7 +4,7 @@ also reads SmolLM2-135M's prompted states (the joint model of ``xcorpus-text-llm
 the product does not run the language model per sentence.
 
 Suite ``xcorpus-text-distil`` (``configs/xcorpus-text-distil.yaml``); model folder
-``configs/models/text-v4.yaml`` (``emofuse train``, ``model.name: distil``). ``model.params``
+``configs/models/text.yaml`` (``emofuse train``, ``model.name: distil``). ``model.params``
 are those of ``xcorpus-text-transfer`` (the *student's* feature sets, which may not read the
 language model) plus:
 
