@@ -40,10 +40,10 @@ from ..config import Params
 from ..errors import ConfigError
 from .text_params import GridSpec, TextFeatureParams, Unit
 from .xcorpus_text import (Candidate, TextContext, TextTable, _training_rows, fit_on,
-                           head_proba, run_cell, sample_weights)
+                           head_proba, sample_weights)
 from .xcorpus_text_transfer import (FeatureSet, TransferParams, XcorpusTextTransfer,
-                                    cap_train, feature_matrix, feature_tables, llm_states,
-                                    select_features)
+                                    cap_train, feature_matrix, feature_tables,
+                                    joint_over_sets, llm_states)
 
 __all__ = ["DistilParams", "TeacherSpec", "DistilCandidate", "soft_rows",
            "XcorpusTextDistil", "MIN_TARGET", "run_suite"]
@@ -195,25 +195,10 @@ class XcorpusTextDistil(XcorpusTextTransfer, name="xcorpus-text-distil",
         return table, loaded, ctxs, cands
 
     def body(self) -> dict[str, Any]:
-        from .xcorpus_text_transfer import _classes, joint_over_sets
-
-        p, log = self.p, self.log
+        p = self.p
         table, loaded, ctxs, cands = self.tables()
-        cells = []
-        for test in p.corpora:
-            train = [c for c in p.corpora if c != test]
-            classes = _classes(table, train, test, p.labels)
-            name, cand, summary = select_features(ctxs, cands, train, classes)
-            cell = run_cell(ctxs[name], train, test, [cand], bins=p.ece_bins, labels=p.labels)
-            cell.update(features=name, chosen={**cell["chosen"], "features": name},
-                        chosen_short=f"{name}: {cand.short()}", selection=summary)
-            cells.append(cell)
-            if log:
-                log(f"  -> {test}: chose {cell['chosen_short']}")
-        joint = joint_over_sets(ctxs, cands, p.corpora, p.labels, bins=p.ece_bins,
-                                keep=p.joint_keep) if p.joint else None
-        if joint is not None:
-            joint["train_used"] = {c: len(table.rows([c], "train")) for c in p.corpora}
+        cells = self.cells(table, ctxs, cands)
+        joint = self.joint_model(table, ctxs, cands) if p.joint else None
         out = self.loco_result(cells, joint, loaded)
         out["feature_sets"] = [fs.model_dump(exclude_none=True) for fs in p.feature_sets]
         out["teacher"] = p.teacher.model_dump(exclude_none=True)
@@ -222,16 +207,21 @@ class XcorpusTextDistil(XcorpusTextTransfer, name="xcorpus-text-distil",
         out["notes"] = _note(p, out["train_used"]) + out["notes"]
         return out
 
-    def joint_alone(self) -> tuple[dict[str, Any], TextTable, FeatureSet, dict[str, Any]]:
-        """The joint student without the LOCO cells (``emofuse train``)."""
-        from .xcorpus_text_transfer import joint_over_sets
-
+    def joint_model(self, table: TextTable, ctxs: Mapping[str, TextContext],
+                    cands: Mapping[str, Sequence[DistilCandidate]]) -> dict[str, Any]:
+        """The joint student: chosen by LOCO over every corpus under ``joint_keep``
+        (:func:`.xcorpus_text_transfer.joint_over_sets`), fitted on every train split."""
         p = self.p
-        table, loaded, ctxs, cands = self.tables()
         joint = joint_over_sets(ctxs, cands, p.corpora, p.labels, bins=p.ece_bins,
                                 keep=p.joint_keep)
         joint["train_used"] = {c: len(table.rows([c], "train")) for c in p.corpora}
-        fs = next(f for f in p.feature_sets if f.name == joint["features"])
+        return joint
+
+    def joint_alone(self) -> tuple[dict[str, Any], TextTable, FeatureSet, dict[str, Any]]:
+        """The joint student without the LOCO cells (``emofuse train``)."""
+        table, loaded, ctxs, cands = self.tables()
+        joint = self.joint_model(table, ctxs, cands)
+        fs = next(f for f in self.p.feature_sets if f.name == joint["features"])
         return joint, ctxs[fs.name].table, fs, loaded
 
 

@@ -371,17 +371,7 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
         tables = feature_tables(table, sets, labels=p.labels, llm=llm)
         ctxs = {n: self.context(t) for n, t in tables.items()}
         cands = {fs.name: _set_candidates(fs, default, quick=quick) for fs in sets}
-        cells = []
-        for test in p.corpora:
-            train = [c for c in p.corpora if c != test]
-            classes = _classes(table, train, test, p.labels)
-            name, cand, summary = select_features(ctxs, cands, train, classes)
-            cell = run_cell(ctxs[name], train, test, [cand], bins=p.ece_bins, labels=p.labels)
-            cell.update(features=name, chosen={**cell["chosen"], "features": name},
-                        chosen_short=f"{name}: {cand.short()}", selection=summary)
-            cells.append(cell)
-            if log:
-                log(f"  -> {test}: chose {cell['chosen_short']}")
+        cells = self.cells(table, ctxs, cands)
         joint = self._joint(full, ctxs, cands, sets, quick=quick)[0] if p.joint else None
         out = self.loco_result(cells, joint, loaded)
         out["feature_sets"] = [fs.model_dump(exclude_none=True) for fs in sets]
@@ -397,6 +387,24 @@ class XcorpusTextTransfer(XcorpusTextSuite, name="xcorpus-text-transfer",
             note += _LLM_NOTE
         out["notes"] = note + out["notes"]
         return out
+
+    def cells(self, table: TextTable, ctxs: Mapping[str, TextContext],
+              cands: Mapping[str, Sequence[Candidate]]) -> list[dict[str, Any]]:
+        """Every LOCO cell: the feature set and head chosen by the nested rule
+        (:func:`select_features`), then scored once on the held-out corpus."""
+        p, log = self.p, self.log
+        cells = []
+        for test in p.corpora:
+            train = [c for c in p.corpora if c != test]
+            classes = _classes(table, train, test, p.labels)
+            name, cand, summary = select_features(ctxs, cands, train, classes)
+            cell = run_cell(ctxs[name], train, test, [cand], bins=p.ece_bins, labels=p.labels)
+            cell.update(features=name, chosen={**cell["chosen"], "features": name},
+                        chosen_short=f"{name}: {cand.short()}", selection=summary)
+            cells.append(cell)
+            if log:
+                log(f"  -> {test}: chose {cell['chosen_short']}")
+        return cells
 
     def _joint(self, full: TextTable, ctxs: Mapping[str, TextContext] | None,
                cands: Mapping[str, Sequence[Candidate]], sets: Sequence[FeatureSet], *,
