@@ -150,3 +150,29 @@ def test_suite_and_model_folder_without_the_language_model(corpora, tmp_path,  #
     texts = ["i feel so happy today", "this is awful and sad"]
     got = pred._inputs(texts, _fake_embed(texts)) if card["features"]["inputs"] else None
     assert got is None or got.shape[1] == card["model"]["params"]["in_dim"]
+
+
+def test_onnx_export_takes_the_embedding_and_adds_the_prototypes(corpora, tmp_path,  # noqa: F811
+                                                               monkeypatch):
+    """A head over MiniLM + prototype similarities exports with the similarities computed
+    inside: the ONNX file takes the embedding, as the MiniLM-only head's did, and gives the
+    product predictor's logits."""
+    import onnxruntime as ort
+
+    import emofuse.features.text as ftext
+    from emofuse.export import export_models
+    from emofuse.inference.text import TextPredictor
+
+    monkeypatch.setattr(xtd, "llm_states", _fake_states)
+    monkeypatch.setattr(ftext, "minilm", lambda texts, max_len=128: _fake_embed(texts))
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(corpora, joint_keep={"corpus": "meld", "min": 0.0}, alpha=[1],
+               feature_sets=[{"name": "minilm+proto", "prototypes": "meanmax"}])
+    out = get_modality("text").train(cfg, out_dir=tmp_path / "v4")
+    report = {r.modality: r for r in export_models(out, tmp_path / "onnx")}["text"]
+    assert report.ok and report.details["input_shape"] == [2, 32]     # the embedding's width
+    texts = ["i feel so happy today", "this is awful and sad", "what a surprise"]
+    emb = _fake_embed(texts)
+    z = ort.InferenceSession(str(report.path)).run(None, {"input": emb})[0]
+    pred = TextPredictor.load(out)
+    assert np.allclose(z, pred.head.logits(pred._inputs(texts, emb)), atol=1e-4)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .types import SR
 
-__all__ = ["with_conv_stft", "dict_input", "test_signal"]
+__all__ = ["with_conv_stft", "dict_input", "with_prototypes", "test_signal"]
 
 
 def test_signal(seconds: float = 3.0, sr: int = SR) -> np.ndarray:
@@ -97,3 +97,37 @@ def dict_input(module: Any, key: str) -> Any:
             return self.inner({key: x})
 
     return DictInput().eval()
+
+
+def with_prototypes(module: Any, protos: np.ndarray, sizes: list[int], *, pooling: str,
+                    centre: bool = False, keep_input: bool = True) -> Any:
+    """A module taking the MiniLM embedding that appends its zero-shot prototype similarities
+    (:func:`emofuse.features.text_prototypes.prototype_features`, the same computation in
+    torch: ``protos`` the template matrix, ``sizes`` the templates per label) before
+    ``module``, so that an exported text model takes the embedding itself."""
+    import torch
+
+    bounds = np.cumsum([0, *sizes]).tolist()
+    if pooling not in ("all", "mean", "max", "meanmax") or bounds[-1] != len(protos):
+        raise ValueError(f"prototypes: pooling {pooling!r}, {len(protos)} templates for "
+                         f"{bounds[-1]}")
+
+    class Prototypes(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+            self.register_buffer("protos", torch.from_numpy(np.asarray(protos, np.float32)))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            sims = (x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ self.protos.T
+            if centre:
+                sims = sims - sims.mean(dim=1, keepdim=True)
+            feats = [sims] if pooling == "all" else []
+            blocks = [sims[:, a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            if pooling in ("mean", "meanmax"):
+                feats.append(torch.stack([b.mean(dim=1) for b in blocks], 1))
+            if pooling in ("max", "meanmax"):
+                feats.append(torch.stack([b.amax(dim=1) for b in blocks], 1))
+            return self.inner(torch.cat([x, *feats] if keep_input else feats, 1))
+
+    return Prototypes().eval()

@@ -255,12 +255,23 @@ class TextPredictor:
     @property
     def module(self) -> Any:
         """For ONNX export: the ``minilm_mlp`` head over sentence embeddings, taking a plain
-        tensor; ``None`` for other models."""
+        tensor; a head whose card inputs add prototype similarities (and no language-model
+        state) computes them inside, so it takes the MiniLM embedding too. ``None`` for other
+        models."""
         if self.card.name != "minilm_mlp":
             return None
-        from .onnx_wrap import dict_input
+        from .onnx_wrap import dict_input, with_prototypes
 
-        return dict_input(self.network, "x")
+        net = dict_input(self.network, "x")
+        spec = self.features.get("inputs") or {}
+        if (pr := spec.get("prototypes")) and not spec.get("llm"):
+            from ..features.text_prototypes import PROTOTYPES, prototype_matrix
+
+            net = with_prototypes(net, prototype_matrix(pr["labels"]),
+                                  [len(PROTOTYPES[c]) for c in pr["labels"]],
+                                  pooling=pr["pooling"], centre=bool(pr.get("centre")),
+                                  keep_input=spec.get("minilm", True))
+        return net
 
     def example_input(self) -> Any:
         import torch
@@ -268,7 +279,10 @@ class TextPredictor:
         from ..features.text import minilm
 
         emb = minilm(["what a wonderful surprise", "this is awful"], max_len=self.max_len)
-        if self.in_dim > emb.shape[1]:  # a context model: empty context
+        spec = self.features.get("inputs") or {}
+        if spec.get("prototypes") and not spec.get("llm"):   # module() takes the embedding
+            return torch.from_numpy(np.asarray(emb, dtype=np.float32))
+        if self.in_dim > emb.shape[1]:  # a context model (or language-model states): zeros
             emb = np.concatenate([emb, np.zeros((len(emb), self.in_dim - emb.shape[1]))], axis=1)
         return torch.from_numpy(np.asarray(emb, dtype=np.float32))
 
