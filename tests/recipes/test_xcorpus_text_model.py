@@ -25,14 +25,30 @@ def _cfg(roots, models=("text",)):
 
 
 def test_bundled_text_model_on_every_corpus(tmp_path, monkeypatch):
+    """The bundled model (trained on all three corpora: every cell in-corpus) and a copy whose
+    card says MELD only (dair-ai and GoEmotions outside, averaged into outside_*)."""
+    import shutil
+
+    from emofuse.inference import bundled_dir
+
     roots = {"dair": str(_dair(tmp_path / "dair")), "meld": str(_meld(tmp_path / "meld")),
              "goemotions": str(_goemotions(tmp_path / "go"))}
+    meld_only = tmp_path / "meld-only"
+    shutil.copytree(bundled_dir() / "text", meld_only)
+    card = json.loads((meld_only / "card.json").read_text())
+    (meld_only / "card.json").write_text(json.dumps({**card, "training_corpora": ["meld"]}))
     monkeypatch.chdir(tmp_path)
-    res = get_suite("xcorpus-text-model").run(_cfg(roots), log=None)
+    res = get_suite("xcorpus-text-model").run(_cfg(roots, models=("meld-only", "text")),
+                                              log=None)
     validate_result(res)
     json.dumps(res)
-    text = res["models"]["text"]
-    assert text["trained_on"] == ["meld"] and text["weights_sha256"]
+    bundled = res["models"]["text"]
+    assert bundled["trained_on"] == ["dair", "meld", "goemotions"]
+    assert bundled["weights_sha256"] and all(v["in_corpus"]
+                                             for v in bundled["corpora"].values())
+    assert not [k for k in res["metrics"] if k.startswith("outside_") and k.endswith("_text")]
+    text = res["models"]["meld-only"]
+    assert text["trained_on"] == ["meld"] and text["weights_sha256"] == bundled["weights_sha256"]
     cells = text["corpora"]
     assert [c for c, v in cells.items() if v["in_corpus"]] == ["meld"]
     assert "neutral" not in cells["dair"]["classes"]               # dair-ai has no neutral
