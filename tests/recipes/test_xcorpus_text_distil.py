@@ -91,9 +91,9 @@ def test_teacher_is_refitted_and_never_sees_the_held_out_corpus(corpora, tmp_pat
     fitted = []
     fit_on = xtd.fit_on
 
-    def spy(ctx, corpora_, classes, cand):
+    def spy(ctx, corpora_, classes, cand, **kw):
         fitted.append(tuple(corpora_))
-        return fit_on(ctx, corpora_, classes, cand)
+        return fit_on(ctx, corpora_, classes, cand, **kw)
 
     monkeypatch.setattr(xtd, "fit_on", spy)
     cell = xt.run_cell(ctxs["minilm"], ["dair", "goemotions"], "meld", cands["minilm"])

@@ -243,11 +243,15 @@ def _training_rows(ctx: TextContext, corpora: Sequence[str], part: str, classes:
     return rows[keep], np.array([idx[v] for v in labs[keep]], np.int64)
 
 
-def fit_on(ctx: TextContext, corpora: Sequence[str], classes: Sequence[str], cand: Candidate
+def fit_on(ctx: TextContext, corpora: Sequence[str], classes: Sequence[str], cand: Candidate,
+           *, targets: Callable[[np.ndarray, np.ndarray, np.ndarray],
+                                tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
            ) -> dict[str, Any]:
     """``cand`` fitted on the train splits of ``corpora`` over ``classes`` (the MLP stops
     early on their dev splits). A candidate with its own ``fit_on(ctx, corpora, classes)``
-    fits itself (``xcorpus-text-ft``'s fine-tuned encoder)."""
+    fits itself (``xcorpus-text-ft``'s fine-tuned encoder). ``targets(rows, y, w)`` may
+    replace the training rows, classes and weights (row indices into ``rows``: soft labels
+    as weighted rows, ``xcorpus-text-distil``)."""
     if hasattr(cand, "fit_on"):
         return cand.fit_on(ctx, corpora, classes)
     t = ctx.table
@@ -255,11 +259,15 @@ def fit_on(ctx: TextContext, corpora: Sequence[str], classes: Sequence[str], can
     if len(set(t.corpus[rows])) == 1:   # one corpus: corpus balancing changes nothing
         cand = dataclasses.replace(cand, corpus_balance="none")
     w = sample_weights(t.corpus[rows], y, cand)
+    x = t.x[rows]
+    if targets is not None:
+        r, y, w = targets(rows, y, w)
+        x = x[r]
     val = None
     if cand.head == "mlp":
         vrows, vy = _training_rows(ctx, corpora, "val", classes, cand)
         val = (t.x[vrows], vy, sample_weights(t.corpus[vrows], vy, cand))
-    head = fit_head(t.x[rows], y, w, len(classes), cand, val=val, seed=ctx.seed, mlp=ctx.mlp,
+    head = fit_head(x, y, w, len(classes), cand, val=val, seed=ctx.seed, mlp=ctx.mlp,
                     cache=ctx.cache)
     head["classes"] = list(classes)
     return head

@@ -39,8 +39,7 @@ from pydantic import Field, field_validator, model_validator
 from ..config import Params
 from ..errors import ConfigError
 from .text_params import GridSpec, TextFeatureParams, Unit
-from .xcorpus_text import (Candidate, TextContext, TextTable, _training_rows, fit_on,
-                           head_proba, sample_weights)
+from .xcorpus_text import Candidate, TextContext, TextTable, fit_on, head_proba
 from .xcorpus_text_transfer import (FeatureSet, TransferParams, XcorpusTextTransfer,
                                     cap_train, feature_matrix, feature_tables,
                                     joint_over_sets, llm_states)
@@ -116,10 +115,11 @@ class DistilCandidate:
                                                         repr=False)
     teacher_name: str = ""
 
-    def __getattr__(self, name: str) -> Any:    # head, love, dropout ...: the student's
-        if name.startswith("__") or name in ("base",):
-            raise AttributeError(name)
-        return getattr(self.base, name)
+    # what the model folder reads of a candidate: the student's
+    head = property(lambda self: self.base.head)
+    dropout = property(lambda self: self.base.dropout)
+    weight_decay = property(lambda self: self.base.weight_decay)
+    love = property(lambda self: self.base.love)
 
     def short(self) -> str:
         return f"{self.base.short()} a{self.alpha:g}"
@@ -131,40 +131,35 @@ class DistilCandidate:
     def fit_on(self, ctx: TextContext, corpora: Sequence[str], classes: Sequence[str]
                ) -> dict[str, Any]:
         """The teacher fitted on the train splits of ``corpora`` over ``classes``, then the
-        student on the same rows with the mixed soft targets."""
-        from .xcorpus_text_heads import fit_head
+        student on the same rows with the mixed soft targets (:func:`soft_rows`)."""
+        info: dict[str, Any] = {}
 
-        t = ctx.table
-        rows, y = _training_rows(ctx, corpora, "train", classes, self.base)
-        q, teacher_info = None, None
-        if self.alpha > 0:
-            tctx = self.teacher_ctx
-            if tctx is None or len(tctx.table.labels) != len(t.labels):
-                raise ConfigError("distillation: the teacher's table must hold the student's "
-                                  "rows")
-            tx = tctx.table.x[rows]
-            if not np.isfinite(tx).all():
-                raise ConfigError("distillation: the teacher's inputs are missing for some "
-                                  "training rows (language-model states not computed)")
-            th = fit_on(tctx, corpora, classes, self.teacher)
-            q = head_proba(th, tx)
-            teacher_info = {"features": self.teacher_name, "head": self.teacher.short(),
-                            "train_agreement": round(float((q.argmax(1) == y).mean()), 4)}
-        base = self.base if len(set(t.corpus[rows])) > 1 else \
-            dataclasses.replace(self.base, corpus_balance="none")
-        w = sample_weights(t.corpus[rows], y, base)
-        r, k, wk = soft_rows(y, w, q, self.alpha)
-        val = None
-        if base.head == "mlp":
-            vrows, vy = _training_rows(ctx, corpora, "val", classes, base)
-            val = (t.x[vrows], vy, sample_weights(t.corpus[vrows], vy, base))
-        head = fit_head(t.x[rows][r], k, wk, len(classes), base, val=val, seed=ctx.seed,
-                        mlp=ctx.mlp, cache=ctx.cache)
-        head["classes"] = list(classes)
-        head["info"] = {**head["info"], "train_items": int(len(rows)),
-                        "expanded_rows": int(len(r)), "alpha": self.alpha,
-                        **({"teacher": teacher_info} if teacher_info else {})}
+        def soft(rows: np.ndarray, y: np.ndarray, w: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            q = self._teacher_proba(ctx, rows, corpora, classes) if self.alpha > 0 else None
+            if q is not None:
+                info["teacher"] = {"features": self.teacher_name, "head": self.teacher.short(),
+                                   "train_agreement": round(float((q.argmax(1) == y).mean()),
+                                                            4)}
+            r, k, wk = soft_rows(y, w, q, self.alpha)
+            info.update(train_items=int(len(rows)), expanded_rows=int(len(r)))
+            return r, k, wk
+
+        head = fit_on(ctx, corpora, classes, self.base, targets=soft)
+        head["info"] = {**head["info"], **info, "alpha": self.alpha}
         return head
+
+    def _teacher_proba(self, ctx: TextContext, rows: np.ndarray, corpora: Sequence[str],
+                       classes: Sequence[str]) -> np.ndarray:
+        """The teacher, fitted on the train splits of ``corpora``, on the student's ``rows``."""
+        tctx = self.teacher_ctx
+        if tctx is None or len(tctx.table.labels) != len(ctx.table.labels):
+            raise ConfigError("distillation: the teacher's table must hold the student's rows")
+        tx = tctx.table.x[rows]
+        if not np.isfinite(tx).all():
+            raise ConfigError("distillation: the teacher's inputs are missing for some "
+                              "training rows (language-model states not computed)")
+        return head_proba(fit_on(tctx, corpora, classes, self.teacher), tx)
 
 
 class XcorpusTextDistil(XcorpusTextTransfer, name="xcorpus-text-distil",
