@@ -136,6 +136,16 @@ def test_text_files_in_other_encodings(tmp_path):
     assert "UserWarning" not in err and "media/text.py" not in err
 
 
+def test_long_text_file_warnings_in_reading_order(tmp_path):
+    """The reader's cut (20000 characters) comes before the model's (5000), once each."""
+    (tmp_path / "long.txt").write_text("I am so happy today! " * 2000, encoding="utf-8")
+    r = _run("predict", str(tmp_path / "long.txt"), "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    warns = json.loads(r.stdout.decode())[0]["warnings"]
+    assert warns[:2] == ["text of 41999 characters truncated to 20000",
+                         "text of 20000 characters truncated to the first 5000"], warns
+
+
 # -- fuzz: 200+ malformed inputs in one batch --------------------------------------------------
 
 def _wav_bytes(y: np.ndarray, sr: int, subtype: str = "PCM_16") -> bytes:
@@ -184,6 +194,7 @@ def make_fuzz_corpus(d: Path, seed: int = 0) -> list[Path]:
     y[600:700] = 1e30
     files["nonfinite_float.wav"] = _wav_bytes(y, sr, "FLOAT")
     files["huge_float.wav"] = _wav_bytes(speech * 1e6, sr, "FLOAT")
+    files["all_nan_float.wav"] = _wav_bytes(np.full(2 * sr, np.nan), sr, "FLOAT")
     files["one_hz_header.wav"] = _wav_bytes(rng.normal(0, 0.3, 4800), 1)
     files["ten_hz_header.wav"] = _wav_bytes(rng.normal(0, 0.3, 4800), 10)
     files["tiny_0.01s.wav"] = _wav_bytes(speech[:160], sr)
@@ -295,6 +306,7 @@ def test_fuzz_batch_no_traceback_every_file_reported(tmp_path):
     assert "error" in by_name["huge_header.png"] and "error" in by_name["15000_header.png"]
     assert by_name["one_letter.txt"]["reliable"] is False
     assert "error" not in by_name["nonfinite_float.wav"]
+    assert "every sample is NaN or infinity" in by_name["all_nan_float.wav"]["error"]
     assert seconds < 300, seconds
 
 

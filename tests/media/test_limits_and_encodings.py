@@ -42,6 +42,13 @@ def test_nonfinite_and_overflowing_samples_cleaned_with_warnings():
     assert np.all(np.isfinite(z)) and np.max(np.abs(z)) <= 1.0
 
 
+def test_all_nonfinite_samples_refused_by_name(tmp_path):
+    p = tmp_path / "nan.wav"
+    sf.write(p, np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(MediaError, match="nan.wav: every sample is NaN or infinity"):
+        load_audio(p)
+
+
 def test_pixel_limit(tmp_path, monkeypatch):
     from PIL import Image
 

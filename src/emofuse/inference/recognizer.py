@@ -246,10 +246,10 @@ class Recognizer:
                         # name the upload, not the temporary file it was saved to
                         raise type(exc)(source, exc.problem) from None
                 raise
-        for w in caught:
-            msg = str(w.message)
-            if msg not in pred.warnings and issubclass(w.category, UserWarning):
-                pred.warnings.append(msg)
+        # what reading the input warned about came first: it leads the predictor's notes
+        early = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        early = [m for i, m in enumerate(early) if m not in pred.warnings and m not in early[:i]]
+        pred.warnings = early + pred.warnings
         if source and (isinstance(x, os.PathLike) or (
                 isinstance(x, str) and kind != "text" and is_path(x))):
             p = Path(x)

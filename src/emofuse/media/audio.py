@@ -50,13 +50,16 @@ def check_audio_header(path: str | Path, samplerate: float, frames: int | None) 
 
 def clean_samples(y: np.ndarray, path: str | Path | None = None) -> np.ndarray:
     """Replace non-finite samples by silence and bring float samples beyond full scale back
-    to [-1, 1], each with a warning naming the file."""
+    to [-1, 1], each with a warning naming the file; a signal with no finite sample at all
+    raises :class:`MediaError`."""
     import warnings
 
     where = f"{path}: " if path is not None else ""
     finite = np.isfinite(y)
     if not finite.all():
         bad = int(y.size - np.count_nonzero(finite))
+        if bad == y.size:
+            raise MediaError(path, "every sample is NaN or infinity: nothing to score")
         warnings.warn(f"{where}{bad} non-finite sample(s) (NaN or infinity) replaced by silence",
                       stacklevel=3)
         y = np.where(finite, y, 0.0).astype(np.float32)
