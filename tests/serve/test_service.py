@@ -135,6 +135,10 @@ def test_bad_requests(client):
                     headers={"content-type": "application/octet-stream"})
     assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
     assert client.post("/predict", data={"other": "x"}).status_code == 400
+    # a file and a text in one form: refused, not one of them silently dropped
+    r = client.post("/predict", data={"text": "I am happy"},
+                    files={"file": ("a.wav", b"RIFF0000WAVE", "audio/wav")})
+    assert r.status_code == 400 and "not both" in r.json()["detail"]
     assert client.post("/predict", json={"text": "x" * 20_001}).status_code == 413
     assert client.get("/nowhere").status_code == 404
 

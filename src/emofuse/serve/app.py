@@ -494,6 +494,9 @@ def create_app(models: Sequence[str | os.PathLike] | Recognizer = ("default",), 
         try:
             upload = form.get("file")
             text = form.get("text")
+            if isinstance(upload, UploadFile) and text is not None:
+                return error(400, "send a 'file' or a 'text' field, not both (one input per "
+                             "request)", "BadRequest")
             if isinstance(upload, UploadFile):
                 name = _upload_name(upload.filename)
                 if upload.size == 0:
