@@ -139,6 +139,19 @@ def test_clip_without_any_face(predictor, tmp_path, fmt, codec, ext):
         Recognizer.load("face").predict(path)
 
 
+def test_flat_small_clip_is_flagged_as_the_image_is(predictor, tmp_path):
+    """A small clip's frames are taken as face crops (detect auto), as a small image is: a
+    flat one gets the image's blur check, per sampled frame, instead of a confident label."""
+    frames = [np.full((64, 64, 3), 90, np.uint8) for _ in range(6)]
+    path = _write_video(tmp_path / "flat.avi", frames, fmt="avi", codec="mpeg4")
+    rec = Recognizer.load("face")
+    pred = rec.predict(path)
+    assert pred.reliable is False
+    assert any("tiny or blurred in" in w and "sampled frames" in w for w in pred.warnings)
+    img = rec.predict(frames[0])
+    assert img.reliable is False and any("blurred" in w for w in img.warnings)
+
+
 def test_real_clip_tracks_and_timeline(predictor, shared_data):
     clips = sorted((shared_data / "cremad" / "VideoFlash_sample").glob("*.flv"))
     if not clips:

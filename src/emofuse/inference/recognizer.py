@@ -381,15 +381,8 @@ class Recognizer:
             raise NoFaceError(where if where is not None else src,
                               "no face found in the image (if it is already a face crop, "
                               "predict with --detect never)")
-        if out.faces:
-            main = main_face(out.faces)
-            side = min(main.box[2], main.box[3])
-            if side < MIN_FACE_PX and min(rgb.shape[:2]) > 2 * MIN_FACE_PX:
-                notes.append(f"the face is only {main.box[2]}x{main.box[3]} pixels: the "
-                             "prediction is unreliable")
-            elif (sharp := face_sharpness(rgb, main.box)) < MIN_FACE_SHARPNESS:
-                notes.append(f"the face is blurred (sharpness {sharp:.1f}, below "
-                             f"{MIN_FACE_SHARPNESS:g}): the prediction is unreliable")
+        if out.faces and (problem := _face_problem(rgb, main_face(out.faces))):
+            notes.append(f"the face is {problem}: the prediction is unreliable")
         return self._finish(src, "image", {"face": (labels, out)}, notes, out.faces, [], None)
 
     def _speech(self, w: Waveform, opts: PredictOptions, *, offset: float = 0.0
@@ -449,17 +442,23 @@ class Recognizer:
             pred = self.predictor("face")
             labels = list(pred.labels)
             fps = frames_per_second(info.duration, opts.frame_rate)  # short clip: at least 4 frames
-            probs = []
-            for t, _, o in face_frames(pred, path, fps=fps, max_frames=opts.max_frames,
-                                       detect=opts.detect):
+            probs, problems = [], []
+            for t, rgb, o in face_frames(pred, path, fps=fps, max_frames=opts.max_frames,
+                                         detect=opts.detect):
                 if o.probabilities is None:
                     continue
                 probs.append(o.probabilities)
                 main = main_face(o.faces)
                 if main is not None:
                     faces.append(main.model_copy(update={"time": round(float(t), 3)}))
+                    if problem := _face_problem(rgb, main):
+                        problems.append(problem)
                 if opts.timeline:
                     timeline.append(_segment(t, t + 1.0 / fps, "face", labels, o.probabilities))
+            if len(problems) * 2 > len(probs):   # most sampled faces tiny, blurred or flat
+                notes.append(f"the face is tiny or blurred in {len(problems)} of {len(probs)} "
+                             f"sampled frames (first: {problems[0]}): the prediction is "
+                             "unreliable")
             if probs:
                 p = np.mean(np.stack(probs), axis=0)
                 outputs["face"] = (labels, ModalityOutput(p / p.sum()))
@@ -513,3 +512,16 @@ class Recognizer:
             warnings=list(dict.fromkeys(notes)),
             reliable=not any("unreliable" in n for n in notes),
             duration_s=None if duration is None else round(float(duration), 3))
+
+
+def _face_problem(rgb: np.ndarray, face: Face | None) -> str | None:
+    """Why a face found in ``rgb`` gives no reliable prediction (too small in a larger
+    picture, or blurred / flat), or ``None``."""
+    if face is None:
+        return None
+    if min(face.box[2], face.box[3]) < MIN_FACE_PX and min(rgb.shape[:2]) > 2 * MIN_FACE_PX:
+        return f"only {face.box[2]}x{face.box[3]} pixels"
+    if (sharp := face_sharpness(rgb, face.box)) < MIN_FACE_SHARPNESS:
+        return f"blurred (sharpness {sharp:.1f}, below {MIN_FACE_SHARPNESS:g})"
+    return None
+
