@@ -163,7 +163,8 @@ def test_train_then_evaluate_on_another_corpus(shared_data: Path, shared_cache,
 def test_fit_temperature_calibrates_without_changing_the_argmax():
     import numpy as np
 
-    from emofuse.recipes.speech import fit_temperature
+    from emofuse.evaluate.calibration import apply_temperature, fit_temperature, nll
+    from emofuse.recipes.speech import TEMPERATURE_BOUNDS
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 200)
@@ -171,5 +172,12 @@ def test_fit_temperature_calibrates_without_changing_the_argmax():
     logits[np.arange(200), y] += 1.0
     p = np.exp(8 * logits)  # far too confident
     p /= p.sum(1, keepdims=True)
-    t, nll = fit_temperature(p, y)
-    assert t > 2 and nll["val_nll_calibrated"] < nll["val_nll"]
+    t = fit_temperature([p], [y], bounds=TEMPERATURE_BOUNDS)
+    assert t > 2 and nll(p, y, temperature=t) < nll(p, y)
+    assert (p.argmax(1) == apply_temperature(p, t).argmax(1)).all()
+    # far beyond the default range: the speech range reaches it, the default stops at 50
+    z = 100 * logits
+    q = np.exp(z - z.max(1, keepdims=True))
+    q /= q.sum(1, keepdims=True)
+    assert fit_temperature([q], [y], bounds=TEMPERATURE_BOUNDS) > 80
+    assert fit_temperature([q], [y]) <= 50

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ece", "apply_temperature", "fit_temperature"]
+__all__ = ["ece", "apply_temperature", "fit_temperature", "nll"]
 
 
 def ece(proba: np.ndarray, y: np.ndarray, *, bins: int = 15) -> float:
@@ -43,20 +43,29 @@ def apply_temperature(proba: np.ndarray, t: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(probas: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> float:
-    """Temperature minimising the mean over the given sets (equal weight each) of their mean
-    negative log-likelihood; 1 when there is nothing to fit on."""
+def nll(proba: np.ndarray, y: np.ndarray, *, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the labels ``y`` under ``proba`` at ``temperature``."""
+    p = apply_temperature(np.asarray(proba, np.float64), temperature)
+    y = np.asarray(y)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))))
+
+
+def fit_temperature(probas: Sequence[np.ndarray], ys: Sequence[np.ndarray], *,
+                    bounds: tuple[float, float] = (0.05, 50.0)) -> float:
+    """Temperature within ``bounds`` minimising the mean over the given sets (equal weight
+    each) of their mean negative log-likelihood; 1 when there is nothing to fit on."""
     from scipy.optimize import minimize_scalar
 
     sets = [(np.asarray(p, np.float64), np.asarray(y)) for p, y in zip(probas, ys) if len(y)]
     if not sets:
         return 1.0
+    lo, hi = bounds
+    if not 0 < lo < hi:
+        raise ValueError(f"fit_temperature: bounds must satisfy 0 < low < high, got {bounds}")
 
-    def nll(log_t: float) -> float:
-        t = math.exp(log_t)
-        return float(np.mean([-np.mean(np.log(np.clip(
-            apply_temperature(p, t)[np.arange(len(y)), y], 1e-12, None))) for p, y in sets]))
+    def mean_nll(log_t: float) -> float:
+        return float(np.mean([nll(p, y, temperature=math.exp(log_t)) for p, y in sets]))
 
-    res = minimize_scalar(nll, bounds=(math.log(0.05), math.log(50.0)), method="bounded",
+    res = minimize_scalar(mean_nll, bounds=(math.log(lo), math.log(hi)), method="bounded",
                           options={"xatol": 1e-3})
     return round(float(math.exp(res.x)), 4)

@@ -46,6 +46,8 @@ from .. import protocols
 from ..config import RunConfig, dump_config
 from ..corpora import Record
 from ..errors import ConfigError, DataError, EmofuseError
+from ..evaluate.calibration import fit_temperature
+from ..evaluate.calibration import nll as val_nll
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.results import results_dir
 from ._common import class_list, load_records, run_folds, scalar_metric
@@ -58,6 +60,9 @@ __all__ = ["RunSpec", "SpeechSuite", "choose_weights", "evaluate", "parse_run", 
            "train", "SerRavdess", "SerSavee", "SerRavdessEgemapsSvm", "SerSaveeEgemapsSvm",
            "SerRavdessLda", "SerRavdessCnn2d", "SerRavdessBilstm", "SerRavdessWavegram",
            "SerRavdessFercnn", "SerRavdessWhisper", "SerSaveeWhisper"]
+
+#: range searched for a speech model's temperature (linear discriminants can need > 50)
+TEMPERATURE_BOUNDS = (0.1, 316.2)
 
 # --------------------------------------------------------------------------------------------
 # Configs
@@ -379,7 +384,10 @@ def train(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> Path:
                                                  if m.active(setting)]))
     val_p = sum(w * f.val_proba for w, f in zip(weights, fitted))
     val_m = classification_metrics(yv, val_p.argmax(1), classes=classes)
-    temperature, nll = fit_temperature(val_p, yv)
+    # linear discriminants are very over-confident on 1600-dim vectors: hence the wide range
+    temperature = fit_temperature([val_p], [yv], bounds=TEMPERATURE_BOUNDS)
+    nll = {"val_nll": round(val_nll(val_p, yv), 4),
+           "val_nll_calibrated": round(val_nll(val_p, yv, temperature=temperature), 4)}
     card = {"data": {"corpus": cfg.data.corpus, "items": len(recs),
                      "train_items": len(tr), "val_items": len(va), "classes": list(classes),
                      "skipped": len(data.skipped)},
@@ -406,23 +414,6 @@ def train(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> Path:
                        "setting": setting, "sr": data.sr, "members": entries,
                        "features": {"members": [m.feature or {"feature": "logmel-frontend"}
                                                 for m, _ in flat]}})
-
-
-def fit_temperature(proba: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
-    """Temperature ``T`` minimising the validation negative log-likelihood of
-    ``softmax(log p / T)`` (calibration only: the arg-max, hence UA, does not change). Linear
-    discriminants are very over-confident on 1600-dim vectors; fused with other modalities,
-    uncalibrated probabilities would drown them."""
-    logp = np.log(np.clip(np.asarray(proba, np.float64), 1e-300, None))
-
-    def nll(t: float) -> float:
-        z = logp / t
-        z = z - z.max(axis=1, keepdims=True)
-        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
-
-    grid = np.logspace(-1, 2.5, 71)
-    best = float(min(grid, key=nll)) if len(y) else 1.0
-    return round(best, 4), {"val_nll": round(nll(1.0), 4), "val_nll_calibrated": round(nll(best), 4)}
 
 
 def evaluate(model_dir: str | Path, records: Sequence[Record], *, corpus: str) -> dict[str, Any]:
