@@ -73,6 +73,16 @@ def test_scan_bad_folder_lists_every_problem(capsys, tmp_path):
     assert "name" in reasons["hello.wav"]
 
 
+def test_scan_of_a_folder_without_items_exits_2(tmp_path):
+    (tmp_path / "notes.wav").write_bytes(b"")
+    r = subprocess.run([sys.executable, "-m", "emofuse.cli", "data", "scan", "--corpus",
+                        "ravdess", "--root", str(tmp_path), "--json"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and json.loads(r.stdout)["items"] == 0
+    assert f"error: {tmp_path}: no ravdess item found (1 file(s) skipped" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_errors_are_one_line_and_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "emofuse.cli", "data", "scan", "--corpus", "nope"],
                        capture_output=True, text=True)

@@ -75,8 +75,15 @@ def data_scan(corpus: CorpusOpt, root: RootOpt = None,
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
-        return
-    _print_summary(summary)
+    else:
+        _print_summary(summary)
+    if not summary["items"]:  # a wrong --root is not a successful scan
+        from .errors import DataError
+
+        skipped = sum(a["skipped"] for a in summary.get("anomalies", []))
+        raise DataError(summary["root"], f"no {corpus} item found"
+                        + (f" ({skipped} file(s) skipped, listed above)" if skipped else "")
+                        + "; is this the corpus' folder, laid out as its documentation says?")
 
 
 class _null:
