@@ -80,6 +80,27 @@ def test_scan_of_a_folder_without_items_exits_2(tmp_path):
                        text=True)
     assert r.returncode == 2 and json.loads(r.stdout)["items"] == 0
     assert f"error: {tmp_path}: no ravdess item found (1 file(s) skipped" in r.stderr
+    for args in (["data", "folds", "--out", str(tmp_path / "f")],
+                 ["evaluate", "--model", "speech"]):
+        r = subprocess.run([sys.executable, "-m", "emofuse.cli", *args, "--corpus", "ravdess",
+                            "--root", str(tmp_path)], capture_output=True, text=True)
+        assert r.returncode == 2 and "no ravdess item found" in r.stderr, (args, r.stderr)
+
+
+def test_evaluate_a_model_on_a_corpus_of_another_modality(tmp_path):
+    """A text model on speech, a face model on audio-only records: one-line errors, exit 2."""
+    actor = tmp_path / "Actor_01"
+    actor.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("03-01-01-01-01-01-01.wav", "03-01-05-02-01-01-01.wav"):
+        sf.write(actor / name, rng.normal(0, 0.1, 16000).astype(np.float32), 16000)
+    for model, message in (("text", "is a text model but ravdess holds audio, no text"),
+                           ("face", "is a face model but ravdess holds audio, no image")):
+        r = subprocess.run([sys.executable, "-m", "emofuse.cli", "evaluate", "--model", model,
+                            "--corpus", "ravdess", "--root", str(tmp_path)],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and message in r.stderr, (model, r.stderr)
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -113,3 +134,11 @@ def test_folds_command(tmp_path, shared_data, capsys):
         main(["data", "folds", "--corpus", "fer2013", "--protocol", "official", "--drop-duplicates",
               "--out", str(out)]) or sys.exit(0)
     assert ei.value.code == 0
+
+
+def test_evaluate_face_model_on_a_corpus_without_readable_faces(shared_data):
+    """RAVDESS here: audio for every item, a few video samples apart; no record has a face."""
+    r = subprocess.run([sys.executable, "-m", "emofuse.cli", "evaluate", "--model", "face",
+                        "--corpus", "ravdess"], capture_output=True, text=True)
+    assert r.returncode == 2 and "ravdess: no face could be read from its" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr

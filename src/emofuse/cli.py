@@ -77,13 +77,7 @@ def data_scan(corpus: CorpusOpt, root: RootOpt = None,
         print(json.dumps(summary, ensure_ascii=False))
     else:
         _print_summary(summary)
-    if not summary["items"]:  # a wrong --root is not a successful scan
-        from .errors import DataError
-
-        skipped = sum(a["skipped"] for a in summary.get("anomalies", []))
-        raise DataError(summary["root"], f"no {corpus} item found"
-                        + (f" ({skipped} file(s) skipped, listed above)" if skipped else "")
-                        + "; is this the corpus' folder, laid out as its documentation says?")
+    scan.require_items()  # a wrong --root is not a successful scan
 
 
 class _null:
@@ -131,7 +125,7 @@ def data_folds(corpus: CorpusOpt, root: RootOpt = None,
     from . import protocols
     from .corpora import load_corpus
 
-    scan = load_corpus(corpus, root, check_media=False)
+    scan = load_corpus(corpus, root, check_media=False).require_items()
     key = protocol.lower().replace("_", "-")
     options: dict = {}
     if key in ("speaker-kfold", "kfold"):
@@ -324,7 +318,12 @@ def evaluate(model: Annotated[str, typer.Option(help="Bundled model name (speech
     modality = card.get("task") or card.get("modality")
     if not modality:
         raise EmofuseError(f"{model}: card.json does not say which modality the model is for")
-    scan = load_corpus(corpus, root)
+    scan = load_corpus(corpus, root).require_items()
+    need = {"speech": "audio", "face": "image", "text": "text"}.get(modality)
+    have = scan.summary()["modalities"]
+    if need and have and need not in have and not (need == "image" and "video" in have):
+        raise EmofuseError(f"{model} is a {modality} model but {scan.corpus} holds "
+                           f"{', '.join(sorted(have))}, no {need}")
     records, split_name = _evaluation_split(scan.records, split, corpus=scan.corpus)
     labels = set(card.get("labels") or [])
     dropped = Counter(r.label for r in records if labels and r.label not in labels)

@@ -97,6 +97,18 @@ class CorpusScan:
     def __iter__(self):
         return iter(self.records)
 
+    def require_items(self) -> CorpusScan:
+        """``self``; :class:`DataError` naming the root when no item was found (a wrong
+        folder, or one whose files all failed)."""
+        if not self.records:
+            skipped = sum(a.skipped for a in self.anomalies)
+            raise DataError(self.root, f"no {self.corpus} item found"
+                            + (f" ({skipped} file(s) skipped as bad or misnamed)" if skipped
+                               else "")
+                            + "; is this the corpus' folder, laid out as its documentation "
+                              "says?")
+        return self
+
     def summary(self) -> dict[str, Any]:
         """Counts per class (native labels), speaker and split, plus anomalies, JSON-ready."""
         classes: collections.Counter[str] = collections.Counter()

@@ -82,6 +82,12 @@ def evaluate(model_dir: Path, records: list[Record], *, corpus: str) -> dict[str
                         f"with {corpus}")
     recs = [r for r in records if r.label in shared]
     x, kept, skipped = load_faces(recs, side=f.side, detector=f.detector)
+    if not kept:
+        first = skipped[0] if skipped else {}
+        why = f"; the first: {first.get('path') or first.get('id')}: {first.get('reason')}" \
+            if first else ""
+        raise DataError(None, f"{corpus}: no face could be read from its {len(recs)} item(s) "
+                        f"with a shared label ({len(skipped)} skipped{why})")
     proba = predict_proba(net, x, tta=f.tta_options)
     cols = [labels.index(c) for c in shared]
     p = proba[:, cols]
