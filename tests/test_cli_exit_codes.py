@@ -136,6 +136,15 @@ def test_text_files_in_other_encodings(tmp_path):
     assert "UserWarning" not in err and "media/text.py" not in err
 
 
+def test_broken_link_in_a_folder_is_reported(tmp_path):
+    (tmp_path / "note.txt").write_text("I am so happy today\n", encoding="utf-8")
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    r = _run("predict", str(tmp_path), "--jsonl", "-q")
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "gone.wav: broken symbolic link" in err, err
+    assert len(r.stdout.decode().splitlines()) == 2
+
+
 def test_long_text_file_warnings_in_reading_order(tmp_path):
     """The reader's cut (20000 characters) comes before the model's (5000), once each."""
     (tmp_path / "long.txt").write_text("I am so happy today! " * 2000, encoding="utf-8")

@@ -37,8 +37,11 @@ def expand_inputs(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]
     problems: list[tuple[str, str]] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in known
-                           and not f.name.startswith("."))
+            media = [f for f in p.rglob("*") if f.suffix.lower() in known
+                     and not f.name.startswith(".")]
+            found = sorted(f for f in media if f.is_file())
+            problems += [(str(f), "broken symbolic link (its target does not exist)")
+                         for f in sorted(media) if f.is_symlink() and not f.exists()]
             if not found:
                 problems.append((str(p), "folder holds no audio, video, image or .txt file"))
             files += found
