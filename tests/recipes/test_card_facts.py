@@ -109,3 +109,34 @@ def test_emofuse_train_refuses_a_missing_quoted_result_before_training(tmp_path:
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 2 and "nope.json not found" in p.stderr
     assert "Traceback" not in p.stderr and not out.exists()
+
+
+def test_quote_card_refreshes_the_quote_without_training(tmp_path: Path, monkeypatch) -> None:
+    """``quote_card`` (``make cards``): after a quoted suite is rerun, the card re-reads it and
+    marks whether it measured these weights; a config without facts leaves the card alone."""
+    import torch
+
+    from emofuse.config import RunConfig
+    from emofuse.recipes import quote_card
+
+    monkeypatch.chdir(tmp_path)
+    card = {"labels": ["a", "b"], "features": {}, "data": {}, "protocol": {}, "metrics": {}}
+    save_model(tmp_path / "m", {"w": torch.tensor(np.arange(4.0))}, card)
+    sha = json.loads((tmp_path / "m" / "card.json").read_text())["weights_sha256"]
+    r = json.loads(_result(tmp_path / "r.json").read_text())
+    r["models"] = {"face": {"folder": "x", "weights_sha256": sha}}
+    (tmp_path / "r.json").write_text(json.dumps(r))
+    base = {"suite": "fer-fer2013", "task": {"modality": "face"}, "data": {"corpus": "fer2013"},
+            "features": {"name": "face_crops"}, "model": {"name": "resnet18"}}
+    cfg = RunConfig.model_validate({**base, "output": {"dir": "x", "card": {
+        "languages": ["en"], "cross_corpus": [{"results": "r.json", "model": "face",
+                                               "metrics": ["accuracy"]}]}}})
+    quote_card(cfg, tmp_path / "m")
+    state, after = load_model(tmp_path / "m")           # weights untouched, checksum valid
+    q = after["cross_corpus_results"]["xcorpus-toy"]
+    assert q["same_weights"] is True and after["languages"] == ["en"]
+    before = (tmp_path / "m" / "card.json").read_bytes()
+    quote_card(RunConfig.model_validate(base), tmp_path / "m")
+    assert (tmp_path / "m" / "card.json").read_bytes() == before
+    with pytest.raises(ConfigError, match="no card.json"):
+        quote_card(cfg, tmp_path / "nowhere")

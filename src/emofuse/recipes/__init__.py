@@ -39,7 +39,7 @@ from ..errors import ConfigError
 from ._suite import _SUITES, MODALITY_MODULES, Suite, suite
 
 __all__ = ["Suite", "suite", "get_suite", "list_suites", "get_modality", "config_path",
-           "load_suite_config", "train_model", "card_facts"]
+           "load_suite_config", "train_model", "card_facts", "quote_card"]
 
 
 def list_suites() -> list[type[Suite]]:
@@ -107,6 +107,22 @@ def train_model(cfg: RunConfig, *, out_dir: str | Path, quick: bool = False) -> 
     path = Path(get_modality(cfg.task.modality).train(cfg, out_dir=out_dir, quick=quick))
     if facts:
         update_card(path, _mark_same_weights(facts, path))
+    return path
+
+
+def quote_card(cfg: RunConfig, folder: str | Path) -> Path:
+    """Refresh, without training, the facts of ``output.card`` in the card of the model in
+    ``folder`` (built from ``cfg``): the quoted cross-corpus figures re-read from their
+    committed results and marked ``same_weights`` against ``folder``'s weights (nothing to
+    do for a configuration without such facts)."""
+    from ..models.checkpoint import update_card
+
+    path = Path(folder)
+    if not (path / "card.json").is_file():
+        raise ConfigError(f"{path}: no card.json (build the model first)")
+    if cfg.output.card is None:
+        return path
+    update_card(path, _mark_same_weights(card_facts(cfg.output.card), path))
     return path
 
 
