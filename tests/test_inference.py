@@ -118,6 +118,8 @@ def test_described_models_state_their_world():
     quoted = text["cross_corpus_results"]["xcorpus-text-model"]
     assert quoted["model"] == "text" and quoted["same_weights"] is True
     assert 0 < quoted["metrics"]["weighted_f1_meld"]["mean"] < 1
+    face = resolve_models("face")[0].describe()["cross_corpus_results"]["xcorpus-face"]
+    assert face["model"] == "face" and face["same_weights"] is True
     speech = resolve_models("speech")[0].describe()
     assert {"training_corpora", "languages", "licences", "cross_corpus"} <= set(speech)
 
