@@ -16,6 +16,24 @@ labels on the rest of the dair-ai and GoEmotions train splits (about 48k more Sm
 is worth its CPU only if the bundled candidate (a1) gains at least 1 point of MELD dev weighted
 F1 from share 0.5 to share 1.0 (more out-of-domain transfer text lifting MELD); otherwise it is
 not run, and the note says so.
+
+Outcome (one run 2026-12-07 16:59 UTC at bfd121b, 6 min on one core; dev splits only):
+
+    share  rows   cand  MELD wF1  dair mF1  GoEmo mF1
+    0.25   11989  a0    53.45     46.30     34.53
+    0.25   11989  a0.5  53.45     46.08     34.19
+    0.25   11989  a1    52.81     44.95     34.42
+    0.50   13989  a0    54.18     50.67     36.58
+    0.50   13989  a0.5  54.17     53.92     37.42
+    0.50   13989  a1    52.65     46.61     36.24
+    1.00   17989  a0    52.18     57.11     38.02
+    1.00   17989  a0.5  54.84     58.55     42.00
+    1.00   17989  a1    51.99     50.19     39.22
+
+(share 1.0 reproduces the suite's MELD dev figures of these candidates.) The bundled a1 loses
+0.66 MELD dev points from share 0.5 to 1.0 (52.81, 52.65, 51.99): more dair-ai / GoEmotions
+text does not lift MELD, it dilutes it, while their own dev figures rise steeply. By the rule
+above the extension is not run.
 """
 
 from __future__ import annotations
