@@ -14,6 +14,11 @@ in turn. On those alone:
 
 The outer test corpora's figures are never computed here.
 
+Superseded (2026-12-07): ``PARAMS`` below are the Whisper settings of the suite *before* it
+trimmed silence (``trim: vad``), so these probabilities are not the current suite's; its
+successor, docs/notes/xcorpus_atc_explore.py, reads the suite's own config. Kept as the record
+of the outcome committed with it.
+
     OMP_NUM_THREADS=1 .venv/bin/python docs/notes/xcorpus_calib_explore.py [SETTINGS]
 """
 import json
