@@ -7,7 +7,8 @@ page at ``/`` and the API's description at ``/docs`` (offline: no CDN).
 
 ``POST /predict`` takes a multipart upload in the field ``file`` (audio, image, video or a text
 file; the type is read from the content), or text: a form field ``text``, a JSON body
-``{"text": "..."}`` or a ``text/plain`` body. ``?timeline=true`` adds per-segment results.
+``{"text": "..."}`` or a ``text/plain`` body; one input per request (a form with both a file
+and a text is a 400). ``?timeline=true`` adds per-segment results.
 
 Files are predicted by a pool of worker processes (:class:`~emofuse.serve.pool.WorkerPool`),
 each with its own copy of the models; a prediction over the time limit is stopped by killing
@@ -456,7 +457,7 @@ def create_app(models: Sequence[str | os.PathLike] | Recognizer = ("default",), 
 
     @app.post("/predict")
     async def predict(request: Request, timeline: bool = False) -> JSONResponse:
-        """Predict from an uploaded file (multipart field ``file``) or text."""
+        """Predict from an uploaded file (multipart field ``file``) or a text, not both."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             raw = await read_body(request)
