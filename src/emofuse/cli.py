@@ -320,7 +320,7 @@ def evaluate(model: Annotated[str, typer.Option(help="Bundled model name (speech
         raise EmofuseError(f"{model}: card.json does not say which modality the model is for")
     scan = load_corpus(corpus, root).require_items()
     need = {"speech": "audio", "face": "image", "text": "text"}.get(modality)
-    have = scan.summary()["modalities"]
+    have = {m for r in scan.records for m in r.modalities()}
     if need and have and need not in have and not (need == "image" and "video" in have):
         raise EmofuseError(f"{model} is a {modality} model but {scan.corpus} holds "
                            f"{', '.join(sorted(have))}, no {need}")

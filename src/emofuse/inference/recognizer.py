@@ -524,4 +524,3 @@ def _face_problem(rgb: np.ndarray, face: Face | None) -> str | None:
     if (sharp := face_sharpness(rgb, face.box)) < MIN_FACE_SHARPNESS:
         return f"blurred (sharpness {sharp:.1f}, below {MIN_FACE_SHARPNESS:g})"
     return None
-
