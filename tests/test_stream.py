@@ -136,6 +136,24 @@ def test_no_face_and_bad_frames_are_counted(tiny):
     assert u.face_frames == 1 and len(stream.errors) == 2
 
 
+def test_blurred_faces_make_the_face_output_unreliable(tiny):
+    """As for a video file: when most frames of the face window hold a blurred (or tiny) face,
+    the update says so and the face output no longer makes it reliable."""
+    smooth = np.repeat(np.linspace(0, 255, 64, dtype=np.float32)[None, :, None], 48, axis=0)
+    smooth = np.repeat(smooth, 3, axis=2).astype(np.uint8)   # a gradient: no edge at all
+    sharp = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
+    stream = Stream(tiny, StreamOptions(face_window=1.0), modalities=["face"])
+    for k in range(1, 21):   # 0.1 .. 1.0 s: blurred; 1.1 .. 2.0 s: sharp
+        stream.push_frame(smooth if k <= 10 else sharp, 0.1 * k)
+    ups = {u.time: u for u in stream.step() + stream.flush()}
+    blurred, clear = ups[1.0], ups[2.0]
+    assert blurred.face_frames == 10 and "face" in blurred.modalities
+    assert not blurred.reliable
+    assert any("blurred in 10 of 10 frames of the last 1 s" in n and "unreliable" in n
+               for n in blurred.notes)
+    assert clear.reliable and not any("blurred" in n for n in clear.notes)
+
+
 def test_memory_stays_bounded_on_a_long_stream(tiny):
     stream = Stream(tiny, modalities=["speech", "face"])
     y = speech_samples(SR)

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .types import Waveform
+from .types import Face, Waveform
 
-__all__ = ["MIN_FACE_PX", "MIN_FACE_SHARPNESS", "MIN_SPEECH_S", "face_sharpness", "no_speech"]
+__all__ = ["MIN_FACE_PX", "MIN_FACE_SHARPNESS", "MIN_SPEECH_S", "face_problem", "face_sharpness",
+           "no_speech"]
 
 #: Smallest face side (pixels) in a larger picture for a face prediction to count as reliable.
 MIN_FACE_PX = 20
@@ -34,6 +35,18 @@ def face_sharpness(rgb: np.ndarray, box: Sequence[int]) -> float:
     g = cv2.resize(g, (64, 64), interpolation=cv2.INTER_AREA if g.shape[0] > 64
                    else cv2.INTER_LINEAR)
     return float(cv2.Laplacian(g.astype(np.float32), cv2.CV_32F).var())
+
+
+def face_problem(rgb: np.ndarray, face: Face | None) -> str | None:
+    """Why a face found in ``rgb`` gives no reliable prediction (too small in a larger
+    picture, or blurred / flat), or ``None``."""
+    if face is None:
+        return None
+    if min(face.box[2], face.box[3]) < MIN_FACE_PX and min(rgb.shape[:2]) > 2 * MIN_FACE_PX:
+        return f"only {face.box[2]}x{face.box[3]} pixels"
+    if (sharp := face_sharpness(rgb, face.box)) < MIN_FACE_SHARPNESS:
+        return f"blurred (sharpness {sharp:.1f}, below {MIN_FACE_SHARPNESS:g})"
+    return None
 
 
 #: Least speech (seconds, Silero VAD) for an audio prediction to count as reliable.

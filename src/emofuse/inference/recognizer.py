@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import DataError, EmofuseError, MediaError
 from .card import ModelInfo, resolve_models
-from .checks import MIN_FACE_PX, MIN_FACE_SHARPNESS, face_sharpness, no_speech
+from .checks import face_problem, no_speech
 from .detect import detect_kind, is_path
 from .protocol import fuse, load_predictor
 from .types import (KIND_MODALITIES, SR, Face, Kind, ModalityOutput, ModelUnavailableError,
@@ -381,7 +381,7 @@ class Recognizer:
             raise NoFaceError(where if where is not None else src,
                               "no face found in the image (if it is already a face crop, "
                               "predict with --detect never)")
-        if out.faces and (problem := _face_problem(rgb, main_face(out.faces))):
+        if out.faces and (problem := face_problem(rgb, main_face(out.faces))):
             notes.append(f"the face is {problem}: the prediction is unreliable")
         return self._finish(src, "image", {"face": (labels, out)}, notes, out.faces, [], None)
 
@@ -451,7 +451,7 @@ class Recognizer:
                 main = main_face(o.faces)
                 if main is not None:
                     faces.append(main.model_copy(update={"time": round(float(t), 3)}))
-                    if problem := _face_problem(rgb, main):
+                    if problem := face_problem(rgb, main):
                         problems.append(problem)
                 if opts.timeline:
                     timeline.append(_segment(t, t + 1.0 / fps, "face", labels, o.probabilities))
@@ -512,15 +512,3 @@ class Recognizer:
             warnings=list(dict.fromkeys(notes)),
             reliable=not any("unreliable" in n for n in notes),
             duration_s=None if duration is None else round(float(duration), 3))
-
-
-def _face_problem(rgb: np.ndarray, face: Face | None) -> str | None:
-    """Why a face found in ``rgb`` gives no reliable prediction (too small in a larger
-    picture, or blurred / flat), or ``None``."""
-    if face is None:
-        return None
-    if min(face.box[2], face.box[3]) < MIN_FACE_PX and min(rgb.shape[:2]) > 2 * MIN_FACE_PX:
-        return f"only {face.box[2]}x{face.box[3]} pixels"
-    if (sharp := face_sharpness(rgb, face.box)) < MIN_FACE_SHARPNESS:
-        return f"blurred (sharpness {sharp:.1f}, below {MIN_FACE_SHARPNESS:g})"
-    return None

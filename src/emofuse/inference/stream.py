@@ -369,7 +369,7 @@ class Stream(LiveThreads):
                 labels = self.rec.predictor("speech").labels
                 per["speech"] = {str(k): round(float(v), 6) for k, v in zip(labels, p)}
                 segments["speech"] = seg
-        face_frames, latest = 0, None
+        face_frames, latest, face_bad = 0, None, False
         if "face" in self.modalities:
             with self._cond:
                 if self._running and not final:  # live: let the frames up to t be classified
@@ -391,6 +391,12 @@ class Stream(LiveThreads):
                 segments["face"] = (round(min(f.t for f in found), 3),
                                     round(max(f.t for f in found), 3))
                 latest = max(found, key=lambda f: f.t).face
+                bad = [f.problem for f in found if f.problem]
+                if len(bad) * 2 > len(found):  # as a video file: most frames' faces unusable
+                    face_bad = True
+                    notes.append(f"the face is tiny or blurred in {len(bad)} of {len(found)} "
+                                 f"frames of the last {o.face_window:g} s (first: {bad[0]}): "
+                                 "the face output is unreliable")
             elif obs:
                 notes.append("no face in the frames of the last "
                              f"{o.face_window:g} s")
@@ -428,7 +434,8 @@ class Stream(LiveThreads):
             speech_active=active, voice=round(voice, 3),
             speech_time=None if speech_t is None else round(speech_t, 6),
             face_frames=face_frames, face=latest,
-            reliable=bool(per), notes=notes, merged=merged, lag_ms=lag,
+            reliable=any(m != "face" or not face_bad for m in per), notes=notes,
+            merged=merged, lag_ms=lag,
             compute_ms=round(1000 * (time.perf_counter() - t0), 2), counters=counters)
 
     def _trim(self, t: float) -> None:

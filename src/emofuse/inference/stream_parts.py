@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigError, EmofuseError, MediaError
+from .checks import face_problem
 from .types import SR, Face, Waveform
 from .video import main_face, predict_face
 
@@ -117,7 +118,8 @@ class Update(BaseModel):
                           "when a live stream showed its latest speech answer rather than wait")
     face_frames: int = Field(0, description="frames with a face in the face window")
     face: Face | None = Field(None, description="the latest face (box in the frame's pixels)")
-    reliable: bool = Field(False, description="some modality had a usable signal")
+    reliable: bool = Field(False, description="some modality had a usable signal (a face output "
+                                             "from mostly tiny or blurred faces does not count)")
     notes: list[str] = Field(default_factory=list)
     merged: int = Field(0, description="later hops this update stands for (a live stream "
                                        "that fell behind)")
@@ -243,6 +245,7 @@ class FaceObs:
     t: float
     p: np.ndarray | None
     face: Face | None
+    problem: str | None = None  # why this frame's face is not reliable (tiny, blurred, flat)
 
 
 def decode_frame(frame: Any) -> np.ndarray:
@@ -271,7 +274,8 @@ def decode_frame(frame: Any) -> np.ndarray:
 
 def observe_face(predictor: Any, t: float, frame: Any, *, side: int, detect: str) -> FaceObs:
     """One frame (scaled down to ``side`` pixels, its longer side) through the face model: its
-    probabilities and the main face, its box in the frame's own pixels."""
+    probabilities, the main face (its box in the frame's own pixels) and why that face is not
+    reliable (tiny or blurred in the scaled frame), if it is not."""
     import cv2
 
     rgb = decode_frame(frame)
@@ -286,12 +290,13 @@ def observe_face(predictor: Any, t: float, frame: Any, *, side: int, detect: str
     if out.probabilities is None:
         return FaceObs(t, None, None)
     p = np.asarray(out.probabilities, dtype=np.float64)
-    face = None
+    face, problem = None, None
     if out.faces:
         main = main_face(out.faces)
+        problem = face_problem(rgb, main)  # on the frame as classified
         box = tuple(int(round(v * factor)) for v in main.box)
         face = main.model_copy(update={"box": box, "time": round(t, 3)})
-    return FaceObs(t, p / max(p.sum(), 1e-12), face)
+    return FaceObs(t, p / max(p.sum(), 1e-12), face, problem)
 
 
 # -- admission ----------------------------------------------------------------------------------
