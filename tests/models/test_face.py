@@ -155,3 +155,25 @@ def test_fer_port_on_a_real_fer2013_face(shared_data):
                                                         dtype=torch.float32)), 1).numpy()
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
     assert np.mean(p.argmax(1) == FER_CLASSES.index("happy")) >= 0.75
+
+
+def test_training_precision_auto_follows_the_cpu(monkeypatch, caplog):
+    """``auto`` (the default) runs bf16 only where the CPU has it natively; an explicit bf16 on
+    a CPU that emulates it still runs, with one warning that names the fix."""
+    from emofuse.errors import ConfigError
+    from emofuse.models import face_runtime as fr
+
+    assert fr.DEFAULT_TRAINING["precision"] == "auto"
+    assert fr.use_bf16("auto") == fr.cpu_has_native_bf16()
+    assert not fr.use_bf16("fp32") and not fr.use_bf16("bf16", "cuda")
+    monkeypatch.setattr(fr, "cpu_has_native_bf16", lambda: False)
+    fr._warn_emulated_bf16.cache_clear()
+    with caplog.at_level("WARNING", logger=fr.__name__):
+        assert not fr.use_bf16("auto")
+        assert fr.use_bf16("bf16") and fr.use_bf16("bf16")
+    warned = [r.getMessage() for r in caplog.records if "emulated" in r.getMessage()]
+    assert len(warned) == 1 and "precision to auto or fp32" in warned[0]
+    monkeypatch.setattr(fr, "cpu_has_native_bf16", lambda: True)
+    assert fr.use_bf16("auto") and fr.use_bf16("bf16")
+    with pytest.raises(ConfigError, match="auto, bf16 or fp32"):
+        fr.split_model_params({"training": {"precision": "fp16"}})

@@ -102,7 +102,8 @@ class FaceTraining(Params):
 
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     rare_class_floor: float = Field(default=0.15, ge=0)   #: oversampling floor (0: none)
-    precision: Literal["bf16", "fp32"] = "bf16"
+    #: bf16 autocast on CPU; auto: where the CPU has native bf16 (AVX512-BF16, AMX), else fp32
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     warmup_epochs: float = Field(default=1.0, ge=0)
     momentum: float = Field(default=0.9, ge=0)            #: SGD (Nesterov) momentum
     optimizer: Literal["sgd", "adamw"] = "sgd"
