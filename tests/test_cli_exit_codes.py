@@ -352,3 +352,15 @@ def test_command_lists_one_summary_line_each():
     assert "prosody set per emotion" in text
     r = _run("--help")
     assert "(--config FILE), and write its results" in r.stdout.decode()
+
+
+def test_text_in_another_language_is_predicted_but_unreliable(tmp_path):
+    (tmp_path / "pl.txt").write_text("Jestem bardzo szczęśliwy, że cię dzisiaj widzę.",
+                                     encoding="utf-8")
+    (tmp_path / "en.txt").write_text("I am so happy to see you again today.", encoding="utf-8")
+    r = _run("predict", str(tmp_path), "--jsonl")
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    docs = {Path(d["source"]).name: d for d in map(json.loads, r.stdout.decode().splitlines())}
+    assert docs["pl.txt"]["reliable"] is False
+    assert any(w.startswith("not English?") for w in docs["pl.txt"]["warnings"])
+    assert docs["en.txt"]["reliable"] is True and docs["en.txt"]["warnings"] == []

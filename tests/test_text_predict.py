@@ -74,9 +74,23 @@ def test_check_text():
     _, notes = check_text("caf\udce9")                        # surrogate-escaped byte
     assert "invalid UTF-8" in notes[0]
     assert "mixed scripts" in check_text("Je suis très triste 我很难过")[1][0]
-    assert "non-Latin" in check_text("我很难过")[1][0]
+    (note,) = check_text("我很难过")[1]
+    assert "non-Latin" in note and "unreliable" in note
     with pytest.raises(DataError):
         check_text(42)  # type: ignore[arg-type]
+
+
+def test_text_not_in_english_is_flagged():
+    """Latin-script text whose words are mostly outside the encoder's English vocabulary."""
+    from emofuse.inference.text import MIN_WORDS, english_words
+
+    _, notes = check_text("Jestem bardzo szczęśliwy, że cię dzisiaj widzę.")
+    assert len(notes) == 1 and notes[0].startswith("not English? only")
+    assert "unreliable" in notes[0]
+    assert check_text("I can't believe we finally won the game tonight!")[1] == []
+    assert check_text("Dziękuję bardzo!")[1] == []                   # under MIN_WORDS words
+    assert english_words("Naïve café owners smile") == (4, 4)         # accents as the encoder
+    assert english_words("Dzień dobry pani Kasiu") == (0, MIN_WORDS)
 
 
 def test_batch_with_good_and_bad_items(mlp_dir):
