@@ -37,9 +37,9 @@ def split_model_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX, as oneDNN reports it).
-    Elsewhere (AVX2 only) bf16 autocast is emulated: about 13x slower than fp32 for the face
-    ResNet on a 2-core AVX2 machine."""
+    """Whether torch's oneDNN computes bfloat16 on this CPU with its own kernels (AVX512 cores,
+    AVX512-BF16, AMX). On an AVX2-only CPU bf16 autocast is emulated: about 13x slower than
+    fp32 for the face ResNet on a 2-core AVX2 machine."""
     import torch
 
     try:
@@ -63,7 +63,7 @@ def use_bf16(precision: str, device_type: str = "cpu") -> bool:
 @functools.cache
 def _warn_emulated_bf16() -> None:
     logging.getLogger(__name__).warning(
-        "precision: bf16 on a CPU without native bfloat16 (no AVX512-BF16 / AMX) is emulated "
+        "precision: bf16 on a CPU without oneDNN bfloat16 kernels (AVX2 only) is emulated "
         "and about 13x slower than fp32; set model.params.training.precision to auto or fp32")
 
 
